@@ -13,6 +13,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 __all__ = [
+    "check_count",
     "check_fraction",
     "check_map",
     "check_points",
@@ -113,3 +114,13 @@ def check_points(**kwargs: Any) -> NDArray[np.float64]:
     if not np.isfinite(arr).all():
         raise ValueError(f"{name} must be finite; got {int((~np.isfinite(arr)).sum())} NaN or infinite values.")
     return arr
+
+
+def check_count(**kwargs: Any) -> int:
+    """Return a count (an integer >= 0, not a bool) as int, else raise ``TypeError``/``ValueError``."""
+    name, value = _single(kwargs)
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an integer count; got {value!r}.")
+    if value < 0:
+        raise ValueError(f"{name} must be >= 0; got {value!r}.")
+    return int(value)

@@ -1,0 +1,280 @@
+"""Tests for analysis.masking: the m_i definitions of RBDM §5.4 written out literally, and invariants."""
+
+from __future__ import annotations
+
+import math
+from fractions import Fraction
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+from numpy.typing import NDArray
+
+from analysis.masking import MASKS, apply_mask, mean_mask, negative_mask, perceptive_mask
+
+Floats = NDArray[np.float64]
+
+#: One set of options per mask, so that every mask is called the way the CLI calls it.
+MASK_OPTIONS: dict[str, dict[str, Any]] = {
+    "negative": {"fraction": 0.10},
+    "mean": {},
+    "perceptive": {"n_points": 3, "c": 1.0, "radius": 2.5},
+}
+
+maps = arrays(
+    np.float64,
+    st.tuples(st.integers(1, 12), st.integers(1, 12)),
+    elements=st.floats(-1e3, 1e3, allow_subnormal=False),
+)
+tie_heavy_maps = arrays(
+    np.float64,
+    st.tuples(st.integers(1, 9), st.integers(1, 9)),
+    elements=st.sampled_from([-1.0, 0.0, 0.5, 2.0]),
+)
+
+
+# --- literal m_i definitions -------------------------------------------------------------------
+
+
+def ranked_pixels(relevance: Floats) -> list[int]:
+    """Row-major indices by relevance descending, ties by index ascending."""
+    flat = relevance.ravel().tolist()
+    return sorted(range(len(flat)), key=lambda i: (-flat[i], i))
+
+
+def reference_negative(relevance: Floats, fraction: float) -> NDArray[np.bool_]:
+    """m_i = 0 if R_i is among the top ⌈fraction · N⌉ of all R_i (ties in reading order), 1 if not."""
+    mask = np.ones(relevance.size, dtype=bool)
+    mask[ranked_pixels(relevance)[: math.ceil(fraction * relevance.size)]] = False
+    return mask.reshape(relevance.shape)
+
+
+def exact_mean(relevance: Floats) -> Fraction:
+    """(Σ_i R_i) / N in exact rational arithmetic."""
+    return sum((Fraction(v) for v in relevance.ravel().tolist()), Fraction(0)) / relevance.size
+
+
+def reference_perceptive(relevance: Floats, n_points: int, radius: float) -> NDArray[np.bool_]:
+    """m_i = 1 if I_i > 0, with I the heatmap of the n most relevant pixels cut at the radius."""
+    height, width = relevance.shape
+    centres = [divmod(i, width) for i in ranked_pixels(relevance)[:n_points]]
+    mask = np.zeros(relevance.shape, dtype=bool)
+    for row in range(height):
+        for col in range(width):
+            mask[row, col] = any((col - x) ** 2 + (row - y) ** 2 <= radius**2 for y, x in centres)
+    return mask
+
+
+# --- each mask against its definition ------------------------------------------------------------
+
+
+@given(relevance=maps | tie_heavy_maps, fraction=st.floats(0.0, 1.0, exclude_min=True, exclude_max=True))
+def test_negative_mask_is_the_definition(relevance: Floats, fraction: float) -> None:
+    np.testing.assert_array_equal(
+        negative_mask(relevance, fraction=fraction), reference_negative(relevance, fraction)
+    )
+
+
+@given(relevance=maps | tie_heavy_maps, fraction=st.floats(0.0, 1.0, exclude_min=True, exclude_max=True))
+def test_negative_mask_zeroes_exactly_ceil_fraction_n_pixels(relevance: Floats, fraction: float) -> None:
+    mask = negative_mask(relevance, fraction=fraction)
+    assert int((~mask).sum()) == math.ceil(fraction * relevance.size)
+    if mask.any() and (~mask).any():
+        assert relevance[~mask].min() >= relevance[mask].max()
+
+
+def test_negative_mask_defaults_to_the_papers_ten_percent(rng: np.random.Generator) -> None:
+    relevance = rng.normal(size=(48, 48))
+    mask = negative_mask(relevance)
+    assert int((~mask).sum()) == math.ceil(0.1 * 48 * 48) == 231
+    assert (relevance[~mask] >= np.quantile(relevance, 0.9)).all()
+
+
+def test_ten_percent_of_thirty_pixels_are_three() -> None:
+    assert int((~negative_mask(np.arange(30.0).reshape(5, 6))).sum()) == 3
+
+
+any_finite_maps = arrays(
+    np.float64,
+    st.tuples(st.integers(1, 8), st.integers(1, 8)),
+    elements=st.floats(allow_nan=False, allow_infinity=False),
+)
+
+
+@given(relevance=maps | tie_heavy_maps | any_finite_maps)
+def test_mean_mask_is_the_definition(relevance: Floats) -> None:
+    """Kept iff R_i >= mean, except within rounding of the mean (where keeping is allowed)."""
+    mask = mean_mask(relevance)
+    mean = exact_mean(relevance)
+    at_least_mean = np.array([Fraction(v) >= mean for v in relevance.ravel().tolist()]).reshape(
+        relevance.shape
+    )
+    assert mask[at_least_mean].all()
+    tolerance = 1e-12 * float(np.abs(relevance).max(initial=0.0))
+    assert not mask[relevance < float(mean) - tolerance].any()
+
+
+def test_mean_mask_on_random_maps_equals_r_at_least_mean(rng: np.random.Generator) -> None:
+    relevance = rng.normal(size=(64, 80))
+    np.testing.assert_array_equal(mean_mask(relevance), relevance >= relevance.mean())
+
+
+@pytest.mark.parametrize("value", [0.0, 0.1, -3.7, 1e-300, 1e300, 2.0**-1074])
+def test_mean_mask_keeps_every_pixel_of_a_constant_map(value: float) -> None:
+    assert mean_mask(np.full((48, 48), value)).all()
+
+
+def test_mean_mask_keeps_ties_with_an_exact_mean() -> None:
+    """{-v, 0, +v} in equal numbers: the mean is exactly 0, so the zeros stay (np.mean may say 1e-18)."""
+    relevance = np.array([[0.1, -0.1, 0.0], [0.3, -0.3, 0.0], [0.7, -0.7, 0.0]])
+    np.testing.assert_array_equal(mean_mask(relevance), relevance >= 0)
+
+
+def test_mean_mask_survives_huge_values() -> None:
+    relevance = np.array([[1.7e308, -1.7e308], [1.7e308, 1.0]])
+    np.testing.assert_array_equal(mean_mask(relevance), [[True, False], [True, False]])
+
+
+@given(
+    relevance=maps | tie_heavy_maps,
+    data=st.data(),
+    ratio=st.floats(1.0, 6.0),
+    radius=st.floats(0.3, 6.0),
+)
+def test_perceptive_mask_is_the_definition(
+    relevance: Floats, data: st.DataObject, ratio: float, radius: float
+) -> None:
+    n_points = data.draw(st.integers(0, min(relevance.size, 20)))
+    mask = perceptive_mask(relevance, n_points, radius / ratio, radius)
+    np.testing.assert_array_equal(mask, reference_perceptive(relevance, n_points, radius))
+
+
+def test_perceptive_mask_at_the_paper_scale(rng: np.random.Generator) -> None:
+    """48 × 48 px shown at 1200 px (RBDM §5.3.1): c ≈ 1.78 px, span ≈ 10.5 px."""
+    relevance = rng.normal(size=(48, 48))
+    c, radius = 44.505 * 48 / 1200, 261.79 * 48 / 1200
+    mask = perceptive_mask(relevance, 15, c, radius)
+    np.testing.assert_array_equal(mask, reference_perceptive(relevance, 15, radius))
+    assert 0 < mask.sum() < mask.size
+
+
+def test_perceptive_mask_of_a_constant_map_surrounds_the_first_pixels() -> None:
+    mask = perceptive_mask(np.zeros((6, 8)), 2, 0.5, 1.0)
+    expected = np.zeros((6, 8), dtype=bool)
+    expected[0, 0:3] = expected[1, 0:2] = True  # disks around (0, 0) and (1, 0)
+    np.testing.assert_array_equal(mask, expected)
+
+
+def test_perceptive_mask_without_points_zeroes_everything() -> None:
+    assert not perceptive_mask(np.ones((5, 5)), 0, 1.0, 2.0).any()
+
+
+# --- invariants declared once for all masks ------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", sorted(MASKS))
+@given(relevance=maps | tie_heavy_maps)
+def test_masks_are_boolean_and_shaped_like_the_relevance(name: str, relevance: Floats) -> None:
+    options = dict(MASK_OPTIONS[name])
+    if name == "perceptive":
+        options["n_points"] = min(options["n_points"], relevance.size)
+    mask = MASKS[name](relevance, **options)
+    assert mask.dtype == np.bool_ and mask.shape == relevance.shape
+
+
+@pytest.mark.parametrize("name", sorted(MASKS))
+def test_masks_do_not_modify_the_relevance(name: str, rng: np.random.Generator) -> None:
+    relevance = rng.normal(size=(9, 11))
+    before = relevance.copy()
+    MASKS[name](relevance, **MASK_OPTIONS[name])
+    np.testing.assert_array_equal(relevance, before)
+
+
+@pytest.mark.parametrize("name", sorted(MASKS))
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
+def test_masks_refuse_non_finite_relevance(name: str, bad: float) -> None:
+    relevance = np.zeros((4, 4))
+    relevance[2, 1] = bad
+    with pytest.raises(ValueError, match="finite"):
+        MASKS[name](relevance, **MASK_OPTIONS[name])
+
+
+@pytest.mark.parametrize("name", sorted(MASKS))
+@pytest.mark.parametrize("shape", [(4,), (2, 3, 4), (0, 3)])
+def test_masks_refuse_maps_that_are_not_2d(name: str, shape: tuple[int, ...]) -> None:
+    with pytest.raises(ValueError, match="relevance must"):
+        MASKS[name](np.zeros(shape), **MASK_OPTIONS[name])
+
+
+def test_masks_are_the_three_of_the_paper() -> None:
+    assert MASKS == {"negative": negative_mask, "mean": mean_mask, "perceptive": perceptive_mask}
+
+
+@pytest.mark.parametrize("fraction", [0.0, 1.0, -0.1, 1.5, 10.0])
+def test_negative_mask_refuses_fractions_outside_zero_one(fraction: float) -> None:
+    with pytest.raises(ValueError, match="fraction"):
+        negative_mask(np.zeros((3, 3)), fraction=fraction)
+
+
+@pytest.mark.parametrize(
+    ("options", "error", "match"),
+    [
+        ({"n_points": 10}, ValueError, "n must not exceed"),
+        ({"n_points": -1}, ValueError, "n_points"),
+        ({"n_points": 1.5}, TypeError, "n_points"),
+        ({"c": 0.0}, ValueError, "c must"),
+        ({"radius": -2.0}, ValueError, "radius must"),
+    ],
+)
+def test_perceptive_mask_refuses_bad_options(
+    options: dict[str, Any], error: type[Exception], match: str
+) -> None:
+    arguments = {"n_points": 2, "c": 1.0, "radius": 2.0} | options
+    with pytest.raises(error, match=match):
+        perceptive_mask(np.zeros((3, 3)), **arguments)
+
+
+# --- apply_mask ----------------------------------------------------------------------------------
+
+
+def test_apply_mask_multiplies_grey_and_colour_images(rng: np.random.Generator) -> None:
+    mask = rng.random((6, 7)) > 0.5
+    grey = rng.random((6, 7), dtype=np.float32)
+    colour = rng.random((6, 7, 3), dtype=np.float32)
+    np.testing.assert_array_equal(apply_mask(grey, mask), grey * mask)
+    np.testing.assert_array_equal(apply_mask(colour, mask), colour * mask[:, :, None])
+    assert apply_mask(grey, mask).dtype == np.float32 and apply_mask(colour, mask).dtype == np.float32
+
+
+def test_apply_mask_keeps_the_image_dtype_and_leaves_inputs_alone(rng: np.random.Generator) -> None:
+    image = rng.integers(0, 256, size=(5, 5, 3), dtype=np.uint8)
+    mask = negative_mask(rng.normal(size=(5, 5)), fraction=0.3)
+    image_before, mask_before = image.copy(), mask.copy()
+    masked = apply_mask(image, mask)
+    assert masked.dtype == np.uint8 and masked is not image
+    assert not masked[~mask].any() and (masked[mask] == image[mask]).all()
+    np.testing.assert_array_equal(image, image_before)
+    np.testing.assert_array_equal(mask, mask_before)
+
+
+def test_apply_mask_accepts_zero_one_masks_and_zeroes_nan() -> None:
+    image = np.array([[np.nan, 1.0], [2.0, np.inf]])
+    np.testing.assert_array_equal(apply_mask(image, np.array([[0, 1], [1, 0]])), [[0.0, 1.0], [2.0, 0.0]])
+
+
+@pytest.mark.parametrize(
+    ("image_shape", "mask", "match"),
+    [
+        ((4, 5), np.ones((5, 4), dtype=bool), "same shape"),
+        ((4, 5, 3), np.ones((4, 4), dtype=bool), "same shape"),
+        ((4, 5, 3, 1), np.ones((4, 5), dtype=bool), "image must"),
+        ((4, 5), np.ones((4, 5, 1), dtype=bool), "mask must"),
+        ((4, 5), np.full((4, 5), 0.5), "0 and 1"),
+    ],
+)
+def test_apply_mask_refuses_mismatches(image_shape: tuple[int, ...], mask: NDArray[Any], match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        apply_mask(np.zeros(image_shape, dtype=np.float32), mask)
