@@ -35,7 +35,9 @@ def import_optional(module: str, *, caller: str, package: str | None = None) -> 
         return importlib.import_module(module)
     except ImportError as err:
         name = package or module
-        raise ImportError(f"{caller} needs {name!r}, which is not installed ({err}). {_INSTALL_HINT}") from err
+        raise ImportError(
+            f"{caller} needs {name!r}, which is not installed ({err}). {_INSTALL_HINT}"
+        ) from err
 
 
 def import_tensorflow(caller: str) -> ModuleType:

@@ -112,7 +112,9 @@ def check_points(**kwargs: Any) -> NDArray[np.float64]:
     if arr.ndim != 2 or arr.shape[1] != 2:
         raise ValueError(f"{name} must have shape (N, 2) holding (x, y) columns; got shape {arr.shape!r}.")
     if not np.isfinite(arr).all():
-        raise ValueError(f"{name} must be finite; got {int((~np.isfinite(arr)).sum())} NaN or infinite values.")
+        raise ValueError(
+            f"{name} must be finite; got {int((~np.isfinite(arr)).sum())} NaN or infinite values."
+        )
     return arr
 
 

@@ -128,7 +128,8 @@ class ScreenGeometry:
         xy = check_points(xy_screen_px=xy_screen_px)
         centre = np.array([self.width_px / 2.0, self.height_px / 2.0])
         offset_cm = (xy - centre) / self.px_per_cm
-        return np.degrees(np.arctan2(offset_cm, self.distance_cm))
+        deg: NDArray[np.float64] = np.degrees(np.arctan2(offset_cm, self.distance_cm))
+        return deg
 
     def screen_to_image(
         self, points: ArrayLike, stimulus_rect: StimulusRect, image_shape: tuple[int, int]
@@ -181,4 +182,5 @@ def screen_to_image(
     xy = check_points(points=points)[inside_stimulus(points, stimulus_rect)]
     scale = np.array([width / stimulus_rect.width_px, height / stimulus_rect.height_px])
     origin = np.array([stimulus_rect.x_px, stimulus_rect.y_px])
-    return (xy + 0.5 - origin) * scale - 0.5
+    mapped: NDArray[np.float64] = (xy + 0.5 - origin) * scale - 0.5
+    return mapped

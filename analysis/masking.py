@@ -27,7 +27,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from analysis._validation import check_count, check_fraction, check_map, check_positive, check_same_shape
-from analysis.heatmap import gaze_heatmap, top_n_points
+from analysis.heatmap import relevance_heatmap, top_n_points
 
 __all__ = ["MASKS", "apply_mask", "mean_mask", "negative_mask", "perceptive_mask"]
 
@@ -162,8 +162,7 @@ def perceptive_mask(relevance: ArrayLike, n_points: int, c: float, radius: float
     check_count(n_points=n_points)
     check_positive(c=c)
     check_positive(radius=radius)
-    points = top_n_points(values, n_points)
-    heat = gaze_heatmap(points, values.shape, c, radius=radius)
+    heat = relevance_heatmap(values, n_points, c, radius=radius)
     return np.asarray(heat > 0, dtype=np.bool_)
 
 

@@ -34,16 +34,20 @@ class Command:
 def _add_geometry(parser: argparse.ArgumentParser) -> None:
     _add_screen_arguments(parser)
     parser.add_argument("--angle-deg", type=float, default=5.0, help="visual angle (default: 5)")
-    parser.add_argument("--image-px", type=int, default=None, help="also give c and span in pixels of an image this wide")
+    parser.add_argument(
+        "--image-px", type=int, default=None, help="also give c and span in pixels of an image this wide"
+    )
 
 
 def _add_screen_arguments(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("screen (defaults: the RBDM study, 27\" 2560×1440 at 70 cm)")
+    group = parser.add_argument_group('screen (defaults: the RBDM study, 27" 2560×1440 at 70 cm)')
     group.add_argument("--screen-width-px", type=int, default=2560)
     group.add_argument("--screen-height-px", type=int, default=1440)
     group.add_argument("--diagonal-in", type=float, default=27.0)
     group.add_argument("--distance-cm", type=float, default=70.0)
-    group.add_argument("--stimulus-px", type=float, default=1200.0, help="drawn size of the stimulus (default: 1200)")
+    group.add_argument(
+        "--stimulus-px", type=float, default=1200.0, help="drawn size of the stimulus (default: 1200)"
+    )
 
 
 def _screen(args: argparse.Namespace):  # type: ignore[no-untyped-def]
@@ -57,9 +61,13 @@ def _run_geometry(args: argparse.Namespace) -> int:
     rect = geometry.stimulus_rect(args.stimulus_px)
     span = geometry.visual_span_px(args.angle_deg)
     c = geometry.gaussian_c(args.angle_deg)
-    print(f"screen            {geometry.width_px}×{geometry.height_px} px, {geometry.diagonal_in}\" at {geometry.distance_cm} cm")
+    print(
+        f'screen            {geometry.width_px}×{geometry.height_px} px, {geometry.diagonal_in}" at {geometry.distance_cm} cm'
+    )
     print(f"pixels per cm     {geometry.px_per_cm:.3f}")
-    print(f"stimulus          {rect.width_px:.0f}×{rect.height_px:.0f} px at ({rect.x_px:.0f}, {rect.y_px:.0f})")
+    print(
+        f"stimulus          {rect.width_px:.0f}×{rect.height_px:.0f} px at ({rect.x_px:.0f}, {rect.y_px:.0f})"
+    )
     print(f"visual span {args.angle_deg:g}°   {span:.2f} screen px")
     print(f"gaussian c        {c:.2f} screen px  (0.17 × span; FWHM {2.358 * c:.2f} px)")
     if args.image_px:
@@ -69,7 +77,12 @@ def _run_geometry(args: argparse.Namespace) -> int:
 
 
 COMMANDS: list[Command] = [
-    Command("geometry", "visual span and heatmap Gaussian for a screen (RBDM §5.3.2)", _add_geometry, _run_geometry),
+    Command(
+        "geometry",
+        "visual span and heatmap Gaussian for a screen (RBDM §5.3.2)",
+        _add_geometry,
+        _run_geometry,
+    ),
 ]
 
 

@@ -13,7 +13,7 @@ from hypothesis.extra.numpy import arrays
 from numpy.typing import NDArray
 
 import analysis.heatmap
-from analysis.heatmap import gaze_heatmap, top_n_points
+from analysis.heatmap import gaze_heatmap, relevance_heatmap, top_n_points
 
 Floats = NDArray[np.float64]
 
@@ -360,3 +360,15 @@ def test_top_n_points_refuse_non_finite_maps(bad: float) -> None:
     relevance[1, 1] = bad
     with pytest.raises(ValueError, match="finite"):
         top_n_points(relevance, 1)
+
+
+def test_relevance_heatmap_centres_on_the_most_relevant_pixels() -> None:
+    relevance = np.zeros((30, 30))
+    relevance[5, 7] = 3.0
+    relevance[20, 22] = 2.0
+    relevance[0, 0] = -1.0
+    heat = relevance_heatmap(relevance, 2, 1.5, radius=4.0)
+    expected = gaze_heatmap([[7.0, 5.0], [22.0, 20.0]], (30, 30), 1.5, radius=4.0)
+    np.testing.assert_array_equal(heat, expected)
+    assert heat[5, 7] == pytest.approx(1.0) and heat[0, 0] == 0.0 and heat[12, 12] == 0.0
+    assert not relevance_heatmap(relevance, 0, 1.5).any()
