@@ -76,7 +76,25 @@ def _run_geometry(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_demo(parser: argparse.ArgumentParser) -> None:
+    from rbdm_gui import demo
+
+    demo.add_arguments(parser)
+
+
+def _run_demo(args: argparse.Namespace) -> int:
+    from rbdm_gui import demo
+
+    return demo.run(args)
+
+
 COMMANDS: list[Command] = [
+    Command(
+        "demo",
+        "gaze vs. saliency and the three masks on synthetic faces (RBDM §5.3.2, §5.4)",
+        _add_demo,
+        _run_demo,
+    ),
     Command(
         "geometry",
         "visual span and heatmap Gaussian for a screen (RBDM §5.3.2)",

@@ -1,0 +1,69 @@
+"""Figures written as PNG files by the command line and the views' export buttons (matplotlib, Agg).
+
+Plotting only: every number shown is computed by :mod:`analysis` and handed in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+from numpy.typing import NDArray
+
+__all__ = ["save_comparison_figure"]
+
+
+def save_comparison_figure(
+    path: str | Path,
+    images: Sequence[NDArray[np.floating]],
+    heatmaps: Sequence[Mapping[str, NDArray[np.floating]]],
+    masks: Sequence[Mapping[str, NDArray[np.bool_]]],
+    *,
+    titles: Sequence[str],
+) -> Path:
+    """One row per stimulus: the image with each heatmap's contour, each heatmap, then each mask.
+
+    The layout follows RBDM Figure 7 (heatmaps of two annotators and the model) and Figure 8 (the
+    three masking methods applied to the image).
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    n_cols = 1 + len(heatmaps[0]) + len(masks[0])
+    fig, axes = plt.subplots(len(images), n_cols, figsize=(1.9 * n_cols, 1.9 * len(images)), squeeze=False)
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for row, (image, heat, mask, title) in enumerate(zip(images, heatmaps, masks, titles, strict=True)):
+        grey = image if image.ndim == 2 else image.mean(axis=-1)
+        axes[row, 0].imshow(image, cmap="gray", vmin=0, vmax=1)
+        for colour, values in zip(colours, heat.values(), strict=False):
+            if values.max() > 0:
+                axes[row, 0].contour(values > 0, levels=[0.5], colors=[colour], linewidths=1.0)
+        axes[row, 0].set_ylabel(title, fontsize=8)
+        for col, (name, values) in enumerate(heat.items(), start=1):
+            axes[row, col].imshow(grey, cmap="gray", vmin=0, vmax=1)
+            axes[row, col].imshow(_heat_rgba(values, plt.get_cmap("inferno")))
+            axes[0, col].set_title(name, fontsize=8)
+        for col, (name, keep) in enumerate(mask.items(), start=1 + len(heat)):
+            axes[row, col].imshow(np.where(keep, grey, 0), cmap="gray", vmin=0, vmax=1)
+            axes[0, col].set_title(name, fontsize=8)
+    axes[0, 0].set_title("image + contours", fontsize=8)
+    for ax in axes.flat:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.tight_layout()
+    out = Path(path)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
+
+
+def _heat_rgba(values: NDArray[np.floating], cmap: object) -> NDArray[np.float64]:
+    """Colour a heatmap with transparency growing with the value, so the image shows through."""
+    peak = float(values.max())
+    scaled = values / peak if peak > 0 else np.zeros_like(values)
+    rgba: NDArray[np.float64] = np.asarray(cmap(scaled), dtype=np.float64)  # type: ignore[operator]
+    rgba[..., 3] = 0.9 * np.sqrt(scaled)
+    return rgba
