@@ -61,9 +61,8 @@ def _run_geometry(args: argparse.Namespace) -> int:
     rect = geometry.stimulus_rect(args.stimulus_px)
     span = geometry.visual_span_px(args.angle_deg)
     c = geometry.gaussian_c(args.angle_deg)
-    print(
-        f'screen            {geometry.width_px}×{geometry.height_px} px, {geometry.diagonal_in}" at {geometry.distance_cm} cm'
-    )
+    resolution = f"{geometry.width_px}×{geometry.height_px} px"
+    print(f'screen            {resolution}, {geometry.diagonal_in}" at {geometry.distance_cm} cm')
     print(f"pixels per cm     {geometry.px_per_cm:.3f}")
     print(
         f"stimulus          {rect.width_px:.0f}×{rect.height_px:.0f} px at ({rect.x_px:.0f}, {rect.y_px:.0f})"

@@ -84,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
     model_id = Path(model_path).stem if model_path else None
 
     tables, heatmaps, masks = [], [], []
-    for i, face in enumerate(faces):
+    for i in range(len(faces)):
         by_model = {model_id: relevance[i]} if relevance is not None and model_id else {}
         tables.append(compare_stimulus(fixations[i], by_model, (size, size), span, n_points=n_points))
         heat = stimulus_heatmaps(fixations[i], by_model, (size, size), span, n_points=n_points)
