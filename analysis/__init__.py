@@ -1,9 +1,40 @@
 """Numbers only: geometry, heatmaps, metrics, masking, saliency, datasets, training, SpRAy, prototypes.
 
-No Qt here, and no TensorFlow at import time: the modules that need TensorFlow import it inside
-their functions through :mod:`analysis._optional`.
+No Qt here, and no TensorFlow at import time: the modules that need TensorFlow (``models``,
+``training``, ``saliency`` and the ones built on them) import it inside their functions through
+:mod:`analysis._optional`. Import the modules themselves; this package re-exports nothing, so that
+``import analysis.heatmap`` stays fast.
+
+Modules, by paper section (RBDM = Schiller et al. 2020, TP = Finzel et al. 2021):
+
+- ``geometry`` — screen, visual angle, screen → image mapping (RBDM §5.3.1, §5.3.2)
+- ``heatmap`` — visual-span Gaussian heatmaps, top-n relevant pixels (RBDM §5.3.2)
+- ``perception`` — gaze vs. saliency per stimulus and study (RBDM §5.3, Table 1)
+- ``metrics`` — ZeroMeasure, Spearman, cosine distance, NSS, CC, SIM, KLD, AUC-Judd (RBDM Table 1)
+- ``masking`` — negative, mean and perceptive masking (RBDM §5.4)
+- ``models``, ``training``, ``saliency`` — the Trainer and its relevance maps (RBDM §5.1, §5.2, §5.5)
+- ``datasets`` — FER2013 folders, FERPlus, CK+, AffectNet, synthetic faces (RBDM §4)
+- ``synthetic`` — synthetic faces with known discriminative regions
+- ``projection`` — Top-X relevance projection (TP §3.5)
+- ``spray`` — spectral relevance analysis (TP §3.3)
+- ``prototypes`` — stages and temporal prototypes (TP §3.4)
 """
 
 from __future__ import annotations
 
-__all__: list[str] = []
+__all__ = [
+    "datasets",
+    "geometry",
+    "heatmap",
+    "labels",
+    "masking",
+    "metrics",
+    "models",
+    "perception",
+    "projection",
+    "prototypes",
+    "saliency",
+    "spray",
+    "synthetic",
+    "training",
+]
