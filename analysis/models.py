@@ -1,0 +1,479 @@
+"""Trainer architectures (RBDM §5.1): a small CNN for 48 × 48 faces, and ``keras.applications`` by name.
+
+All TensorFlow work in :mod:`analysis` runs in TensorFlow 1-style *graph mode*, because iNNvestigate 2
+(RBDM §5.2) only works with eager execution disabled, and eager execution can only be switched off for the
+whole process. Training runs in graph mode too, so that training and relevance analysis can share one process
+(the CLI, the GUI, the test suite). Each model therefore lives in its own ``tf.Graph`` with its own
+``tf.compat.v1.Session``; :class:`BoundModel` keeps the three together, and every use of the model enters
+:meth:`BoundModel.scope`, which makes the graph and the session the default ones *for the calling thread*.
+This is what makes a model usable from a worker thread: Keras otherwise creates a fresh session per thread,
+in which the trained variables are uninitialised.
+
+Keras 2.14 cannot read or write the ``.keras`` format in graph mode (writing fails, reading silently leaves
+the weights at their initial values), so :func:`save_model_file` and :func:`load_model_file` copy the
+architecture and the weights through a short-lived eager model.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from analysis._optional import import_innvestigate, import_optional, import_tensorflow
+from analysis.labels import LABELS
+
+if TYPE_CHECKING:
+    import tensorflow as tf
+
+__all__ = [
+    "ARCHITECTURES",
+    "MIN_INPUT_SIZE_PX",
+    "BoundModel",
+    "as_model_input",
+    "build_bound_model",
+    "build_model",
+    "check_images",
+    "ensure_graph_mode",
+    "load_model_file",
+    "new_bound_model",
+    "new_session",
+    "save_model_file",
+    "strip_softmax",
+]
+
+#: Builds an uncompiled Keras model ending in a softmax: ``builder(input_shape, n_classes, **options)``.
+ArchitectureBuilder = Callable[..., Any]
+
+
+# --------------------------------------------------------------------------------------------------------
+# Graph mode and the model/graph/session bundle
+# --------------------------------------------------------------------------------------------------------
+
+
+def ensure_graph_mode() -> Any:
+    """Switch TensorFlow to graph mode (once per process) and return the ``tensorflow`` module.
+
+    iNNvestigate 2 requires ``tf.compat.v1.disable_eager_execution()``; the switch is process-wide and is
+    not undone. Call it before creating any TensorFlow object; every TensorFlow entry point of
+    :mod:`analysis` calls it.
+    """
+    tf = import_tensorflow("analysis.models")
+    if tf.compat.v1.executing_eagerly_outside_functions():
+        tf.compat.v1.disable_eager_execution()
+    return tf
+
+
+@dataclass(frozen=True, slots=True)
+class BoundModel:
+    """A Keras model together with the graph and the session that hold its variables.
+
+    Parameters
+    ----------
+    model : keras.Model
+        The model; only usable inside :meth:`scope`.
+    graph : tf.Graph
+        The graph the model was built in.
+    session : tf.compat.v1.Session
+        The session holding the model's variable values.
+    lock : threading.RLock
+        Taken by :meth:`scope`; one thread at a time uses the model.
+    """
+
+    model: Any
+    graph: Any
+    session: Any
+    lock: threading.RLock = field(default_factory=threading.RLock, repr=False, compare=False)
+
+    @contextmanager
+    def scope(self) -> Iterator[Any]:
+        """Make the graph and session the defaults of the calling thread; yields the model.
+
+        Enter it around every use of :attr:`model` (predict, fit, get_weights, building an analyzer),
+        from any thread. Threads take turns: the scope holds :attr:`lock` (re-entrant), because adding
+        operations to a graph is not thread-safe.
+        """
+        with self.lock, self.graph.as_default(), self.session.as_default():
+            yield self.model
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        """The model's input shape ``(height_px, width_px, channels)``."""
+        height, width, channels = self.model.input_shape[1:]
+        return int(height), int(width), int(channels)
+
+    @property
+    def n_classes(self) -> int:
+        """Number of model outputs (classes)."""
+        return int(self.model.output_shape[-1])
+
+    def predict(self, images: ArrayLike, *, batch_size: int = 256) -> NDArray[np.float32]:
+        """Model outputs for ``images`` (see :func:`as_model_input`), shape (N, n_classes)."""
+        x = as_model_input(images, input_shape=self.input_shape)
+        with self.scope() as model:
+            return np.asarray(model.predict(x, batch_size=batch_size, verbose=0), dtype=np.float32)
+
+    def weights(self) -> list[NDArray[Any]]:
+        """A copy of the model's weights as numpy arrays (Keras ``get_weights`` order)."""
+        with self.scope() as model:
+            return [np.array(w) for w in model.get_weights()]
+
+    def close(self) -> None:
+        """Release the session; the model is unusable afterwards."""
+        self.session.close()
+
+
+def new_session() -> tuple[Any, Any]:
+    """A fresh ``(tf.Graph, tf.compat.v1.Session)`` pair, in graph mode."""
+    tf = ensure_graph_mode()
+    graph = tf.Graph()
+    return graph, tf.compat.v1.Session(graph=graph)
+
+
+def new_bound_model(make: Callable[[], Any]) -> BoundModel:
+    """Run ``make()`` in a fresh graph and session and bind the model it returns to them.
+
+    Parameters
+    ----------
+    make : callable
+        Builds (or loads) a Keras model in the current default graph; called with no arguments.
+    """
+    graph, session = new_session()
+    with graph.as_default(), session.as_default():
+        model = make()
+    return BoundModel(model=model, graph=graph, session=session)
+
+
+# --------------------------------------------------------------------------------------------------------
+# Architectures
+# --------------------------------------------------------------------------------------------------------
+
+
+def _small_cnn(
+    input_shape: tuple[int, int, int],
+    n_classes: int,
+    *,
+    filters: tuple[int, ...] = (32, 64, 128),
+    dense_units: int = 64,
+    use_bias: bool = True,
+) -> Any:
+    """Conv(3 × 3, ReLU) + max-pool blocks, a ReLU dense layer, logits and a separate softmax.
+
+    Only layers every iNNvestigate analyzer supports (Conv2D, MaxPooling2D, Flatten, Dense with ReLU).
+    The first convolution reads the input directly, so input-layer rules (the flat rule of
+    ``lrp.sequential_preset_a_flat``) apply to it. ``use_bias=False`` gives a network for which LRP-ε and
+    deep Taylor conserve relevance exactly (no relevance is absorbed by biases).
+    """
+    tf = import_tensorflow("analysis.models.small_cnn")
+    layers = tf.keras.layers
+    inputs = layers.Input(shape=input_shape, name="image")
+    x = inputs
+    for i, n_filters in enumerate(filters):
+        x = layers.Conv2D(
+            n_filters, 3, padding="same", activation="relu", use_bias=use_bias, name=f"conv{i + 1}"
+        )(x)
+        x = layers.MaxPooling2D(2, name=f"pool{i + 1}")(x)
+    x = layers.Flatten(name="flatten")(x)
+    x = layers.Dense(dense_units, activation="relu", use_bias=use_bias, name="dense")(x)
+    logits = layers.Dense(n_classes, use_bias=use_bias, name="logits")(x)
+    outputs = layers.Activation("softmax", name="softmax")(logits)
+    return tf.keras.Model(inputs, outputs, name="small_cnn")
+
+
+def _application(name: str, input_shape: tuple[int, int, int], n_classes: int, **options: Any) -> Any:
+    """``tf.keras.applications.<name>`` without its top, untrained, plus global pooling, logits, softmax.
+
+    The network is built on our own input tensor so that the result is one flat functional model (no
+    nested sub-model), which is what iNNvestigate can analyse.
+    """
+    tf = import_tensorflow(f"analysis.models.{name}")
+    layers = tf.keras.layers
+    factory = getattr(tf.keras.applications, name, None)
+    if factory is None or not callable(factory):
+        raise ValueError(
+            f"unknown architecture {name!r}; expected 'small_cnn' or a tf.keras.applications model "
+            f"such as {', '.join(sorted(set(ARCHITECTURES) - {'small_cnn'}))}."
+        )
+    inputs = layers.Input(shape=input_shape, name="image")
+    try:
+        base = factory(include_top=False, weights=None, input_tensor=inputs, pooling="avg", **options)
+    except ValueError as err:
+        minimum = MIN_INPUT_SIZE_PX.get(name)
+        hint = f" {name} needs inputs of at least {minimum} × {minimum} px." if minimum else ""
+        raise ValueError(
+            f"cannot build {name} for input shape {input_shape!r}: {err}.{hint} "
+            "Resize the images or choose another architecture."
+        ) from err
+    logits = layers.Dense(n_classes, name="logits")(base.output)
+    outputs = layers.Activation("softmax", name="softmax")(logits)
+    return tf.keras.Model(inputs, outputs, name=name)
+
+
+#: Smallest input height/width each architecture accepts (from keras.applications' own checks).
+MIN_INPUT_SIZE_PX: dict[str, int] = {
+    "small_cnn": 8,
+    "DenseNet121": 32,
+    "EfficientNetB0": 32,
+    "InceptionResNetV2": 75,
+    "InceptionV3": 75,
+    "MobileNet": 32,
+    "MobileNetV2": 32,
+    "ResNet50": 32,
+    "VGG16": 32,
+    "VGG19": 32,
+    "Xception": 71,
+}
+
+#: Architecture name → builder. Any other ``tf.keras.applications`` name also works in :func:`build_model`.
+ARCHITECTURES: dict[str, ArchitectureBuilder] = {
+    "small_cnn": _small_cnn,
+    **{name: functools.partial(_application, name) for name in MIN_INPUT_SIZE_PX if name != "small_cnn"},
+}
+
+
+def build_model(
+    architecture: str = "small_cnn",
+    *,
+    input_shape: tuple[int, int, int],
+    n_classes: int = len(LABELS),
+    options: Mapping[str, Any] | None = None,
+) -> Any:
+    """Build an untrained classifier ending in a softmax, in the current default graph.
+
+    Parameters
+    ----------
+    architecture : str
+        A key of :data:`ARCHITECTURES` or any other ``tf.keras.applications`` model name (trained from
+        scratch, ``weights=None``). The paper's Trainer candidates are InceptionV3, MobileNetV2, Xception
+        and VGG-Face (a VGG16); InceptionV3 won (RBDM §5.1).
+    input_shape : tuple of int
+        ``(height_px, width_px, channels)`` with 1 (grey) or 3 (RGB) channels; at least
+        :data:`MIN_INPUT_SIZE_PX` on each side.
+    n_classes : int
+        Number of classes (the 8 of :data:`analysis.labels.LABELS` by default).
+    options : mapping, optional
+        Extra keyword arguments for the builder, e.g. ``{"alpha": 0.35}`` for MobileNetV2 or
+        ``{"use_bias": False}`` for the small CNN.
+
+    Returns
+    -------
+    keras.Model
+        Its last layer is a separate ``Activation("softmax")`` named ``"softmax"`` on ``"logits"``.
+
+    Raises
+    ------
+    ValueError
+        For an unknown architecture, a bad input shape, or an input smaller than the architecture allows.
+
+    References
+    ----------
+    .. [1] Schiller et al. (2020), Relevance-Based Data Masking, §5.1 (Trainer architectures).
+    """
+    shape = _check_input_shape(input_shape)
+    if isinstance(n_classes, bool) or not isinstance(n_classes, int) or n_classes < 2:
+        raise ValueError(f"n_classes must be an integer ≥ 2; got {n_classes!r}.")
+    minimum = MIN_INPUT_SIZE_PX.get(architecture)
+    if minimum is not None and min(shape[:2]) < minimum:
+        raise ValueError(
+            f"{architecture} needs inputs of at least {minimum} × {minimum} px; got "
+            f"{shape[0]} × {shape[1]}. Resize the images (e.g. to 96 × 96) or use 'small_cnn'."
+        )
+    builder = ARCHITECTURES.get(architecture) or functools.partial(_application, architecture)
+    return builder(shape, n_classes, **dict(options or {}))
+
+
+def build_bound_model(
+    architecture: str = "small_cnn",
+    *,
+    input_shape: tuple[int, int, int],
+    n_classes: int = len(LABELS),
+    options: Mapping[str, Any] | None = None,
+) -> BoundModel:
+    """:func:`build_model` in a fresh graph and session (see :class:`BoundModel`)."""
+    return new_bound_model(
+        lambda: build_model(architecture, input_shape=input_shape, n_classes=n_classes, options=options)
+    )
+
+
+def _check_input_shape(input_shape: Any) -> tuple[int, int, int]:
+    try:
+        height, width, channels = (int(v) for v in input_shape)
+    except (TypeError, ValueError) as err:
+        raise ValueError(
+            f"input_shape must be (height_px, width_px, channels); got {input_shape!r}."
+        ) from err
+    if height <= 0 or width <= 0 or channels not in (1, 3):
+        raise ValueError(
+            f"input_shape must have positive height and width and 1 or 3 channels; got {input_shape!r}."
+        )
+    return height, width, channels
+
+
+def strip_softmax(model: tf.keras.Model) -> tf.keras.Model:
+    """The same model without its final softmax, i.e. returning logits (call inside the model's scope).
+
+    Relevance methods explain a logit, not a probability (RBDM §5.2; iNNvestigate rejects softmax
+    layers). A separate final softmax layer is dropped; a softmax inside the last layer is removed with
+    ``innvestigate.model_wo_softmax``; a model without a final softmax is returned unchanged. The
+    result shares the layers (and weights) of ``model``.
+
+    References
+    ----------
+    .. [1] Schiller et al. (2020), Relevance-Based Data Masking, §5.2.
+    """
+    tf = import_tensorflow("analysis.models.strip_softmax")
+    last = model.layers[-1]
+    activation = getattr(last, "activation", None)
+    softmax = tf.keras.activations.softmax
+    if isinstance(last, tf.keras.layers.Softmax) or (
+        isinstance(last, tf.keras.layers.Activation) and activation is softmax
+    ):
+        return tf.keras.Model(model.inputs, last.input, name=f"{model.name}_logits")
+    if activation is softmax:
+        innvestigate = import_innvestigate("analysis.models.strip_softmax")
+        return innvestigate.model_wo_softmax(model)
+    return model
+
+
+# --------------------------------------------------------------------------------------------------------
+# Images in, model inputs out
+# --------------------------------------------------------------------------------------------------------
+
+
+def check_images(**kwargs: Any) -> NDArray[np.float32]:
+    """Return a float32 image batch (N, H, W) or (N, H, W, 3) with values in [0, 1], else raise.
+
+    Raises
+    ------
+    ValueError
+        For a wrong number of dimensions, an empty batch, NaN or infinite values, or values outside [0, 1].
+    """
+    if len(kwargs) != 1:
+        raise TypeError(f"pass exactly one keyword argument, got {sorted(kwargs)!r}")
+    name, value = next(iter(kwargs.items()))
+    arr = np.asarray(value)
+    if not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
+        raise TypeError(f"{name} must be a numeric array; got dtype {arr.dtype!r}.")
+    if arr.ndim not in (3, 4) or (arr.ndim == 4 and arr.shape[-1] not in (1, 3)):
+        raise ValueError(
+            f"{name} must be a batch of grey (N, H, W) or RGB (N, H, W, 3) images; got shape {arr.shape!r}."
+        )
+    if arr.size == 0:
+        raise ValueError(f"{name} must not be empty; got shape {arr.shape!r}.")
+    arr = arr.astype(np.float32, copy=False)
+    if not np.isfinite(arr).all():
+        raise ValueError(
+            f"{name} must be finite; got {int((~np.isfinite(arr)).sum())} NaN or infinite values."
+        )
+    low, high = float(arr.min()), float(arr.max())
+    if low < 0.0 or high > 1.0:
+        raise ValueError(
+            f"{name} must hold intensities in [0, 1]; got values in [{low!r}, {high!r}]. "
+            "Divide 8-bit images by 255."
+        )
+    return arr
+
+
+def as_model_input(images: ArrayLike, *, input_shape: tuple[int, int, int]) -> NDArray[np.float32]:
+    """Images in [0, 1] as the (N, H, W, C) float32 batch a model with ``input_shape`` takes.
+
+    Grey images (N, H, W) gain a channel axis and are repeated to 3 channels for an RGB model. The pixel
+    values stay in [0, 1] (the preprocessing every model of this project is trained with).
+
+    Raises
+    ------
+    ValueError
+        When the image size differs from the model's, or RGB images meet a grey model.
+    """
+    x = check_images(images=images)
+    if x.ndim == 3:
+        x = x[..., np.newaxis]
+    height, width, channels = input_shape
+    if x.shape[1:3] != (height, width):
+        raise ValueError(
+            f"the model takes {height} × {width} px images; got {x.shape[1]} × {x.shape[2]}. "
+            "Resize the images to the model's input size first."
+        )
+    if x.shape[-1] == channels:
+        return np.ascontiguousarray(x)
+    if x.shape[-1] == 1:
+        return np.ascontiguousarray(np.repeat(x, channels, axis=-1))
+    raise ValueError(
+        f"the model takes grey (1-channel) images; got {x.shape[-1]}-channel images. "
+        "Convert them to grey first."
+    )
+
+
+# --------------------------------------------------------------------------------------------------------
+# .keras files
+# --------------------------------------------------------------------------------------------------------
+
+
+def _eager_mode() -> Any:
+    """A context manager that runs eager in the calling thread although the process is in graph mode."""
+    context = import_optional(
+        "tensorflow.python.eager.context", caller="analysis.models", package="tensorflow-cpu"
+    )
+    return context.eager_mode()
+
+
+def save_model_file(model: BoundModel, path: str | Path) -> Path:
+    """Write ``model`` (architecture and weights, no optimizer state) to a ``.keras`` file.
+
+    Parameters
+    ----------
+    model : BoundModel
+        The model to save.
+    path : str or Path
+        Target file; must end in ``.keras``. Parent folders are created.
+
+    Returns
+    -------
+    Path
+        The written file.
+    """
+    target = Path(path)
+    if target.suffix != ".keras":
+        raise ValueError(f"model files end in '.keras'; got {str(target)!r}.")
+    with model.scope() as keras_model:
+        config = keras_model.to_json()
+        weights = keras_model.get_weights()
+    tf = import_tensorflow("analysis.models.save_model_file")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with _eager_mode():
+        eager = tf.keras.models.model_from_json(config)
+        eager.set_weights(weights)
+        eager.save(target)
+    return target
+
+
+def load_model_file(path: str | Path) -> BoundModel:
+    """Read a ``.keras`` model file into a fresh graph and session.
+
+    Raises
+    ------
+    FileNotFoundError
+        When the file does not exist.
+    """
+    source = Path(path)
+    if not source.is_file():
+        raise FileNotFoundError(f"no model file at {str(source)!r}. Train one with 'rbdm train-trainer'.")
+    tf = ensure_graph_mode()
+    with _eager_mode():
+        eager = tf.keras.models.load_model(source, compile=False)
+        config = eager.to_json()
+        weights = eager.get_weights()
+
+    def make() -> Any:
+        keras_model = tf.keras.models.model_from_json(config)
+        keras_model.set_weights(weights)
+        return keras_model
+
+    return new_bound_model(make)
