@@ -11,6 +11,7 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 __all__ = ["COMMANDS", "Command", "build_parser", "main"]
 
@@ -87,7 +88,198 @@ def _run_demo(args: argparse.Namespace) -> int:
     return demo.run(args)
 
 
+def _add_compare(parser: argparse.ArgumentParser) -> None:
+    from rbdm_gui import compare
+
+    compare.add_arguments(parser)
+
+
+def _run_compare(args: argparse.Namespace) -> int:
+    from rbdm_gui import compare
+
+    return compare.run(args)
+
+
+def _add_gui(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--settings", type=Path, default=None, help="settings file (default: in the user's config folder)"
+    )
+
+
+def _run_gui(args: argparse.Namespace) -> int:
+    from rbdm_gui.app import main as run_app  # imports Qt
+
+    return run_app(settings_file=args.settings)
+
+
+def _models_command(
+    name: str,
+) -> tuple[Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]:
+    """Lazy ``add``/``run`` wrappers for ``add_<name>``/``run_<name>`` of :mod:`rbdm_gui.commands_models`."""
+
+    def add(parser: argparse.ArgumentParser) -> None:
+        from rbdm_gui import commands_models
+
+        getattr(commands_models, f"add_{name}")(parser)
+
+    def run(args: argparse.Namespace) -> int:
+        from rbdm_gui import commands_models
+
+        return int(getattr(commands_models, f"run_{name}")(args))
+
+    return add, run
+
+
+def _add_prototypes(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--data",
+        default="synthetic",
+        help="'synthetic' (default) or a CK+ folder with cohn-kanade-images/ and FACS/",
+    )
+    parser.add_argument(
+        "--sequences", type=int, default=12, help="synthetic sequences per class (default: 12)"
+    )
+    parser.add_argument("--limit", type=int, default=None, help="CK+: only the first N sequences")
+    parser.add_argument(
+        "--model",
+        type=Path,
+        default=None,
+        help="action unit model (.keras with its .json card; default: assets/action_units.keras if present, "
+        "else the small default is trained, about a minute)",
+    )
+    parser.add_argument(
+        "--train", action="store_true", help="train the small default model even if one is present"
+    )
+    parser.add_argument(
+        "--save-model",
+        type=Path,
+        default=None,
+        help="save a model trained here (e.g. assets/action_units.keras)",
+    )
+    parser.add_argument(
+        "--x", type=float, default=25.0, help="Top-X relevance projection in percent (default: 25)"
+    )
+    parser.add_argument(
+        "--maps",
+        choices=("cluster", "stage"),
+        default="cluster",
+        help="strip maps: cluster means (default) or the stage's own",
+    )
+    parser.add_argument(
+        "--out", type=Path, default=Path("out/prototypes"), help="output folder (default: out/prototypes)"
+    )
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+
+
+def _prototype_model(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    """The model and its units: --model, else the shipped default, else trained now (and saved if asked)."""
+    from analysis.action_units import load_unit_model, save_unit_model, train_default_unit_model
+
+    shipped = Path(__file__).resolve().parents[1] / "assets" / "action_units.keras"
+    path = (
+        args.model if args.model is not None else (shipped if shipped.is_file() and not args.train else None)
+    )
+    if path is not None:
+        model, card = load_unit_model(path)
+        print(f"model             {path} (units {', '.join(card.labels)})")
+        return model, tuple(card.labels)
+    print("model             training the small default on synthetic sequences…", flush=True)
+    result = train_default_unit_model(
+        seed=args.seed,
+        on_epoch=lambda r: print(f"  epoch {r.epoch:2d}  val macro-F1 {r.val_macro_f1:.3f}", flush=True),
+    )
+    if args.save_model is not None:
+        save_unit_model(args.save_model, result)
+        print(f"saved model       {args.save_model}")
+    return result.model, result.units
+
+
+def _prototype_sequences(args: argparse.Namespace, input_shape: tuple[int, int, int]) -> list:  # type: ignore[type-arg]
+    """Synthetic sequences, or CK+ sequences decoded at the model's input size."""
+    import numpy as np
+
+    if args.data == "synthetic":
+        from analysis.sequences import make_sequences
+
+        return make_sequences(
+            args.sequences, rng=np.random.default_rng(args.seed), size=input_shape[0], rgb=input_shape[2] == 3
+        )
+    from analysis.datasets.ck_sequences import CKSequenceLoader
+
+    loader = CKSequenceLoader(args.data, size=input_shape[:2], rgb=input_shape[2] == 3)
+    ids = [item.id for item in loader.sequences][: args.limit]
+    return list(loader.iter_sequences(ids=ids))
+
+
+def _write_prototype_outputs(result, args: argparse.Namespace) -> None:  # type: ignore[no-untyped-def]
+    """statistics.csv, prototypes.csv, strips/*.png, clusters/*.png and result.npz under --out."""
+    import csv
+
+    from analysis.action_units import save_result, stage_panels
+    from analysis.prototypes import name_labels, temporal_prototype
+    from analysis.visualisation import bwr_heatmap, label_colours, prototype_strip, save_png, upscale
+
+    out = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "statistics.csv").write_text(result.table.to_csv(), encoding="utf-8")
+    with (out / "prototypes.csv").open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(
+            ["id", "class_name", "n_frames", "n_stages", "temporal_prototype", "without_clustering"]
+        )
+        for item in result.sequences:
+            plain = temporal_prototype(item.clusters, naming=name_labels)
+            writer.writerow(
+                [
+                    item.id,
+                    item.class_name,
+                    item.n_frames,
+                    item.prototype.n_stages,
+                    str(item.prototype),
+                    str(plain),
+                ]
+            )
+    colours = label_colours(result.units)
+    for item in result.sequences:
+        strip = prototype_strip(
+            stage_panels(result, item.id, source=args.maps), colours, x=args.x / 100.0, scale=4
+        )
+        save_png(out / "strips" / f"{item.id.replace('/', '_')}.png", strip)
+    for (unit, cluster), mean in result.mean_maps.items():
+        save_png(out / "clusters" / f"{unit}_{cluster}.png", upscale(bwr_heatmap(mean), factor=4))
+    save_result(out / "result.npz", result)
+
+
+def _run_prototypes(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from analysis.action_units import analyse_sequences
+
+    if not 0.0 < args.x <= 100.0:
+        raise ValueError(
+            f"--x must be a percentage in (0, 100]; got {args.x!r}. The paper's Top-25 is --x 25."
+        )
+    model, units = _prototype_model(args)
+    sequences = _prototype_sequences(args, model.input_shape)
+    if not sequences:
+        raise ValueError(f"no sequences found in {args.data!r}.")
+    print(f"sequences         {len(sequences)} from {args.data}", flush=True)
+    result = analyse_sequences(model, sequences, units=units, rng=np.random.default_rng(args.seed))
+    _write_prototype_outputs(result, args)
+    clusters = ", ".join(f"{unit} {outcome.n_clusters}" for unit, outcome in result.spray.items())
+    print(f"SpRAy clusters    {clusters}")
+    print("\nTemporal prototypes (TP Table 1)")
+    columns = result.table.columns
+    rows = [[f"{v:.3f}" if isinstance(v, float) else str(v) for v in row] for row in result.table.to_rows()]
+    widths = [max(len(c), *(len(r[i]) for r in rows)) for i, c in enumerate(columns)]
+    for line in [list(columns), *rows]:
+        print("  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)))
+    print(f"\nwrote {args.out / 'statistics.csv'}, prototypes.csv, strips/, clusters/ and result.npz")
+    return 0
+
+
 COMMANDS: list[Command] = [
+    Command("gui", "the desktop app: study setup and eye-tracked labeling (RBDM §5.3.1)", _add_gui, _run_gui),
     Command(
         "demo",
         "gaze vs. saliency and the three masks on synthetic faces (RBDM §5.3.2, §5.4)",
@@ -95,10 +287,35 @@ COMMANDS: list[Command] = [
         _run_demo,
     ),
     Command(
+        "compare",
+        "a recorded study: annotators' gaze vs. the model's saliency, Table 1 and Figure 7 (RBDM §5.3.2)",
+        _add_compare,
+        _run_compare,
+    ),
+    Command(
         "geometry",
         "visual span and heatmap Gaussian for a screen (RBDM §5.3.2)",
         _add_geometry,
         _run_geometry,
+    ),
+    Command("train-trainer", "train a Trainer model (RBDM §5.1)", *_models_command("train_trainer")),
+    Command("saliency", "relevance maps of a Trainer on a dataset (RBDM §5.2)", *_models_command("saliency")),
+    Command("mask", "write a masked copy of a dataset (RBDM §5.4, §5.5)", *_models_command("mask")),
+    Command(
+        "train-trainee",
+        "train a Trainee on masked images, optionally switching (RBDM §5.5)",
+        *_models_command("train_trainee"),
+    ),
+    Command(
+        "experiment",
+        "the seven Trainee variants: results table and learning curves (RBDM §6)",
+        *_models_command("experiment"),
+    ),
+    Command(
+        "prototypes",
+        "temporal prototypes of an action unit model on sequences: strips and Table 1 (TP §3.2-3.5)",
+        _add_prototypes,
+        _run_prototypes,
     ),
 ]
 

@@ -12,6 +12,13 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import numpy as np
+    from numpy.typing import NDArray
+
+    from analysis.saliency import RelevanceExplainer
 
 __all__ = ["DEFAULT_MODEL", "add_arguments", "run"]
 
@@ -55,6 +62,7 @@ def run(args: argparse.Namespace) -> int:
         stimulus_heatmaps,
         visual_span_in_image,
     )
+    from analysis.study import stimulus_rows_csv
     from analysis.synthetic import make_face, simulate_fixations
     from rbdm_gui.figures import save_comparison_figure
 
@@ -97,7 +105,9 @@ def run(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     study = mean_table(tables)
     (out / "table1.csv").write_text(study.to_csv())
-    _write_stimulus_rows(out / "stimuli.csv", [f.label for f in faces], tables)
+    (out / "stimuli.csv").write_text(
+        stimulus_rows_csv({face.label: t for face, t in zip(faces, tables, strict=True)})
+    )
     figure = save_comparison_figure(
         out / "comparison.png", list(images), heatmaps, masks, titles=[face.label for face in faces]
     )
@@ -109,24 +119,13 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _explainer(model_path: Path, analyzer: str):  # type: ignore[no-untyped-def]
+def _explainer(model_path: Path, analyzer: str) -> RelevanceExplainer:
     from analysis.saliency import RelevanceExplainer
 
     return RelevanceExplainer.from_file(model_path, analyzer)
 
 
-def _relevance(explainer, images):  # type: ignore[no-untyped-def]
+def _relevance(explainer: RelevanceExplainer, images: NDArray[np.float32]) -> NDArray[np.float32]:
     from analysis.saliency import maps_to_2d
 
     return maps_to_2d(explainer.analyze(images))
-
-
-def _write_stimulus_rows(path: Path, stimuli: list[str], tables: list) -> None:  # type: ignore[type-arg]
-    import csv
-
-    with path.open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["stimulus", *tables[0].columns])
-        for stimulus, table in zip(stimuli, tables, strict=True):
-            for row in table.as_dicts():
-                writer.writerow([stimulus, *row.values()])

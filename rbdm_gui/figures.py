@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -16,8 +17,8 @@ __all__ = ["save_comparison_figure"]
 
 def save_comparison_figure(
     path: str | Path,
-    images: Sequence[NDArray[np.floating]],
-    heatmaps: Sequence[Mapping[str, NDArray[np.floating]]],
+    images: Sequence[NDArray[np.floating[Any]]],
+    heatmaps: Sequence[Mapping[str, NDArray[np.floating[Any]]]],
     masks: Sequence[Mapping[str, NDArray[np.bool_]]],
     *,
     titles: Sequence[str],
@@ -25,7 +26,8 @@ def save_comparison_figure(
     """One row per stimulus: the image with each heatmap's contour, each heatmap, then each mask.
 
     The layout follows RBDM Figure 7 (heatmaps of two annotators and the model) and Figure 8 (the
-    three masking methods applied to the image).
+    three masking methods applied to the image). An image of another size than its heatmaps (a
+    stimulus compared at the model's input size) is stretched over the heatmaps' pixel grid.
     """
     import matplotlib
 
@@ -37,13 +39,14 @@ def save_comparison_figure(
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for row, (image, heat, mask, title) in enumerate(zip(images, heatmaps, masks, titles, strict=True)):
         grey = image if image.ndim == 2 else image.mean(axis=-1)
-        axes[row, 0].imshow(image, cmap="gray", vmin=0, vmax=1)
+        extent = _grid_extent(next(iter(heat.values()), grey))
+        axes[row, 0].imshow(image, cmap="gray", vmin=0, vmax=1, extent=extent)
         for colour, values in zip(colours, heat.values(), strict=False):
             if values.max() > 0:
                 axes[row, 0].contour(values > 0, levels=[0.5], colors=[colour], linewidths=1.0)
         axes[row, 0].set_ylabel(title, fontsize=8)
         for col, (name, values) in enumerate(heat.items(), start=1):
-            axes[row, col].imshow(grey, cmap="gray", vmin=0, vmax=1)
+            axes[row, col].imshow(grey, cmap="gray", vmin=0, vmax=1, extent=extent)
             axes[row, col].imshow(_heat_rgba(values, plt.get_cmap("inferno")))
             axes[0, col].set_title(name, fontsize=8)
         for col, (name, keep) in enumerate(mask.items(), start=1 + len(heat)):
@@ -60,7 +63,13 @@ def save_comparison_figure(
     return out
 
 
-def _heat_rgba(values: NDArray[np.floating], cmap: object) -> NDArray[np.float64]:
+def _grid_extent(grid: NDArray[np.generic]) -> tuple[float, float, float, float]:
+    """imshow's extent of an (H, W) map drawn at its own pixels (pixel centres on integers)."""
+    height, width = grid.shape[:2]
+    return (-0.5, width - 0.5, height - 0.5, -0.5)
+
+
+def _heat_rgba(values: NDArray[np.floating[Any]], cmap: object) -> NDArray[np.float64]:
     """Colour a heatmap with transparency growing with the value, so the image shows through."""
     peak = float(values.max())
     scaled = values / peak if peak > 0 else np.zeros_like(values)

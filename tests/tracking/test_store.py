@@ -26,6 +26,7 @@ from tracking.records import (
     GazeSample,
     PhaseOnsets,
     Trial,
+    TrialFrames,
     ValidationPoint,
     ValidationResult,
 )
@@ -528,3 +529,47 @@ def test_property_floats_survive_the_csv_round_trip_exactly(tmp_path: Path, valu
             stored = copy.samples(session_id)
     np.testing.assert_array_equal(stored.xy_screen_px, np.column_stack([values, np.negative(values)]))
     np.testing.assert_array_equal(stored.pupil_size, values)
+
+
+# --- display-frame statistics (schema version 2) ------------------------------------------------
+
+
+def make_frames(dropped: int) -> TrialFrames:
+    return TrialFrames(59.94, True, 30, 12, 30, 150, dropped, 33.25)
+
+
+def test_trial_frames_are_committed_with_their_trial(store: SessionStore) -> None:
+    session_id = new_session(store)
+    store.record_trial(session_id, make_trial(0, 0.0), make_fixations(0.0), frames=make_frames(2))
+    store.record_trial(session_id, make_trial(1, 5000.0), [])
+    assert store.trial_frames(session_id) == {0: make_frames(2)}
+    with pytest.raises(TypeError, match="TrialFrames"):
+        store.record_trial(session_id, make_trial(2, 9000.0), [], frames={"dropped_frames": 1})  # type: ignore[arg-type]
+    assert store.resume_point(session_id) == 2
+    with pytest.raises(ValueError, match="frame counts"):
+        TrialFrames(60.0, True, 0, 12, 30, 150, 0, 16.7)
+
+
+def test_a_version_1_store_is_upgraded_in_place(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    with SessionStore(path) as store:
+        session_id = new_session(store)
+        store.record_trial(session_id, make_trial(0, 0.0), [])
+    with sqlite3.connect(path) as conn:  # what version 1 looked like
+        conn.execute("DROP TABLE trial_frames")
+        conn.execute("PRAGMA user_version=1")
+    with SessionStore(path) as store:
+        assert store.trial_frames(session_id) == {}
+        store.record_trial(session_id, make_trial(1, 5000.0), [], frames=make_frames(0))
+        assert store.trial_frames(session_id) == {1: make_frames(0)}
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,) == (2,)
+
+
+def test_trial_frames_survive_export_and_import(store: SessionStore, tmp_path: Path) -> None:
+    session_id = new_session(store)
+    store.record_trial(session_id, make_trial(0, 0.0), [], frames=make_frames(1))
+    store.export_csv(tmp_path / "export")
+    with SessionStore(tmp_path / "copy.db") as copy:
+        copy.import_csv(tmp_path / "export")
+        assert copy.trial_frames(session_id) == {0: make_frames(1)}

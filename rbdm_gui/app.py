@@ -1,0 +1,593 @@
+"""The desktop app: the main window, and one labeling session from setup to report (RBDM §5.3.1).
+
+``rbdm gui`` (or :func:`main`) opens the main window on the study setup screen, filled with the
+saved settings (the embedded default on first start: synthetic faces, the mouse as tracker,
+pocketsphinx, a study file in the user's data folder). "Start session" runs a
+:class:`SessionRun`:
+
+1. the stimuli are decoded on a worker thread (with progress; cancellable);
+2. the study file is opened and the participant's unfinished session on the same stimulus set is
+   resumed, or a new one is created with a seeded random order;
+3. the tracker connects and the speech recogniser loads on a worker thread (no recogniser or no
+   microphone: a notice, and the keyboard path);
+4. the tracker streams into the store for the whole session; the optional 9-point
+   calibration/validation runs, then the full-screen labeling screen;
+5. at the end (or on "Quit session") every finished trial is committed, the devices are closed,
+   and the session report shows intended vs. measured phase durations and dropped frames.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections import Counter
+from collections.abc import Callable, Sequence
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QObject, Qt, QTimer, Signal
+from PySide6.QtGui import QCursor, QGuiApplication, QImage, QScreen
+from PySide6.QtWidgets import QApplication, QProgressDialog, QWidget
+
+from analysis.geometry import ScreenGeometry
+from rbdm_gui import _speech
+from rbdm_gui.calibration_view import CalibrationView
+from rbdm_gui.labeling_view import LabelingView, SessionReport, screen_refresh, to_qimage
+from rbdm_gui.main_window import MainWindow, Page
+from rbdm_gui.settings import KEYBOARD_ONLY, StudySettings, build_driver, load_settings, settings_path
+from rbdm_gui.setup_view import SetupView
+from rbdm_gui.workers import Progress, Task, run_task
+from tracking.drivers.base import GazeDriver
+from tracking.fixations import DETECTORS
+from tracking.protocol import LabelingProtocol, ProtocolTiming, TimingReport, stimulus_order, timing_report
+from tracking.recording import (
+    Cancelled,
+    GazeRecorder,
+    LabelingSession,
+    SpeechGate,
+    StimulusSet,
+    gaze_recording,
+    load_stimuli,
+    open_labeling_session,
+)
+from tracking.store import SessionStore
+from tracking.validation import ValidationProcedure
+
+__all__ = ["CursorProbe", "SessionOutcome", "SessionRun", "StudioApp", "default_pages", "main"]
+
+DriverFactory = Callable[[StudySettings, ScreenGeometry], GazeDriver]
+
+
+class CursorProbe(QObject):
+    """Reads the mouse cursor on the GUI thread, in screen pixels, for the mouse simulator's thread.
+
+    The simulator calls :meth:`position` and :meth:`button_held` from its own thread; they return the
+    values last read here (a tuple and a bool: safe to hand between threads).
+    """
+
+    def __init__(self, screen: QScreen, *, rate_hz: float = 250.0, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._screen = screen
+        self._position: tuple[float, float] | None = None
+        self._held = False
+        self._timer = QTimer(self)
+        self._timer.setTimerType(Qt.TimerType.PreciseTimer)
+        self._timer.timeout.connect(self.read)
+        self._timer.start(max(1, round(1000.0 / rate_hz)))
+        self.read()
+
+    def read(self) -> None:
+        """Take the cursor position now (logical coordinates → the screen's physical pixels)."""
+        point = QCursor.pos(self._screen)
+        origin = self._screen.geometry().topLeft()
+        dpr = self._screen.devicePixelRatio()
+        self._position = ((point.x() - origin.x()) * dpr, (point.y() - origin.y()) * dpr)
+        self._held = QGuiApplication.mouseButtons() != Qt.MouseButton.NoButton
+
+    def position(self) -> tuple[float, float] | None:
+        """The cursor in screen pixels (any thread)."""
+        return self._position
+
+    def button_held(self) -> bool:
+        """Whether a mouse button is held: a simulated blink (any thread)."""
+        return self._held
+
+    def stop(self) -> None:
+        """Stop reading."""
+        self._timer.stop()
+
+
+class SessionOutcome:
+    """How a session ended: the report's numbers and a one-line summary."""
+
+    def __init__(self, session_id: int, report: TimingReport, summary: str, finished: bool) -> None:
+        self.session_id = session_id
+        self.report = report
+        self.summary = summary
+        self.finished = finished
+
+
+def session_settings(
+    settings: StudySettings,
+    stimuli: StimulusSet,
+    *,
+    timing: ProtocolTiming,
+    refresh_hz: float,
+    frame_counted: bool,
+) -> dict[str, Any]:
+    """What a new session stores about itself: stimulus set, timings, frames, where the image is drawn."""
+    geometry = settings.geometry()
+    rect = geometry.stimulus_rect()
+    return {
+        "stimulus_set": settings.stimulus_set_key(),
+        "stimuli": stimuli.spec,
+        "split": stimuli.split,
+        "seed": settings.seed,
+        "labels": list(settings.labels),
+        "timing": timing.as_dict(),
+        "refresh_hz": refresh_hz,
+        "frame_counted": frame_counted,
+        "stimulus_size_px": 1200.0,
+        "stimulus_rect": {
+            "x_px": rect.x_px,
+            "y_px": rect.y_px,
+            "width_px": rect.width_px,
+            "height_px": rect.height_px,
+        },
+        "stimulus_scale": rect.width_px / 1200.0,
+        "detector": settings.detector,
+        "driver_options": dict(settings.driver_options.get(settings.driver, {})),
+        "microphone": settings.microphone,
+    }
+
+
+class SessionRun(QObject):
+    """One labeling session, step by step, from the setup's settings to the report.
+
+    Parameters
+    ----------
+    settings : StudySettings
+        Checked settings from the setup screen.
+    screen : QScreen, optional
+        The screen to label on (the primary screen by default).
+    make_driver : callable, optional
+        Builds the gaze driver from the settings and geometry; by default from
+        :data:`tracking.drivers.DRIVERS`, the mouse simulator reading a :class:`CursorProbe`.
+    make_procedure : callable, optional
+        Builds the validation procedure (tests pass shorter timings).
+    timing : ProtocolTiming, optional
+        The protocol's phase lengths (RBDM §5.3.1 by default).
+    parent_window : QWidget, optional
+        Parent of the progress and report dialogs.
+    show_report : bool
+        Open the report dialog at the end.
+
+    Signals
+    -------
+    ended(object)
+        A :class:`SessionOutcome` (also after "Quit session").
+    failed(str)
+        The session could not start or run; the text says what to do.
+    notice(str)
+        Something the experimenter should know (speech unavailable: keyboard only).
+    """
+
+    ended = Signal(object)
+    failed = Signal(str)
+    notice = Signal(str)
+
+    def __init__(
+        self,
+        settings: StudySettings,
+        *,
+        screen: QScreen | None = None,
+        make_driver: DriverFactory | None = None,
+        make_procedure: Callable[[ScreenGeometry], ValidationProcedure] | None = None,
+        timing: ProtocolTiming | None = None,
+        parent_window: QWidget | None = None,
+        show_report: bool = True,
+    ) -> None:
+        super().__init__(parent_window)
+        self.settings = settings
+        self.geometry = settings.geometry()
+        self._screen = screen or QGuiApplication.primaryScreen()
+        self._make_driver = make_driver
+        self._make_procedure = make_procedure
+        self.timing = timing or ProtocolTiming()
+        self._parent_window = parent_window
+        self._show_report = show_report
+        self.refresh_hz, self.frame_counted = screen_refresh(self._screen)
+        self._stack = ExitStack()
+        self._task: Task | None = None
+        self._progress: QProgressDialog | None = None
+        self.images: dict[str, QImage] = {}
+        self.store: SessionStore | None = None
+        self.session_id = -1
+        self.start_position = 0
+        self.driver: GazeDriver | None = None
+        self.recorder: GazeRecorder | None = None
+        self.session: LabelingSession | None = None
+        self.gate: SpeechGate | None = None
+        self.speech_notice = ""
+        self.probe: CursorProbe | None = None
+        self.calibration_view: CalibrationView | None = None
+        self.labeling_view: LabelingView | None = None
+        self.report_dialog: SessionReport | None = None
+        self.outcome: SessionOutcome | None = None
+        self._closed = False
+
+    # --- 1. stimuli ------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Begin: decode the stimuli (the other steps follow by themselves)."""
+        settings = self.settings
+
+        def load(progress: Progress, cancelled: Callable[[], bool]) -> tuple[StimulusSet, dict[str, QImage]]:
+            stimuli = load_stimuli(
+                settings.stimuli,
+                split=settings.split or None,
+                max_stimuli=settings.max_stimuli,
+                seed=settings.seed,
+                progress=progress,
+                cancelled=cancelled,
+            )
+            return stimuli, {key: to_qimage(image) for key, image in stimuli.images.items()}
+
+        self._progress = QProgressDialog("Preparing the stimuli…", "Cancel", 0, 1000, self._parent_window)
+        self._progress.setWindowModality(Qt.WindowModality.WindowModal)
+        self._progress.setMinimumDuration(400)
+        self._task = run_task(
+            load, on_result=self._loaded, on_error=self._fail, on_progress=self._on_progress
+        )
+        self._progress.canceled.connect(self._cancel_loading)
+
+    def _on_progress(self, fraction: float, text: str) -> None:
+        dialog = self._progress  # setValue may process events, and the result may close the dialog
+        if dialog is not None:
+            dialog.setLabelText(f"Preparing the stimuli… {text}")
+            dialog.setValue(min(999, round(fraction * 1000)))
+
+    def _cancel_loading(self) -> None:
+        if self._task is not None and not self._task.done:
+            self._task.cancel()
+            self._fail(Cancelled("Loading the stimuli was cancelled."))
+
+    def _close_progress(self) -> None:
+        if self._progress is not None:
+            self._progress.canceled.disconnect(self._cancel_loading)
+            self._progress.close()
+            self._progress = None
+
+    # --- 2. the session in the store -------------------------------------------------------------
+
+    def _loaded(self, loaded: tuple[StimulusSet, dict[str, QImage]]) -> None:
+        self._close_progress()
+        stimuli, self.images = loaded
+        try:
+            self._open_session(stimuli)
+            self.driver = self._build_driver()
+        except Exception as err:  # any failure to start: show it, release what was opened
+            self._fail(err)
+            return
+        self._connect()
+
+    def _open_session(self, stimuli: StimulusSet) -> None:
+        settings = self.settings
+        path = settings.resolved_study_path()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.store = self._stack.enter_context(SessionStore(path))
+        stored = session_settings(
+            settings,
+            stimuli,
+            timing=self.timing,
+            refresh_hz=self.refresh_hz,
+            frame_counted=self.frame_counted,
+        )
+        self.session_id, self.start_position = open_labeling_session(
+            self.store,
+            settings.participant,
+            stimulus_order=stimulus_order(stimuli.ids, seed=settings.seed),
+            settings=stored,
+            geometry=self.geometry,
+            tracker=settings.driver,
+            recogniser=settings.recogniser,
+        )
+        missing = [s for s in self.store.session(self.session_id).stimulus_order if s not in self.images]
+        if missing:
+            raise ValueError(
+                f"the session to resume shows {len(missing)} stimuli that are not in the stimulus set now "
+                f"(e.g. {missing[0]!r}). Choose the stimulus set it was started with."
+            )
+
+    def _build_driver(self) -> GazeDriver:
+        if self._make_driver is not None:
+            return self._make_driver(self.settings, self.geometry)
+        probe = None
+        if self.settings.driver == "mouse" and self._screen is not None:
+            probe = self.probe = CursorProbe(self._screen, parent=self)
+        return build_driver(
+            self.settings.driver,
+            self.settings.driver_options.get(self.settings.driver, {}),
+            geometry=self.geometry,
+            position_source=probe.position if probe is not None else None,
+            button_source=probe.button_held if probe is not None else None,
+        )
+
+    # --- 3. tracker and recogniser ---------------------------------------------------------------
+
+    def _connect(self) -> None:
+        driver, settings = self.driver, self.settings
+        assert driver is not None
+
+        def connect(progress: Progress, cancelled: Callable[[], bool]) -> tuple[Any, str]:
+            driver.connect()
+            if settings.recogniser == KEYBOARD_ONLY:
+                return None, ""
+            try:
+                recogniser = _speech.build_recogniser(
+                    settings.recogniser, labels=settings.labels, model_dir=settings.vosk_model_dir
+                )
+            except _speech.SpeechUnavailable as err:
+                return None, str(err)
+            return recogniser, ""
+
+        self._task = run_task(connect, on_result=self._connected, on_error=self._fail)
+
+    def _connected(self, result: tuple[Any, str]) -> None:
+        recogniser, self.speech_notice = result
+        try:
+            self._start_recording(recogniser)
+        except Exception as err:  # the driver could not stream, the microphone failed badly...
+            self._fail(err)
+            return
+        if self.speech_notice:
+            self.notice.emit(self.speech_notice)
+        if self.settings.calibrate:
+            self._calibrate()
+        else:
+            self._label()
+
+    # --- 4. recording, calibration, labeling ---------------------------------------------------------
+
+    def _start_recording(self, recogniser: Any) -> None:
+        assert self.store is not None and self.driver is not None
+        detector = DETECTORS[self.settings.detector](self.geometry)
+        self._stack.callback(self.driver.close)
+        self.recorder = self._stack.enter_context(
+            gaze_recording(self.store, self.session_id, self.driver, detector)
+        )
+        protocol = LabelingProtocol(
+            self.store.session(self.session_id).stimulus_order,
+            start_position=self.start_position,
+            timing=self.timing,
+            refresh_hz=self.refresh_hz,
+            frame_counted=self.frame_counted,
+            labels=self.settings.labels,
+        )
+        self.session = LabelingSession(self.store, self.session_id, protocol, self.recorder)
+        self.labeling_view = LabelingView(
+            self.session,
+            self.images,
+            geometry=self.geometry,
+            refresh_hz=self.refresh_hz,
+            speech_notice=self.speech_notice,
+        )
+        self.labeling_view.finished.connect(self.finish)
+        self.labeling_view.quit_requested.connect(self.finish)
+        self._stack.callback(self.driver.add_event_listener(self.labeling_view.driver_events.posted.emit))
+        if recogniser is not None:
+            self._start_speech(recogniser, protocol, self.labeling_view)
+
+    def _start_speech(self, recogniser: Any, protocol: LabelingProtocol, view: LabelingView) -> None:
+        gate = self.gate = SpeechGate(recogniser, view.recognitions.posted.emit)
+        try:
+            microphone = _speech.open_microphone(self.settings.microphone, gate.feed)
+        except _speech.SpeechUnavailable as err:
+            self.speech_notice = str(err)
+            view.set_speech_notice(self.speech_notice)
+            return
+        self._stack.callback(microphone.stop)
+        self._stack.callback(gate.close)
+        gate.attach(protocol)
+
+    def _show_full_screen(self, widget: QWidget) -> None:
+        if self._screen is not None:
+            widget.setScreen(self._screen)
+            widget.setGeometry(self._screen.geometry())
+        widget.showFullScreen()
+        widget.raise_()
+        widget.activateWindow()
+
+    def _calibrate(self) -> None:
+        assert self.recorder is not None and self.store is not None
+        view = self.calibration_view = CalibrationView(
+            self.recorder,
+            self.store,
+            self.session_id,
+            geometry=self.geometry,
+            refresh_hz=self.refresh_hz,
+            driver=self.driver,
+            make_procedure=self._make_procedure,
+        )
+        view.finished.connect(self._calibrated)
+        self._show_full_screen(view)
+        view.setFocus()
+
+    def _calibrated(self, result: object) -> None:
+        if self.calibration_view is not None:
+            self.calibration_view.close()
+            self.calibration_view.deleteLater()
+        self._label()
+
+    def _label(self) -> None:
+        assert self.labeling_view is not None
+        self._show_full_screen(self.labeling_view)
+        self.labeling_view.start()
+
+    # --- 5. the end ------------------------------------------------------------------------------
+
+    def finish(self) -> None:
+        """Commit what is finished, close the devices and the store, show the report (idempotent)."""
+        if self._closed:
+            return
+        self._closed = True
+        view = self.labeling_view
+        if view is not None:
+            view.stop()
+        if self.probe is not None:
+            self.probe.stop()
+        try:
+            outcome = self._close_session()
+        except Exception as err:  # the store failed while closing: say so
+            self.failed.emit(f"The session could not be closed cleanly: {err}")
+            return
+        finally:
+            if view is not None:
+                view.close()
+                view.deleteLater()
+        self.outcome = outcome
+        if outcome is not None and self._show_report:
+            self.report_dialog = SessionReport(
+                outcome.report, summary=outcome.summary, parent=self._parent_window
+            )
+            self.report_dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+            self.report_dialog.show()
+        self.ended.emit(outcome)
+
+    def _close_session(self) -> SessionOutcome | None:
+        try:
+            if self.gate is not None:
+                self.gate.close()
+            if self.session is not None:
+                self.driver_stop()
+                self.session.close()
+            outcome = self._outcome() if self.store is not None and self.session_id >= 0 else None
+        finally:
+            self._stack.close()
+        return outcome
+
+    def driver_stop(self) -> None:
+        """Stop streaming before the last commits, so no sample is still on its way."""
+        if self.driver is not None:
+            self.driver.stop()
+
+    def _outcome(self) -> SessionOutcome:
+        assert self.store is not None
+        trials = self.store.trials(self.session_id)
+        frames = list(self.store.trial_frames(self.session_id).values())
+        report = timing_report(trials, timing=self.timing, refresh_hz=self.refresh_hz, frames=frames)
+        total = len(self.store.session(self.session_id).stimulus_order)
+        sources = Counter(t.label_source for t in trials)
+        summary = (
+            f"Participant {self.settings.participant}, session {self.session_id}: {len(trials)} of {total} "
+            f"stimuli labelled ({sources['speech']} spoken, {sources['keyboard']} by key)."
+        )
+        return SessionOutcome(self.session_id, report, summary, len(trials) == total)
+
+    def _fail(self, error: BaseException) -> None:
+        self._close_progress()
+        if self._closed:
+            return
+        self._closed = True
+        for view in (self.calibration_view, self.labeling_view):
+            if view is not None:
+                view.close()
+        try:
+            if self.session is not None:
+                self.driver_stop()
+                self.session.close()
+        finally:
+            self._stack.close()
+        self.failed.emit(str(error))
+
+
+def default_pages(app: StudioApp) -> list[Page]:
+    """The main window's screens in navigation order, as ``(title, factory)`` pairs.
+
+    The study setup comes first; the comparison view, the experiment launcher and the prototypes
+    view follow as further pairs.
+    """
+    from rbdm_gui.comparison_view import ComparisonView
+
+    return [("Study setup", app.make_setup_view), ("Compare", ComparisonView)]
+
+
+class StudioApp(QObject):
+    """The app: settings, the main window and the session that runs from it.
+
+    Parameters
+    ----------
+    settings_file : Path, optional
+        The settings file (the user's config folder by default).
+    pages : sequence of Page, optional
+        The main window's screens; :func:`default_pages` by default.
+    """
+
+    def __init__(self, *, settings_file: Path | None = None, pages: Sequence[Page] | None = None) -> None:
+        super().__init__()
+        self.settings_file = settings_file
+        self.notice = ""
+        try:
+            self.settings = load_settings(settings_file)
+        except ValueError as err:
+            self.settings, self.notice = StudySettings(), str(err)
+        self.first_start = not (settings_file or settings_path()).exists()
+        self.setup_view: SetupView | None = None
+        self.run: SessionRun | None = None
+        self.window = MainWindow(default_pages(self) if pages is None else pages)
+        self.window.closing.connect(self._on_closing)
+        self.window.resize(1280, 860)
+        if self.notice:
+            self.window.notify(self.notice)
+
+    def make_setup_view(self) -> SetupView:
+        """The study setup screen, wired to start sessions."""
+        view = SetupView(
+            self.settings,
+            screen=QGuiApplication.primaryScreen(),
+            prefill_screen=self.first_start,
+            settings_file=self.settings_file,
+        )
+        view.start_requested.connect(self.start_session)
+        self.setup_view = view
+        return view
+
+    def start_session(self, settings: StudySettings) -> SessionRun | None:
+        """Run a labeling session with ``settings`` (one at a time)."""
+        if self.run is not None:
+            self.window.notify("A session is already running.")
+            return None
+        self.settings = settings
+        run = self.run = SessionRun(settings, parent_window=self.window)
+        run.ended.connect(self._ended)
+        run.failed.connect(self._failed)
+        run.notice.connect(self.window.notify)
+        self.window.notify("Preparing the session…")
+        run.start()
+        return run
+
+    def _ended(self, outcome: SessionOutcome | None) -> None:
+        self.run = None
+        self.window.notify(outcome.summary if outcome is not None else "The session ended.")
+
+    def _failed(self, message: str) -> None:
+        self.run = None
+        self.window.notify(message)
+        if self.setup_view is not None:
+            self.setup_view.show_problem(message)
+
+    def _on_closing(self) -> None:
+        if self.run is not None:
+            self.run.finish()
+        if self.setup_view is not None:
+            self.setup_view.save()
+            self.setup_view.stop_meter()
+
+
+def main(argv: Sequence[str] | None = None, *, settings_file: Path | None = None) -> int:
+    """Open the main window and run the event loop; returns the exit status."""
+    app = QApplication.instance() or QApplication(list(argv) if argv is not None else sys.argv[:1])
+    app.setApplicationName("RBDM Studio")
+    studio = StudioApp(settings_file=settings_file)
+    studio.window.show()
+    return int(app.exec())

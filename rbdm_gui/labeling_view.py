@@ -1,0 +1,529 @@
+"""The full-screen labeling screen (RBDM §5.3.1) and the session's timing report.
+
+The view is thin: :class:`~tracking.recording.LabelingSession` and its
+:class:`~tracking.protocol.LabelingProtocol` decide what is shown and record it. The view paints the
+phase the model asks for (blank, fixation cross, or the image in its 1200 × 1200 px square), paced
+by a frame timer at the screen's refresh rate, and tells the model when each frame was presented;
+keys become model calls: 1–8 label, Space/Enter/→ go on, Esc pauses.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+
+import numpy as np
+from numpy.typing import NDArray
+from PySide6.QtCore import QObject, QPointF, QRectF, Qt, QTimer, Signal, Slot
+from PySide6.QtGui import QCloseEvent, QColor, QFont, QImage, QKeyEvent, QPainter, QPaintEvent, QPen, QScreen
+from PySide6.QtWidgets import (
+    QDialog,
+    QDialogButtonBox,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from analysis.geometry import ScreenGeometry, StimulusRect
+from rbdm_gui.workers import run_task
+from tracking.clock import now_ms
+from tracking.protocol import LabelChoice, Phase, PhaseOnset, TimingReport
+from tracking.recording import LabelingSession
+
+__all__ = [
+    "BACKGROUND",
+    "FramePacer",
+    "LabelingView",
+    "SessionReport",
+    "screen_refresh",
+    "to_qimage",
+]
+
+#: The blank screen's grey, also behind the image and the cross.
+BACKGROUND = QColor(128, 128, 128)
+_TEXT = QColor(88, 88, 88)
+_LABEL = QColor(40, 40, 40)
+_NOTICE = QColor(60, 40, 40)
+_ADVANCE_KEYS = {Qt.Key.Key_Space, Qt.Key.Key_Return, Qt.Key.Key_Enter, Qt.Key.Key_Right}
+_DIGITS = {getattr(Qt.Key, f"Key_{k}"): k for k in range(1, 10)}
+#: Plausible refresh rates; outside them the platform's answer is not trusted.
+_REFRESH_RANGE_HZ = (20.0, 500.0)
+
+
+def screen_refresh(screen: QScreen | None) -> tuple[float, bool]:
+    """The refresh rate to count frames in, and whether the platform reported it (else 60 Hz by time)."""
+    rate = screen.refreshRate() if screen is not None else 0.0
+    if math.isfinite(rate) and _REFRESH_RANGE_HZ[0] <= rate <= _REFRESH_RANGE_HZ[1]:
+        return float(rate), True
+    return 60.0, False
+
+
+def to_qimage(image: NDArray[np.uint8]) -> QImage:
+    """A uint8 RGB ``(H, W, 3)`` or grey ``(H, W)`` array as a QImage (a copy; safe in worker threads)."""
+    array = np.ascontiguousarray(image)
+    height, width = array.shape[:2]
+    if array.ndim == 2:
+        return QImage(array.data, width, height, array.strides[0], QImage.Format.Format_Grayscale8).copy()
+    return QImage(array.data, width, height, array.strides[0], QImage.Format.Format_RGB888).copy()
+
+
+class FramePacer(QObject):
+    """Calls ``on_frame`` once per refresh period, on absolute deadlines (a timer that does not drift).
+
+    A deadline already missed by more than a period is given up (the frame is dropped) rather
+    than caught up with a burst of frames.
+    """
+
+    def __init__(self, on_frame: Callable[[], None], parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._on_frame = on_frame
+        self._timer = QTimer(self)
+        self._timer.setTimerType(Qt.TimerType.PreciseTimer)
+        self._timer.setSingleShot(True)
+        self._timer.timeout.connect(self._tick)
+        self._period_ms = 1000.0 / 60.0
+        self._deadline_ms = 0.0
+
+    @property
+    def active(self) -> bool:
+        """Whether frames are being paced."""
+        return self._timer.isActive()
+
+    def start(self, rate_hz: float) -> None:
+        """Start pacing at ``rate_hz``; the first frame comes at once."""
+        self._period_ms = 1000.0 / rate_hz
+        self._deadline_ms = now_ms()
+        self._timer.start(0)
+
+    def stop(self) -> None:
+        """Stop pacing."""
+        self._timer.stop()
+
+    @Slot()
+    def _tick(self) -> None:
+        self._on_frame()
+        self._deadline_ms += self._period_ms
+        wait_ms = self._deadline_ms - now_ms()
+        if wait_ms < -self._period_ms:
+            self._deadline_ms = now_ms() + self._period_ms
+            wait_ms = self._period_ms
+        if not self._timer.isActive():
+            self._timer.start(max(0, round(wait_ms)))
+
+
+class _Bridge(QObject):
+    """Posts values from other threads (microphone, driver) to the GUI thread."""
+
+    posted = Signal(object)
+
+
+class LabelingView(QWidget):
+    """The labeling screen: blank → cross → blank → image, then a label and a key press (RBDM §5.3.1).
+
+    Parameters
+    ----------
+    session : LabelingSession
+        The model; its protocol must not have started yet.
+    images : mapping of str to QImage
+        The stimuli by id.
+    geometry : ScreenGeometry
+        The screen (its stimulus rectangle is 1200 × 1200 px, scaled down to fit smaller screens).
+    refresh_hz : float
+        Frame rate to pace at (the protocol counts its phases at the same rate).
+    speech_notice : str, optional
+        Shown while paused when speech is unavailable ("keyboard only: ...").
+
+    Signals
+    -------
+    finished
+        Every stimulus has a trial.
+    quit_requested
+        The annotator chose "Quit session" while paused.
+    """
+
+    finished = Signal()
+    quit_requested = Signal()
+
+    def __init__(
+        self,
+        session: LabelingSession,
+        images: Mapping[str, QImage],
+        *,
+        geometry: ScreenGeometry,
+        refresh_hz: float,
+        speech_notice: str = "",
+        parent: QWidget | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.session = session
+        self.protocol = session.protocol
+        self._images = images
+        self._rect = geometry.stimulus_rect()
+        self._cross_px = geometry.visual_span_px(1.0)
+        self._refresh_hz = refresh_hz
+        self._scaled: dict[str, QImage] = {}
+        self._choice = LabelChoice()
+        self._notice = ""
+        self._speech_notice = speech_notice
+        self._problem = ""
+        self.pacer = FramePacer(self._frame, self)
+        self.setWindowTitle("RBDM Studio: labeling")
+        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+        self.setAutoFillBackground(False)
+        self.setAttribute(Qt.WidgetAttribute.WA_OpaquePaintEvent)
+        self._build_overlay()
+        self.recognitions = _Bridge(self)
+        self.recognitions.posted.connect(self._on_recognition, Qt.ConnectionType.QueuedConnection)
+        self.driver_events = _Bridge(self)
+        self.driver_events.posted.connect(self._on_driver_event, Qt.ConnectionType.QueuedConnection)
+        self.protocol.phase_started.subscribe(self._on_phase)
+        self.protocol.label_changed.subscribe(self._on_label)
+        self.protocol.notice.subscribe(self._on_notice)
+        session.failed.subscribe(self._on_failure)
+
+    @property
+    def stimulus_rect(self) -> StimulusRect:
+        """Where images are drawn, in screen pixels."""
+        return self._rect
+
+    def set_speech_notice(self, text: str) -> None:
+        """Why speech is unavailable (shown while paused); empty when it works."""
+        self._speech_notice = text
+
+    # --- running --------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the protocol and the frame timer (call once the window is shown)."""
+        self.protocol.start()
+        self.setCursor(Qt.CursorShape.BlankCursor)
+        self.pacer.start(self._refresh_hz)
+        self.setFocus()
+
+    def stop(self) -> None:
+        """Stop the frame timer (the session is closed by its owner)."""
+        self.pacer.stop()
+
+    def _frame(self) -> None:
+        self.session.begin_frame(now_ms())
+        self.repaint()
+        self.session.frame_presented(now_ms())
+
+    # --- painting -------------------------------------------------------------------------------
+
+    def paintEvent(self, event: QPaintEvent) -> None:
+        painter = QPainter(self)
+        try:
+            painter.fillRect(self.rect(), BACKGROUND)
+            phase = self.protocol.phase
+            if phase is Phase.CROSS:
+                self._paint_cross(painter)
+            elif phase is Phase.STIMULUS:
+                self._paint_stimulus(painter)
+                self._paint_status(painter)
+            elif phase is Phase.FINISHED:
+                self._paint_message(painter, "All stimuli are labelled. Thank you!")
+            elif phase is Phase.PAUSED:
+                painter.fillRect(self.rect(), QColor(0, 0, 0, 90))
+        finally:
+            painter.end()
+
+    def _dpr(self) -> float:
+        return float(self.devicePixelRatioF())
+
+    def _paint_cross(self, painter: QPainter) -> None:
+        dpr = self._dpr()
+        centre = QPointF(self.width() / 2.0, self.height() / 2.0)
+        half = self._cross_px / 2.0 / dpr
+        pen = QPen(QColor(0, 0, 0), max(2.0, self._cross_px / 12.0) / dpr)
+        pen.setCapStyle(Qt.PenCapStyle.FlatCap)
+        painter.setPen(pen)
+        painter.drawLine(centre - QPointF(half, 0), centre + QPointF(half, 0))
+        painter.drawLine(centre - QPointF(0, half), centre + QPointF(0, half))
+
+    def _paint_stimulus(self, painter: QPainter) -> None:
+        stimulus_id = self.protocol.stimulus_id
+        if stimulus_id is None:
+            return
+        image = self._scaled.get(stimulus_id)
+        if image is None:  # not prepared in time: scale now (may cost a frame)
+            image = self._scaled_image(stimulus_id)
+            self._scaled[stimulus_id] = image
+        dpr = self._dpr()
+        painter.drawImage(QPointF(self._rect.x_px / dpr, self._rect.y_px / dpr), image)
+
+    def _paint_status(self, painter: QPainter) -> None:
+        """The keys' legend and the label: small, low in contrast, below or beside the image."""
+        font = QFont(self.font())
+        size = max(12, round(self.height() / 70))
+        font.setPixelSize(size)
+        painter.setFont(font)
+        dpr = self._dpr()
+        r = self._rect
+        image = QRectF(r.x_px / dpr, r.y_px / dpr, r.width_px / dpr, r.height_px / dpr)
+        labels = [f"{k}  {label}" for k, label in enumerate(self.protocol.labels, start=1)]
+        if self._speech_notice:
+            labels.append("(speech off: keys only)")
+        status = self._choice.describe()
+        if self._notice:
+            status = f"{status}   ·   {self._notice}" if status else self._notice
+        bottom = Qt.AlignmentFlag.AlignBottom
+        if self.height() - image.bottom() >= 2.4 * size:  # a band below the image
+            band = QRectF(size, self.height() - 2.2 * size, self.width() - 2 * size, 1.6 * size)
+            left, right, legend = band, band, "     ".join(labels)
+        elif image.left() >= 8 * size:  # bands beside the image
+            left = QRectF(size, 0, image.left() - 2 * size, self.height() - size)
+            right = QRectF(
+                image.right() + size, 0, self.width() - image.right() - 2 * size, self.height() - size
+            )
+            legend, status = "\n".join(labels), status.replace("   ·   ", "\n")
+        else:  # no room outside the image: its bottom edge, on a faint band
+            left = right = QRectF(0, self.height() - 1.8 * size, self.width(), 1.8 * size)
+            painter.fillRect(left, QColor(128, 128, 128, 200))
+            left, right = left.adjusted(size, 0, -size, 0), right.adjusted(size, 0, -size, 0)
+            legend = "   ".join(labels)
+        painter.setPen(_TEXT)
+        painter.drawText(left, Qt.AlignmentFlag.AlignLeft | bottom, legend)
+        painter.setPen(_NOTICE if self._notice and self._choice.label is None else _LABEL)
+        painter.drawText(right, Qt.AlignmentFlag.AlignRight | bottom | Qt.TextFlag.TextWordWrap, status)
+
+    def _paint_message(self, painter: QPainter, text: str) -> None:
+        font = QFont(self.font())
+        font.setPixelSize(max(16, round(self.height() / 40)))
+        painter.setFont(font)
+        painter.setPen(QColor(20, 20, 20))
+        painter.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter, text)
+
+    def _scaled_image(self, stimulus_id: str) -> QImage:
+        dpr = self._dpr()
+        image = self._images[stimulus_id].scaled(
+            round(self._rect.width_px),
+            round(self._rect.height_px),
+            Qt.AspectRatioMode.IgnoreAspectRatio,
+            Qt.TransformationMode.SmoothTransformation,
+        )
+        image.setDevicePixelRatio(dpr)
+        return image
+
+    def _prepare(self, stimulus_id: str) -> None:
+        """Scale the next image to its drawn size on a worker thread while the blank screen shows."""
+        self._scaled = {k: v for k, v in self._scaled.items() if k == stimulus_id}
+        if stimulus_id in self._scaled:
+            return
+        source = self._images[stimulus_id]
+        width, height, dpr = round(self._rect.width_px), round(self._rect.height_px), self._dpr()
+
+        def scale(progress: object, cancelled: object) -> QImage:
+            image = source.scaled(
+                width,
+                height,
+                Qt.AspectRatioMode.IgnoreAspectRatio,
+                Qt.TransformationMode.SmoothTransformation,
+            )
+            image.setDevicePixelRatio(dpr)
+            return image
+
+        def keep(image: QImage) -> None:
+            self._scaled.setdefault(stimulus_id, image)
+
+        run_task(scale, on_result=keep)
+
+    # --- pause overlay --------------------------------------------------------------------------
+
+    def _build_overlay(self) -> None:
+        self._overlay = QWidget(self)
+        self._overlay.setObjectName("pauseOverlay")
+        self._overlay.setStyleSheet(
+            "#pauseOverlay { background: rgba(245, 245, 245, 235); border-radius: 10px; }"
+            "QLabel { color: #202020; }"
+        )
+        title = QLabel("Paused")
+        title.setStyleSheet("font-size: 26px; font-weight: bold;")
+        self._overlay_text = QLabel()
+        self._overlay_text.setWordWrap(True)
+        self.resume_button = QPushButton("Resume")
+        self.resume_button.setDefault(True)
+        self.quit_button = QPushButton("Quit session")
+        self.resume_button.clicked.connect(self.resume)
+        self.quit_button.clicked.connect(self.quit_requested.emit)
+        buttons = QHBoxLayout()
+        buttons.addStretch(1)
+        buttons.addWidget(self.quit_button)
+        buttons.addWidget(self.resume_button)
+        layout = QVBoxLayout(self._overlay)
+        layout.setContentsMargins(28, 24, 28, 24)
+        layout.addWidget(title)
+        layout.addWidget(self._overlay_text)
+        layout.addLayout(buttons)
+        self._overlay.hide()
+
+    def _show_overlay(self) -> None:
+        done = self.protocol.position
+        total = len(self.protocol.stimulus_ids)
+        lines = [
+            f"{done} of {total} stimuli are labelled and saved. Resume continues with stimulus {done + 1}.",
+        ]
+        lines += [text for text in (self._problem, self._speech_notice) if text]
+        self._overlay_text.setText("\n\n".join(lines))
+        self._overlay.setFixedWidth(min(640, max(320, self.width() - 40)))
+        self._overlay.adjustSize()
+        self._overlay.move(
+            (self.width() - self._overlay.width()) // 2, (self.height() - self._overlay.height()) // 2
+        )
+        self._overlay.show()
+        self.setCursor(Qt.CursorShape.ArrowCursor)
+        self.resume_button.setFocus()
+
+    def pause(self) -> None:
+        """Pause (Esc): the trial on screen is shown again from its start after :meth:`resume`."""
+        self.protocol.pause()
+
+    @Slot()
+    def resume(self) -> None:
+        """Hide the overlay and continue with the next stimulus without a trial."""
+        self._problem = ""
+        self._overlay.hide()
+        self.setCursor(Qt.CursorShape.BlankCursor)
+        self.protocol.resume()
+        self.setFocus()
+
+    # --- input ----------------------------------------------------------------------------------
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:
+        key = event.key()
+        phase = self.protocol.phase
+        if phase is Phase.PAUSED:
+            if key in (Qt.Key.Key_Return, Qt.Key.Key_Enter):
+                self.resume()
+            return
+        if key == Qt.Key.Key_Escape:
+            self.pause()
+        elif key in _DIGITS:
+            self.protocol.key_label(_DIGITS[key])
+        elif key in _ADVANCE_KEYS:
+            self.protocol.advance()
+        else:
+            super().keyPressEvent(event)
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        """Closing the window (window manager, Alt+F4) quits the session like "Quit session"."""
+        self.pacer.stop()
+        if self.protocol.phase is not Phase.FINISHED:
+            self.quit_requested.emit()
+        super().closeEvent(event)
+
+    # --- model news -----------------------------------------------------------------------------
+
+    def _on_phase(self, onset: PhaseOnset) -> None:
+        if onset.phase is Phase.BLANK and onset.stimulus_id is not None:
+            self._notice = ""
+            self._prepare(onset.stimulus_id)
+        elif onset.phase is Phase.PAUSED:
+            self._show_overlay()
+        elif onset.phase is Phase.FINISHED:
+            self.finished.emit()
+
+    def _on_label(self, choice: LabelChoice) -> None:
+        self._choice = choice
+        if choice.label is not None:
+            self._notice = ""
+
+    def _on_notice(self, text: str) -> None:
+        self._notice = text
+
+    def _on_failure(self, message: str) -> None:
+        self._problem = message
+        self.protocol.pause()
+
+    @Slot(object)
+    def _on_recognition(self, recognition: object) -> None:
+        label = getattr(recognition, "label", None)
+        text = getattr(recognition, "text", None)
+        confidence = getattr(recognition, "confidence", None)
+        if self.protocol.phase is Phase.STIMULUS:
+            self.protocol.set_label(label, source="speech", text=text, confidence=confidence)
+
+    @Slot(object)
+    def _on_driver_event(self, event: object) -> None:
+        message = str(getattr(event, "message", event))
+        state = getattr(getattr(event, "state", None), "value", "")
+        if state in ("lost", "disconnected"):
+            self._problem = f"Tracker: {message}"
+            if self.protocol.phase is Phase.STIMULUS:
+                self._notice = "tracker lost"
+
+
+_PHASE_NAMES = {
+    Phase.BLANK: "blank",
+    Phase.CROSS: "fixation cross",
+    Phase.SECOND_BLANK: "second blank",
+    Phase.STIMULUS: "image (self-paced)",
+}
+
+
+def _ms(value: float) -> str:
+    return "–" if not math.isfinite(value) else f"{value:.1f}"
+
+
+class SessionReport(QDialog):
+    """The session report: intended vs. measured phase durations and dropped frames (RBDM §5.3.1).
+
+    Parameters
+    ----------
+    report : TimingReport
+        From :func:`tracking.protocol.timing_report` over the stored trials.
+    summary : str
+        A line above the table (trials done, labels by source...).
+    """
+
+    COLUMNS = (
+        "phase",
+        "intended ms (frames)",
+        "mean ± sd ms",
+        "min – max ms",
+        "max error ms (frames)",
+        "measured / intended",
+    )
+
+    def __init__(self, report: TimingReport, *, summary: str, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Session report")
+        self.table = QTableWidget(len(report.phases), len(self.COLUMNS))
+        self.table.setHorizontalHeaderLabels(self.COLUMNS)
+        self.table.verticalHeader().hide()
+        self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+        for row, timing in enumerate(report.phases):
+            timed = math.isfinite(timing.intended_ms)
+            cells = (
+                _PHASE_NAMES[timing.phase],
+                f"{timing.intended_ms:.0f} ({timing.intended_frames})" if timed else "–",
+                f"{_ms(timing.mean_ms)} ± {_ms(timing.sd_ms)}",
+                f"{_ms(timing.min_ms)} – {_ms(timing.max_ms)}",
+                f"{_ms(timing.max_error_ms)} ({timing.max_error_frames:.2f})"
+                if timed and timing.n_trials
+                else "–",
+                f"{timing.ratio:.4f}" if timed and timing.n_trials else "–",
+            )
+            for column, text in enumerate(cells):
+                item = QTableWidgetItem(text)
+                if column:
+                    item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+                self.table.setItem(row, column, item)
+        self.table.resizeColumnsToContents()
+        frames = (
+            f"{report.n_frames} frames at {report.refresh_hz:.2f} Hz, {report.dropped_frames} dropped "
+            f"(intervals > 1.5 refresh periods) in {report.trials_with_drops} trials."
+        )
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+        buttons.rejected.connect(self.reject)
+        buttons.accepted.connect(self.accept)
+        layout = QVBoxLayout(self)
+        layout.addWidget(QLabel(summary))
+        layout.addWidget(self.table)
+        layout.addWidget(QLabel(frames))
+        layout.addWidget(buttons)
+        width = sum(self.table.columnWidth(c) for c in range(len(self.COLUMNS)))
+        self.resize(width + 60, 330)

@@ -1,0 +1,100 @@
+"""The main window: a navigation list of screens beside the screen on show.
+
+Screens are given as ``(title, factory)`` pairs; a factory builds its view the first time it is
+chosen. The study setup is the first screen; the comparison view, the experiment launcher and the
+prototypes view are added as further pairs (see :func:`rbdm_gui.app.default_pages`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QCloseEvent
+from PySide6.QtWidgets import QListWidget, QListWidgetItem, QMainWindow, QSplitter, QStackedWidget, QWidget
+
+__all__ = ["MainWindow", "Page"]
+
+Page = tuple[str, Callable[[], QWidget]]
+"""A screen of the main window: its title in the navigation, and a function building its view."""
+
+
+class MainWindow(QMainWindow):
+    """RBDM Studio's main window.
+
+    Parameters
+    ----------
+    pages : sequence of (str, callable)
+        The screens in navigation order; the first is shown at once.
+
+    Signals
+    -------
+    closing
+        The window is about to close (views save their settings).
+    """
+
+    closing = Signal()
+
+    def __init__(self, pages: Sequence[Page], *, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("RBDM Studio")
+        self._factories: dict[str, Callable[[], QWidget]] = {}
+        self._views: dict[str, QWidget] = {}
+        self.navigation = QListWidget()
+        self.navigation.setMaximumWidth(220)
+        self.navigation.setMinimumWidth(150)
+        self.stack = QStackedWidget()
+        splitter = QSplitter(Qt.Orientation.Horizontal)
+        splitter.addWidget(self.navigation)
+        splitter.addWidget(self.stack)
+        splitter.setStretchFactor(1, 1)
+        splitter.setChildrenCollapsible(False)
+        splitter.setSizes([180, 1100])
+        self.navigation.setStyleSheet("QListWidget::item { padding: 6px 8px; }")
+        self.setCentralWidget(splitter)
+        self.navigation.currentItemChanged.connect(self._on_current)
+        for title, factory in pages:
+            self.add_page(title, factory)
+        if pages:
+            self.navigation.setCurrentRow(0)
+
+    def add_page(self, title: str, factory: Callable[[], QWidget]) -> None:
+        """Append a screen to the navigation."""
+        if title in self._factories:
+            raise ValueError(f"a page titled {title!r} exists already; choose another title.")
+        self._factories[title] = factory
+        self.navigation.addItem(QListWidgetItem(title))
+
+    @property
+    def titles(self) -> list[str]:
+        """The screens' titles in navigation order."""
+        return [self.navigation.item(k).text() for k in range(self.navigation.count())]
+
+    def view(self, title: str) -> QWidget | None:
+        """The view of a screen, if it was built already."""
+        return self._views.get(title)
+
+    def show_page(self, title: str) -> QWidget:
+        """Show a screen (building its view if needed) and return its view."""
+        row = self.titles.index(title)
+        self.navigation.setCurrentRow(row)
+        return self._build(title)
+
+    def notify(self, text: str, *, timeout_ms: int = 10_000) -> None:
+        """Show a short message in the status bar."""
+        self.statusBar().showMessage(text, timeout_ms)
+
+    def _build(self, title: str) -> QWidget:
+        if title not in self._views:
+            view = self._factories[title]()
+            self._views[title] = view
+            self.stack.addWidget(view)
+        return self._views[title]
+
+    def _on_current(self, current: QListWidgetItem | None, previous: QListWidgetItem | None) -> None:
+        if current is not None:
+            self.stack.setCurrentWidget(self._build(current.text()))
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        self.closing.emit()
+        super().closeEvent(event)

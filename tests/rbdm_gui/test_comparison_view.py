@@ -1,0 +1,184 @@
+"""The comparison screen: a recorded study's stimuli, heatmap contours, tables and exports (RBDM §5.3.2)."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pyqtgraph as pg
+import pytest
+from PIL import Image
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QTableWidget, QTableWidgetItem
+from pytestqt.qtbot import QtBot
+
+from analysis.metrics import ComparisonTable
+from rbdm_gui.app import StudioApp, session_settings
+from rbdm_gui.comparison_view import METRIC_TITLES, ComparisonView, comparison_config_path
+from rbdm_gui.settings import KEYBOARD_ONLY, StudySettings
+from tests.tracking import _study
+from tests.tracking._study import GEOMETRY, SPEC, STIMULI, write_study
+from tracking.protocol import ProtocolTiming
+from tracking.recording import StimulusSet
+
+pytestmark = pytest.mark.gui
+
+HEADER = ["ID_1", "ID_2", *METRIC_TITLES.values()]
+
+
+def _study_file(folder: Path) -> Path:
+    """Two participants' sessions over three faces, with the settings the app stores for a session."""
+    settings = StudySettings(
+        stimuli=SPEC,
+        split="test",
+        recogniser=KEYBOARD_ONLY,
+        screen_width_px=GEOMETRY.width_px,
+        screen_height_px=GEOMETRY.height_px,
+        diagonal_in=GEOMETRY.diagonal_in,
+        distance_cm=GEOMETRY.distance_cm,
+    )
+    stored = session_settings(
+        settings, StimulusSet(SPEC, "test", {}), timing=ProtocolTiming(), refresh_hz=60.0, frame_counted=True
+    )
+    path = folder / "study.sqlite"
+    write_study(path, settings=stored)
+    return path
+
+
+def _ready(qtbot: QtBot, view: ComparisonView, *, timeout_ms: int = 20_000) -> None:
+    qtbot.waitUntil(
+        lambda: not view.busy and view.shown is not None and view.tables is not None, timeout=timeout_ms
+    )
+
+
+def _text(item: QTableWidgetItem | None) -> str:
+    assert item is not None
+    return item.text()
+
+
+def _cells(table: QTableWidget) -> list[list[str]]:
+    return [[_text(table.item(r, c)) for c in range(table.columnCount())] for r in range(table.rowCount())]
+
+
+def _header(table: QTableWidget) -> list[str]:
+    return [_text(table.horizontalHeaderItem(c)) for c in range(table.columnCount())]
+
+
+@pytest.fixture
+def view(qtbot: QtBot, tmp_path: Path) -> ComparisonView:
+    shown = ComparisonView(study_path=_study_file(tmp_path), model_path=tmp_path / "no-model.keras")
+    qtbot.addWidget(shown)
+    _ready(qtbot, shown)
+    return shown
+
+
+def test_a_stimulus_shows_its_contours_panels_and_table(qtbot: QtBot, view: ComparisonView) -> None:
+    assert [view.stimulus_list.item(k).text() for k in range(view.stimulus_list.count())] == list(STIMULI)
+    assert view.current_stimulus == STIMULI[0]
+    assert "No trainer model" in view.model_label.text()
+    assert view.model is not None and view.shown is not None
+    table = view.shown.comparison.table
+    assert _header(view.stimulus_table) == HEADER
+    assert _cells(view.stimulus_table) == [
+        [r.id_1, r.id_2, *(f"{v:.3f}" for v in r.values)] for r in table.rows
+    ]
+    curves = [item for item in view.image_box.addedItems if isinstance(item, pg.PlotCurveItem)]
+    assert len(curves) == 2 and all(len(curve.xData) > 0 for curve in curves)
+    assert view.panel_grid.count() == 2
+    view.select_stimulus(STIMULI[2])
+    qtbot.waitUntil(lambda: view.shown is not None and view.shown.comparison.stimulus_id == STIMULI[2])
+    assert STIMULI[2] in view.stimulus_caption.text() and "P01: happy" in view.stimulus_caption.text()
+    assert _cells(view.stimulus_table) == [
+        [r.id_1, r.id_2, *(f"{v:.3f}" for v in r.values)] for r in view.model.stimulus(STIMULI[2]).table.rows
+    ]
+    # The heatmaps are at the image's own size (no model), drawn over it.
+    assert view.shown.comparison.shape == (64, 64)
+
+
+def test_the_study_tab_is_rbdm_table_one(view: ComparisonView) -> None:
+    assert view.tables is not None
+    assert _header(view.study_table) == HEADER
+    assert [row[:2] for row in _cells(view.study_table)] == [["P01", "P02"]]
+    assert _cells(view.study_table)[0][2] == f"{view.tables.study.value('P01', 'P02', 'zero_measure'):.3f}"
+    assert "3 stimuli" in view.study_caption.text()
+
+
+def test_unchecking_an_annotator_changes_the_model_and_not_the_boxes(
+    qtbot: QtBot, view: ComparisonView
+) -> None:
+    assert view.model is not None
+    news: list[str] = []
+    view.model.changed.subscribe(news.append)
+    view.annotator_list.item(1).setCheckState(Qt.CheckState.Unchecked)
+    assert view.model.annotators == ("P01",) and news == ["annotators"]
+    assert view.annotator_list.item(0).checkState() == Qt.CheckState.Checked
+    _ready(qtbot, view)
+    assert view.stimulus_table.rowCount() == 0 and view.study_table.rowCount() == 0
+    assert list(view.shown.comparison.heatmaps) == ["P01"]  # type: ignore[union-attr]
+    view.annotator_list.item(1).setCheckState(Qt.CheckState.Checked)
+    _ready(qtbot, view)
+    assert news == ["annotators", "annotators"] and view.study_table.rowCount() == 1
+
+
+def test_exports_write_the_figure_and_both_tables(view: ComparisonView, tmp_path: Path) -> None:
+    figure = view.export_png(tmp_path / "figure.png")
+    with Image.open(figure) as image:
+        assert image.format == "PNG" and image.width > image.height > 100
+    table1, stimuli = view.export_csv(tmp_path / "tables")
+    assert view.tables is not None
+    assert ComparisonTable.from_csv(table1.read_text()) == view.tables.study
+    rows = list(csv.reader(stimuli.open()))
+    assert rows[0][:3] == ["stimulus", "ID_1", "ID_2"]
+    assert [row[0] for row in rows[1:]] == list(STIMULI)
+    assert view.png_button.isEnabled() and view.csv_button.isEnabled()
+
+
+def test_the_study_file_is_remembered_and_reopened(
+    qtbot: QtBot, view: ComparisonView, tmp_path: Path
+) -> None:
+    remembered = json.loads(comparison_config_path().read_text())
+    assert remembered["study_path"] == str(tmp_path / "study.sqlite")
+    again = ComparisonView()
+    qtbot.addWidget(again)
+    _ready(qtbot, again)
+    assert again.study_edit.text() == str(tmp_path / "study.sqlite")
+    assert again.model is not None and again.model.study.stimuli == STIMULI
+
+
+def test_without_a_study_file_the_view_says_where_to_record_one(qtbot: QtBot, tmp_path: Path) -> None:
+    view = ComparisonView(study_path=tmp_path / "none.sqlite")
+    qtbot.addWidget(view)
+    assert not view.busy and "No study file" in view.status_label.text()
+    view.open_study()
+    qtbot.waitUntil(lambda: not view.busy)
+    assert "no study file" in view.status_label.text() and view.model is None
+    assert not view.png_button.isEnabled() and not view.csv_button.isEnabled()
+
+
+def test_the_main_window_offers_the_comparison(qtbot: QtBot) -> None:
+    studio = StudioApp()
+    qtbot.addWidget(studio.window)
+    assert "Compare" in studio.window.titles
+    assert isinstance(studio.window.show_page("Compare"), ComparisonView)
+
+
+@pytest.fixture(scope="module")
+def tiny_trainer(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _study.train_tiny_trainer(tmp_path_factory.mktemp("trainer") / "tiny.keras")
+
+
+@pytest.mark.tf
+def test_the_trainers_rows_appear_once_its_saliency_is_computed(
+    qtbot: QtBot, tmp_path: Path, tiny_trainer: Path
+) -> None:
+    view = ComparisonView(study_path=_study_file(tmp_path), model_path=tiny_trainer)
+    qtbot.addWidget(view)
+    qtbot.waitUntil(lambda: view.model is not None and view.model.relevance is not None, timeout=60_000)
+    _ready(qtbot, view)
+    pairs = [("P01", "P02"), ("P01", "tiny"), ("P02", "tiny")]
+    assert [tuple(row[:2]) for row in _cells(view.stimulus_table)] == pairs
+    assert [tuple(row[:2]) for row in _cells(view.study_table)] == pairs
+    assert view.shown is not None and view.shown.comparison.shape == (48, 48)
+    assert "48 × 48" in view.info_label.text() and "tiny" in view.model_label.text()
+    assert view.panel_grid.count() == 3

@@ -1,0 +1,110 @@
+"""The setup screen shows settings, turns edits back into settings and persists them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from PySide6.QtCore import Qt
+from pytestqt.qtbot import QtBot
+
+from rbdm_gui.settings import KEYBOARD_ONLY, StudySettings, load_settings, settings_path
+from rbdm_gui.setup_view import SetupView, screen_geometry
+
+pytestmark = pytest.mark.gui
+
+
+def test_settings_round_trip_through_the_widgets(qtbot: QtBot) -> None:
+    settings = StudySettings(
+        study_path="/tmp/x/study.sqlite",
+        participant="P07",
+        stimuli="synthetic:n=3,size=256",
+        split="validation",
+        max_stimuli=12,
+        labels=("neutral", "happy", "anger"),
+        driver="eyetribe",
+        driver_options={"eyetribe": {"host": "10.0.0.2", "port": 6556, "gaze": "raw"}},
+        detector="ivt",
+        recogniser=KEYBOARD_ONLY,
+        screen_width_px=1920,
+        screen_height_px=1080,
+        diagonal_in=24.0,
+        distance_cm=65.0,
+        seed=11,
+        calibrate=False,
+    )
+    view = SetupView(settings, settings_file=None)
+    qtbot.addWidget(view)
+    shown = view.settings()
+    assert shown.participant == "P07" and shown.stimuli == "synthetic:n=3,size=256"
+    assert shown.labels == ("neutral", "happy", "anger") and shown.split == "validation"
+    assert shown.driver == "eyetribe" and shown.driver_options["eyetribe"]["host"] == "10.0.0.2"
+    assert (
+        shown.driver_options["eyetribe"]["port"] == 6556 and shown.driver_options["eyetribe"]["gaze"] == "raw"
+    )
+    assert shown.driver_options["mouse"]["rate_hz"] == 60.0
+    assert (shown.detector, shown.recogniser, shown.seed, shown.calibrate) == (
+        "ivt",
+        KEYBOARD_ONLY,
+        11,
+        False,
+    )
+    assert (shown.screen_width_px, shown.screen_height_px, shown.diagonal_in, shown.distance_cm) == (
+        1920,
+        1080,
+        24.0,
+        65.0,
+    )
+
+
+def test_start_persists_the_settings_and_a_new_view_shows_them(qtbot: QtBot, tmp_path: Path) -> None:
+    view = SetupView(StudySettings(recogniser=KEYBOARD_ONLY))
+    qtbot.addWidget(view)
+    view.participant_edit.setText("P42")
+    view.faces_spin.setValue(4)
+    view.seed_spin.setValue(99)
+    view.label_boxes["contempt"].setChecked(False)
+    view.driver_combo.setCurrentText("mouse")
+    with qtbot.waitSignal(view.start_requested, timeout=2000) as signal:
+        qtbot.mouseClick(view.start_button, Qt.MouseButton.LeftButton)
+    started = signal.args[0]
+    assert isinstance(started, StudySettings) and started.participant == "P42"
+    assert settings_path().is_relative_to(tmp_path)
+    saved = load_settings()
+    assert saved == started
+    assert saved.stimuli == "synthetic:n=4,size=512" and saved.seed == 99 and "contempt" not in saved.labels
+    again = SetupView(load_settings())
+    qtbot.addWidget(again)
+    assert again.settings() == saved
+
+
+def test_bad_settings_are_shown_not_started(qtbot: QtBot) -> None:
+    view = SetupView(StudySettings(recogniser=KEYBOARD_ONLY))
+    qtbot.addWidget(view)
+    view.participant_edit.setText("")
+    with qtbot.assertNotEmitted(view.start_requested):
+        view.request_start()
+    assert "pseudonym" in view.problem_label.text()
+    view.participant_edit.setText("P01")
+    view.option_editors["mouse"]._editors["rate_hz"][1].setText("fast")  # type: ignore[union-attr]
+    view.request_start()
+    assert "needs a number" in view.problem_label.text()
+    assert not settings_path().exists()
+
+
+def test_the_screen_qt_reports_fills_the_geometry(qtbot: QtBot) -> None:
+    view = SetupView(StudySettings(recogniser=KEYBOARD_ONLY), prefill_screen=True)
+    qtbot.addWidget(view)
+    screen = view.screen()
+    expected = screen_geometry(screen)
+    assert (view.width_spin.value(), view.height_spin.value()) == (expected.width_px, expected.height_px)
+    assert view.diagonal_spin.value() == pytest.approx(expected.diagonal_in)
+    assert "scale" in view.geometry_info.text()
+
+
+def test_keyboard_only_needs_no_microphone(qtbot: QtBot) -> None:
+    view = SetupView(StudySettings(recogniser=KEYBOARD_ONLY))
+    qtbot.addWidget(view)
+    view.show()
+    assert not view.microphone_combo.isEnabled()
+    assert "keys 1–8 only" in view.speech_notice.text()

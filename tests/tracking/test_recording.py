@@ -1,0 +1,356 @@
+"""Recording a labeling session: fixations cut at phase onsets, trials in the store, speech gating."""
+
+from __future__ import annotations
+
+import itertools
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from analysis.geometry import ScreenGeometry
+from tests.tracking.fixations._scanpath import GEOMETRY, scan_path
+from tracking.drivers import MouseSimulator
+from tracking.fixations import DETECTORS, idt
+from tracking.protocol import LabelingProtocol, Phase, PhaseOnset, stimulus_order
+from tracking.recording import (
+    Cancelled,
+    GazeRecorder,
+    LabelingSession,
+    SpeechGate,
+    gaze_recording,
+    load_stimuli,
+    open_labeling_session,
+)
+from tracking.records import Fixation, GazeSample, PhaseOnsets, Trial
+from tracking.store import SessionStore
+
+# --- the recorder -------------------------------------------------------------------------------
+
+
+def segments_reference(samples: list[GazeSample], boundaries: list[float]) -> list[Fixation]:
+    """Offline I-DT run separately on the samples between consecutive boundaries."""
+    edges = [-math.inf, *boundaries, math.inf]
+    fixations: list[Fixation] = []
+    for start, stop in itertools.pairwise(edges):
+        part = [s for s in samples if start <= s.t_ms < stop]
+        if part:
+            t = np.array([s.t_ms for s in part])
+            xy = np.array([(s.x_screen_px, s.y_screen_px) for s in part])
+            valid = np.array([s.valid for s in part])
+            fixations += idt(t, xy, valid, geometry=GEOMETRY)
+    return fixations
+
+
+@given(
+    seed=st.integers(0, 10_000),
+    cuts=st.lists(st.floats(0.0, 1.0), max_size=6),
+    chunk=st.integers(1, 400),
+    blink_every=st.sampled_from([0, 3]),
+)
+def test_property_online_fixations_equal_offline_ones_per_segment(
+    seed: int, cuts: list[float], chunk: int, blink_every: int
+) -> None:
+    path = scan_path(np.random.default_rng(seed), n_fixations=6, rate_hz=300.0, blink_every=blink_every)
+    samples = path.samples()
+    end = samples[-1].t_ms
+    boundaries = sorted(c * end for c in cuts)
+    recorder = GazeRecorder(DETECTORS["idt"](GEOMETRY))
+    marks = list(boundaries)
+    # samples arrive in chunks; each phase onset is marked once the frame showing it is stamped,
+    # which may be after samples later than it were already queued
+    for k in range(0, len(samples), chunk):
+        for sample in samples[k : k + chunk]:
+            recorder(sample)
+        newest = samples[min(k + chunk, len(samples)) - 1].t_ms
+        while marks and marks[0] <= newest:
+            recorder.mark(marks.pop(0))
+        recorder.process(newest - 5.0)
+    for mark in marks:
+        recorder.mark(mark)
+    recorder.finish()
+    assert recorder.fixations_between(-math.inf, math.inf) == segments_reference(samples, boundaries)
+    assert recorder.received == len(samples) and recorder.skipped == 0
+
+
+def test_repeated_times_are_skipped_and_taps_see_every_sample() -> None:
+    seen: list[GazeSample] = []
+    stored: list[GazeSample] = []
+    recorder = GazeRecorder(DETECTORS["idt"](GEOMETRY), sink=stored.append)
+    recorder.add_tap(seen.append)
+    for t in (0.0, 10.0, 10.0, 20.0):
+        recorder(GazeSample(t, 100.0, 100.0))
+    recorder.process(math.inf)
+    assert recorder.skipped == 1 and len(seen) == len(stored) == 4
+    recorder.mark(5.0)
+    with pytest.raises(ValueError, match="back in time"):
+        recorder.mark(1.0)
+
+
+def test_forget_before_drops_old_fixations() -> None:
+    recorder = GazeRecorder(DETECTORS["idt"](GEOMETRY))
+    for t in range(0, 400, 10):
+        recorder(GazeSample(float(t), 500.0, 500.0))
+    recorder.mark(200.0)
+    recorder.finish()
+    assert [f.onset_ms for f in recorder.fixations_between(0, 1000)] == [0.0, 200.0]
+    recorder.forget_before(100.0)
+    assert [f.onset_ms for f in recorder.fixations_between(0, 1000)] == [200.0]
+
+
+# --- a session into the store -------------------------------------------------------------------
+
+SCREEN = ScreenGeometry(800, 800, 24.0, 60.0)
+IDS = [f"synthetic/test/{k}" for k in range(4)]
+
+
+@dataclass
+class Simulation:
+    """A session on a fake clock: 60 Hz frames, 240 Hz gaze resting on a point per trial."""
+
+    session: LabelingSession
+    protocol: LabelingProtocol
+    recorder: GazeRecorder
+    gaze_at: dict[int, tuple[float, float]]
+    t_ms: float = 0.0
+    last_sample_ms: float = 0.0
+    stimulus_onset_ms: float = math.nan
+
+    def step(self, *, label_after_ms: float = 400.0) -> Phase:
+        period = 1000.0 / 60.0
+        while self.last_sample_ms + 1000.0 / 240.0 <= self.t_ms:
+            self.last_sample_ms += 1000.0 / 240.0
+            x, y = self.gaze_at.get(self.protocol.position, (400.0, 400.0))
+            if self.protocol.phase is not Phase.STIMULUS:
+                x, y = 400.0, 400.0
+            self.recorder(GazeSample(self.last_sample_ms, x, y))
+        phase = self.session.begin_frame(self.t_ms)
+        self.session.frame_presented(self.t_ms)
+        if phase is Phase.STIMULUS and self.t_ms - self.stimulus_onset_ms >= label_after_ms:
+            self.protocol.key_label(1 + self.protocol.position % 8)  # label once the image was looked at
+            self.protocol.advance()
+        self.t_ms += period
+        return phase
+
+    def on_phase(self, onset: PhaseOnset) -> None:
+        if onset.phase is Phase.STIMULUS:
+            self.stimulus_onset_ms = onset.t_ms
+
+
+def simulate(
+    store: SessionStore, session_id: int, start: int, gaze_at: dict[int, tuple[float, float]]
+) -> Simulation:
+    protocol = LabelingProtocol(store.session(session_id).stimulus_order, start_position=start)
+    recorder = GazeRecorder(DETECTORS["idt"](SCREEN))
+    session = LabelingSession(store, session_id, protocol, recorder, latency_ms=50.0)
+    sim = Simulation(session, protocol, recorder, gaze_at)
+    protocol.phase_started.subscribe(sim.on_phase)
+    protocol.start()
+    return sim
+
+
+def new_session(store: SessionStore) -> int:
+    order = stimulus_order(IDS, seed=1)
+    session_id, start = open_labeling_session(
+        store,
+        "P01",
+        stimulus_order=order,
+        settings={"stimulus_set": "synthetic:n=1", "seed": 1},
+        geometry=SCREEN,
+        tracker="mouse",
+        recogniser="keyboard",
+    )
+    assert start == 0
+    return session_id
+
+
+def test_a_session_stores_trials_with_their_fixations_and_frames(tmp_path: Path) -> None:
+    with SessionStore(tmp_path / "study.db") as store:
+        session_id = new_session(store)
+        gaze = {0: (300.0, 300.0), 1: (500.0, 320.0), 3: (350.0, 520.0)}  # trial 2: gaze stays central
+        sim = simulate(store, session_id, 0, gaze)
+        while sim.step() is not Phase.FINISHED:
+            pass
+        sim.session.close()
+        trials = store.trials(session_id)
+        assert [t.position for t in trials] == [0, 1, 2, 3]
+        assert [t.stimulus_id for t in trials] == list(store.session(session_id).stimulus_order)
+        frames = store.trial_frames(session_id)
+        for trial in trials:
+            fixations = store.fixations(session_id, trial.position)
+            phases = trial.phases
+            assert all(phases.stimulus_onset_ms <= f.onset_ms < phases.stimulus_offset_ms for f in fixations)
+            assert len(fixations) == 1  # the gaze rested on one point while the image was shown
+            expected = gaze.get(trial.position, (400.0, 400.0))
+            assert (fixations[0].x_screen_px, fixations[0].y_screen_px) == pytest.approx(expected)
+            assert frames[trial.position].dropped_frames == 0
+            assert frames[trial.position].blank_frames == 30
+        assert sim.session.uncommitted == 0
+
+
+def test_closing_mid_session_keeps_finished_trials_and_resumes_at_the_next_stimulus(tmp_path: Path) -> None:
+    with SessionStore(tmp_path / "study.db") as store:
+        session_id = new_session(store)
+        sim = simulate(store, session_id, 0, {})
+        finished: list[int] = []
+        sim.session.committed.subscribe(lambda f: finished.append(f.trial.position))
+        while sim.protocol.position < 2:
+            sim.step()
+        for _ in range(5):  # into the next trial's blank screen
+            sim.step()
+        sim.protocol.pause()
+        sim.step()
+        sim.session.close()
+        assert store.resume_point(session_id) == 2 and finished == [0, 1]
+        again, start = open_labeling_session(
+            store,
+            "P01",
+            stimulus_order=IDS,
+            settings={"stimulus_set": "synthetic:n=1", "seed": 1},
+            geometry=SCREEN,
+            tracker="mouse",
+            recogniser="keyboard",
+        )
+        assert (again, start) == (session_id, 2)
+        resumed = simulate(store, session_id, start, {})
+        while resumed.step() is not Phase.FINISHED:
+            pass
+        resumed.session.close()
+        assert store.resume_point(session_id) == 4
+        # a complete session is not resumed: the same participant gets a new one
+        third, start = open_labeling_session(
+            store,
+            "P01",
+            stimulus_order=IDS,
+            settings={"stimulus_set": "synthetic:n=1", "seed": 1},
+            geometry=SCREEN,
+            tracker="mouse",
+            recogniser="keyboard",
+        )
+        assert third != session_id and start == 0
+
+
+def test_a_failing_commit_is_reported(tmp_path: Path) -> None:
+    with SessionStore(tmp_path / "study.db") as store:
+        session_id = new_session(store)
+        sim = simulate(store, session_id, 0, {})
+        messages: list[str] = []
+        sim.session.failed.subscribe(messages.append)
+        store.record_trial(session_id, _stolen_trial(store, session_id), [])  # position 0 taken
+        while sim.protocol.position < 1:
+            sim.step()
+        sim.session.close()
+        assert (
+            len(messages) == 1
+            and "could not be stored" in messages[0]
+            and "continues at position 1" in messages[0]
+        )
+
+
+def _stolen_trial(store: SessionStore, session_id: int) -> Trial:
+    first = store.session(session_id).stimulus_order[0]
+    return Trial(0, first, PhaseOnsets(0.0, 1.0, 2.0, 3.0, 4.0), "happy", "keyboard")
+
+
+def test_gaze_recording_streams_the_mouse_simulator_into_the_store(tmp_path: Path) -> None:
+    with SessionStore(tmp_path / "study.db") as store:
+        session_id = new_session(store)
+        driver = MouseSimulator(lambda: (123.0, 456.0), rate_hz=200.0)
+        driver.connect()
+        with gaze_recording(store, session_id, driver, DETECTORS["idt"](SCREEN)) as recorder:
+            deadline = time.monotonic() + 5.0
+            while recorder.received < 20 and time.monotonic() < deadline:
+                time.sleep(0.01)
+        assert driver.state.value == "connected"
+        samples = store.samples(session_id)
+        assert len(samples) >= 20 and (samples.xy_screen_px == (123.0, 456.0)).all()
+        driver.close()
+
+
+# --- stimuli ------------------------------------------------------------------------------------
+
+
+def test_load_stimuli_decodes_a_seeded_choice_as_uint8_rgb() -> None:
+    progress: list[float] = []
+    stimuli = load_stimuli(
+        "synthetic:n=1,size=32", max_stimuli=3, seed=2, progress=lambda f, _: progress.append(f)
+    )
+    assert stimuli.split == "test" and len(stimuli.ids) == 3
+    assert all(img.dtype == np.uint8 and img.shape == (32, 32, 3) for img in stimuli.images.values())
+    assert progress[-1] == 1.0
+    assert stimuli.ids == load_stimuli("synthetic:n=1,size=32", max_stimuli=3, seed=2).ids
+    assert len(load_stimuli("synthetic:n=1,size=32", split="train").ids) == 8
+    with pytest.raises(ValueError, match="no split"):
+        load_stimuli("synthetic:n=1,size=32", split="nope")
+    with pytest.raises(Cancelled):
+        load_stimuli("synthetic:n=1,size=32", cancelled=lambda: True)
+
+
+# --- speech -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Heard:
+    label: str | None
+    text: str
+    confidence: float | None = None
+
+
+class ScriptedRecogniser:
+    """Answers each audio block with the next scripted recognition (a stand-in for tests only)."""
+
+    def __init__(self, script: list[Heard | None]) -> None:
+        self.script = list(script)
+        self.calls: list[str] = []
+
+    def start_utterance(self) -> None:
+        self.calls.append("start")
+
+    def accept(self, pcm: object) -> Heard | None:
+        self.calls.append("accept")
+        return self.script.pop(0) if self.script else None
+
+    def finish(self) -> Heard | None:
+        self.calls.append("finish")
+        return Heard("sad", "sad")
+
+
+def test_the_speech_gate_listens_only_while_the_image_is_shown() -> None:
+    recogniser = ScriptedRecogniser([None, Heard("happy", "happy", 0.9), Heard(None, "hoppy")])
+    protocol = LabelingProtocol(["a", "b"])
+    delivered: list[Heard] = []
+    gate = SpeechGate(recogniser, delivered.append)
+    gate.attach(protocol)
+
+    def post(recognition: Heard) -> None:  # what the GUI's thread-safe poster ends up calling
+        protocol.set_label(
+            recognition.label, source="speech", text=recognition.text, confidence=recognition.confidence
+        )
+
+    protocol.start()
+    t = 0.0
+    while protocol.begin_frame(t) is not Phase.STIMULUS:
+        protocol.frame_presented(t)
+        gate.feed(b"\0\0")  # silence before the image: not heard
+        t += 1000.0 / 60.0
+    assert recogniser.calls == [] and not gate.listening
+    protocol.frame_presented(t)
+    assert gate.listening
+    for _ in range(3):
+        gate.feed(b"\0\0")
+    for recognition in delivered:
+        post(recognition)
+    assert [d.text for d in delivered] == ["happy", "hoppy"]
+    assert protocol.choice.label == "happy" and protocol.choice.unrecognised
+    protocol.advance()
+    protocol.begin_frame(t + 20.0)
+    protocol.frame_presented(t + 20.0)
+    assert not gate.listening and recogniser.calls[-1] == "finish"
+    gate.feed(b"\0\0")
+    assert recogniser.calls.count("accept") == 3  # the closing result ("sad") was dropped
+    assert len(delivered) == 2

@@ -1,0 +1,543 @@
+"""Recording a labeling session: gaze samples, fixations per trial and spoken labels (RBDM §5.3.1).
+
+The gaze driver streams for the whole session into a :class:`GazeRecorder`, which passes every
+sample on to the store's :class:`~tracking.store.SampleWriter` and feeds an online fixation
+detector (I-DT by default). The detector's input is cut at every phase onset of the protocol, so a
+fixation never spans two phases: the fixations of a trial are those that begin while its image is
+shown. :class:`LabelingSession` ties a :class:`~tracking.protocol.LabelingProtocol` to the store:
+each finished trial is committed with its fixations and frame statistics in one transaction, on
+a background thread so that the display never waits for the disk. :class:`SpeechGate` lets a
+speech recogniser hear the microphone only while the image is shown.
+
+Nothing here imports Qt: the GUI lends callables (a thread-safe ``deliver`` for recognitions, the
+mouse simulator's ``position_source``) and drives the models from its frame timer.
+
+References
+----------
+.. [1] Schiller et al. (2020), Relevance-Based Data Masking, §5.3.1 (gaze recorded while labelling,
+   labels spoken into a microphone), §5.3.2 (fixations as the heatmaps' points).
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+from numpy.typing import NDArray
+
+from analysis._validation import check_count
+from analysis.datasets import open_dataset
+from analysis.geometry import ScreenGeometry
+from tracking.drivers.base import GazeDriver
+from tracking.fixations import FixationDetector
+from tracking.protocol import FinishedTrial, LabelingProtocol, Listeners, Phase, PhaseOnset
+from tracking.records import Fixation, GazeSample
+from tracking.store import SampleWriter, SessionStore
+
+__all__ = [
+    "Cancelled",
+    "GazeRecorder",
+    "LabelingSession",
+    "RecogniserLike",
+    "RecognitionLike",
+    "SpeechGate",
+    "StimulusSet",
+    "gaze_recording",
+    "load_stimuli",
+    "open_labeling_session",
+]
+
+
+class Cancelled(Exception):
+    """Raised by long calls (loading stimuli) when their ``cancelled`` callable returned True."""
+
+
+# --- gaze ---------------------------------------------------------------------------------------
+
+
+class GazeRecorder:
+    """A driver's ``on_sample``: stores each sample and detects fixations online, phase by phase.
+
+    Parameters
+    ----------
+    detector : FixationDetector
+        An online detector, e.g. ``DETECTORS["idt"](geometry)``.
+    sink : callable, optional
+        Receives every sample on the driver's thread (``SampleWriter.add``).
+
+    Notes
+    -----
+    Samples are queued on the driver's thread and fed to the detector by :meth:`process`, which
+    the drawing thread calls once per frame with a *watermark*: every sample older than it has
+    arrived. Feeding in time order against the phase onsets known by then cuts the detector's
+    input exactly at each :meth:`mark`, whatever the delay between a sample and its delivery.
+    Samples that do not advance in time are counted in :attr:`skipped` and not fed.
+    """
+
+    def __init__(
+        self, detector: FixationDetector, *, sink: Callable[[GazeSample], None] | None = None
+    ) -> None:
+        if not isinstance(detector, FixationDetector):
+            raise TypeError(f"detector must be a FixationDetector; got {type(detector).__name__}.")
+        self._detector = detector
+        self._sink = sink
+        self._lock = threading.Lock()
+        self._queue: deque[GazeSample] = deque()
+        self._boundaries: deque[float] = deque()
+        self._fixations: list[Fixation] = []
+        self._taps: list[Callable[[GazeSample], None]] = []
+        self._last_fed_ms = -math.inf
+        self._watermark_ms = -math.inf
+        self._skipped = 0
+        self._received = 0
+
+    @property
+    def watermark_ms(self) -> float:
+        """Samples before this time have been fed to the detector."""
+        return self._watermark_ms
+
+    @property
+    def skipped(self) -> int:
+        """Samples not fed because their time did not advance."""
+        return self._skipped
+
+    @property
+    def received(self) -> int:
+        """Samples received so far."""
+        return self._received
+
+    def __call__(self, sample: GazeSample) -> None:
+        """Take one sample (driver thread): pass it to the sink and the taps, queue it for detection."""
+        if self._sink is not None:
+            self._sink(sample)
+        for tap in list(self._taps):
+            tap(sample)
+        with self._lock:
+            self._queue.append(sample)
+            self._received += 1
+
+    def add_tap(self, tap: Callable[[GazeSample], None]) -> Callable[[], None]:
+        """Also pass every sample to ``tap`` (on the driver's thread); returns its remover."""
+        self._taps.append(tap)
+
+        def remove() -> None:
+            if tap in self._taps:
+                self._taps.remove(tap)
+
+        return remove
+
+    def mark(self, t_ms: float) -> None:
+        """A phase began at ``t_ms``: no fixation will span this time."""
+        with self._lock:
+            if self._boundaries and t_ms < self._boundaries[-1]:
+                raise ValueError(
+                    f"phase onsets must not go back in time; got {t_ms!r} after {self._boundaries[-1]!r}."
+                )
+            self._boundaries.append(float(t_ms))
+
+    def process(self, until_ms: float) -> None:
+        """Feed the queued samples older than ``until_ms`` to the detector, cutting at the marks."""
+        with self._lock:
+            queue, boundaries = self._queue, self._boundaries
+            while queue and queue[0].t_ms < until_ms:
+                sample = queue.popleft()
+                while boundaries and boundaries[0] <= sample.t_ms:
+                    boundaries.popleft()
+                    self._fixations += self._detector.flush()
+                self._feed(sample)
+            while boundaries and boundaries[0] <= until_ms:
+                boundaries.popleft()
+                self._fixations += self._detector.flush()
+            self._watermark_ms = max(self._watermark_ms, until_ms)
+
+    def finish(self) -> None:
+        """End of the stream: feed every queued sample, then close the fixation still open."""
+        self.process(math.inf)
+        with self._lock:
+            self._fixations += self._detector.flush()
+
+    def _feed(self, sample: GazeSample) -> None:
+        if not sample.t_ms > self._last_fed_ms:
+            self._skipped += 1
+            return
+        self._last_fed_ms = sample.t_ms
+        self._fixations += self._detector.feed(sample)
+
+    def fixations_between(self, start_ms: float, stop_ms: float) -> list[Fixation]:
+        """Fixations that began in ``[start_ms, stop_ms)`` (all of them once ``watermark_ms >= stop_ms``)."""
+        with self._lock:
+            return [f for f in self._fixations if start_ms <= f.onset_ms < stop_ms]
+
+    def forget_before(self, t_ms: float) -> None:
+        """Drop the fixations that began before ``t_ms`` (they were stored or are not needed)."""
+        with self._lock:
+            self._fixations = [f for f in self._fixations if f.onset_ms >= t_ms]
+
+
+@contextmanager
+def gaze_recording(
+    store: SessionStore, session_id: int, driver: GazeDriver, detector: FixationDetector
+) -> Iterator[GazeRecorder]:
+    """Stream ``driver`` into the session's sample writer and a :class:`GazeRecorder` for a ``with`` block.
+
+    The driver must be connected; it is stopped and the writer closed on leaving, also on error.
+
+    Raises
+    ------
+    DriverError
+        When the driver cannot start streaming.
+    """
+    writer: SampleWriter = store.sample_writer(session_id)
+    try:
+        recorder = GazeRecorder(detector, sink=writer.add)
+        driver.start(recorder)
+        try:
+            yield recorder
+        finally:
+            driver.stop()
+    finally:
+        writer.close()
+
+
+# --- trials -------------------------------------------------------------------------------------
+
+
+class LabelingSession:
+    """Records a running :class:`~tracking.protocol.LabelingProtocol` into the store (RBDM §5.3.1).
+
+    Parameters
+    ----------
+    store : SessionStore
+        The study's store.
+    session_id : int
+        The session the protocol runs; the protocol's ``start_position`` must be its resume point.
+    protocol : LabelingProtocol
+        The state machine the view drives; this object marks its phase onsets in ``recorder``.
+    recorder : GazeRecorder
+        Receives the driver's samples.
+    latency_ms : float, optional
+        How long after a frame its samples may still arrive from the tracker; a trial is committed
+        once the samples up to its stimulus offset are in (after at most this delay).
+
+    Notes
+    -----
+    The view calls :meth:`begin_frame` and :meth:`frame_presented` for each frame, and the
+    protocol's own methods for labels, advancing and pausing. Listeners, called on the view's
+    thread: ``committed`` (:class:`~tracking.protocol.FinishedTrial`, once it is safely stored) and
+    ``failed`` (str, when the store could not commit a trial; the message says what to do).
+    """
+
+    def __init__(
+        self,
+        store: SessionStore,
+        session_id: int,
+        protocol: LabelingProtocol,
+        recorder: GazeRecorder,
+        *,
+        latency_ms: float = 100.0,
+    ) -> None:
+        if not (math.isfinite(latency_ms) and latency_ms >= 0):
+            raise ValueError(f"latency_ms must be finite and >= 0; got {latency_ms!r}.")
+        self.store, self.session_id = store, session_id
+        self.protocol, self.recorder = protocol, recorder
+        self._latency_ms = float(latency_ms)
+        self._pending: deque[FinishedTrial] = deque()
+        self._commits: deque[tuple[FinishedTrial, Future[int]]] = deque()
+        self._executor: ThreadPoolExecutor | None = ThreadPoolExecutor(1, thread_name_prefix="trial-commit")
+        self.committed: Listeners[FinishedTrial] = Listeners()
+        self.failed: Listeners[str] = Listeners()
+        protocol.phase_started.subscribe(self._on_phase)
+        protocol.trial_finished.subscribe(self._pending.append)
+
+    def begin_frame(self, t_ms: float) -> Phase:
+        """Same as :meth:`LabelingProtocol.begin_frame`."""
+        return self.protocol.begin_frame(t_ms)
+
+    def frame_presented(self, t_ms: float) -> None:
+        """Stamp the frame in the protocol, then detect fixations and commit the trials that are complete."""
+        self.protocol.frame_presented(t_ms)
+        self.poll(t_ms - self._latency_ms)
+
+    def poll(self, watermark_ms: float) -> None:
+        """Detect fixations up to ``watermark_ms``, commit the complete trials, report finished commits."""
+        self.recorder.process(watermark_ms)
+        while (
+            self._pending and self._pending[0].trial.phases.stimulus_offset_ms <= self.recorder.watermark_ms
+        ):
+            self._commit(self._pending.popleft())
+        while self._commits and self._commits[0][1].done():
+            self._report(*self._commits.popleft())
+
+    def close(self) -> None:
+        """Commit every finished trial (waiting for the store) and stop the commit thread (idempotent).
+
+        The protocol is closed first (:meth:`LabelingProtocol.close`), so a trial whose key press
+        came after the last frame is kept. Call after the driver has stopped, so that no sample is
+        still on its way.
+        """
+        if self._executor is None:
+            return
+        self.protocol.close()
+        self.poll(math.inf)
+        executor, self._executor = self._executor, None
+        executor.shutdown(wait=True)
+        while self._commits:
+            self._report(*self._commits.popleft())
+
+    @property
+    def uncommitted(self) -> int:
+        """Finished trials not yet confirmed stored."""
+        return len(self._pending) + len(self._commits)
+
+    def _on_phase(self, onset: PhaseOnset) -> None:
+        self.recorder.mark(onset.t_ms)
+
+    def _commit(self, finished: FinishedTrial) -> None:
+        phases = finished.trial.phases
+        fixations = self.recorder.fixations_between(phases.stimulus_onset_ms, phases.stimulus_offset_ms)
+        self.recorder.forget_before(phases.stimulus_offset_ms)
+        assert self._executor is not None
+        future = self._executor.submit(
+            self.store.record_trial, self.session_id, finished.trial, fixations, frames=finished.frames
+        )
+        self._commits.append((finished, future))
+
+    def _report(self, finished: FinishedTrial, future: Future[int]) -> None:
+        error = future.exception()
+        if error is None:
+            self.committed.emit(finished)
+            return
+        self.failed.emit(
+            f"trial {finished.trial.position + 1} ({finished.trial.stimulus_id}) could not be stored: {error}"
+        )
+
+
+def open_labeling_session(
+    store: SessionStore,
+    pseudonym: str,
+    *,
+    stimulus_order: Sequence[str],
+    settings: Mapping[str, Any],
+    geometry: ScreenGeometry,
+    tracker: str,
+    recogniser: str,
+) -> tuple[int, int]:
+    """Resume the participant's unfinished session on the same stimulus set, or start a new one.
+
+    A stored session is resumed when its ``settings["stimulus_set"]`` equals ``settings["stimulus_set"]``
+    and it still has stimuli without a trial; its own stored order then applies.
+
+    Parameters
+    ----------
+    store : SessionStore
+        The study.
+    pseudonym : str
+        The participant (created when new).
+    stimulus_order : sequence of str
+        The order for a new session (see :func:`tracking.protocol.stimulus_order`).
+    settings, geometry, tracker, recogniser
+        As for :meth:`SessionStore.create_session`.
+
+    Returns
+    -------
+    (int, int)
+        The session id and the position to start at (the store's resume point).
+    """
+    participant = next((p for p in store.participants() if p.pseudonym == pseudonym), None)
+    participant_id = (
+        store.create_participant(pseudonym) if participant is None else participant.participant_id
+    )
+    key = settings.get("stimulus_set")
+    for session in reversed(store.sessions()):
+        if session.participant_id != participant_id or session.settings.get("stimulus_set") != key:
+            continue
+        position = store.resume_point(session.session_id)
+        if position < len(session.stimulus_order):
+            return session.session_id, position
+    session_id = store.create_session(
+        participant_id,
+        settings=settings,
+        geometry=geometry,
+        tracker=tracker,
+        recogniser=recogniser,
+        stimulus_order=stimulus_order,
+    )
+    return session_id, 0
+
+
+# --- stimuli ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class StimulusSet:
+    """Stimulus images by id, as uint8 RGB arrays ``(H, W, 3)``, with the spec they came from."""
+
+    spec: str
+    split: str
+    images: Mapping[str, NDArray[np.uint8]]
+
+    @property
+    def ids(self) -> tuple[str, ...]:
+        """The stimulus ids in dataset order."""
+        return tuple(self.images)
+
+
+def load_stimuli(
+    spec: str | Path,
+    *,
+    split: str | None = None,
+    max_stimuli: int = 0,
+    seed: int = 0,
+    progress: Callable[[float, str], None] | None = None,
+    cancelled: Callable[[], bool] | None = None,
+) -> StimulusSet:
+    """Decode the images of a dataset split for display (RBDM §5.3.1: the stimuli to label).
+
+    Parameters
+    ----------
+    spec : str or Path
+        A spec for :func:`analysis.datasets.open_dataset` (``"synthetic:n=2,size=512"`` or a folder).
+    split : str, optional
+        The split to show; by default the dataset's last split (``test`` for the synthetic faces).
+    max_stimuli : int, optional
+        At most this many images, a seeded random choice; 0 for the whole split.
+    seed : int, optional
+        Seed of that choice.
+    progress : callable, optional
+        Called with (fraction done, text) after each image.
+    cancelled : callable, optional
+        Polled between images; loading stops with :class:`Cancelled` when it returns True.
+
+    Returns
+    -------
+    StimulusSet
+        Images in dataset order, as uint8 RGB.
+
+    Raises
+    ------
+    ValueError
+        For an unknown split or a split without images.
+    Cancelled
+        When ``cancelled()`` returned True.
+    """
+    loader = open_dataset(spec, rgb=True)
+    chosen_split = split or loader.splits[-1]
+    if chosen_split not in loader.splits:
+        raise ValueError(f"{spec!s} has no split {chosen_split!r}; choose one of {loader.splits!r}.")
+    n_items = len(loader.labels(chosen_split))
+    if n_items == 0:
+        raise ValueError(f"split {chosen_split!r} of {spec!s} holds no images; choose another split.")
+    positions = _choose_positions(n_items, check_count(max_stimuli=max_stimuli), seed)
+    images: dict[str, NDArray[np.uint8]] = {}
+    for k, sample in enumerate(loader.iter_samples(chosen_split, positions=positions)):
+        if cancelled is not None and cancelled():
+            raise Cancelled(f"loading {spec!s} was cancelled.")
+        images[sample.id] = np.round(np.clip(sample.image, 0.0, 1.0) * 255.0).astype(np.uint8)
+        if progress is not None:
+            progress((k + 1) / len(positions), f"{k + 1} of {len(positions)} images")
+    if not images:
+        raise ValueError(f"no image of split {chosen_split!r} of {spec!s} could be read; see the warnings.")
+    return StimulusSet(str(spec), chosen_split, images)
+
+
+def _choose_positions(n_items: int, max_stimuli: int, seed: int) -> list[int]:
+    if max_stimuli == 0 or max_stimuli >= n_items:
+        return list(range(n_items))
+    rng = np.random.default_rng(check_count(seed=seed))
+    return sorted(int(p) for p in rng.choice(n_items, size=max_stimuli, replace=False))
+
+
+# --- speech -------------------------------------------------------------------------------------
+
+
+class RecognitionLike(Protocol):
+    """What the gate needs of a recognition: the label (None when not a label word), text, confidence."""
+
+    @property
+    def label(self) -> str | None: ...
+
+    @property
+    def text(self) -> str: ...
+
+    @property
+    def confidence(self) -> float | None: ...
+
+
+class RecogniserLike(Protocol):
+    """What the gate needs of a speech recogniser (see :mod:`tracking.speech`)."""
+
+    def start_utterance(self) -> None: ...
+
+    def accept(self, pcm: Any) -> RecognitionLike | None: ...
+
+    def finish(self) -> RecognitionLike | None: ...
+
+
+class SpeechGate:
+    """Lets a recogniser hear the microphone only while the stimulus is shown (RBDM §5.3.1).
+
+    Parameters
+    ----------
+    recogniser : RecogniserLike
+        With a grammar of the session's label words.
+    deliver : callable
+        Receives each recognition, on the microphone's thread: the GUI lends a thread-safe callable
+        that posts it to the protocol (``protocol.set_label(r.label, source="speech", ...)``).
+
+    Notes
+    -----
+    Pass :meth:`feed` to the microphone as its block callback and :meth:`attach` the gate to the
+    protocol: it opens an utterance at each stimulus onset and closes it at any other phase. A
+    result the recogniser only gives when the utterance is closed belongs to an image that is no
+    longer shown and is dropped.
+    """
+
+    def __init__(self, recogniser: RecogniserLike, deliver: Callable[[RecognitionLike], None]) -> None:
+        self._recogniser = recogniser
+        self._deliver = deliver
+        self._lock = threading.Lock()
+        self._listening = False
+
+    @property
+    def listening(self) -> bool:
+        """Whether audio currently reaches the recogniser."""
+        return self._listening
+
+    def attach(self, protocol: LabelingProtocol) -> Callable[[], None]:
+        """Open at each stimulus onset of ``protocol``, close at every other phase; returns the detacher."""
+        return protocol.phase_started.subscribe(self._on_phase)
+
+    def open(self) -> None:
+        """Start listening for an utterance."""
+        with self._lock:
+            if not self._listening:
+                self._recogniser.start_utterance()
+                self._listening = True
+
+    def close(self) -> None:
+        """Stop listening; what the recogniser still holds is discarded."""
+        with self._lock:
+            if self._listening:
+                self._listening = False
+                self._recogniser.finish()
+
+    def feed(self, pcm: Any) -> None:
+        """One block of microphone audio (microphone thread); ignored unless listening."""
+        with self._lock:
+            recognition = self._recogniser.accept(pcm) if self._listening else None
+        if recognition is not None:
+            self._deliver(recognition)
+
+    def _on_phase(self, onset: PhaseOnset) -> None:
+        if onset.phase is Phase.STIMULUS:
+            self.open()
+        else:
+            self.close()
