@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed-stamp
 .PHONY: run test install system-deps lint typecheck bench lock clean
 
 run: $(STAMP)
-	$(BIN)/rbdm demo
+	$(BIN)/rbdm gui
 
 test: $(STAMP)
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest
