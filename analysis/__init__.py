@@ -18,11 +18,16 @@ Modules, by paper section (RBDM = Schiller et al. 2020, TP = Finzel et al. 2021)
 - ``projection`` — Top-X relevance projection (TP §3.5)
 - ``spray`` — spectral relevance analysis (TP §3.3)
 - ``prototypes`` — stages and temporal prototypes (TP §3.4)
+- ``sequences``, ``action_units`` — synthetic action-unit sequences, the multi-label model and the
+  whole TP pipeline (TP §3.1–3.4)
+- ``visualisation`` — BWR heatmaps, Top-X overlays and prototype strips as RGB arrays (TP §3.5)
+- ``study`` — study-level tables over stimuli (RBDM Table 1)
 """
 
 from __future__ import annotations
 
 __all__ = [
+    "action_units",
     "datasets",
     "geometry",
     "heatmap",
@@ -34,7 +39,10 @@ __all__ = [
     "projection",
     "prototypes",
     "saliency",
+    "sequences",
     "spray",
+    "study",
     "synthetic",
     "training",
+    "visualisation",
 ]

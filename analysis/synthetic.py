@@ -49,6 +49,7 @@ __all__ = [
     "Expression",
     "FaceIdentity",
     "SyntheticFace",
+    "draw_expression",
     "make_face",
     "make_faces",
     "sample_identity",
@@ -874,6 +875,54 @@ def make_face(
         array.setflags(write=False)
     landmarks, eyes = _landmarks(identity, expression, frame)
     return SyntheticFace(image, label, index, mask, regions, masks, landmarks, eyes, identity, intensity)
+
+
+def draw_expression(
+    expression: Expression,
+    *,
+    identity: FaceIdentity,
+    size: int = 48,
+    rgb: bool = False,
+    rng: np.random.Generator,
+    noise_std: float = DEFAULT_NOISE_STD,
+) -> NDArray[np.float32]:
+    """Draw ``identity`` showing any :class:`Expression`: the image only, without ground-truth masks.
+
+    :func:`make_face` draws the expressions of :data:`EXPRESSIONS` by label; this draws a freely
+    composed one (e.g. the action units of a sequence frame, :mod:`analysis.sequences`) in the same way.
+
+    Parameters
+    ----------
+    expression : Expression
+        Feature displacements to draw (already scaled by any intensity).
+    identity : FaceIdentity
+        The person to draw.
+    size, rgb, noise_std :
+        As in :func:`make_face`.
+    rng : numpy.random.Generator
+        Source of the pixel noise only.
+
+    Returns
+    -------
+    ndarray of float32, shape (size, size) or (size, size, 3)
+        Image in [0, 1].
+
+    References
+    ----------
+    .. [1] Finzel et al. (2021), Temporal Prototypes, §3.1 (action units, Figure 1).
+    """
+    if not isinstance(expression, Expression):
+        raise TypeError(f"expression must be an Expression; got {type(expression).__name__}.")
+    _check_size(size)
+    _check_rng(rng)
+    if not (math.isfinite(noise_std) and noise_std >= 0):
+        raise ValueError(f"noise_std must be a finite number >= 0; got {noise_std!r}. Use 0.0 for no noise.")
+    frame = _frame(identity, size)
+    canvas = np.empty((size, size, 3), dtype=np.float64)
+    canvas[:] = identity.background_rgb
+    features = [layer for region in REGIONS for layer in _REGION_LAYERS[region](identity, expression, frame)]
+    _paint(canvas, _head_layers(identity, frame) + features)
+    return _finish(canvas, rgb=rgb, noise_std=noise_std, rng=rng)
 
 
 def _region_footprint(

@@ -508,8 +508,13 @@ def default_pages(app: StudioApp) -> list[Page]:
     view follow as further pairs.
     """
     from rbdm_gui.comparison_view import ComparisonView
+    from rbdm_gui.prototypes_view import PrototypesView
 
-    return [("Study setup", app.make_setup_view), ("Compare", ComparisonView)]
+    return [
+        ("Study setup", app.make_setup_view),
+        ("Compare", ComparisonView),
+        ("Temporal prototypes", PrototypesView),
+    ]
 
 
 class StudioApp(QObject):

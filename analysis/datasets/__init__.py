@@ -18,6 +18,7 @@ from typing import Any
 from analysis.datasets.affectnet import AffectNetLoader, is_affectnet_layout
 from analysis.datasets.arrays import SplitArrays, load_arrays, subset_positions
 from analysis.datasets.base import DatasetLoader, Sample, SkippedItem, decode_image, existing_path
+from analysis.datasets.ck_sequences import CKSequenceLoader
 from analysis.datasets.ckplus import CKPlusLoader, is_ckplus_layout
 from analysis.datasets.ferplus import FERPlusLoader, read_ferplus_csv
 from analysis.datasets.folders import ImageFolderLoader, is_image_folder_layout
@@ -27,6 +28,7 @@ __all__ = [
     "LOADERS",
     "AffectNetLoader",
     "CKPlusLoader",
+    "CKSequenceLoader",
     "DatasetLoader",
     "FERPlusLoader",
     "ImageFolderLoader",
@@ -46,6 +48,7 @@ LOADERS: dict[str, type[Any]] = {
     "folders": ImageFolderLoader,
     "ferplus": FERPlusLoader,
     "ckplus": CKPlusLoader,
+    "ck_sequences": CKSequenceLoader,
     "affectnet": AffectNetLoader,
     "synthetic": SyntheticLoader,
 }

@@ -23,7 +23,7 @@ from tests.analysis.datasets._fixtures import write_image
 
 
 def test_loaders_registry_and_all() -> None:
-    assert set(LOADERS) == {"folders", "ferplus", "ckplus", "affectnet", "synthetic"}
+    assert set(LOADERS) == {"folders", "ferplus", "ckplus", "affectnet", "synthetic", "ck_sequences"}
     for name in datasets.__all__:
         assert hasattr(datasets, name)
 

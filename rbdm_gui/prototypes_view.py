@@ -1,0 +1,403 @@
+"""The temporal-prototypes screen: browse sequences, their stages and the SpRAy clusters (TP §3.3-3.5).
+
+The view shows a :class:`~analysis.action_units.PrototypeResult`: the sequences with their temporal
+prototypes, the prototype strip of the selected sequence (each stage's Top-X projection in the units'
+colours above its plain BWR heatmap, :func:`analysis.visualisation.prototype_strip`), the selected
+stage enlarged, the clusters of a unit (their mean maps and SpRAy's eigenvalue spectrum) and TP
+Table 1. A result comes from a ``.npz`` file written by ``rbdm prototypes`` (Open…) or is computed on a
+worker thread (Compute: synthetic AU sequences and the default action unit model). The strip on show
+is exported as PNG.
+
+The view is thin: every number and picture comes from :mod:`analysis`; the view only lays them out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyqtgraph as pg
+from numpy.typing import NDArray
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QPixmap
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QGridLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QListWidget,
+    QPushButton,
+    QScrollArea,
+    QSplitter,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from analysis.action_units import PrototypeResult, SequenceAnalysis, load_result, stage_panels
+from analysis.visualisation import (
+    bwr_heatmap,
+    label_colours,
+    name_colour,
+    prototype_strip,
+    save_png,
+    top_x_overlay,
+    upscale,
+)
+from rbdm_gui.labeling_view import to_qimage
+from rbdm_gui.workers import Progress, Task, run_task
+
+__all__ = ["DEFAULT_UNIT_MODEL", "PrototypesView", "compute_synthetic"]
+
+#: The action unit model shipped with the app (written by ``rbdm prototypes --save-model``).
+DEFAULT_UNIT_MODEL = Path(__file__).resolve().parents[1] / "assets" / "action_units.keras"
+
+Compute = Callable[[Progress, Callable[[], bool]], PrototypeResult]
+
+_STRIP_SCALE = 3
+_DETAIL_SCALE = 5
+
+
+def compute_synthetic(
+    *, model_path: Path | None = DEFAULT_UNIT_MODEL, n_per_class: int = 6, seed: int = 0
+) -> Compute:
+    """A worker function: synthetic AU sequences through the default model and the whole pipeline.
+
+    The model is read from ``model_path`` when that file exists, else the default is trained first
+    (a minute or two). Runs on a worker thread (:func:`rbdm_gui.workers.run_task`).
+    """
+
+    def compute(progress: Progress, cancelled: Callable[[], bool]) -> PrototypeResult:
+        from analysis.action_units import analyse_sequences, default_unit_model
+        from analysis.sequences import make_sequences
+
+        progress(0.0, "loading the action unit model")
+        model, units = default_unit_model(
+            model_path, seed=seed, on_epoch=lambda r: progress(0.05, f"training the model: epoch {r.epoch}")
+        )
+        progress(0.4, "drawing synthetic sequences")
+        sequences = make_sequences(n_per_class, rng=np.random.default_rng(seed))
+        return analyse_sequences(
+            model,
+            sequences,
+            units=units,
+            rng=np.random.default_rng(seed),
+            on_progress=lambda fraction, text: progress(0.4 + 0.6 * fraction, text),
+        )
+
+    return compute
+
+
+def _pixmap(image: NDArray[np.uint8]) -> QPixmap:
+    return QPixmap.fromImage(to_qimage(np.ascontiguousarray(image)))
+
+
+class PrototypesView(QWidget):
+    """Browse the temporal prototypes of a :class:`~analysis.action_units.PrototypeResult`.
+
+    Parameters
+    ----------
+    result : PrototypeResult, optional
+        Shown at once.
+    compute : callable, optional
+        ``compute(progress, cancelled) -> PrototypeResult``, run on a worker thread by the Compute
+        button; default :func:`compute_synthetic`.
+
+    Signals
+    -------
+    result_changed(object)
+        A new result is on show.
+    """
+
+    result_changed = Signal(object)
+
+    def __init__(
+        self,
+        result: PrototypeResult | None = None,
+        *,
+        compute: Compute | None = None,
+        parent: QWidget | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self._compute = compute or compute_synthetic()
+        self._task: Task | None = None
+        self.result: PrototypeResult | None = None
+        self.strip: NDArray[np.uint8] | None = None
+        self._colours: dict[str, tuple[int, int, int]] = {}
+        self._build()
+        if result is not None:
+            self.show_result(result)
+
+    # ------------------------------------------------------------------------------------------
+    # Layout
+    # ------------------------------------------------------------------------------------------
+
+    def _build(self) -> None:
+        self.open_button = QPushButton("Open result…")
+        self.compute_button = QPushButton("Compute (synthetic)")
+        self.export_button = QPushButton("Export PNG…")
+        self.x_box = QDoubleSpinBox()
+        self.x_box.setRange(1.0, 100.0)
+        self.x_box.setValue(25.0)
+        self.x_box.setSuffix(" %")
+        self.x_box.setToolTip("Top-X relevance projection: share of the positive relevance mass shown")
+        self.source_box = QComboBox()
+        self.source_box.addItems(["cluster", "stage"])
+        self.source_box.setToolTip("cluster: each cluster's mean map; stage: the stage's own maps")
+        self.status = QLabel("No result. Open one written by 'rbdm prototypes', or compute one.")
+        bar = QHBoxLayout()
+        for widget in (self.open_button, self.compute_button, self.export_button):
+            bar.addWidget(widget)
+        bar.addWidget(QLabel("Top-X"))
+        bar.addWidget(self.x_box)
+        bar.addWidget(QLabel("maps"))
+        bar.addWidget(self.source_box)
+        bar.addWidget(self.status, 1)
+
+        self.sequence_list = QListWidget()
+        self.stage_list = QListWidget()
+        self.prototype_label = QLabel()
+        self.prototype_label.setWordWrap(True)
+        self.prototype_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.strip_label = QLabel()
+        self.strip_label.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
+        self.strip_scroll = QScrollArea()
+        self.strip_scroll.setWidget(self.strip_label)
+        self.strip_scroll.setWidgetResizable(True)
+        self.detail_overlay = QLabel()
+        self.detail_heatmap = QLabel()
+        detail = QGroupBox("Stage")
+        detail_layout = QGridLayout(detail)
+        detail_layout.addWidget(self.stage_list, 0, 0, 2, 1)
+        detail_layout.addWidget(self.detail_overlay, 0, 1)
+        detail_layout.addWidget(self.detail_heatmap, 0, 2)
+
+        self.unit_box = QComboBox()
+        self.cluster_label = QLabel()
+        self.spectrum_plot = pg.PlotWidget()
+        self.spectrum_plot.setLabel("bottom", "eigenvalue index")
+        self.spectrum_plot.setLabel("left", "eigenvalue")
+        self.spectrum_plot.setMinimumHeight(120)
+        self.spectrum_plot.setMaximumHeight(180)
+        clusters = QGroupBox("SpRAy clusters of a unit (mean maps; eigenvalues of the Laplacian)")
+        cluster_layout = QVBoxLayout(clusters)
+        cluster_layout.addWidget(self.unit_box)
+        cluster_layout.addWidget(self.cluster_label)
+        cluster_layout.addWidget(self.spectrum_plot)
+
+        self.table = QTableWidget()
+        self.table.setMinimumHeight(120)
+
+        right = QWidget()
+        right_layout = QVBoxLayout(right)
+        right_layout.addWidget(self.prototype_label)
+        right_layout.addWidget(self.strip_scroll, 2)
+        right_layout.addWidget(detail, 1)
+        right_layout.addWidget(clusters, 1)
+        splitter = QSplitter(Qt.Orientation.Horizontal)
+        splitter.addWidget(self.sequence_list)
+        splitter.addWidget(right)
+        splitter.setStretchFactor(1, 1)
+        splitter.setSizes([240, 900])
+        layout = QVBoxLayout(self)
+        layout.addLayout(bar)
+        layout.addWidget(splitter, 1)
+        layout.addWidget(QLabel("Statistics (TP Table 1)"))
+        layout.addWidget(self.table)
+
+        self.open_button.clicked.connect(self._ask_open)
+        self.compute_button.clicked.connect(self.start_compute)
+        self.export_button.clicked.connect(self._ask_export)
+        self.sequence_list.currentRowChanged.connect(self._on_sequence)
+        self.stage_list.currentRowChanged.connect(self._on_stage)
+        self.unit_box.currentTextChanged.connect(self._on_unit)
+        self.x_box.valueChanged.connect(self._redraw)
+        self.source_box.currentTextChanged.connect(self._redraw)
+        self._set_enabled(False)
+
+    def _set_enabled(self, enabled: bool) -> None:
+        for widget in (self.export_button, self.x_box, self.source_box, self.unit_box):
+            widget.setEnabled(enabled)
+
+    # ------------------------------------------------------------------------------------------
+    # Showing a result
+    # ------------------------------------------------------------------------------------------
+
+    @property
+    def top_x(self) -> float:
+        """The Top-X portion on show, in (0, 1]."""
+        return float(self.x_box.value()) / 100.0
+
+    @property
+    def current_sequence(self) -> SequenceAnalysis | None:
+        """The selected sequence, if any."""
+        row = self.sequence_list.currentRow()
+        if self.result is None or not 0 <= row < len(self.result.sequences):
+            return None
+        return self.result.sequences[row]
+
+    def show_result(self, result: PrototypeResult) -> None:
+        """Show ``result``: its sequences, its units' clusters and its statistics."""
+        self.result = result
+        self._colours = label_colours(result.units)
+        self.sequence_list.blockSignals(True)
+        self.sequence_list.clear()
+        for item in result.sequences:
+            self.sequence_list.addItem(f"{item.id}  [{item.class_name}]  {item.prototype.n_stages} stages")
+        self.sequence_list.blockSignals(False)
+        self.unit_box.blockSignals(True)
+        self.unit_box.clear()
+        self.unit_box.addItems(list(result.spray))
+        self.unit_box.blockSignals(False)
+        self._fill_table(result)
+        self._set_enabled(True)
+        self.status.setText(f"{len(result.sequences)} sequences, units {', '.join(result.units)}")
+        if result.sequences:
+            self.sequence_list.setCurrentRow(0)
+        self._on_unit(self.unit_box.currentText())
+        self.result_changed.emit(result)
+
+    def open_result(self, path: str | Path) -> None:
+        """Read a result file (``rbdm prototypes`` writes ``result.npz``) and show it."""
+        self.show_result(load_result(path))
+
+    def select_sequence(self, index: int) -> None:
+        """Show sequence ``index`` (its strip and stages)."""
+        self.sequence_list.setCurrentRow(index)
+
+    def select_stage(self, index: int) -> None:
+        """Show stage ``index`` of the current sequence enlarged."""
+        self.stage_list.setCurrentRow(index)
+
+    def _fill_table(self, result: PrototypeResult) -> None:
+        columns = result.table.columns
+        rows = result.table.to_rows()
+        self.table.setColumnCount(len(columns))
+        self.table.setRowCount(len(rows))
+        self.table.setHorizontalHeaderLabels(list(columns))
+        for r, row in enumerate(rows):
+            for c, value in enumerate(row):
+                text = f"{value:.3f}" if isinstance(value, float) else str(value)
+                self.table.setItem(r, c, QTableWidgetItem(text))
+        self.table.resizeColumnsToContents()
+
+    def _on_sequence(self, row: int) -> None:
+        sequence = self.current_sequence
+        self.stage_list.blockSignals(True)
+        self.stage_list.clear()
+        if sequence is not None:
+            for stage in sequence.stages:
+                names = ", ".join(sorted(stage.names)) or "NONE"
+                self.stage_list.addItem(f"frames {stage.start_frame}–{stage.stop_frame - 1}: ({names})")
+            self.prototype_label.setText(str(sequence.prototype))
+        self.stage_list.blockSignals(False)
+        self._redraw()
+        if sequence is not None and sequence.stages:
+            self.stage_list.setCurrentRow(0)
+
+    def _redraw(self, *_: Any) -> None:
+        sequence = self.current_sequence
+        if self.result is None or sequence is None:
+            return
+        panels = stage_panels(self.result, sequence.id, source=self.source_box.currentText())
+        self.strip = prototype_strip(panels, self._colours, x=self.top_x, scale=_STRIP_SCALE)
+        self.strip_label.setPixmap(_pixmap(self.strip))
+        self.strip_scroll.setMinimumHeight(min(self.strip.shape[0] + 24, 420))
+        self._on_stage(self.stage_list.currentRow())
+
+    def _on_stage(self, row: int) -> None:
+        sequence = self.current_sequence
+        if self.result is None or sequence is None or not 0 <= row < len(sequence.stages):
+            return
+        panel = stage_panels(self.result, sequence.id, source=self.source_box.currentText())[row]
+        overlay = top_x_overlay(panel.frame, panel.relevance_by_name, self._colours, x=self.top_x)
+        total = sum(
+            (np.asarray(m, dtype=np.float64) for m in panel.relevance_by_name.values()),
+            np.zeros(overlay.shape[:2]),
+        )
+        self.detail_overlay.setPixmap(_pixmap(upscale(overlay, factor=_DETAIL_SCALE)))
+        self.detail_heatmap.setPixmap(_pixmap(upscale(bwr_heatmap(total), factor=_DETAIL_SCALE)))
+
+    def _on_unit(self, unit: str) -> None:
+        self.spectrum_plot.clear()
+        if self.result is None or unit not in self.result.spray:
+            self.cluster_label.clear()
+            return
+        outcome = self.result.spray[unit]
+        eigenvalues = np.asarray(outcome.eigenvalues)
+        self.spectrum_plot.plot(np.arange(1, len(eigenvalues) + 1), eigenvalues, pen=None, symbol="o")
+        maps = [
+            self.result.mean_maps[(unit, c)]
+            for c in range(outcome.n_clusters)
+            if (unit, c) in self.result.mean_maps
+        ]
+        tiles = [upscale(bwr_heatmap(m), factor=2) for m in maps]
+        if tiles:
+            gap = np.full((tiles[0].shape[0], 4, 3), 255, dtype=np.uint8)
+            row = np.concatenate([piece for tile in tiles for piece in (tile, gap)][:-1], axis=1)
+            self.cluster_label.setPixmap(_pixmap(row))
+        counts = np.bincount(outcome.labels, minlength=outcome.n_clusters)
+        colour = name_colour(unit, self._colours)
+        self.cluster_label.setToolTip(
+            f"{unit}: {outcome.n_clusters} clusters of {counts.tolist()} maps (colour {colour})"
+        )
+
+    # ------------------------------------------------------------------------------------------
+    # Actions
+    # ------------------------------------------------------------------------------------------
+
+    def export_png(self, path: str | Path) -> Path:
+        """Write the strip on show as a PNG file; returns the path.
+
+        Raises
+        ------
+        ValueError
+            When no strip is on show.
+        """
+        if self.strip is None:
+            raise ValueError("no prototype strip on show; open or compute a result and pick a sequence.")
+        return save_png(path, self.strip)
+
+    def start_compute(self) -> Task:
+        """Run the compute function on a worker thread; the result is shown when it arrives."""
+        self.compute_button.setEnabled(False)
+        self.status.setText("computing…")
+        self._task = run_task(
+            self._compute, on_result=self._computed, on_error=self._failed, on_progress=self._progress
+        )
+        return self._task
+
+    def _progress(self, fraction: float, text: str) -> None:
+        self.status.setText(f"{100 * fraction:.0f} %  {text}")
+
+    def _computed(self, result: PrototypeResult) -> None:
+        self.compute_button.setEnabled(True)
+        self.show_result(result)
+
+    def _failed(self, error: BaseException) -> None:
+        self.compute_button.setEnabled(True)
+        self.status.setText(f"failed: {error}")
+
+    def _ask_open(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Open temporal-prototype result", "", "Results (*.npz)")
+        if path:
+            try:
+                self.open_result(path)
+            except (OSError, ValueError, KeyError) as err:
+                self.status.setText(f"cannot open {path}: {err}")
+
+    def _ask_export(self) -> None:
+        sequence = self.current_sequence
+        default = f"{sequence.id.replace('/', '_')}.png" if sequence is not None else "prototype.png"
+        path, _ = QFileDialog.getSaveFileName(self, "Export prototype strip", default, "PNG (*.png)")
+        if path:
+            try:
+                self.status.setText(f"wrote {self.export_png(path)}")
+            except (OSError, ValueError) as err:
+                self.status.setText(f"cannot export: {err}")

@@ -1,0 +1,126 @@
+"""Smoke tests of rbdm_gui/prototypes_view.py with pytest-qt (offscreen), on a precomputed result."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+from numpy.typing import NDArray
+from PIL import Image
+
+from analysis.action_units import PrototypeResult, prototypes_from_relevance, save_result, stage_panels
+from analysis.visualisation import label_colours, prototype_strip
+from rbdm_gui.prototypes_view import PrototypesView
+
+pytestmark = pytest.mark.gui
+
+
+@dataclass(frozen=True)
+class _Sequence:
+    id: str
+    class_name: str
+    frames: NDArray[np.float32]
+
+
+def _result(rng: np.random.Generator) -> PrototypeResult:
+    """Twelve 8-frame sequences of 16 × 16 px: unit A from frame 1, unit B (left or right blob) in 3-6."""
+    sequences, scores, relevance = [], [], []
+    for index in range(12):
+        score = np.zeros((8, 2), dtype=np.float32)
+        score[1:, 0] = 0.9
+        score[3:7, 1] = 0.9
+        a = np.zeros((16, 16))
+        a[2:5, 5:11] = 1.0
+        b = np.zeros((16, 16))
+        b[10:14, (1 if index % 2 else 11) : (5 if index % 2 else 15)] = 1.0
+        relevance.append(
+            {
+                "A": np.stack([a + 0.05 * rng.normal(size=a.shape) for _ in range(7)]),
+                "B": np.stack([b + 0.05 * rng.normal(size=b.shape) for _ in range(4)]),
+            }
+        )
+        sequences.append(
+            _Sequence(
+                f"s/{index}", "odd" if index % 2 else "even", rng.uniform(size=(8, 16, 16)).astype(np.float32)
+            )
+        )
+        scores.append(score)
+    return prototypes_from_relevance(sequences, scores, relevance, units=("A", "B"), rng=rng, factor=2)
+
+
+@pytest.fixture
+def result(rng: np.random.Generator) -> PrototypeResult:
+    return _result(rng)
+
+
+def test_browse_sequences_stages_and_clusters(qtbot, result: PrototypeResult) -> None:  # type: ignore[no-untyped-def]
+    view = PrototypesView(result)
+    qtbot.addWidget(view)
+    assert view.sequence_list.count() == 12
+    assert view.table.rowCount() == 3  # even, odd, Entire dataset
+    assert view.unit_box.count() == 2
+    view.select_sequence(3)
+    sequence = result.sequences[3]
+    assert view.stage_list.count() == sequence.prototype.n_stages == 4
+    assert view.prototype_label.text() == str(sequence.prototype)
+    expected = prototype_strip(stage_panels(result, 3), label_colours(result.units), x=0.25, scale=3)
+    np.testing.assert_array_equal(view.strip, expected)
+    assert view.strip_label.pixmap().width() == expected.shape[1]
+    view.select_stage(2)
+    assert view.detail_overlay.pixmap().width() == 16 * 5
+    view.unit_box.setCurrentText("B")
+    assert "2 clusters" in view.cluster_label.toolTip()
+
+
+def test_top_x_and_map_source_redraw_the_strip(qtbot, result: PrototypeResult) -> None:  # type: ignore[no-untyped-def]
+    view = PrototypesView(result)
+    qtbot.addWidget(view)
+    view.select_sequence(1)
+    view.x_box.setValue(80.0)
+    expected = prototype_strip(stage_panels(result, 1), label_colours(result.units), x=0.8, scale=3)
+    np.testing.assert_array_equal(view.strip, expected)
+    view.source_box.setCurrentText("stage")
+    own = prototype_strip(
+        stage_panels(result, 1, source="stage"), label_colours(result.units), x=0.8, scale=3
+    )
+    np.testing.assert_array_equal(view.strip, own)
+
+
+def test_open_result_file_and_export_png(qtbot, result: PrototypeResult, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    view = PrototypesView()
+    qtbot.addWidget(view)
+    assert not view.export_button.isEnabled()
+    with pytest.raises(ValueError, match="no prototype strip"):
+        view.export_png(tmp_path / "none.png")
+    with qtbot.waitSignal(view.result_changed):
+        view.open_result(save_result(tmp_path / "result.npz", result))
+    view.select_sequence(5)
+    path = view.export_png(tmp_path / "strip.png")
+    with Image.open(path) as image:
+        np.testing.assert_array_equal(np.asarray(image.convert("RGB")), view.strip)
+
+
+def test_compute_runs_on_a_worker_and_shows_the_result(qtbot) -> None:  # type: ignore[no-untyped-def]
+    def compute(progress, cancelled):  # type: ignore[no-untyped-def]
+        progress(0.5, "half way")
+        return _result(np.random.default_rng(1))
+
+    view = PrototypesView(compute=compute)
+    qtbot.addWidget(view)
+    with qtbot.waitSignal(view.result_changed, timeout=10_000):
+        view.start_compute()
+    assert view.result is not None and view.sequence_list.count() == 12
+    assert view.compute_button.isEnabled()
+
+
+def test_compute_failure_is_shown(qtbot) -> None:  # type: ignore[no-untyped-def]
+    def compute(progress, cancelled):  # type: ignore[no-untyped-def]
+        raise ValueError("no model here")
+
+    view = PrototypesView(compute=compute)
+    qtbot.addWidget(view)
+    task = view.start_compute()
+    qtbot.waitUntil(lambda: task.done, timeout=10_000)
+    assert "no model here" in view.status.text()
