@@ -46,7 +46,6 @@ def gaze_heatmap(
     points: ArrayLike,
     shape: tuple[int, ...],
     c: float,
-    *,
     weights: ArrayLike | None = None,
     radius: float | None = None,
 ) -> NDArray[np.float32]:

@@ -36,7 +36,7 @@ Mask = NDArray[np.bool_]
 _EPS = float(np.finfo(np.float64).eps)
 
 
-def negative_mask(relevance: ArrayLike, *, fraction: float = 0.10) -> Mask:
+def negative_mask(relevance: ArrayLike, fraction: float = 0.10) -> Mask:
     """Negative masking: zero the most relevant ``fraction`` of the pixels.
 
     m_i = 0 if R_i is part of the top 10 % of all R_i's, 1 if not. Exactly ⌈fraction · N⌉ pixels are

@@ -19,7 +19,7 @@ from analysis._validation import check_map, check_positive
 __all__ = ["top_x_mask", "top_x_relevance"]
 
 
-def top_x_mask(relevance: ArrayLike, *, x: float = 0.25) -> NDArray[np.bool_]:
+def top_x_mask(relevance: ArrayLike, x: float = 0.25) -> NDArray[np.bool_]:
     """The pixels of the Top-X-Relevance Projection: the fewest most relevant pixels reaching x of the mass.
 
     Pixels with positive relevance are ranked by relevance, higher first and ties by lower row-major
@@ -62,7 +62,7 @@ def top_x_mask(relevance: ArrayLike, *, x: float = 0.25) -> NDArray[np.bool_]:
     return mask.reshape(values.shape)
 
 
-def top_x_relevance(relevance: ArrayLike, *, x: float = 0.25) -> NDArray[np.float64]:
+def top_x_relevance(relevance: ArrayLike, x: float = 0.25) -> NDArray[np.float64]:
     """Top-X-Relevance Projection: the kept pixels keep their relevance, all others become 0.
 
     Parameters

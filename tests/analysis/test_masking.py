@@ -278,3 +278,17 @@ def test_apply_mask_accepts_zero_one_masks_and_zeroes_nan() -> None:
 def test_apply_mask_refuses_mismatches(image_shape: tuple[int, ...], mask: NDArray[Any], match: str) -> None:
     with pytest.raises(ValueError, match=match):
         apply_mask(np.zeros(image_shape, dtype=np.float32), mask)
+
+
+def test_the_issue_signatures_accept_positional_options() -> None:
+    """The foundation issue fixes these signatures; callers may pass the options by position."""
+    from analysis.heatmap import gaze_heatmap
+    from analysis.projection import top_x_relevance
+
+    relevance = np.arange(100, dtype=float).reshape(10, 10)
+    assert (~negative_mask(relevance, 0.2)).sum() == 20
+    np.testing.assert_array_equal(top_x_relevance(relevance, 0.25), top_x_relevance(relevance, x=0.25))
+    points = [[2.0, 3.0]]
+    np.testing.assert_array_equal(
+        gaze_heatmap(points, (10, 10), 1.0, None, 2.0), gaze_heatmap(points, (10, 10), 1.0, radius=2.0)
+    )
