@@ -144,3 +144,24 @@ def _check_times(t: NDArray[np.float64]) -> None:
             f"t_ms must be strictly increasing; t_ms[{i}] = {t[i]!r} follows t_ms[{i - 1}] = {t[i - 1]!r}. "
             "Sort the samples by time and drop duplicates."
         )
+
+
+class _SteppedDetector(Protocol):
+    def _step(self, t_ms: float, x_px: float, y_px: float, valid: bool) -> list[Fixation]: ...
+
+    def flush(self) -> list[Fixation]: ...
+
+
+def run_offline(
+    detector: _SteppedDetector, t_ms: ArrayLike, xy_screen_px: ArrayLike, valid: ArrayLike | None
+) -> list[Fixation]:
+    """Feed a whole recording through an online detector's step, then flush: the offline result.
+
+    Both detectors' offline functions run exactly their online state machine this way, which is
+    why online and offline detection give identical fixations.
+    """
+    t, xy, ok = check_sample_arrays(t_ms, xy_screen_px, valid)
+    fixations: list[Fixation] = []
+    for t_i, (x_i, y_i), ok_i in zip(t.tolist(), xy.tolist(), ok.tolist(), strict=True):
+        fixations += detector._step(t_i, x_i, y_i, ok_i)
+    return fixations + detector.flush()

@@ -18,7 +18,7 @@ from numpy.typing import ArrayLike
 
 from analysis.geometry import ScreenGeometry
 from tracking._validation import check_positive
-from tracking.fixations._common import _DegreeMap, _SampleOrder, check_sample_arrays, make_fixation
+from tracking.fixations._common import _DegreeMap, _SampleOrder, make_fixation, run_offline
 from tracking.records import Fixation, GazeSample
 
 __all__ = ["IDTDetector", "idt"]
@@ -196,8 +196,4 @@ def idt(
     .. [2] Schiller et al. (2020), Relevance-Based Data Masking, §5.3.2 (fixations as heatmap points).
     """
     detector = IDTDetector(geometry, dispersion_deg=dispersion_deg, min_duration_ms=min_duration_ms)
-    t, xy, ok = check_sample_arrays(t_ms, xy_screen_px, valid)
-    fixations: list[Fixation] = []
-    for t_i, (x_i, y_i), ok_i in zip(t.tolist(), xy.tolist(), ok.tolist(), strict=True):
-        fixations += detector._step(t_i, x_i, y_i, ok_i)
-    return fixations + detector.flush()
+    return run_offline(detector, t_ms, xy_screen_px, valid)

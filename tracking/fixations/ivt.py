@@ -21,7 +21,7 @@ from numpy.typing import ArrayLike
 
 from analysis.geometry import ScreenGeometry
 from tracking._validation import check_positive
-from tracking.fixations._common import _DegreeMap, _SampleOrder, check_sample_arrays, make_fixation
+from tracking.fixations._common import _DegreeMap, _SampleOrder, make_fixation, run_offline
 from tracking.records import Fixation, GazeSample
 
 __all__ = ["IVTDetector", "ivt"]
@@ -143,8 +143,4 @@ def ivt(
     .. [2] Schiller et al. (2020), Relevance-Based Data Masking, §5.3.2 (fixations as heatmap points).
     """
     detector = IVTDetector(geometry, velocity_deg_s=velocity_deg_s, min_duration_ms=min_duration_ms)
-    t, xy, ok = check_sample_arrays(t_ms, xy_screen_px, valid)
-    fixations: list[Fixation] = []
-    for t_i, (x_i, y_i), ok_i in zip(t.tolist(), xy.tolist(), ok.tolist(), strict=True):
-        fixations += detector._step(t_i, x_i, y_i, ok_i)
-    return fixations + detector.flush()
+    return run_offline(detector, t_ms, xy_screen_px, valid)
