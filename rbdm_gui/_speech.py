@@ -1,21 +1,39 @@
 """The GUI's one door to :mod:`tracking.speech`: recognisers, microphones and the level meter.
 
 Everything speech-related the views need goes through here, so that the keyboard path works alone:
-when the speech package, a model or a microphone is missing, these functions say so in a sentence
-(:class:`SpeechUnavailable`, or a notice string) and the session runs with keys 1–8.
+when a model or a microphone is missing, these functions say so in a sentence
+(:class:`SpeechUnavailable`, or a notice string, the speech package's own text) and the session
+runs with keys 1–8.
+
+References
+----------
+.. [1] Schiller et al. (2020), Relevance-Based Data Masking, §5.3.1 (labels spoken into a microphone).
 """
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable, Sequence
-from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
+
+import numpy as np
+from numpy.typing import NDArray
+
+from tracking.speech import (
+    RECOGNISERS,
+    SYNONYMS,
+    Microphone,
+    SpeechError,
+    SpeechRecogniser,
+    level_dbfs,
+    list_input_devices,
+)
 
 __all__ = [
     "BLOCK_MS",
     "SAMPLE_RATE_HZ",
-    "MicrophoneHandle",
+    "AudioSource",
+    "BlockCallback",
+    "OpenAudio",
     "SpeechUnavailable",
     "build_recogniser",
     "microphone_names",
@@ -24,118 +42,100 @@ __all__ = [
     "recogniser_names",
 ]
 
-#: Audio format handed to the recognisers: 16 kHz mono, 50 ms blocks.
+#: Audio format handed to the recognisers: 16 kHz mono int16, 30 ms blocks (the microphone's default).
 SAMPLE_RATE_HZ = 16_000
-BLOCK_MS = 50
+BLOCK_MS = 30.0
+
+BlockCallback = Callable[[NDArray[np.int16]], None]
 
 
 class SpeechUnavailable(Exception):
     """Speech cannot be used; the message says why and that the keyboard still works."""
 
 
-class MicrophoneHandle(Protocol):
-    """An open microphone: call :meth:`stop` to close it."""
+class AudioSource(Protocol):
+    """A running audio input that hands blocks to a callback (a :class:`Microphone`); ``close`` ends it."""
 
-    def stop(self) -> None: ...
-
-
-def _speech_module() -> Any:
-    try:
-        import tracking.speech as speech
-    except ImportError as err:
-        raise SpeechUnavailable(f"Speech recognition is not available ({err}); label with keys 1–8.") from err
-    return speech
+    def close(self) -> None: ...
 
 
-def _microphone_module() -> Any:
-    try:
-        import tracking.speech.microphone as microphone
-    except ImportError as err:
-        raise SpeechUnavailable(f"No microphone support ({err}); label with keys 1–8.") from err
-    return microphone
+OpenAudio = Callable[[str, BlockCallback], AudioSource]
+"""``open_audio(device, on_block)``: start an audio source (the microphone, or a file in tests)."""
 
 
-def recogniser_names() -> tuple[list[str], str]:
-    """The recognisers that can be chosen, pocketsphinx first, and a notice when there are none."""
-    try:
-        names = list(_speech_module().RECOGNISERS)
-    except SpeechUnavailable as err:
-        return [], str(err)
-    names.sort(key=lambda name: (name != "pocketsphinx", name))
-    return names, ""
+def recogniser_names() -> list[str]:
+    """The recognisers that can be chosen, pocketsphinx first."""
+    return sorted(RECOGNISERS, key=lambda name: (name != "pocketsphinx", name))
 
 
 def microphone_names() -> tuple[list[str], str]:
-    """Names of the input devices, and a notice when they cannot be listed."""
+    """Names of the audio input devices, and a notice (the speech package's text) when there are none."""
     try:
-        module = _microphone_module()
-        devices = module.list_input_devices()
-    except SpeechUnavailable as err:
+        devices = list_input_devices()
+    except SpeechError as err:
         return [], str(err)
-    except Exception as err:  # PortAudio missing or failing: report, keep the keyboard path
-        return [], f"No microphone found ({err}); label with keys 1–8."
-    names = [str(getattr(device, "name", device)) for device in devices]
-    return names, "" if names else "No microphone found; label with keys 1–8."
+    return [device.name for device in devices], ""
 
 
-def build_recogniser(name: str, *, labels: Sequence[str], model_dir: str = "") -> Any:
-    """Create the recogniser ``name`` with a grammar of the label words.
+def build_recogniser(name: str, *, labels: Sequence[str], model_dir: str = "") -> SpeechRecogniser:
+    """Create the recogniser ``name`` listening for the session's labels (and their synonyms) only.
+
+    Parameters
+    ----------
+    name : str
+        A key of :data:`tracking.speech.RECOGNISERS`.
+    labels : sequence of str
+        The session's label set; words of other labels are not in the grammar.
+    model_dir : str
+        The Vosk model folder (``"vosk"`` only).
 
     Raises
     ------
     SpeechUnavailable
-        When the speech package, the recogniser or its model cannot be loaded (the message says why).
+        When the recogniser or its model cannot be loaded (the message says why and what to do).
     """
-    speech = _speech_module()
-    if name not in speech.RECOGNISERS:
-        raise SpeechUnavailable(f"Unknown speech recogniser {name!r}; label with keys 1–8.")
-    factory = speech.RECOGNISERS[name]
-    offered: dict[str, Any] = {
-        "labels": tuple(labels),
-        "words": tuple(labels),
-        "sample_rate_hz": SAMPLE_RATE_HZ,
-        "model_dir": Path(model_dir) if model_dir else None,
-        "model_path": Path(model_dir) if model_dir else None,
-    }
-    parameters = inspect.signature(factory).parameters
-    kwargs = {key: value for key, value in offered.items() if key in parameters and value is not None}
-    try:
-        return factory(**kwargs)
-    except Exception as err:  # a missing model, a broken install: the session goes on by keyboard
+    if name not in RECOGNISERS:
         raise SpeechUnavailable(
-            f"The {name} recogniser could not start ({err}); label with keys 1–8."
-        ) from err
+            f"Unknown speech recogniser {name!r}; choose one of {', '.join(RECOGNISERS)}, "
+            "or label with keys 1–8."
+        )
+    synonyms = {word: label for word, label in SYNONYMS.items() if label in set(labels)}
+    try:
+        if name == "vosk":
+            if not model_dir:
+                raise SpeechUnavailable(
+                    "The vosk recogniser needs a model folder (e.g. vosk-model-small-en-us-0.15); "
+                    "choose one, pick pocketsphinx, or label with keys 1–8."
+                )
+            return RECOGNISERS[name](model_dir, synonyms=synonyms)
+        return RECOGNISERS[name](synonyms=synonyms)
+    except (SpeechError, ValueError, OSError) as err:
+        raise SpeechUnavailable(str(err)) from err
 
 
-class _Microphone:
-    def __init__(self, microphone: Any) -> None:
-        self._microphone = microphone
+def open_microphone(device: str, on_block: BlockCallback) -> AudioSource:
+    """Start recording from ``device`` (a name; empty: the default input); blocks go to ``on_block``.
 
-    def stop(self) -> None:
-        for method in ("stop", "close"):
-            if hasattr(self._microphone, method):
-                getattr(self._microphone, method)()
-
-
-def open_microphone(device: str, on_block: Callable[[Any], None]) -> MicrophoneHandle:
-    """Open ``device`` (empty: the default) and pass each audio block to ``on_block`` (audio thread).
+    ``on_block`` runs on PortAudio's thread: it must only queue the block or update a meter.
 
     Raises
     ------
     SpeechUnavailable
-        When no microphone can be opened.
+        When there is no input device or it cannot be opened (the speech package's text).
     """
-    module = _microphone_module()
+    microphone = Microphone(
+        device or None, sample_rate_hz=SAMPLE_RATE_HZ, block_ms=BLOCK_MS, on_block=on_block
+    )
     try:
-        microphone = module.Microphone(device or None, SAMPLE_RATE_HZ, BLOCK_MS, on_block)
-        if hasattr(microphone, "start"):
-            microphone.start()
-    except Exception as err:  # MicrophoneError and PortAudio failures
-        raise SpeechUnavailable(f"The microphone could not be opened ({err}); label with keys 1–8.") from err
-    return _Microphone(microphone)
+        microphone.start()
+    except SpeechError as err:
+        microphone.close()
+        raise SpeechUnavailable(str(err)) from err
+    return microphone
 
 
-def open_level_meter(device: str, on_level: Callable[[float], None]) -> MicrophoneHandle:
-    """Open ``device`` and pass the level of each block in dBFS to ``on_level`` (audio thread)."""
-    level_dbfs = _microphone_module().level_dbfs
-    return open_microphone(device, lambda block: on_level(float(level_dbfs(block))))
+def open_level_meter(
+    device: str, on_level: Callable[[float], None], *, open_audio: OpenAudio = open_microphone
+) -> AudioSource:
+    """Open ``device`` and pass the level of each block in dBFS to ``on_level`` (on the audio thread)."""
+    return open_audio(device, lambda block: on_level(level_dbfs(block)))

@@ -32,7 +32,7 @@ from analysis.geometry import ScreenGeometry, StimulusRect
 from rbdm_gui.workers import run_task
 from tracking.clock import now_ms
 from tracking.protocol import LabelChoice, Phase, PhaseOnset, TimingReport
-from tracking.recording import LabelingSession
+from tracking.recording import LabelingSession, SpokenLabel, give_spoken_label
 
 __all__ = [
     "BACKGROUND",
@@ -178,6 +178,8 @@ class LabelingView(QWidget):
         self._build_overlay()
         self.recognitions = _Bridge(self)
         self.recognitions.posted.connect(self._on_recognition, Qt.ConnectionType.QueuedConnection)
+        self.speech_problems = _Bridge(self)
+        self.speech_problems.posted.connect(self._on_speech_problem, Qt.ConnectionType.QueuedConnection)
         self.driver_events = _Bridge(self)
         self.driver_events.posted.connect(self._on_driver_event, Qt.ConnectionType.QueuedConnection)
         self.protocol.phase_started.subscribe(self._on_phase)
@@ -189,6 +191,11 @@ class LabelingView(QWidget):
     def stimulus_rect(self) -> StimulusRect:
         """Where images are drawn, in screen pixels."""
         return self._rect
+
+    @property
+    def speech_notice(self) -> str:
+        """Why speech is unavailable (empty when it works); shown while paused, "speech off" in the legend."""
+        return self._speech_notice
 
     def set_speech_notice(self, text: str) -> None:
         """Why speech is unavailable (shown while paused); empty when it works."""
@@ -439,12 +446,13 @@ class LabelingView(QWidget):
         self.protocol.pause()
 
     @Slot(object)
-    def _on_recognition(self, recognition: object) -> None:
-        label = getattr(recognition, "label", None)
-        text = getattr(recognition, "text", None)
-        confidence = getattr(recognition, "confidence", None)
-        if self.protocol.phase is Phase.STIMULUS:
-            self.protocol.set_label(label, source="speech", text=text, confidence=confidence)
+    def _on_recognition(self, spoken: object) -> None:
+        if isinstance(spoken, SpokenLabel):
+            give_spoken_label(self.protocol, spoken)
+
+    @Slot(object)
+    def _on_speech_problem(self, message: object) -> None:
+        self._notice = f"speech: {message}"
 
     @Slot(object)
     def _on_driver_event(self, event: object) -> None:

@@ -189,7 +189,8 @@ class SetupView(QWidget):
         self._screen = screen if screen is not None else QGuiApplication.primaryScreen()
         self._settings_file = settings_file
         self._split_task: Task | None = None
-        self._microphone: _speech.MicrophoneHandle | None = None
+        self._microphone: _speech.AudioSource | None = None
+        self._microphone_problem = ""
         self._meter_bridge = _LevelBridge(self)
         self._meter_bridge.level.connect(self._show_level, Qt.ConnectionType.QueuedConnection)
         self._build()
@@ -302,8 +303,7 @@ class SetupView(QWidget):
         box = QGroupBox("Spoken labels")
         form = QFormLayout(box)
         self.recogniser_combo = QComboBox()
-        names, self._speech_problem = _speech.recogniser_names()
-        for name in names:
+        for name in _speech.recogniser_names():
             self.recogniser_combo.addItem(name, name)
         self.recogniser_combo.addItem("keyboard only (keys 1–8)", KEYBOARD_ONLY)
         form.addRow("Recogniser", self.recogniser_combo)
@@ -554,21 +554,23 @@ class SetupView(QWidget):
         choice = self.recogniser_combo.currentData()
         self.vosk_row.setEnabled(choice == "vosk")
         keyboard = choice == KEYBOARD_ONLY
-        self.microphone_combo.setEnabled(not keyboard)
-        notices = [self._speech_problem]
+        self.microphone_combo.setEnabled(not keyboard and not self._microphone_problem)
+        self.level_bar.setEnabled(not keyboard and not self._microphone_problem)
         if keyboard:
-            notices.append("Labels by keys 1–8 only; nothing is recorded from the microphone.")
-        self.speech_notice.setText("\n".join(n for n in notices if n))
+            notice = "Labels by keys 1–8 only; nothing is recorded from the microphone."
+        else:  # the speech package's own text: what is missing, and that keys 1–8 still work
+            notice = self._microphone_problem
+        self.speech_notice.setText(notice)
         self._restart_meter()
 
     def _fill_microphones(self) -> None:
         self.microphone_combo.clear()
         self.microphone_combo.addItem("system default", "")
-        devices, problem = _speech.microphone_names()
+        devices, self._microphone_problem = _speech.microphone_names()
+        if self._microphone_problem:
+            self.microphone_combo.setItemText(0, "none found")
         for name in devices:
             self.microphone_combo.addItem(name, name)
-        if problem:
-            self._speech_problem = " ".join(p for p in (self._speech_problem, problem) if p)
 
     # --- live level meter ---------------------------------------------------------------------------
 
@@ -584,12 +586,16 @@ class SetupView(QWidget):
         """Close the microphone of the level meter."""
         microphone, self._microphone = self._microphone, None
         if microphone is not None:
-            microphone.stop()
+            microphone.close()
         self.level_bar.setValue(round(_LEVEL_FLOOR_DBFS))
 
     def _restart_meter(self) -> None:
         self.stop_meter()
-        if not self.isVisible() or self.recogniser_combo.currentData() == KEYBOARD_ONLY:
+        if (
+            not self.isVisible()
+            or self.recogniser_combo.currentData() == KEYBOARD_ONLY
+            or self._microphone_problem
+        ):
             return
         device = str(self.microphone_combo.currentData() or "")
         bridge = self._meter_bridge

@@ -21,14 +21,16 @@ References
 from __future__ import annotations
 
 import math
+import queue
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -40,17 +42,18 @@ from tracking.drivers.base import GazeDriver
 from tracking.fixations import FixationDetector
 from tracking.protocol import FinishedTrial, LabelingProtocol, Listeners, Phase, PhaseOnset
 from tracking.records import Fixation, GazeSample
+from tracking.speech.base import Recognition, SpeechRecogniser
 from tracking.store import SampleWriter, SessionStore
 
 __all__ = [
     "Cancelled",
     "GazeRecorder",
     "LabelingSession",
-    "RecogniserLike",
-    "RecognitionLike",
     "SpeechGate",
+    "SpokenLabel",
     "StimulusSet",
     "gaze_recording",
+    "give_spoken_label",
     "load_stimuli",
     "open_labeling_session",
 ]
@@ -458,86 +461,186 @@ def _choose_positions(n_items: int, max_stimuli: int, seed: int) -> list[int]:
 # --- speech -------------------------------------------------------------------------------------
 
 
-class RecognitionLike(Protocol):
-    """What the gate needs of a recognition: the label (None when not a label word), text, confidence."""
+@dataclass(frozen=True, slots=True)
+class SpokenLabel:
+    """A recognition heard while stimulus ``position`` was shown (what :class:`SpeechGate` delivers).
 
-    @property
-    def label(self) -> str | None: ...
+    Parameters
+    ----------
+    position : int
+        The trial position whose listening period the utterance fell into.
+    recognition : Recognition
+        What the recogniser made of it; ``label=None`` for an utterance that is not a label word.
+    """
 
-    @property
-    def text(self) -> str: ...
-
-    @property
-    def confidence(self) -> float | None: ...
+    position: int
+    recognition: Recognition
 
 
-class RecogniserLike(Protocol):
-    """What the gate needs of a speech recogniser (see :mod:`tracking.speech`)."""
+def give_spoken_label(protocol: LabelingProtocol, spoken: SpokenLabel) -> bool:
+    """Pass a spoken label to ``protocol`` if its image is still shown; returns whether it became the label.
 
-    def start_utterance(self) -> None: ...
+    An unrecognised utterance (``label=None``) is shown as such and never becomes a label
+    (:meth:`LabelingProtocol.set_label`). A recognition that arrives after its image has gone (the
+    annotator pressed the key, or paused) is dropped, so it can never label the next image.
 
-    def accept(self, pcm: Any) -> RecognitionLike | None: ...
+    References
+    ----------
+    .. [1] Schiller et al. (2020), Relevance-Based Data Masking, §5.3.1 (the label is spoken while the
+       image is shown).
+    """
+    if protocol.phase is not Phase.STIMULUS or protocol.position != spoken.position:
+        return False
+    found = spoken.recognition
+    return protocol.set_label(found.label, source="speech", text=found.text, confidence=found.confidence)
 
-    def finish(self) -> RecognitionLike | None: ...
+
+_STOP = object()
 
 
 class SpeechGate:
     """Lets a recogniser hear the microphone only while the stimulus is shown (RBDM §5.3.1).
 
+    Audio blocks arrive on the microphone's thread (:meth:`feed`, cheap: the block is queued); one
+    worker thread runs the recogniser, which takes tens of ms per utterance and so must not run on
+    PortAudio's callback thread. At each stimulus onset the recogniser starts a listening period
+    (``start_utterance(t0_ms=onset)``); blocks outside the stimulus phase are ignored; at the next
+    phase the period ends (``finish``).
+
     Parameters
     ----------
-    recogniser : RecogniserLike
-        With a grammar of the session's label words.
+    recogniser : SpeechRecogniser
+        E.g. ``RECOGNISERS["pocketsphinx"]()``, with the session's label words.
     deliver : callable
-        Receives each recognition, on the microphone's thread: the GUI lends a thread-safe callable
-        that posts it to the protocol (``protocol.set_label(r.label, source="speech", ...)``).
+        Receives each :class:`SpokenLabel` on the worker thread: the GUI lends a thread-safe
+        callable that posts it to its own thread, which passes it on with :func:`give_spoken_label`.
+    on_error : callable, optional
+        Receives a message (worker thread) when the recogniser fails; the gate keeps running.
 
     Notes
     -----
-    Pass :meth:`feed` to the microphone as its block callback and :meth:`attach` the gate to the
-    protocol: it opens an utterance at each stimulus onset and closes it at any other phase. A
-    result the recogniser only gives when the utterance is closed belongs to an image that is no
-    longer shown and is dropped.
+    Use as a context manager, or call :meth:`stop`, to end the worker thread. A result the
+    recogniser gives only when a period ends (an utterance cut by the key press) belongs to an image
+    that is no longer shown and is dropped; the annotator's key press needs a label anyway.
+
+    References
+    ----------
+    .. [1] Schiller et al. (2020), Relevance-Based Data Masking, §5.3.1.
     """
 
-    def __init__(self, recogniser: RecogniserLike, deliver: Callable[[RecognitionLike], None]) -> None:
+    def __init__(
+        self,
+        recogniser: SpeechRecogniser,
+        deliver: Callable[[SpokenLabel], None],
+        *,
+        on_error: Callable[[str], None] | None = None,
+    ) -> None:
+        if not isinstance(recogniser, SpeechRecogniser):
+            raise TypeError(
+                "recogniser must provide start_utterance, accept and finish (see tracking.speech); "
+                f"got {type(recogniser).__name__}."
+            )
+        if not callable(deliver):
+            raise TypeError(f"deliver must be callable; got {deliver!r}.")
         self._recogniser = recogniser
         self._deliver = deliver
+        self._on_error = on_error
         self._lock = threading.Lock()
-        self._listening = False
+        self._position: int | None = None
+        self._queue: queue.Queue[object] = queue.Queue()
+        self._worker = threading.Thread(target=self._run, name="speech-gate", daemon=True)
+        self._worker.start()
 
     @property
     def listening(self) -> bool:
         """Whether audio currently reaches the recogniser."""
-        return self._listening
+        return self._position is not None
+
+    @property
+    def recogniser(self) -> SpeechRecogniser:
+        """The recogniser the worker thread runs."""
+        return self._recogniser
 
     def attach(self, protocol: LabelingProtocol) -> Callable[[], None]:
         """Open at each stimulus onset of ``protocol``, close at every other phase; returns the detacher."""
         return protocol.phase_started.subscribe(self._on_phase)
 
-    def open(self) -> None:
-        """Start listening for an utterance."""
+    def open(self, position: int, *, t0_ms: float) -> None:
+        """Start listening for stimulus ``position``, shown from ``t0_ms`` (ms, shared clock)."""
+        if not math.isfinite(t0_ms):
+            raise ValueError(f"t0_ms must be finite; got {t0_ms!r}.")
         with self._lock:
-            if not self._listening:
-                self._recogniser.start_utterance()
-                self._listening = True
+            if self._position is not None:
+                self._queue.put(("finish", self._position))
+            self._position = int(position)
+            self._queue.put(("start", self._position, float(t0_ms)))
 
     def close(self) -> None:
-        """Stop listening; what the recogniser still holds is discarded."""
+        """Stop listening; an utterance still in progress is decoded and dropped."""
         with self._lock:
-            if self._listening:
-                self._listening = False
-                self._recogniser.finish()
+            if self._position is not None:
+                self._queue.put(("finish", self._position))
+                self._position = None
 
-    def feed(self, pcm: Any) -> None:
-        """One block of microphone audio (microphone thread); ignored unless listening."""
+    def feed(self, pcm: NDArray[np.int16]) -> None:
+        """One block of microphone audio (any thread, e.g. PortAudio's); ignored unless listening."""
         with self._lock:
-            recognition = self._recogniser.accept(pcm) if self._listening else None
-        if recognition is not None:
-            self._deliver(recognition)
+            if self._position is not None:
+                self._queue.put(("block", self._position, pcm))
+
+    def drain(self, *, timeout_s: float = 5.0) -> bool:
+        """Wait until every queued block is recognised; returns False when ``timeout_s`` passed first."""
+        deadline = time.monotonic() + timeout_s
+        with self._queue.all_tasks_done:
+            while self._queue.unfinished_tasks:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._queue.all_tasks_done.wait(left)
+        return True
+
+    def stop(self) -> None:
+        """Stop listening and end the worker thread after the queued audio (idempotent)."""
+        self.close()
+        if self._worker.is_alive():
+            self._queue.put(_STOP)
+            self._worker.join()
+
+    def __enter__(self) -> SpeechGate:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
 
     def _on_phase(self, onset: PhaseOnset) -> None:
         if onset.phase is Phase.STIMULUS:
-            self.open()
+            self.open(onset.position, t0_ms=onset.t_ms)
         else:
             self.close()
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            try:
+                if item is _STOP:
+                    return
+                self._handle(item)
+            except Exception as err:  # never let an exception end the worker thread
+                self._report(f"speech recognition failed: {type(err).__name__}: {err}")
+            finally:
+                self._queue.task_done()
+
+    def _handle(self, item: Any) -> None:
+        kind, position = item[0], item[1]
+        if kind == "start":
+            self._recogniser.start_utterance(t0_ms=item[2])
+        elif kind == "block":
+            found = self._recogniser.accept(item[2])
+            if found is not None:
+                self._deliver(SpokenLabel(position, found))
+        else:
+            self._recogniser.finish()
+
+    def _report(self, message: str) -> None:
+        if self._on_error is not None:
+            self._on_error(message)

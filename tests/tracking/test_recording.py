@@ -22,7 +22,6 @@ from tracking.recording import (
     Cancelled,
     GazeRecorder,
     LabelingSession,
-    SpeechGate,
     gaze_recording,
     load_stimuli,
     open_labeling_session,
@@ -291,66 +290,4 @@ def test_load_stimuli_decodes_a_seeded_choice_as_uint8_rgb() -> None:
         load_stimuli("synthetic:n=1,size=32", cancelled=lambda: True)
 
 
-# --- speech -------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Heard:
-    label: str | None
-    text: str
-    confidence: float | None = None
-
-
-class ScriptedRecogniser:
-    """Answers each audio block with the next scripted recognition (a stand-in for tests only)."""
-
-    def __init__(self, script: list[Heard | None]) -> None:
-        self.script = list(script)
-        self.calls: list[str] = []
-
-    def start_utterance(self) -> None:
-        self.calls.append("start")
-
-    def accept(self, pcm: object) -> Heard | None:
-        self.calls.append("accept")
-        return self.script.pop(0) if self.script else None
-
-    def finish(self) -> Heard | None:
-        self.calls.append("finish")
-        return Heard("sad", "sad")
-
-
-def test_the_speech_gate_listens_only_while_the_image_is_shown() -> None:
-    recogniser = ScriptedRecogniser([None, Heard("happy", "happy", 0.9), Heard(None, "hoppy")])
-    protocol = LabelingProtocol(["a", "b"])
-    delivered: list[Heard] = []
-    gate = SpeechGate(recogniser, delivered.append)
-    gate.attach(protocol)
-
-    def post(recognition: Heard) -> None:  # what the GUI's thread-safe poster ends up calling
-        protocol.set_label(
-            recognition.label, source="speech", text=recognition.text, confidence=recognition.confidence
-        )
-
-    protocol.start()
-    t = 0.0
-    while protocol.begin_frame(t) is not Phase.STIMULUS:
-        protocol.frame_presented(t)
-        gate.feed(b"\0\0")  # silence before the image: not heard
-        t += 1000.0 / 60.0
-    assert recogniser.calls == [] and not gate.listening
-    protocol.frame_presented(t)
-    assert gate.listening
-    for _ in range(3):
-        gate.feed(b"\0\0")
-    for recognition in delivered:
-        post(recognition)
-    assert [d.text for d in delivered] == ["happy", "hoppy"]
-    assert protocol.choice.label == "happy" and protocol.choice.unrecognised
-    protocol.advance()
-    protocol.begin_frame(t + 20.0)
-    protocol.frame_presented(t + 20.0)
-    assert not gate.listening and recogniser.calls[-1] == "finish"
-    gate.feed(b"\0\0")
-    assert recogniser.calls.count("accept") == 3  # the closing result ("sad") was dropped
-    assert len(delivered) == 2
+# The speech gate (SpeechGate, give_spoken_label) is tested with a real recogniser in test_speech_gate.py.
