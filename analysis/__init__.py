@@ -12,7 +12,9 @@ Modules, by paper section (RBDM = Schiller et al. 2020, TP = Finzel et al. 2021)
 - ``perception`` — gaze vs. saliency per stimulus and study (RBDM §5.3, Table 1)
 - ``metrics`` — ZeroMeasure, Spearman, cosine distance, NSS, CC, SIM, KLD, AUC-Judd (RBDM Table 1)
 - ``masking`` — negative, mean and perceptive masking (RBDM §5.4)
-- ``models``, ``training``, ``saliency`` — the Trainer and its relevance maps (RBDM §5.1, §5.2, §5.5)
+- ``models``, ``training``, ``saliency`` — the Trainer and its relevance maps (RBDM §5.1, §5.2)
+- ``masked_dataset`` — masked copies of a dataset written to disk, resumable (RBDM §5.4, §5.5)
+- ``trainee``, ``experiment`` — the Trainee with the switch and the seven-variant grid (RBDM §5.5, §6)
 - ``datasets`` — FER2013 folders, FERPlus, CK+, AffectNet, synthetic faces (RBDM §4)
 - ``synthetic`` — synthetic faces with known discriminative regions
 - ``projection`` — Top-X relevance projection (TP §3.5)
@@ -29,9 +31,11 @@ from __future__ import annotations
 __all__ = [
     "action_units",
     "datasets",
+    "experiment",
     "geometry",
     "heatmap",
     "labels",
+    "masked_dataset",
     "masking",
     "metrics",
     "models",
@@ -43,6 +47,7 @@ __all__ = [
     "spray",
     "study",
     "synthetic",
+    "trainee",
     "training",
     "visualisation",
 ]

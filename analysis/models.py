@@ -416,12 +416,42 @@ def as_model_input(images: ArrayLike, *, input_shape: tuple[int, int, int]) -> N
 # --------------------------------------------------------------------------------------------------------
 
 
-def _eager_mode() -> Any:
-    """A context manager that runs eager in the calling thread although the process is in graph mode."""
+@contextmanager
+def _eager_mode() -> Iterator[None]:
+    """Run eager in the calling thread although the process is in graph mode; restore Keras' classes after.
+
+    Keras picks its v1 (graph) or v2 (eager) ``Model`` and ``Layer`` base classes by rewriting the
+    ``__bases__`` of the classes it instantiates. Building a model in eager mode therefore switches
+    ``Functional``, ``Conv2D`` ... to the v2 bases for the whole process, and graph-mode models built
+    earlier then refuse ``predict`` until the next graph-mode model switches them back. The bases are
+    restored on exit.
+    """
     context = import_optional(
         "tensorflow.python.eager.context", caller="analysis.models", package="tensorflow-cpu"
     )
-    return context.eager_mode()
+    saved = _keras_class_bases()
+    try:
+        with context.eager_mode():
+            yield
+    finally:
+        for cls, bases in saved.items():
+            if cls.__bases__ != bases:
+                cls.__bases__ = bases
+
+
+def _keras_class_bases() -> dict[type, tuple[type, ...]]:
+    """``__bases__`` of every Keras layer and model class defined so far."""
+    tf = import_tensorflow("analysis.models")
+    pending: list[type] = [tf.keras.layers.Layer]
+    v1_layer = import_optional("keras.src.engine.base_layer_v1", caller="analysis.models").Layer
+    pending.append(v1_layer)
+    found: dict[type, tuple[type, ...]] = {}
+    while pending:
+        cls = pending.pop()
+        if cls not in found:
+            found[cls] = cls.__bases__
+            pending.extend(cls.__subclasses__())
+    return found
 
 
 def save_model_file(model: BoundModel, path: str | Path) -> Path:

@@ -52,9 +52,11 @@ __all__ = [
     "augment",
     "card_path",
     "class_weights",
+    "compile_model",
     "determinism",
     "load_trained",
     "save_trained",
+    "train_steps",
     "train_trainer",
     "validation_scores",
 ]
@@ -271,27 +273,38 @@ def _draw(
     )
 
 
-def _augment_one(image: NDArray[np.float32], draws: _Draws, i: int) -> NDArray[np.float32]:
-    """Affine warp (edges repeated), flip, brightness, channel shift and clipping of one (H, W, C) image."""
-    out = image
-    if draws.angle_deg[i] != 0 or draws.zoom[i] != 1 or np.any(draws.shift_px[i] != 0):
-        matrix, offset = affine_matrix(
-            angle_deg=float(draws.angle_deg[i]),
-            zoom=float(draws.zoom[i]),
-            shift_px=(float(draws.shift_px[i, 0]), float(draws.shift_px[i, 1])),
-            shape=(image.shape[0], image.shape[1]),
-        )
-        out = np.stack(
-            [
-                ndimage.affine_transform(image[..., c], matrix, offset=offset, order=1, mode="nearest")
-                for c in range(image.shape[-1])
-            ],
-            axis=-1,
-        )
-    if draws.flip[i]:
-        out = out[:, ::-1]
-    out = out * draws.brightness[i] + draws.channel_shift[i]
-    return np.asarray(np.clip(out, 0.0, 1.0), dtype=np.float32)
+def _warp_one(image: NDArray[np.float32], draws: _Draws, i: int) -> NDArray[np.float32]:
+    """The affine warp (bilinear, edges repeated) of one (H, W, C) image."""
+    matrix, offset = affine_matrix(
+        angle_deg=float(draws.angle_deg[i]),
+        zoom=float(draws.zoom[i]),
+        shift_px=(float(draws.shift_px[i, 0]), float(draws.shift_px[i, 1])),
+        shape=(image.shape[0], image.shape[1]),
+    )
+    return np.stack(
+        [
+            ndimage.affine_transform(image[..., c], matrix, offset=offset, order=1, mode="nearest")
+            for c in range(image.shape[-1])
+        ],
+        axis=-1,
+    )
+
+
+def _augment_batch(batch: NDArray[np.float32], draws: _Draws) -> NDArray[np.float32]:
+    """Warp (where drawn), flip, brightness, channel shift and clipping of an (N, H, W, C) batch.
+
+    The photometric steps run on the whole batch at once; the arithmetic is the per-image one (the
+    brightness factor applied in float32, the channel shift added in float64), so the result does not
+    depend on the batch it is computed in.
+    """
+    warped = batch.copy()
+    moved = (draws.angle_deg != 0) | (draws.zoom != 1) | np.any(draws.shift_px != 0, axis=1)
+    for i in np.flatnonzero(moved):
+        warped[i] = _warp_one(batch[i], draws, int(i))
+    flipped = np.where(draws.flip[:, None, None, None], warped[:, :, ::-1], warped)
+    scaled = flipped * draws.brightness.astype(np.float32)[:, None, None, None]
+    shifted = scaled + draws.channel_shift[:, None, None, :]
+    return np.asarray(np.clip(shifted, 0.0, 1.0), dtype=np.float32)
 
 
 def augment(
@@ -324,7 +337,7 @@ def augment(
     grey = x.ndim == 3
     batch = x[..., np.newaxis] if grey else x
     draws = _draw(len(batch), (batch.shape[1], batch.shape[2], batch.shape[3]), augmentation, rng)
-    out = np.stack([_augment_one(batch[i], draws, i) for i in range(len(batch))])
+    out = _augment_batch(batch, draws)
     return out[..., 0] if grey else out
 
 
@@ -552,12 +565,8 @@ def _fit(
     on_epoch: Callable[[EpochRecord], None] | None,
 ) -> tuple[tuple[EpochRecord, ...], int]:
     """The epoch loop, run inside the model's graph and session."""
-    tf = ensure_graph_mode()
     model = bound.model
-    model.compile(
-        optimizer=tf.keras.optimizers.legacy.Adam(learning_rate=settings["learning_rate"]),
-        loss=tf.keras.losses.CategoricalCrossentropy(),
-    )
+    compile_model(model, learning_rate=settings["learning_rate"])
     rng = np.random.default_rng(settings["seed"])
     weights = np.asarray(settings["class_weights"], dtype=np.float32)
     history: list[EpochRecord] = []
@@ -577,6 +586,69 @@ def _fit(
     return tuple(history), best_epoch
 
 
+def compile_model(model: Any, *, learning_rate: float) -> None:
+    """Compile a Keras model for :func:`train_steps` (call inside its scope): Adam, cross-entropy.
+
+    The legacy Adam optimizer is the one that works in graph mode (see :mod:`analysis.models`).
+
+    References
+    ----------
+    .. [1] Schiller et al. (2020), Relevance-Based Data Masking, §5.1 (Adam, categorical cross-entropy).
+    """
+    tf = ensure_graph_mode()
+    model.compile(
+        optimizer=tf.keras.optimizers.legacy.Adam(learning_rate=learning_rate),
+        loss=tf.keras.losses.CategoricalCrossentropy(),
+    )
+
+
+def train_steps(
+    model: Any,
+    x: NDArray[np.float32],
+    y: NDArray[np.int64],
+    weights: NDArray[np.float32],
+    *,
+    batch_size: int,
+    augmentation: Augmentation,
+    rng: np.random.Generator,
+) -> Iterator[float]:
+    """One shuffled pass over ``(x, y)`` in class-weighted, augmented batches; yields each batch's loss.
+
+    A generator: each ``next()`` trains on one batch (``train_on_batch``, inside the model's scope), so
+    the caller can score, log or stop between steps. Batch order and augmentation draw from ``rng``.
+
+    Parameters
+    ----------
+    model : keras.Model
+        Compiled with :func:`compile_model`.
+    x : ndarray of float32, shape (N, H, W) or (N, H, W, C)
+        Images in [0, 1].
+    y : ndarray of int64, shape (N,)
+        Class indices.
+    weights : ndarray of float32, shape (n_classes,)
+        Per-class loss weights (:func:`class_weights`).
+    batch_size : int
+        Images per step.
+    augmentation : Augmentation
+        Applied to every batch.
+    rng : numpy.random.Generator
+        Source of the batch order and the augmentation.
+
+    References
+    ----------
+    .. [1] Schiller et al. (2020), Relevance-Based Data Masking, §5.1 (batches of 32, weighted loss).
+    """
+    n_classes = len(weights)
+    height, width, channels = model.input_shape[1:]
+    order = rng.permutation(len(y))
+    for start in range(0, len(order), batch_size):
+        index = order[start : start + batch_size]
+        images = augment(x[index], rng=rng, augmentation=augmentation)
+        inputs = as_model_input(images, input_shape=(height, width, channels))
+        targets = np.eye(n_classes, dtype=np.float32)[y[index]]
+        yield float(model.train_on_batch(inputs, targets, sample_weight=weights[y[index]]))
+
+
 def _train_epoch(
     model: Any,
     x: NDArray[np.float32],
@@ -587,16 +659,9 @@ def _train_epoch(
     rng: np.random.Generator,
 ) -> float:
     """One shuffled pass of class-weighted, augmented batches; returns the mean batch loss."""
-    n_classes = len(weights)
-    height, width, channels = model.input_shape[1:]
-    order = rng.permutation(len(y))
-    losses = []
-    for start in range(0, len(order), batch_size):
-        index = order[start : start + batch_size]
-        images = augment(x[index], rng=rng, augmentation=augmentation)
-        inputs = as_model_input(images, input_shape=(height, width, channels))
-        targets = np.eye(n_classes, dtype=np.float32)[y[index]]
-        losses.append(float(model.train_on_batch(inputs, targets, sample_weight=weights[y[index]])))
+    losses = list(
+        train_steps(model, x, y, weights, batch_size=batch_size, augmentation=augmentation, rng=rng)
+    )
     return float(np.mean(losses))
 
 

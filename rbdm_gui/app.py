@@ -157,6 +157,9 @@ class SessionRun(QObject):
         Builds the validation procedure (tests pass shorter timings).
     timing : ProtocolTiming, optional
         The protocol's phase lengths (RBDM §5.3.1 by default).
+    open_audio : callable, optional
+        ``open_audio(device, on_block)`` starts the audio source of spoken labels; the microphone
+        (:func:`rbdm_gui._speech.open_microphone`) by default, a recorded file in tests.
     parent_window : QWidget, optional
         Parent of the progress and report dialogs.
     show_report : bool
@@ -184,6 +187,7 @@ class SessionRun(QObject):
         make_driver: DriverFactory | None = None,
         make_procedure: Callable[[ScreenGeometry], ValidationProcedure] | None = None,
         timing: ProtocolTiming | None = None,
+        open_audio: _speech.OpenAudio | None = None,
         parent_window: QWidget | None = None,
         show_report: bool = True,
     ) -> None:
@@ -194,6 +198,7 @@ class SessionRun(QObject):
         self._make_driver = make_driver
         self._make_procedure = make_procedure
         self.timing = timing or ProtocolTiming()
+        self._open_audio = open_audio or _speech.open_microphone
         self._parent_window = parent_window
         self._show_report = show_report
         self.refresh_hz, self.frame_counted = screen_refresh(self._screen)
@@ -379,15 +384,19 @@ class SessionRun(QObject):
             self._start_speech(recogniser, protocol, self.labeling_view)
 
     def _start_speech(self, recogniser: Any, protocol: LabelingProtocol, view: LabelingView) -> None:
-        gate = self.gate = SpeechGate(recogniser, view.recognitions.posted.emit)
+        gate = SpeechGate(
+            recogniser, view.recognitions.posted.emit, on_error=view.speech_problems.posted.emit
+        )
         try:
-            microphone = _speech.open_microphone(self.settings.microphone, gate.feed)
+            microphone = self._open_audio(self.settings.microphone, gate.feed)
         except _speech.SpeechUnavailable as err:
+            gate.stop()
             self.speech_notice = str(err)
             view.set_speech_notice(self.speech_notice)
             return
-        self._stack.callback(microphone.stop)
-        self._stack.callback(gate.close)
+        self.gate = gate
+        self._stack.callback(gate.stop)  # after the microphone has closed (the stack unwinds backwards)
+        self._stack.callback(microphone.close)
         gate.attach(protocol)
 
     def _show_full_screen(self, widget: QWidget) -> None:
@@ -508,11 +517,13 @@ def default_pages(app: StudioApp) -> list[Page]:
     view follow as further pairs.
     """
     from rbdm_gui.comparison_view import ComparisonView
+    from rbdm_gui.experiment_view import ExperimentView
     from rbdm_gui.prototypes_view import PrototypesView
 
     return [
         ("Study setup", app.make_setup_view),
         ("Compare", ComparisonView),
+        ("Experiments", ExperimentView),
         ("Temporal prototypes", PrototypesView),
     ]
 

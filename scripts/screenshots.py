@@ -7,7 +7,8 @@ Run from the repository root::
 
 It writes comparison.png (two simulated annotators on eight faces against the default Trainer),
 setup.png, labeling_cross.png, labeling_stimulus.png (with a recognised label),
-labeling_paused.png, session_report.png, calibration_target.png and calibration_result.png.
+labeling_paused.png, session_report.png, calibration_target.png, calibration_result.png and
+experiments.png (a small real run of the seven Trainees).
 Settings and the study file go to a temporary folder; the gaze comes from the mouse simulator.
 """
 
@@ -19,7 +20,6 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -37,15 +37,6 @@ def _under_xvfb() -> None:
     env = {**os.environ, "RBDM_SCREENSHOTS_CHILD": "1", "QT_QPA_PLATFORM": "xcb"}
     command = [xvfb_run, "-a", "-s", f"-screen 0 {SCREEN}", sys.executable, __file__]
     sys.exit(subprocess.run(command, env=env, check=False).returncode)
-
-
-@dataclass(frozen=True)
-class Heard:
-    """A recognition as the speech recogniser reports it (label, text, confidence)."""
-
-    label: str | None
-    text: str
-    confidence: float | None
 
 
 def main() -> None:
@@ -66,7 +57,8 @@ def main() -> None:
     from tracking.drivers import MouseSimulator
     from tracking.fixations import DETECTORS
     from tracking.protocol import Phase
-    from tracking.recording import gaze_recording
+    from tracking.recording import SpokenLabel, gaze_recording
+    from tracking.speech import Recognition
     from tracking.store import SessionStore
     from tracking.validation import ValidationProcedure
 
@@ -93,7 +85,10 @@ def main() -> None:
     studio = StudioApp()
     studio.window.resize(1440, 900)
     studio.window.show()
-    wait_until(lambda: studio.window.isVisible())
+    wait_until(lambda: studio.window.isVisible() and studio.setup_view is not None)
+    setup = studio.setup_view
+    assert setup is not None
+    setup.recogniser_combo.setCurrentIndex(setup.recogniser_combo.findData("pocketsphinx"))
     save(studio.window, "setup.png")
     studio.window.hide()
 
@@ -122,12 +117,12 @@ def main() -> None:
     wait_until(lambda: protocol.phase is Phase.CROSS)
     save(view, "labeling_cross.png")
     wait_until(lambda: protocol.phase is Phase.STIMULUS)
-    view.recognitions.posted.emit(Heard("happy", "happy", 0.93))
+    view.recognitions.posted.emit(SpokenLabel(0, Recognition("happy", "happy", 0.93, 0.0, 0.0)))
     wait_until(lambda: protocol.choice.label == "happy")
     save(view, "labeling_stimulus.png")
     protocol.advance()
     wait_until(lambda: protocol.phase is Phase.STIMULUS and protocol.position == 1)
-    view.recognitions.posted.emit(Heard(None, "hoppy", 0.41))
+    view.recognitions.posted.emit(SpokenLabel(1, Recognition(None, "hoppy", 0.41, 0.0, 0.0)))
     wait_until(lambda: protocol.choice.unrecognised)
     save(view, "labeling_unrecognised.png")
     view.pause()
@@ -174,6 +169,7 @@ def main() -> None:
             calibration.close()
         driver.close()
     _comparison(folder, save, wait_until)
+    _experiments(save, wait_until)
     studio.window.close()
     del app
     shutil.rmtree(folder, ignore_errors=True)
@@ -249,6 +245,28 @@ def _comparison(folder: Path, save: Callable[..., None], wait_until: Callable[..
     save(view, "comparison.png")
     view.tabs.setCurrentIndex(1)
     save(view, "comparison_table1.png")
+    view.close()
+
+
+def _experiments(save: Callable[..., None], wait_until: Callable[..., None]) -> None:
+    """The Experiments screen after a small real run: the seven Trainees of RBDM §5.5 (small-CNN Trainees
+    on 400 synthetic faces, 6 epochs, switch after 3), curves, results table and a confusion matrix."""
+    from rbdm_gui.experiment_view import ExperimentView
+
+    view = ExperimentView()  # runs go to the temporary data folder
+    view.resize(1600, 1000)
+    view.show()
+    view.dataset_edit.setText("synthetic:n=50")
+    view.n_train_spin.setValue(400)
+    view.n_val_spin.setValue(200)
+    view.architecture_combo.setCurrentText("small_cnn")
+    view.epochs_spin.setValue(6)
+    view.switch_spin.setValue(3)
+    view.eval_spin.setValue(5)
+    view.start_run()
+    wait_until(lambda: not view.runner.running, timeout_ms=600_000)
+    wait_until(lambda: not view.busy and len(view.shown) == 1)
+    save(view, "experiments.png")
     view.close()
 
 

@@ -1,0 +1,747 @@
+"""The model commands of ``rbdm``: Trainer, relevance maps, masked datasets, Trainee, the experiment.
+
+- ``rbdm train-trainer`` (RBDM §5.1): trains a Trainer, writes a ``.keras`` file and its JSON card.
+- ``rbdm saliency`` (§5.2): computes the Trainer's relevance maps of a split into the disk cache.
+- ``rbdm mask`` (§5.4, §5.5): writes a masked copy of a dataset with one method, resumable.
+- ``rbdm train-trainee`` (§5.5): trains a Trainee on a masked dataset, optionally switching to the originals.
+- ``rbdm experiment`` (§6): the seven Trainee variants, one results table and one learning-curve plot.
+
+Each command is an ``add_<name>(parser)`` / ``run_<name>(args)`` pair registered in :mod:`rbdm_gui.cli`;
+everything numeric happens in :mod:`analysis`. Study files are read here, at the edge, through
+:class:`tracking.store.SessionStore`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from analysis.datasets import SplitArrays
+    from analysis.experiment import Progress
+    from analysis.masked_dataset import Viewing
+
+__all__ = [
+    "DEFAULT_TRAINER",
+    "add_experiment",
+    "add_mask",
+    "add_saliency",
+    "add_train_trainee",
+    "add_train_trainer",
+    "command_line",
+    "run_experiment",
+    "run_mask",
+    "run_saliency",
+    "run_train_trainee",
+    "run_train_trainer",
+    "study_fixation_counts",
+    "study_viewings",
+]
+
+#: The Trainer the app ships (``rbdm train-trainer --out assets/trainer_small_cnn.keras``).
+DEFAULT_TRAINER = Path(__file__).resolve().parents[1] / "assets" / "trainer_small_cnn.keras"
+
+
+# --------------------------------------------------------------------------------------------------------
+# Shared options
+# --------------------------------------------------------------------------------------------------------
+
+
+def _finish(parser: argparse.ArgumentParser, name: str) -> None:
+    """Remember the command's options so that :func:`command_line` can write the full command back."""
+    parser.set_defaults(_command=name, _actions=[a for a in parser._actions if a.option_strings])
+
+
+def command_line(args: argparse.Namespace) -> str:
+    """The command that reproduces ``args``: ``rbdm <command>`` with every option written out."""
+    words = ["rbdm", args._command]
+    for action in args._actions:
+        value = getattr(args, action.dest, None)
+        flag = next((o for o in action.option_strings if o.startswith("--")), action.option_strings[0])
+        if action.dest == "help" or value is None:
+            continue
+        if isinstance(action, argparse.BooleanOptionalAction):
+            words.append(flag if value else "--no-" + flag.removeprefix("--"))
+        elif isinstance(action, argparse._StoreTrueAction):
+            words.extend([flag] if value else [])
+        else:
+            words.extend([flag, json.dumps(value) if isinstance(value, (dict, list)) else str(value)])
+    return shlex.join(words)
+
+
+def _add_data(parser: argparse.ArgumentParser, *, default: str, splits: bool = True) -> None:
+    group = parser.add_argument_group("data")
+    group.add_argument(
+        "--dataset",
+        default=default,
+        help=f"dataset spec or folder, e.g. 'synthetic:n=200' or a FER2013 folder (default: {default})",
+    )
+    group.add_argument("--size", type=int, default=48, help="image size in pixels (default: 48)")
+    group.add_argument("--rgb", action="store_true", help="load RGB images instead of grey ones")
+    group.add_argument(
+        "--subset-seed", type=int, default=0, help="seed of the class-balanced subset draw (default: 0)"
+    )
+    if splits:
+        group.add_argument("--train-split", default="train", help="training split (default: train)")
+        group.add_argument("--val-split", default="validation", help="validation split (default: validation)")
+        group.add_argument("--max-train", type=int, default=None, help="at most this many training images")
+        group.add_argument("--max-val", type=int, default=None, help="at most this many validation images")
+
+
+def _add_training(parser: argparse.ArgumentParser, *, architecture: str, epochs: int) -> None:
+    group = parser.add_argument_group("training (RBDM §5.1: Adam 0.001, batches of 32)")
+    group.add_argument(
+        "--architecture",
+        default=architecture,
+        help=f"'small_cnn' or a tf.keras.applications name such as MobileNetV2 (default: {architecture})",
+    )
+    group.add_argument(
+        "--options", type=json.loads, default=None, help="builder options as JSON, e.g. '{\"alpha\": 0.35}'"
+    )
+    group.add_argument("--epochs", type=int, default=epochs, help=f"epochs (default: {epochs})")
+    group.add_argument("--batch-size", type=int, default=32, help="images per step (default: 32)")
+    group.add_argument("--learning-rate", type=float, default=1e-3, help="Adam's rate (default: 0.001)")
+    group.add_argument("--seed", type=int, default=0, help="seed of weights and batch order (default: 0)")
+    group.add_argument(
+        "--deterministic",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="reproducible runs: seeded weights, deterministic kernels (RBDM §5.6; default: on)",
+    )
+
+
+def _load_split(args: argparse.Namespace, split: str, max_count: int | None) -> SplitArrays:
+    import numpy as np
+
+    from analysis.datasets import load_arrays, open_dataset
+
+    loader = open_dataset(args.dataset, size=args.size, rgb=args.rgb)
+    arrays = load_arrays(loader, split, max_count=max_count, rng=np.random.default_rng(args.subset_seed))
+    if len(arrays.ids) == 0:
+        raise ValueError(f"split {split!r} of {args.dataset!r} holds no images; choose another split.")
+    return arrays
+
+
+def _trainer_path(path: Path | None) -> Path:
+    chosen = Path(path) if path is not None else DEFAULT_TRAINER
+    if not chosen.is_file():
+        raise FileNotFoundError(
+            f"no Trainer model at {str(chosen)!r}. Train one with 'rbdm train-trainer --out {chosen}'."
+        )
+    return chosen
+
+
+def _bar(total: int, description: str) -> Any:
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=description, unit="img", leave=False, dynamic_ncols=True)
+
+
+# --------------------------------------------------------------------------------------------------------
+# rbdm train-trainer
+# --------------------------------------------------------------------------------------------------------
+
+
+def add_train_trainer(parser: argparse.ArgumentParser) -> None:
+    """Options of ``rbdm train-trainer``."""
+    _add_data(parser, default="synthetic:n=100")
+    _add_training(parser, architecture="small_cnn", epochs=10)
+    parser.add_argument(
+        "--augmentation",
+        choices=("paper", "none"),
+        default="paper",
+        help="the paper's augmentation (rotation, shift, zoom, brightness, flips) or none (default: paper)",
+    )
+    parser.add_argument(
+        "--out", type=Path, default=Path("out/trainer.keras"), help="model file (default: out/trainer.keras)"
+    )
+    _finish(parser, "train-trainer")
+
+
+def run_train_trainer(args: argparse.Namespace) -> int:
+    """Train the Trainer, keep its best epoch, write ``--out`` and its JSON card."""
+    from analysis.training import NO_AUGMENTATION, PAPER_AUGMENTATION, save_trained, train_trainer
+
+    if Path(args.out).suffix != ".keras":
+        raise ValueError(f"--out must end in '.keras'; got {str(args.out)!r}.")
+    train = _load_split(args, args.train_split, args.max_train)
+    validation = _load_split(args, args.val_split, args.max_val)
+    print(f"training {args.architecture} on {len(train.ids)} images, validating on {len(validation.ids)}")
+
+    def on_epoch(record: Any) -> None:
+        print(
+            f"epoch {record.epoch:3d}  loss {record.loss:.4f}  val. loss {record.val_loss:.4f}  "
+            f"val. acc. {record.val_accuracy:.3f}  val. macro-F1 {record.val_macro_f1:.3f}  "
+            f"({record.duration_s:.1f} s)",
+            flush=True,
+        )
+
+    result = train_trainer(
+        train.images,
+        train.label_indices,
+        validation.images,
+        validation.label_indices,
+        architecture=args.architecture,
+        options=args.options,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        learning_rate=args.learning_rate,
+        augmentation=PAPER_AUGMENTATION if args.augmentation == "paper" else NO_AUGMENTATION,
+        seed=args.seed,
+        deterministic=args.deterministic,
+        on_epoch=on_epoch,
+    )
+    data = {
+        "dataset": str(args.dataset),
+        "train_split": args.train_split,
+        "val_split": args.val_split,
+        "n_train": len(train.ids),
+        "n_val": len(validation.ids),
+        "size_px": args.size,
+        "rgb": bool(args.rgb),
+        "subset_seed": args.subset_seed,
+        "command": command_line(args),
+    }
+    card = save_trained(args.out, result, data=data)
+    print(
+        f"best epoch {result.best_epoch}: val. macro-F1 {card.scores['val_macro_f1']:.3f}, "
+        f"val. accuracy {card.scores['val_accuracy']:.3f}"
+    )
+    print(f"wrote {args.out} and {Path(args.out).with_suffix('.json')}")
+    return 0
+
+
+# --------------------------------------------------------------------------------------------------------
+# rbdm saliency
+# --------------------------------------------------------------------------------------------------------
+
+
+def _add_relevance(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("relevance (RBDM §5.2)")
+    group.add_argument(
+        "--model",
+        type=Path,
+        default=None,
+        help=f"Trainer .keras file (default: assets/{DEFAULT_TRAINER.name})",
+    )
+    group.add_argument("--analyzer", default="deep_taylor", help="relevance analyzer (default: deep_taylor)")
+    group.add_argument(
+        "--cache-dir",
+        type=Path,
+        default=Path("out/relevance"),
+        help="where relevance maps are cached (default: out/relevance)",
+    )
+    group.add_argument(
+        "--allow-untested-layers",
+        action="store_true",
+        help="run the analyzer on layers iNNvestigate has not validated for it",
+    )
+
+
+def _relevance(args: argparse.Namespace, arrays: SplitArrays, description: str) -> Any:
+    from analysis.saliency import compute_relevance_maps
+
+    model = _trainer_path(args.model)
+    with _bar(len(arrays.ids), description) as bar:
+        return compute_relevance_maps(
+            model,
+            arrays.images,
+            arrays.ids,
+            analyzer=args.analyzer,
+            cache_dir=args.cache_dir,
+            allow_untested_layers=args.allow_untested_layers,
+            on_batch=lambda done, _total: bar.update(done - bar.n),
+        )
+
+
+def add_saliency(parser: argparse.ArgumentParser) -> None:
+    """Options of ``rbdm saliency``."""
+    _add_data(parser, default="synthetic:n=25", splits=False)
+    parser.add_argument("--split", default="validation", help="split to explain (default: validation)")
+    parser.add_argument("--max-count", type=int, default=None, help="at most this many images")
+    _add_relevance(parser)
+    _finish(parser, "saliency")
+
+
+def run_saliency(args: argparse.Namespace) -> int:
+    """Compute (or reuse) the relevance maps of a split; report where the positive relevance lies."""
+    import numpy as np
+
+    arrays = _load_split(args, args.split, args.max_count)
+    maps = _relevance(args, arrays, f"relevance ({args.analyzer})")
+    state = "read from the cache" if maps.from_cache else "computed"
+    print(f"{len(maps.ids)} relevance maps of {args.split} {state}: {maps.cache_file}")
+    positive = np.maximum(maps.maps, 0).astype(np.float64)
+    totals = positive.sum(axis=(1, 2))
+    print(f"maps with positive relevance: {int((totals > 0).sum())} of {len(totals)}")
+    if arrays.region_masks is not None and (totals > 0).any():
+        inside = (positive * arrays.region_masks).sum(axis=(1, 2))[totals > 0] / totals[totals > 0]
+        area = float(arrays.region_masks.mean())
+        print(
+            f"share of positive relevance inside the ground-truth expression regions: {inside.mean():.3f} "
+            f"(the regions cover {area:.3f} of the image: {inside.mean() / area:.1f} × chance)"
+        )
+    return 0
+
+
+# --------------------------------------------------------------------------------------------------------
+# rbdm mask
+# --------------------------------------------------------------------------------------------------------
+
+
+def add_mask(parser: argparse.ArgumentParser) -> None:
+    """Options of ``rbdm mask``."""
+    from analysis.masked_dataset import DEFAULT_N_POINTS, MASK_METHODS
+
+    parser.add_argument("--method", required=True, choices=MASK_METHODS, help="masking method (RBDM §5.4)")
+    _add_data(parser, default="synthetic:n=25", splits=False)
+    parser.add_argument("--splits", default="train", help="comma-separated splits to mask (default: train)")
+    parser.add_argument("--max-count", type=int, default=None, help="at most this many images per split")
+    _add_relevance(parser)
+    group = parser.add_argument_group("masks")
+    group.add_argument("--fraction", type=float, default=0.10, help="negative: share zeroed (default: 0.1)")
+    group.add_argument(
+        "--n-points",
+        type=int,
+        default=None,
+        help=f"perceptive: fixations per image (default: the --study's mean, else {DEFAULT_N_POINTS})",
+    )
+    group.add_argument("--angle-deg", type=float, default=5.0, help="visual span angle (default: 5)")
+    group.add_argument(
+        "--study",
+        type=Path,
+        default=None,
+        help="study file (SQLite) with recorded fixations (gaze, perceptive)",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=Path("out/masked"),
+        help="writes <out>/<method>/<split>/<label>/*.png and a manifest (default: out/masked)",
+    )
+    _finish(parser, "mask")
+
+
+def run_mask(args: argparse.Namespace) -> int:
+    """Write (or finish writing) the masked copy of the chosen splits."""
+    from analysis.masked_dataset import write_masked_dataset
+
+    splits = [s.strip() for s in args.splits.split(",") if s.strip()]
+    if not splits:
+        raise ValueError("--splits names no split; e.g. --splits train,validation.")
+    if args.method == "gaze" and args.study is None:
+        raise ValueError("--method gaze needs --study: a study file with recorded fixations.")
+    root = Path(args.out) / args.method
+    for split in splits:
+        arrays = _load_split(args, split, args.max_count)
+        mask_set, provenance = _mask_set(args, arrays, split)
+        with _bar(len(mask_set.positions), f"{args.method} {split}") as bar:
+            result = write_masked_dataset(
+                arrays,
+                mask_set,
+                root,
+                split=split,
+                source=str(args.dataset),
+                provenance=provenance,
+                on_image=lambda done, _total: bar.update(done - bar.n),
+            )
+        print(
+            f"{split}: wrote {result.written}, kept {result.reused} from before; masks keep "
+            f"{result.mean_kept_fraction:.1%} of the pixels on average"
+        )
+        if result.missing:
+            shown = ", ".join(result.missing[:5]) + (" …" if len(result.missing) > 5 else "")
+            print(f"{split}: {len(result.missing)} images have no fixations and were skipped: {shown}")
+    print(f"masked dataset: {root} (manifest {root / 'manifest.csv'})")
+    return 0
+
+
+def _mask_set(args: argparse.Namespace, arrays: SplitArrays, split: str) -> tuple[Any, dict[str, Any]]:
+    from analysis.masked_dataset import gaze_masks, perceptive_options, relevance_masks
+    from analysis.saliency import file_sha256
+
+    shape = (arrays.images.shape[1], arrays.images.shape[2])
+    if args.method == "gaze":
+        viewings = study_viewings(args.study, shape, angle_deg=args.angle_deg)
+        return gaze_masks(viewings, arrays.ids, shape), {"study": str(Path(args.study).resolve())}
+    options: dict[str, Any] = {}
+    if args.method == "negative":
+        options = {"fraction": args.fraction}
+    elif args.method == "perceptive":
+        geometry, rect = _study_screen(args.study) if args.study is not None else (None, None)
+        options = perceptive_options(
+            shape, n_points=_n_points(args), geometry=geometry, stimulus_rect=rect, angle_deg=args.angle_deg
+        )
+    maps = _relevance(args, arrays, f"relevance {split}")
+    model = _trainer_path(args.model)
+    provenance = {
+        "model": str(model.resolve()),
+        "model_sha256": file_sha256(model),
+        "analyzer": args.analyzer,
+    }
+    return relevance_masks(maps.maps, args.method, options=options), provenance
+
+
+def _n_points(args: argparse.Namespace) -> int:
+    from analysis.masked_dataset import DEFAULT_N_POINTS
+    from analysis.perception import mean_fixation_count
+
+    if args.n_points is not None:
+        return int(args.n_points)
+    if args.study is not None:
+        return mean_fixation_count(study_fixation_counts(args.study))
+    return DEFAULT_N_POINTS
+
+
+def _sessions(study: Path) -> Any:
+    from tracking.store import SessionStore
+
+    if not Path(study).is_file():
+        raise FileNotFoundError(f"no study file at {str(study)!r}. Record a labeling session first.")
+    return SessionStore(study)
+
+
+def _study_screen(study: Path) -> tuple[Any, Any]:
+    """The screen and stimulus rectangle of a study's first session."""
+    with _sessions(Path(study)) as store:
+        sessions = store.sessions()
+    if not sessions:
+        raise ValueError(f"the study {str(study)!r} has no sessions; record one first.")
+    return sessions[0].geometry, _stimulus_rect(sessions[0].settings, sessions[0].geometry)
+
+
+def study_fixation_counts(study: str | Path) -> list[int]:
+    """Fixations per (session, trial) of a study file: the input of ``mean_fixation_count``."""
+    with _sessions(Path(study)) as store:
+        return [
+            len(store.fixations(session.session_id, trial.position))
+            for session in store.sessions()
+            for trial in store.trials(session.session_id)
+        ]
+
+
+def study_viewings(
+    study: str | Path, image_shape: tuple[int, int], *, angle_deg: float = 5.0
+) -> dict[str, list[Viewing]]:
+    """Every recorded trial of a study as fixations in the pixels of an ``image_shape`` stimulus.
+
+    Fixations are stored in screen pixels; each session's settings say where the stimulus was drawn
+    (``stimulus_rect``; else a ``stimulus_size_px`` square, else 1200 px, in the screen's centre). Points
+    off the stimulus are dropped (:func:`analysis.geometry.screen_to_image`). The visual span is the
+    session's screen's, scaled to the image (:func:`analysis.perception.visual_span_in_image`).
+
+    Returns
+    -------
+    dict
+        Stimulus id → one :class:`analysis.masked_dataset.Viewing` per trial that showed it.
+    """
+    import numpy as np
+
+    from analysis.geometry import screen_to_image
+    from analysis.masked_dataset import Viewing
+    from analysis.perception import visual_span_in_image
+
+    viewings: dict[str, list[Viewing]] = {}
+    with _sessions(Path(study)) as store:
+        for session in store.sessions():
+            rect = _stimulus_rect(session.settings, session.geometry)
+            span = visual_span_in_image(session.geometry, rect, image_shape, angle_deg=angle_deg)
+            for trial in store.trials(session.session_id):
+                fixations = store.fixations(session.session_id, trial.position)
+                screen = np.array([[f.x_screen_px, f.y_screen_px] for f in fixations], dtype=np.float64)
+                points = screen_to_image(screen.reshape(-1, 2), rect, image_shape)
+                viewings.setdefault(trial.stimulus_id, []).append(Viewing(points, span))
+    return viewings
+
+
+def _stimulus_rect(settings: Mapping[str, Any], geometry: Any) -> Any:
+    from analysis.geometry import StimulusRect
+
+    rect = settings.get("stimulus_rect")
+    if isinstance(rect, Mapping):
+        return StimulusRect(
+            float(rect["x_px"]), float(rect["y_px"]), float(rect["width_px"]), float(rect["height_px"])
+        )
+    return geometry.stimulus_rect(float(settings.get("stimulus_size_px", 1200.0)))
+
+
+def _add_batch_norm(parser: argparse.ArgumentParser) -> None:
+    from analysis.trainee import DEFAULT_BATCH_NORM_MOMENTUM
+
+    parser.add_argument(
+        "--batch-norm-momentum",
+        default=str(DEFAULT_BATCH_NORM_MOMENTUM),
+        help="momentum of the Trainee's batch-normalisation layers, or 'keep' for the architecture's "
+        f"(default: {DEFAULT_BATCH_NORM_MOMENTUM}; MobileNetV2's own 0.999 lags ~1,000 steps behind)",
+    )
+
+
+def _batch_norm(args: argparse.Namespace) -> float | None:
+    text = str(args.batch_norm_momentum).strip().lower()
+    if text == "keep":
+        return None
+    try:
+        return float(text)
+    except ValueError as err:
+        raise ValueError(f"--batch-norm-momentum takes a number or 'keep'; got {text!r}.") from err
+
+
+# --------------------------------------------------------------------------------------------------------
+# rbdm train-trainee
+# --------------------------------------------------------------------------------------------------------
+
+
+def add_train_trainee(parser: argparse.ArgumentParser) -> None:
+    """Options of ``rbdm train-trainee``."""
+    _add_data(parser, default="synthetic:n=25")
+    parser.add_argument(
+        "--masked",
+        type=Path,
+        default=None,
+        help="masked dataset folder from 'rbdm mask' (<out>/<method>); without it: the unmasked baseline",
+    )
+    parser.add_argument(
+        "--switch-epoch",
+        type=int,
+        default=None,
+        help="train on the masked images for this many epochs, then on the originals (RBDM §5.5)",
+    )
+    _add_training(parser, architecture="MobileNetV2", epochs=6)
+    parser.add_argument("--eval-every", type=int, default=25, help="steps between curve points (default: 25)")
+    _add_batch_norm(parser)
+    parser.add_argument("--no-tensorboard", action="store_true", help="write the CSV curves only")
+    parser.add_argument(
+        "--out", type=Path, default=Path("out/trainee"), help="output folder (default: out/trainee)"
+    )
+    _finish(parser, "train-trainee")
+
+
+def run_train_trainee(args: argparse.Namespace) -> int:
+    """Train one Trainee; write curves (CSV, TensorBoard, PNG), confusion matrix, model and settings."""
+    from analysis.experiment import plot_learning_curves
+    from analysis.masked_dataset import load_masked_images
+    from analysis.models import save_model_file
+    from analysis.trainee import CurveLog, train_trainee
+
+    if args.switch_epoch is not None and args.masked is None:
+        raise ValueError("--switch-epoch needs --masked: the masked images to start with.")
+    train = _load_split(args, args.train_split, args.max_train)
+    validation = _load_split(args, args.val_split, args.max_val)
+    original = (train.images, train.label_indices)
+    masked = None
+    if args.masked is not None:
+        images, positions = load_masked_images(args.masked, train.ids)
+        masked = (images, train.label_indices[positions])
+        print(f"{len(positions)} of {len(train.ids)} training images have a masked copy in {args.masked}")
+    out = Path(args.out)
+    variant = _variant_name(args)
+    with CurveLog(out, tensorboard=not args.no_tensorboard) as log:
+        result = train_trainee(
+            masked,
+            original if masked is None or args.switch_epoch is not None else None,
+            (validation.images, validation.label_indices),
+            architecture=args.architecture,
+            options=args.options,
+            epochs=args.epochs,
+            switch_epoch=args.switch_epoch,
+            batch_size=args.batch_size,
+            learning_rate=args.learning_rate,
+            eval_every_steps=args.eval_every,
+            batch_norm_momentum=_batch_norm(args),
+            seed=args.seed,
+            deterministic=args.deterministic,
+            on_curve=_printing(log.add),
+        )
+    _write_trainee_outputs(out, result, args, variant)
+    plot_learning_curves({(variant, args.seed): result.curves}, out / "learning_curves.png", title=variant)
+    save_model_file(result.model, out / "trainee.keras")
+    best = result.best
+    print(f"best val. macro-F1 {best.val_macro_f1:.3f} at step {best.step} (epoch {best.epoch})")
+    print(f"wrote {out}/curves.csv, confusion.csv, trainee.json, trainee.keras, learning_curves.png")
+    return 0
+
+
+def _variant_name(args: argparse.Namespace) -> str:
+    if args.masked is None:
+        return "none"
+    header = Path(args.masked) / "masked_dataset.json"
+    method = json.loads(header.read_text(encoding="utf-8"))["method"] if header.is_file() else "masked"
+    return f"{method}+switch" if args.switch_epoch is not None else str(method)
+
+
+def _printing(add: Callable[[Any], None]) -> Callable[[Any], None]:
+    def on_curve(point: Any) -> None:
+        add(point)
+        print(
+            f"step {point.step:6d}  epoch {point.epoch:3d}  {point.phase:8s}  loss {point.train_loss:.4f}  "
+            f"val. loss {point.val_loss:.4f}  val. macro-F1 {point.val_macro_f1:.3f}",
+            flush=True,
+        )
+
+    return on_curve
+
+
+def _write_trainee_outputs(out: Path, result: Any, args: argparse.Namespace, variant: str) -> None:
+    from analysis.labels import LABELS
+
+    labels = LABELS[: len(result.confusion)]
+    rows = ["true \\ predicted," + ",".join(labels)]
+    rows += [
+        f"{label}," + ",".join(str(int(v)) for v in row)
+        for label, row in zip(labels, result.confusion, strict=True)
+    ]
+    (out / "confusion.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    record = {
+        "variant": variant,
+        "command": command_line(args),
+        "dataset": str(args.dataset),
+        "masked": None if args.masked is None else str(args.masked),
+        "settings": dict(result.settings),
+        "best": result.best.as_row(),
+        "final": result.final.as_row(),
+        "duration_s": result.duration_s,
+    }
+    (out / "trainee.json").write_text(json.dumps(record, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+
+# --------------------------------------------------------------------------------------------------------
+# rbdm experiment
+# --------------------------------------------------------------------------------------------------------
+
+
+def _csv_list(text: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in text.split(",") if part.strip())
+
+
+def add_experiment(parser: argparse.ArgumentParser) -> None:
+    """Options of ``rbdm experiment``."""
+    from analysis.experiment import VARIANTS
+    from analysis.masked_dataset import DEFAULT_N_POINTS
+
+    _add_data(parser, default="synthetic:n=50")
+    parser.set_defaults(max_train=800, max_val=400)
+    parser.add_argument(
+        "--trainer",
+        type=Path,
+        default=None,
+        help=f"Trainer .keras file (default: assets/{DEFAULT_TRAINER.name})",
+    )
+    parser.add_argument("--analyzer", default="deep_taylor", help="relevance analyzer (default: deep_taylor)")
+    parser.add_argument(
+        "--variants", default=",".join(VARIANTS), help="comma-separated variants (default: all seven)"
+    )
+    parser.add_argument("--seeds", default="0", help="comma-separated seeds, one Trainee each (default: 0)")
+    _add_training(parser, architecture="MobileNetV2", epochs=6)
+    parser.add_argument(
+        "--switch-epoch", type=int, default=3, help="last masked epoch of +switch (default: 3)"
+    )
+    parser.add_argument("--eval-every", type=int, default=25, help="steps between curve points (default: 25)")
+    _add_batch_norm(parser)
+    parser.add_argument("--fraction", type=float, default=0.10, help="negative masking share (default: 0.1)")
+    parser.add_argument(
+        "--n-points",
+        type=int,
+        default=DEFAULT_N_POINTS,
+        help=f"perceptive fixations (default: {DEFAULT_N_POINTS})",
+    )
+    parser.add_argument("--angle-deg", type=float, default=5.0, help="visual span angle (default: 5)")
+    parser.add_argument(
+        "--cache-dir", type=Path, default=None, help="relevance cache (default: <out>/relevance_cache)"
+    )
+    parser.add_argument("--no-tensorboard", action="store_true", help="write CSV curves only")
+    parser.add_argument(
+        "--out", type=Path, default=Path("out/experiments"), help="runs folder (default: out/experiments)"
+    )
+    parser.add_argument("--name", default="experiment", help="run folder name suffix (default: experiment)")
+    _finish(parser, "experiment")
+
+
+def run_experiment(args: argparse.Namespace) -> int:
+    """Run the grid; print the results table; write the run folder."""
+    from analysis.experiment import ExperimentConfig, new_run_dir
+    from analysis.experiment import run_experiment as run_grid
+    from analysis.trainee import DEFAULT_TRAINEE, DEFAULT_TRAINEE_OPTIONS
+
+    seeds = tuple(int(s) for s in _csv_list(args.seeds))
+    options = args.options
+    if options is None:
+        options = dict(DEFAULT_TRAINEE_OPTIONS) if args.architecture == DEFAULT_TRAINEE else {}
+    config = ExperimentConfig(
+        dataset=str(args.dataset),
+        trainer=str(_trainer_path(args.trainer)),
+        size_px=args.size,
+        rgb=bool(args.rgb),
+        train_split=args.train_split,
+        val_split=args.val_split,
+        n_train=args.max_train,
+        n_val=args.max_val,
+        subset_seed=args.subset_seed,
+        analyzer=args.analyzer,
+        variants=_csv_list(args.variants),
+        seeds=seeds,
+        architecture=args.architecture,
+        options=options,
+        epochs=args.epochs,
+        switch_epoch=args.switch_epoch,
+        batch_size=args.batch_size,
+        learning_rate=args.learning_rate,
+        eval_every_steps=args.eval_every,
+        batch_norm_momentum=_batch_norm(args),
+        negative_fraction=args.fraction,
+        n_points=args.n_points,
+        angle_deg=args.angle_deg,
+        deterministic=args.deterministic,
+        cache_dir=None if args.cache_dir is None else str(args.cache_dir),
+        tensorboard=not args.no_tensorboard,
+    )
+    run_dir = new_run_dir(args.out, name=args.name)
+    print(f"experiment run folder: {run_dir}")
+    (Path(args.out)).mkdir(parents=True, exist_ok=True)
+    progress = _ProgressPrinter()
+    try:
+        run = run_grid(config, run_dir, on_progress=progress)
+    finally:
+        progress.close()
+    (run.run_dir / "command.txt").write_text(command_line(args) + "\n", encoding="utf-8")
+    _print_results(run.results)
+    print(f"wrote {run.run_dir}/results.csv, curves.csv, learning_curves.png ({run.status})")
+    return 0
+
+
+class _ProgressPrinter:
+    """Shows :class:`analysis.experiment.Progress` records as one tqdm bar per stage."""
+
+    def __init__(self) -> None:
+        self._stage = ""
+        self._bar: Any = None
+
+    def __call__(self, progress: Progress) -> None:
+        from tqdm import tqdm
+
+        if progress.stage != self._stage:
+            self.close()
+            self._stage = progress.stage
+            self._bar = tqdm(total=progress.total, desc=progress.stage, leave=True, dynamic_ncols=True)
+        if self._bar is not None:
+            self._bar.update(max(0, progress.done - self._bar.n))
+            self._bar.set_postfix_str(progress.message, refresh=True)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+
+def _print_results(results: Sequence[Any]) -> None:
+    from analysis.experiment import summary_by_variant
+
+    print(f"\n{'variant':20s} {'seeds':>5s} {'best F1':>8s} {'final F1':>9s} {'mean F1':>8s}")
+    for row in summary_by_variant(results):
+        print(
+            f"{row['variant']:20s} {row['seeds']:5d} {row['best_val_macro_f1']:8.3f} "
+            f"{row['final_val_macro_f1']:9.3f} {row['mean_val_macro_f1']:8.3f}"
+        )

@@ -1,0 +1,607 @@
+"""The experiment launcher's worker: one experiment run in its own process, reported as JSON lines.
+
+::
+
+    python -m rbdm_gui.experiment_worker REQUEST.json [--stdin-control]
+
+The Experiments screen (:mod:`rbdm_gui.experiment_view`) starts this module through
+:class:`rbdm_gui.experiment_runner.ExperimentRunner`, so that TensorFlow trains in another process, at a
+lower priority (``nice``), and neither its CPU work nor the GIL can stall the GUI's event loop. The work
+itself is :func:`analysis.experiment.run_experiment` (the seven Trainees of RBDM §5.5 and §6); this
+module adds the Trainees on human-gaze masks, a machine-readable progress channel and cancelling.
+
+``REQUEST.json`` holds :meth:`LaunchRequest.to_dict`. Standard output carries one JSON object per line
+and nothing else (whatever else the process prints goes to standard error):
+
+- ``{"event": "started", "run_dir": ..., "pid": ...}``;
+- ``{"event": "progress", "stage": ..., "done": ..., "total": ..., "message": ..., "variant": ...,
+  "seed": ..., "point": {...} or null}``: an :class:`analysis.experiment.Progress` record, ``point`` a
+  :class:`analysis.trainee.CurvePoint` row; ``total`` of the ``training`` stage counts every Trainee of
+  the run, gaze ones included;
+- ``{"event": "done", "status": "finished" or "cancelled", "run_dir": ...}``, or
+  ``{"event": "failed", "error": ..., "run_dir": ...}``: the last line.
+
+Cancelling: SIGTERM or SIGINT, or, with ``--stdin-control``, a line ``cancel`` on standard input or the
+end of standard input (the launcher has gone). Training stops after the current step, the run folder
+keeps the curves so far and says ``cancelled``; cancelling while images load or relevance maps are
+computed ends the run there, also as ``cancelled``.
+
+Human-gaze masks
+----------------
+The ``gaze`` and ``gaze+switch`` Trainees are perceptive masking "with actual human fixations" (RBDM
+§6): each training image is masked by the union of its annotators' fixation heatmaps > 0
+(:func:`analysis.masked_dataset.gaze_masks`), read from a study file. Images nobody looked at have no
+mask: ``gaze`` trains on the fixated images only, ``gaze+switch`` on them for ``switch_epoch`` epochs and
+then on every training image. They are trained after the grid's Trainees, on the same data subset, into
+the same run folder (``results.csv``, ``curves.csv``, ``trainees/gaze-seed<s>/``, the figure), and
+``gaze.json`` records the study and how many images had fixations. A run with gaze Trainees needs at
+least one Trainee of the grid too (the ``none`` baseline, say), which it is compared against.
+
+References
+----------
+.. [1] Schiller et al. (2020), Relevance-Based Data Masking, §5.4 (perceptive masking), §5.5 (the
+   Trainees), §5.6 (reproducible runs) and §6 (Figures 10–12; masking with human fixations).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import dataclasses
+import json
+import os
+import signal
+import sys
+import threading
+import traceback
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from types import FrameType
+from typing import IO, TYPE_CHECKING, Any, Final
+
+import numpy as np
+
+from analysis.errors import AnalysisError
+from analysis.experiment import (
+    RESULT_FIELDS,
+    VARIANTS,
+    ExperimentConfig,
+    ExperimentRun,
+    Progress,
+    VariantResult,
+    load_run,
+    plot_learning_curves,
+    run_experiment,
+)
+from analysis.labels import LABELS
+from analysis.masking import MASKS
+from analysis.trainee import CURVE_FIELDS, CurvePoint
+
+if TYPE_CHECKING:
+    from numpy.typing import NDArray
+
+    from analysis.datasets import SplitArrays
+    from analysis.trainee import TraineeResult
+
+__all__ = [
+    "GAZE_VARIANTS",
+    "METHODS",
+    "LaunchRequest",
+    "execute",
+    "main",
+    "mark_run",
+    "parse_event",
+    "progress_event",
+    "progress_from_event",
+    "variant_names",
+]
+
+#: The Trainees on human-gaze masks: masked throughout, or switching to the originals (RBDM §6).
+GAZE_VARIANTS: Final = ("gaze", "gaze+switch")
+#: What the launcher offers: the unmasked baseline, each relevance mask of RBDM §5.4, and human gaze.
+METHODS: Final = ("none", *MASKS, "gaze")
+
+_SWITCH = "+switch"
+#: Stages of :func:`analysis.experiment.run_experiment` that do not poll ``cancel`` themselves.
+_UNPOLLED_STAGES: Final = frozenset({"loading", "relevance", "masking"})
+
+
+def variant_names(
+    methods: Iterable[str], *, masked: bool = True, switch: bool = True
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The Trainee variants of a choice of masking methods: ``(grid variants, gaze variants)``.
+
+    Parameters
+    ----------
+    methods : iterable of str
+        Names from :data:`METHODS`; ``"none"`` is the unmasked baseline.
+    masked : bool
+        Train a Trainee on each method's masked images throughout (``negative``, ``gaze`` ...).
+    switch : bool
+        Train a Trainee on each method's masked images for ``switch_epoch`` epochs, then on the originals
+        (``negative+switch``, ``gaze+switch`` ...; RBDM §5.5).
+
+    Returns
+    -------
+    tuple of (tuple of str, tuple of str)
+        The variants of :data:`analysis.experiment.VARIANTS` in its order, and those of
+        :data:`GAZE_VARIANTS`.
+
+    Raises
+    ------
+    ValueError
+        For an unknown method, or masking methods without ``masked`` or ``switch``.
+
+    References
+    ----------
+    .. [1] Schiller et al. (2020), Relevance-Based Data Masking, §5.5 (seven Trainees) and §6.
+    """
+    chosen = set(methods)
+    unknown = sorted(chosen - set(METHODS))
+    if unknown:
+        raise ValueError(f"unknown masking methods {unknown!r}; expected some of {METHODS!r}.")
+    if chosen - {"none"} and not (masked or switch):
+        raise ValueError(
+            "masking methods need 'masked throughout', 'switch to the originals', or both; choose one."
+        )
+    wanted = {"none"} & chosen
+    for method in chosen - {"none"}:
+        wanted |= {method} if masked else set()
+        wanted |= {method + _SWITCH} if switch else set()
+    grid = tuple(v for v in VARIANTS if v in wanted)
+    gaze = tuple(v for v in GAZE_VARIANTS if v in wanted)
+    return grid, gaze
+
+
+@dataclass(frozen=True, slots=True)
+class LaunchRequest:
+    """One run to launch: the grid's config, the run folder and the gaze Trainees.
+
+    Parameters
+    ----------
+    config : ExperimentConfig
+        The Trainees of the grid and every training setting (RBDM §5.5).
+    run_dir : str
+        The run's folder (:func:`analysis.experiment.new_run_dir`); must not exist yet or be empty.
+    study : str or None
+        Study file (SQLite) with recorded fixations on the training images, for :data:`GAZE_VARIANTS`.
+    gaze_variants : tuple of str
+        Which of :data:`GAZE_VARIANTS` to train after the grid.
+    nice : int
+        Added to the worker process's niceness (0–19): the GUI keeps the CPU when both want it.
+
+    Raises
+    ------
+    ValueError
+        For unknown gaze variants, gaze variants without a study, ``gaze+switch`` with a switch epoch
+        outside ``1 ≤ switch_epoch < epochs``, or a bad ``nice``.
+    """
+
+    config: ExperimentConfig
+    run_dir: str
+    study: str | None = None
+    gaze_variants: tuple[str, ...] = ()
+    nice: int = 10
+
+    def __post_init__(self) -> None:
+        unknown = sorted(set(self.gaze_variants) - set(GAZE_VARIANTS))
+        if unknown or len(set(self.gaze_variants)) != len(self.gaze_variants):
+            raise ValueError(
+                f"gaze_variants must be distinct names of {GAZE_VARIANTS!r}; got {self.gaze_variants!r}."
+            )
+        if self.gaze_variants and not self.study:
+            raise ValueError(
+                "gaze masks need a study file with recorded fixations on the training images; choose one, "
+                "or leave 'gaze' out."
+            )
+        config = self.config
+        if "gaze+switch" in self.gaze_variants and not 1 <= config.switch_epoch < config.epochs:
+            raise ValueError(
+                f"switch_epoch must satisfy 1 ≤ switch_epoch < epochs ({config.epochs}); got "
+                f"{config.switch_epoch!r}. Raise epochs or lower switch_epoch."
+            )
+        if isinstance(self.nice, bool) or not isinstance(self.nice, int) or not 0 <= self.nice <= 19:
+            raise ValueError(f"nice must be an integer from 0 to 19; got {self.nice!r}.")
+
+    @property
+    def variants(self) -> tuple[str, ...]:
+        """Every variant of the run, in training order."""
+        return (*self.config.variants, *self.gaze_variants)
+
+    @property
+    def n_trainees(self) -> int:
+        """Trainees of the whole run (variants × seeds)."""
+        return len(self.variants) * len(self.config.seeds)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The request as JSON-compatible values."""
+        return {
+            "config": self.config.to_dict(),
+            "run_dir": str(self.run_dir),
+            "study": self.study,
+            "gaze_variants": list(self.gaze_variants),
+            "nice": self.nice,
+        }
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> LaunchRequest:
+        """Parse :meth:`to_dict`'s output."""
+        return cls(
+            config=ExperimentConfig.from_dict(raw["config"]),
+            run_dir=str(raw["run_dir"]),
+            study=None if raw.get("study") in (None, "") else str(raw["study"]),
+            gaze_variants=tuple(raw.get("gaze_variants", ())),
+            nice=int(raw.get("nice", 10)),
+        )
+
+
+# --------------------------------------------------------------------------------------------------------
+# The JSON-lines channel
+# --------------------------------------------------------------------------------------------------------
+
+
+def progress_event(progress: Progress) -> dict[str, Any]:
+    """A progress record as the ``progress`` event written on the channel."""
+    return {
+        "event": "progress",
+        "stage": progress.stage,
+        "done": progress.done,
+        "total": progress.total,
+        "message": progress.message,
+        "variant": progress.variant,
+        "seed": progress.seed,
+        "point": None if progress.point is None else progress.point.as_row(),
+    }
+
+
+def progress_from_event(event: Mapping[str, Any]) -> Progress:
+    """The :class:`analysis.experiment.Progress` record of a ``progress`` event."""
+    point = event.get("point")
+    seed = event.get("seed")
+    return Progress(
+        stage=str(event["stage"]),
+        done=int(event["done"]),
+        total=int(event["total"]),
+        message=str(event.get("message", "")),
+        variant=None if event.get("variant") is None else str(event["variant"]),
+        seed=None if seed is None else int(seed),
+        point=None if point is None else CurvePoint.from_row(point),
+    )
+
+
+def parse_event(line: str | bytes) -> dict[str, Any] | None:
+    """One line of the channel as an event dict; None for a blank line or one that is not an event."""
+    text = line.decode("utf-8", errors="replace") if isinstance(line, bytes) else line
+    text = text.strip()
+    if not text:
+        return None
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return None
+    if not isinstance(value, dict) or not isinstance(value.get("event"), str):
+        return None
+    return value
+
+
+# --------------------------------------------------------------------------------------------------------
+# The run folder's status
+# --------------------------------------------------------------------------------------------------------
+
+
+def mark_run(run_dir: str | Path, *, status: str, error: str = "") -> bool:
+    """Rewrite the status in a run folder's ``run.json`` (e.g. ``cancelled`` after the worker was killed).
+
+    ``finished_utc`` becomes now (empty for ``running``), ``error`` the given text. The file is replaced
+    atomically. Returns False when the folder has no ``run.json`` (the run never started).
+    """
+    path = Path(run_dir) / "run.json"
+    if not path.is_file():
+        return False
+    record = json.loads(path.read_text(encoding="utf-8"))
+    record.update(
+        status=status,
+        error=error,
+        finished_utc="" if status == "running" else datetime.now(UTC).isoformat(timespec="seconds"),
+    )
+    partial = path.with_name(f".run.json.{os.getpid()}.partial")
+    partial.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    partial.replace(path)
+    return True
+
+
+# --------------------------------------------------------------------------------------------------------
+# Running
+# --------------------------------------------------------------------------------------------------------
+
+
+class _Cancelled(Exception):
+    """Raised from the progress callback to stop a stage that does not poll ``cancel``."""
+
+
+def execute(
+    request: LaunchRequest,
+    *,
+    on_progress: Callable[[Progress], None] | None = None,
+    cancel: Callable[[], bool] | None = None,
+) -> ExperimentRun:
+    """Run the grid of ``request`` and then its gaze Trainees; write the run folder.
+
+    Parameters
+    ----------
+    request : LaunchRequest
+        What to run, and where.
+    on_progress : callable, optional
+        Receives :class:`analysis.experiment.Progress` records; the last one's stage is ``finished`` or
+        ``cancelled``.
+    cancel : callable, optional
+        Polled between steps (and between batches of relevance maps); True stops the run as ``cancelled``.
+
+    Returns
+    -------
+    ExperimentRun
+        The run folder as stored.
+
+    Raises
+    ------
+    Exception
+        Whatever stopped the run; ``run.json`` then says ``failed``.
+
+    References
+    ----------
+    .. [1] Schiller et al. (2020), Relevance-Based Data Masking, §5.5 and §6.
+    """
+    report = on_progress or (lambda _: None)
+    stopped = cancel or (lambda: False)
+    total = request.n_trainees
+
+    def forward(progress: Progress) -> None:
+        if progress.stage in _UNPOLLED_STAGES and stopped():
+            raise _Cancelled
+        if progress.stage == "training":
+            progress = dataclasses.replace(progress, total=total)
+        if progress.stage == "finished" and request.gaze_variants:
+            return  # the gaze Trainees follow
+        report(progress)
+
+    try:
+        run = run_experiment(request.config, request.run_dir, on_progress=forward, cancel=stopped)
+    except _Cancelled:
+        mark_run(request.run_dir, status="cancelled")
+        report(Progress("cancelled", 0, total, f"run cancelled: {request.run_dir}"))
+        return load_run(request.run_dir)
+    if request.gaze_variants and run.status == "finished":
+        try:
+            run = _run_gaze(request, run, report, stopped)
+        except BaseException as err:
+            mark_run(request.run_dir, status="failed", error=str(err))
+            raise
+    return run
+
+
+def _run_gaze(
+    request: LaunchRequest,
+    run: ExperimentRun,
+    report: Callable[[Progress], None],
+    stopped: Callable[[], bool],
+) -> ExperimentRun:
+    """Train the gaze Trainees into the finished grid's run folder (see the module docstring)."""
+    config, folder, total = request.config, Path(request.run_dir), request.n_trainees
+    mark_run(folder, status="running")
+    train, validation = _load_splits(config)
+    masked, labels, n_fixated = _gaze_images(str(request.study), config, train)
+    report(Progress("masking", 1, 1, f"gaze masks for {n_fixated} of {len(train.ids)} training images"))
+    results, curves = list(run.results), dict(run.curves)
+    jobs = [(variant, seed) for variant in request.gaze_variants for seed in config.seeds]
+    cancelled = False
+    for variant, seed in jobs:
+        if cancelled or stopped():
+            cancelled = True
+            break
+        report(Progress("training", len(results), total, f"training {variant}, seed {seed}", variant, seed))
+        result = _train_gaze(
+            config, folder, variant, seed, (masked, labels), train, validation, report, stopped, total
+        )
+        results.append(VariantResult.of(variant, seed, result))
+        curves[(variant, seed)] = result.curves
+        result.model.close()
+        _write_tables(folder, results, curves)
+        cancelled = result.cancelled
+    status = "cancelled" if cancelled else "finished"
+    plot_learning_curves(curves, run.plot_path, title=f"{Path(config.dataset).name or config.dataset}")
+    gaze_record: dict[str, Any] = {"study": str(request.study), "variants": list(request.gaze_variants)}
+    gaze_record |= {"n_fixated_images": n_fixated, "n_train_images": len(train.ids)}
+    (folder / "gaze.json").write_text(json.dumps(gaze_record, indent=2) + "\n", encoding="utf-8")
+    mark_run(folder, status=status)
+    report(Progress(status, len(results), total, f"run {status}: {folder}"))
+    return load_run(folder)
+
+
+def _load_splits(config: ExperimentConfig) -> tuple[SplitArrays, SplitArrays]:
+    """The grid's training and validation subsets again (same loader, caps and subset seed)."""
+    from analysis.datasets import load_arrays, open_dataset
+
+    loader = open_dataset(config.dataset, size=config.size_px, rgb=config.rgb)
+    return tuple(  # type: ignore[return-value]
+        load_arrays(loader, split, max_count=count, rng=np.random.default_rng(config.subset_seed))
+        for split, count in ((config.train_split, config.n_train), (config.val_split, config.n_val))
+    )
+
+
+def _gaze_images(
+    study: str, config: ExperimentConfig, train: SplitArrays
+) -> tuple[NDArray[np.float32], NDArray[np.int64], int]:
+    """The fixated training images masked by their annotators' gaze, their labels, and their count."""
+    from analysis.masked_dataset import gaze_masks
+    from analysis.masking import apply_mask
+    from rbdm_gui.commands_models import study_viewings
+
+    shape = (int(train.images.shape[1]), int(train.images.shape[2]))
+    viewings = study_viewings(study, shape, angle_deg=config.angle_deg)
+    mask_set = gaze_masks(viewings, train.ids, shape)
+    if len(mask_set.positions) == 0:
+        raise AnalysisError(
+            f"none of the {len(train.ids)} {config.train_split!r} images of {config.dataset!r} has "
+            f"fixations in {study!r}. Label these images in a study first (the same dataset and split), "
+            "or leave 'gaze' out."
+        )
+    images = np.stack(
+        [apply_mask(train.images[p], m) for p, m in zip(mask_set.positions, mask_set.masks, strict=True)]
+    ).astype(np.float32)
+    labels = np.asarray(train.label_indices)[mask_set.positions].astype(np.int64)
+    return images, labels, len(mask_set.positions)
+
+
+def _train_gaze(
+    config: ExperimentConfig,
+    run_dir: Path,
+    variant: str,
+    seed: int,
+    masked: tuple[NDArray[np.float32], NDArray[np.int64]],
+    train: SplitArrays,
+    validation: SplitArrays,
+    report: Callable[[Progress], None],
+    stopped: Callable[[], bool],
+    total: int,
+) -> TraineeResult:
+    """One gaze Trainee, its curves written as the grid's are (CSV, TensorBoard, confusion matrix)."""
+    from analysis.trainee import CurveLog, train_trainee
+
+    switch = variant.endswith(_SWITCH)
+    folder = run_dir / "trainees" / f"{variant}-seed{seed}"
+    done = len(config.variants) * len(config.seeds) + len(config.seeds) * GAZE_VARIANTS.index(variant)
+    done += config.seeds.index(seed)
+    with CurveLog(folder, tensorboard=config.tensorboard) as log:
+
+        def on_curve(point: CurvePoint) -> None:
+            log.add(point)
+            text = f"{variant}, seed {seed}: step {point.step}, val. macro-F1 {point.val_macro_f1:.3f}"
+            report(Progress("training", done, total, text, variant, seed, point))
+
+        result = train_trainee(
+            masked,
+            (train.images, train.label_indices) if switch else None,
+            (validation.images, validation.label_indices),
+            architecture=config.architecture,
+            options=config.options,
+            epochs=config.epochs,
+            switch_epoch=config.switch_epoch if switch else None,
+            batch_size=config.batch_size,
+            learning_rate=config.learning_rate,
+            eval_every_steps=config.eval_every_steps,
+            seed=seed,
+            deterministic=config.deterministic,
+            on_curve=on_curve,
+            cancel=stopped,
+        )
+    _write_confusion(folder / "confusion.csv", result.confusion)
+    return result
+
+
+def _write_confusion(path: Path, confusion: NDArray[np.int64]) -> None:
+    """The grid's ``confusion.csv`` layout: rows true class, columns predicted class."""
+    labels = LABELS[: len(confusion)]
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["true \\ predicted", *labels])
+        for label, row in zip(labels, confusion, strict=True):
+            writer.writerow([label, *(int(v) for v in row)])
+
+
+def _write_tables(
+    run_dir: Path, results: Sequence[VariantResult], curves: Mapping[tuple[str, int], Sequence[CurvePoint]]
+) -> None:
+    """``results.csv`` and ``curves.csv`` in the grid's columns (``RESULT_FIELDS``, ``CURVE_FIELDS``)."""
+    with (run_dir / "results.csv").open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=RESULT_FIELDS)
+        writer.writeheader()
+        writer.writerows(dataclasses.asdict(r) for r in results)
+    with (run_dir / "curves.csv").open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=("variant", "seed", *CURVE_FIELDS))
+        writer.writeheader()
+        for (variant, seed), points in curves.items():
+            writer.writerows({"variant": variant, "seed": seed, **p.as_row()} for p in points)
+
+
+# --------------------------------------------------------------------------------------------------------
+# The process
+# --------------------------------------------------------------------------------------------------------
+
+
+def _json_channel() -> IO[str]:
+    """A line-buffered writer on the real standard output; file descriptor 1 then points to stderr, so
+    that nothing but events reaches the launcher on stdout (TensorFlow writes to fd 1 and 2 directly)."""
+    sys.stdout.flush()
+    channel = os.fdopen(os.dup(1), "w", buffering=1, encoding="utf-8")
+    os.dup2(2, 1)
+    return channel
+
+
+def _install_cancel(flag: threading.Event, *, stdin_control: bool) -> None:
+    """SIGTERM/SIGINT set the flag (a second signal stops at once); with ``stdin_control`` so does a line
+    ``cancel`` or the end of standard input."""
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        if flag.is_set():
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+        flag.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    if stdin_control:
+
+        def listen() -> None:
+            for line in sys.stdin:
+                if line.strip() == "cancel":
+                    break
+            flag.set()
+
+        threading.Thread(target=listen, name="stdin-control", daemon=True).start()
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m rbdm_gui.experiment_worker",
+        description="Run one experiment (RBDM §5.5, §6) and report it as JSON lines on stdout.",
+    )
+    parser.add_argument("request", type=Path, help="JSON file with LaunchRequest.to_dict()")
+    parser.add_argument(
+        "--stdin-control",
+        action="store_true",
+        help="cancel on a line 'cancel' on stdin, or when stdin closes (the launcher has gone)",
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the request; write events on stdout. Exit status 0 for a finished or cancelled run, else 1."""
+    args = _parser().parse_args(argv)
+    channel = _json_channel()
+
+    def emit(event: Mapping[str, Any]) -> None:
+        channel.write(json.dumps(event) + "\n")
+        channel.flush()
+
+    run_dir = ""
+    try:
+        request = LaunchRequest.from_dict(json.loads(Path(args.request).read_text(encoding="utf-8")))
+        run_dir = request.run_dir
+        flag = threading.Event()
+        _install_cancel(flag, stdin_control=args.stdin_control)
+        if request.nice and hasattr(os, "nice"):
+            os.nice(request.nice)
+        emit({"event": "started", "run_dir": run_dir, "pid": os.getpid()})
+        run = execute(request, on_progress=lambda p: emit(progress_event(p)), cancel=flag.is_set)
+    except Exception as err:
+        traceback.print_exc()
+        emit({"event": "failed", "error": str(err) or type(err).__name__, "run_dir": run_dir})
+        return 1
+    emit({"event": "done", "status": run.status, "run_dir": str(run.run_dir)})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,318 @@
+"""Tests for the model commands: train-trainer, saliency, mask, train-trainee, experiment."""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+import shlex
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from analysis.geometry import ScreenGeometry
+from analysis.masked_dataset import HEADER_FILE, read_manifest
+from analysis.training import load_trained
+from rbdm_gui.cli import COMMANDS, build_parser, main
+from rbdm_gui.commands_models import DEFAULT_TRAINER, command_line, study_fixation_counts, study_viewings
+from tracking.records import Fixation, PhaseOnsets, Trial
+from tracking.store import SessionStore
+
+MODEL_COMMANDS = ("train-trainer", "saliency", "mask", "train-trainee", "experiment")
+#: Sixteen 48 px synthetic faces per split (2 per label), the shipped Trainer's input size.
+TINY = "synthetic:n=2"
+
+
+def _out(capsys: pytest.CaptureFixture[str]) -> str:
+    return capsys.readouterr().out
+
+
+def _study(path: Path, ids: list[str]) -> Path:
+    """A study file: one session showing ``ids``; 3 fixations on each but the last, which has none."""
+    geometry = ScreenGeometry()
+    rect = geometry.stimulus_rect()
+    settings = {
+        "stimulus_rect": {
+            "x_px": rect.x_px,
+            "y_px": rect.y_px,
+            "width_px": rect.width_px,
+            "height_px": rect.height_px,
+        }
+    }
+    with SessionStore(path) as store:
+        participant = store.create_participant("P01")
+        session = store.create_session(
+            participant,
+            settings=settings,
+            geometry=geometry,
+            tracker="mouse",
+            recogniser="none",
+            stimulus_order=ids,
+        )
+        for position, stimulus in enumerate(ids):
+            start = 10_000.0 * position
+            phases = PhaseOnsets(start, start + 500, start + 700, start + 1200, start + 3200)
+            trial = Trial(position, stimulus, phases, "happy", "keyboard")
+            centre_x, centre_y = rect.x_px + rect.width_px / 2, rect.y_px + rect.height_px / 2
+            fixations = [
+                Fixation(start + 1300 + 300 * k, 250.0, centre_x + 100.0 * k, centre_y - 200.0 + 150 * k, 20)
+                for k in range(3)
+            ]
+            store.record_trial(session, trial, [] if position == len(ids) - 1 else fixations)
+    return path
+
+
+# --------------------------------------------------------------------------------------------------------
+# Parsing
+# --------------------------------------------------------------------------------------------------------
+
+
+def test_the_model_commands_are_registered_with_help() -> None:
+    names = [command.name for command in COMMANDS]
+    assert set(MODEL_COMMANDS) <= set(names)
+    parser = build_parser()
+    for name in MODEL_COMMANDS:
+        with pytest.raises(SystemExit) as exit_info:
+            parser.parse_args([name, "--help"])
+        assert exit_info.value.code == 0
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        [
+            "train-trainer",
+            "--dataset",
+            "synthetic:n=3",
+            "--epochs",
+            "2",
+            "--augmentation",
+            "none",
+            "--no-deterministic",
+        ],
+        ["mask", "--method", "perceptive", "--rgb", "--n-points", "7", "--out", "a b"],
+        ["experiment", "--variants", "none,mean", "--seeds", "0,1", "--options", '{"alpha": 0.5}'],
+        ["train-trainee", "--switch-epoch", "2", "--masked", "m/mean"],
+    ],
+)
+def test_the_recorded_command_line_parses_back_to_the_same_options(argv: list[str]) -> None:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    line = command_line(args)
+    assert line.startswith(f"rbdm {argv[0]} ")
+    again = parser.parse_args(shlex.split(line)[1:])
+    assert {k: v for k, v in vars(again).items() if k != "run"} == {
+        k: v for k, v in vars(args).items() if k != "run"
+    }
+
+
+# --------------------------------------------------------------------------------------------------------
+# Errors the user can act on
+# --------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["saliency", "--model", "nowhere.keras"], "Train one with 'rbdm train-trainer"),
+        (["mask", "--method", "mean", "--model", "nowhere.keras"], "Train one with 'rbdm train-trainer"),
+        (["mask", "--method", "gaze"], "--method gaze needs --study"),
+        (["mask", "--method", "gaze", "--study", "nowhere.sqlite"], "no study file at 'nowhere.sqlite'"),
+        (["train-trainer", "--dataset", "no/such/folder"], "no/such/folder"),
+        (["train-trainer", "--out", "model.h5"], "--out must end in '.keras'"),
+        (["train-trainee", "--masked", "no/masked"], "Write one with 'rbdm mask'"),
+        (["train-trainee", "--switch-epoch", "2"], "--switch-epoch needs --masked"),
+        (["experiment", "--trainer", "nowhere.keras"], "Train one with 'rbdm train-trainer"),
+    ],
+)
+def test_missing_inputs_are_error_messages(
+    argv: list[str],
+    message: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert main([*argv, "--dataset", TINY] if "--dataset" not in argv else argv) == 2
+    assert message in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------------------------------------
+# Running
+# --------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.tf
+def test_train_trainer_writes_the_model_and_a_card_with_the_command(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "trainer.keras"
+    argv = ["train-trainer", "--dataset", "synthetic:n=2,size=32", "--size", "32", "--epochs", "1"]
+    assert main([*argv, "--augmentation", "none", "--out", str(out)]) == 0
+    text = _out(capsys)
+    assert "epoch   1" in text and "best epoch 1" in text
+    model, card = load_trained(out)
+    assert model.input_shape == (32, 32, 1) and card.architecture == "small_cnn"
+    assert card.data["n_train"] == 16 and card.data["dataset"] == "synthetic:n=2,size=32"
+    assert card.training["augmentation"]["rotation_deg"] == 0.0
+    recorded = shlex.split(card.data["command"])
+    assert recorded[:2] == ["rbdm", "train-trainer"] and "--epochs" in recorded and str(out) in recorded
+
+
+def test_the_shipped_trainer_is_small_and_carries_its_command() -> None:
+    assert DEFAULT_TRAINER.is_file() and DEFAULT_TRAINER.stat().st_size < 2_000_000
+    card = json.loads(DEFAULT_TRAINER.with_suffix(".json").read_text())
+    assert card["data"]["command"].startswith("rbdm train-trainer ")
+    assert card["input_shape"] == [48, 48, 1] and card["scores"]["val_macro_f1"] > 0.9
+
+
+@pytest.mark.tf
+def test_saliency_of_the_shipped_trainer_lies_in_the_expression_regions(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["saliency", "--dataset", "synthetic:n=8", "--split", "test", "--cache-dir", str(tmp_path)]
+    assert main(argv) == 0
+    text = _out(capsys)
+    match = re.search(r"inside the ground-truth expression regions: ([\d.]+) .* ([\d.]+) × chance", text)
+    assert match is not None, text
+    assert float(match.group(1)) > 0.25 and float(match.group(2)) > 3.0
+    assert len(list(tmp_path.glob("*.npz"))) == 1
+    assert main(argv) == 0
+    assert "read from the cache" in _out(capsys)
+
+
+@pytest.mark.tf
+@pytest.mark.parametrize("method", ["negative", "mean", "perceptive"])
+def test_mask_writes_a_masked_dataset_per_relevance_method_and_resumes(
+    method: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["mask", "--method", method, "--dataset", TINY, "--cache-dir", str(tmp_path / "cache")]
+    assert main([*argv, "--out", str(tmp_path / "masked")]) == 0
+    root = tmp_path / "masked" / method
+    rows = read_manifest(root)
+    assert len(rows) == 16 and len(list(root.rglob("*.png"))) == 16
+    header = json.loads((root / HEADER_FILE).read_text())
+    assert (
+        header["provenance"]["model"] == str(DEFAULT_TRAINER)
+        and header["provenance"]["analyzer"] == "deep_taylor"
+    )
+    assert "wrote 16, kept 0" in _out(capsys)
+    assert main([*argv, "--out", str(tmp_path / "masked")]) == 0
+    assert "wrote 0, kept 16 from before" in _out(capsys)
+
+
+@pytest.mark.tf
+def test_mask_with_gaze_uses_the_fixations_of_a_study_and_skips_unseen_images(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ids = [f"synthetic/train/{k}" for k in range(4)]
+    study = _study(tmp_path / "study.sqlite", ids)
+    viewings = study_viewings(study, (48, 48))
+    assert sorted(viewings) == ids and len(viewings[ids[3]][0].fixations_image_px) == 0
+    np.testing.assert_allclose(viewings[ids[0]][0].fixations_image_px[0], [23.52, 15.52], atol=0.01)
+    assert study_fixation_counts(study) == [3, 3, 3, 0]
+
+    argv = [
+        "mask",
+        "--method",
+        "gaze",
+        "--dataset",
+        TINY,
+        "--study",
+        str(study),
+        "--out",
+        str(tmp_path / "m"),
+    ]
+    assert main(argv) == 0
+    text = _out(capsys)
+    assert "wrote 3, kept 0" in text and "13 images have no fixations and were skipped" in text
+    assert [row["id"] for row in read_manifest(tmp_path / "m" / "gaze")] == ids[:3]
+
+    argv = [
+        "mask",
+        "--method",
+        "perceptive",
+        "--dataset",
+        TINY,
+        "--study",
+        str(study),
+        "--out",
+        str(tmp_path / "m"),
+    ]
+    assert main([*argv, "--cache-dir", str(tmp_path / "cache")]) == 0
+    header = json.loads((tmp_path / "m" / "perceptive" / HEADER_FILE).read_text())
+    assert header["options"]["n_points"] == 2  # the study's mean fixation count, round(9 / 4)
+
+
+@pytest.mark.tf
+def test_train_trainee_switches_from_a_masked_dataset_and_writes_its_outputs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cache, masked = str(tmp_path / "cache"), tmp_path / "masked"
+    assert (
+        main(["mask", "--method", "mean", "--dataset", TINY, "--cache-dir", cache, "--out", str(masked)]) == 0
+    )
+    out = tmp_path / "trainee"
+    argv = ["train-trainee", "--dataset", TINY, "--masked", str(masked / "mean"), "--switch-epoch", "1"]
+    argv += [
+        "--epochs",
+        "2",
+        "--architecture",
+        "small_cnn",
+        "--options",
+        "{}",
+        "--eval-every",
+        "1",
+        "--out",
+        str(out),
+    ]
+    assert main(argv) == 0
+    text = _out(capsys)
+    assert "16 of 16 training images have a masked copy" in text and "best val. macro-F1" in text
+    with (out / "curves.csv").open() as handle:
+        phases = [row["phase"] for row in csv.DictReader(handle)]
+    assert phases == ["masked", "unmasked"]  # 16 images in batches of 32: one step per epoch
+    record = json.loads((out / "trainee.json").read_text())
+    assert record["variant"] == "mean+switch" and record["command"].startswith("rbdm train-trainee ")
+    assert sum(int(v) for row in list(csv.reader((out / "confusion.csv").open()))[1:] for v in row[1:]) == 16
+    for name in ("trainee.keras", "learning_curves.png"):
+        assert (out / name).is_file()
+    assert list((out / "tensorboard").glob("events.out.tfevents.*"))
+
+
+@pytest.mark.tf
+def test_experiment_runs_the_chosen_variants_and_prints_the_table(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = [
+        "experiment",
+        "--dataset",
+        TINY,
+        "--max-train",
+        "16",
+        "--max-val",
+        "16",
+        "--variants",
+        "none,mean+switch",
+    ]
+    argv += ["--architecture", "small_cnn", "--epochs", "2", "--switch-epoch", "1", "--eval-every", "1"]
+    argv += [
+        "--no-tensorboard",
+        "--out",
+        str(tmp_path),
+        "--name",
+        "tiny",
+        "--cache-dir",
+        str(tmp_path / "cache"),
+    ]
+    assert main(argv) == 0
+    text = _out(capsys)
+    (run_dir,) = tmp_path.glob("*-tiny")
+    assert f"wrote {run_dir}/results.csv" in text and "mean+switch" in text
+    with (run_dir / "results.csv").open() as handle:
+        assert [row["variant"] for row in csv.DictReader(handle)] == ["none", "mean+switch"]
+    assert (run_dir / "learning_curves.png").is_file()
+    assert (run_dir / "command.txt").read_text().startswith("rbdm experiment ")
+    run = json.loads((run_dir / "run.json").read_text())
+    assert run["status"] == "finished" and run["config"]["options"] == {}

@@ -1,0 +1,362 @@
+"""The Experiments screen: the form, kept runs reopened and compared, and a real run in the background.
+
+The responsiveness test runs a tiny experiment from the view (a worker process, as the app does) and
+measures the GUI event loop's latency meanwhile with a 10 ms timer; see its docstring for the bound.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+import pyqtgraph as pg
+import pytest
+from PySide6.QtWidgets import QTableWidget, QTableWidgetItem
+from pytestqt.qtbot import QtBot
+
+from analysis.experiment import RESULT_FIELDS, VARIANTS, ExperimentConfig, VariantResult, load_run
+from analysis.labels import LABELS
+from analysis.trainee import CURVE_FIELDS, CurvePoint
+from benchmarks.gui_latency import LatencyProbe, latency_summary
+from rbdm_gui.commands_models import DEFAULT_TRAINER
+from rbdm_gui.experiment_view import ExperimentView, default_runs_dir, read_confusion
+
+pytestmark = pytest.mark.gui
+
+
+# --- run folders as analysis.experiment writes them ------------------------------------------------------
+
+
+def _points(seed: int, *, switch: bool) -> list[CurvePoint]:
+    return [
+        CurvePoint(
+            step=step,
+            epoch=(step + 1) // 2,
+            phase="unmasked" if (not switch or step > 2) else "masked",
+            images_seen=32 * step,
+            train_loss=2.0 - 0.1 * step,
+            val_loss=2.1 - 0.1 * step + 0.01 * seed,
+            val_accuracy=0.1 * step,
+            val_macro_f1=0.05 * step + 0.01 * seed,
+        )
+        for step in (1, 2, 3, 4)
+    ]
+
+
+def _write_run(folder: Path, *, started_utc: str, variants: tuple[str, ...], seeds: tuple[int, ...]) -> Path:
+    """A finished run: run.json, results.csv, curves.csv and each Trainee's confusion.csv."""
+    config = ExperimentConfig(
+        dataset="synthetic:n=50", trainer=str(DEFAULT_TRAINER), variants=variants, seeds=seeds
+    )
+    folder.mkdir(parents=True)
+    record = {
+        "config": config.to_dict(),
+        "status": "finished",
+        "started_utc": started_utc,
+        "finished_utc": started_utc,
+        "error": "",
+    }
+    (folder / "run.json").write_text(json.dumps(record), encoding="utf-8")
+    results, curves = [], []
+    for k, variant in enumerate(variants):
+        for seed in seeds:
+            points = _points(seed, switch=variant.endswith("+switch"))
+            best = points[-1].val_macro_f1 - 0.01 * k
+            results.append(
+                VariantResult(variant, seed, "finished", best, 4, 2, best, 0.4, 1.7, best / 2, 4, 1.5)
+            )
+            curves += [{"variant": variant, "seed": seed, **p.as_row()} for p in points]
+            trainee = folder / "trainees" / f"{variant}-seed{seed}"
+            trainee.mkdir(parents=True)
+            matrix = np.full((8, 8), 1) + np.eye(8, dtype=int) * (k + 3)
+            with (trainee / "confusion.csv").open("w", newline="", encoding="utf-8") as handle:
+                table = csv.writer(handle)
+                table.writerow(["true \\ predicted", *LABELS])
+                table.writerows([label, *row] for label, row in zip(LABELS, matrix.tolist(), strict=True))
+    with (folder / "results.csv").open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=RESULT_FIELDS)
+        writer.writeheader()
+        writer.writerows(dataclasses.asdict(r) for r in results)
+    with (folder / "curves.csv").open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=("variant", "seed", *CURVE_FIELDS))
+        writer.writeheader()
+        writer.writerows(curves)
+    return folder
+
+
+def _view(qtbot: QtBot, runs: Path) -> ExperimentView:
+    view = ExperimentView(runs_dir=runs)
+    qtbot.addWidget(view)
+    view.resize(1400, 900)
+    qtbot.waitUntil(lambda: not view.busy, timeout=10_000)
+    return view
+
+
+def _item(table: QTableWidget, row: int, column: int) -> QTableWidgetItem:
+    item = table.item(row, column)
+    assert item is not None
+    return item
+
+
+def _cells(table: QTableWidget) -> list[list[str]]:
+    return [[_item(table, r, c).text() for c in range(table.columnCount())] for r in range(table.rowCount())]
+
+
+def _legend(view: ExperimentView) -> list[str]:
+    return [label.text for _, label in view.legend.items]
+
+
+def _curves(view: ExperimentView, panel: str = "val_macro_f1") -> list[pg.PlotDataItem]:
+    return [item for item in view.plots[panel].listDataItems() if item.xData is not None]
+
+
+# --- the form --------------------------------------------------------------------------------------------
+
+
+def test_the_default_form_runs_the_papers_seven_trainees(qtbot: QtBot, tmp_path: Path) -> None:
+    view = _view(qtbot, tmp_path / "runs")
+    request = view.form_request()
+    config = request.config
+    assert config.variants == VARIANTS and request.gaze_variants == ()
+    assert config.architecture == "MobileNetV2" and config.options == {"alpha": pytest.approx(0.35)}
+    assert config.trainer == str(DEFAULT_TRAINER)
+    assert config.size_px == 48 and not config.rgb  # from the Trainer's model card
+    assert Path(request.run_dir).parent == tmp_path / "runs"
+    assert not view.method_boxes["gaze"].isChecked() and not view.study_row.isEnabled()
+    assert "No runs yet" in view.status_label.text()
+
+
+def test_the_form_describes_the_chosen_run(qtbot: QtBot, tmp_path: Path) -> None:
+    view = _view(qtbot, tmp_path / "runs")
+    study = tmp_path / "study.sqlite"
+    study.write_bytes(b"")
+    for method, box in view.method_boxes.items():
+        box.setChecked(method in ("none", "mean", "gaze"))
+    assert view.study_row.isEnabled()
+    view.study_edit.setText(str(study))
+    view.masked_box.setChecked(False)
+    view.architecture_combo.setCurrentText("small_cnn")
+    assert not view.alpha_spin.isEnabled()
+    view.seeds_edit.setText("3, 1")
+    view.n_val_spin.setValue(0)
+    view.epochs_spin.setValue(4)
+    view.switch_spin.setValue(2)
+    request = view.form_request()
+    assert request.config.variants == ("none", "mean+switch")
+    assert request.gaze_variants == ("gaze+switch",) and request.study == str(study)
+    assert request.config.seeds == (3, 1) and request.config.n_val is None
+    assert request.config.options == {} and (request.config.epochs, request.config.switch_epoch) == (4, 2)
+
+
+@pytest.mark.parametrize(
+    ("setup", "message"),
+    [
+        (
+            lambda v: [b.setChecked(False) for b in v.method_boxes.values()],
+            "Choose at least one masking method",
+        ),
+        (
+            lambda v: [b.setChecked(m == "gaze") for m, b in v.method_boxes.items()],
+            "Choose 'no mask' or a relevance mask as well",
+        ),
+        (lambda v: v.method_boxes["gaze"].setChecked(True), "No study file at ''"),
+        (
+            lambda v: v.trainer_edit.setText("/nowhere/model.keras"),
+            "No Trainer model at /nowhere/model.keras",
+        ),
+        (lambda v: v.seeds_edit.setText("0, x"), "Seeds must be whole numbers"),
+        (lambda v: v.seeds_edit.setText("1, 1"), "different seeds"),
+        (lambda v: v.switch_spin.setValue(6), "switch_epoch must satisfy"),
+    ],
+)
+def test_an_incomplete_form_says_what_to_fix(
+    qtbot: QtBot, tmp_path: Path, setup: object, message: str
+) -> None:
+    view = _view(qtbot, tmp_path / "runs")
+    setup(view)  # type: ignore[operator]
+    assert not view.start_run()
+    assert message in view.status_label.text()
+    assert not view.runner.running and view.run_button.isEnabled()
+
+
+def test_the_form_is_remembered(qtbot: QtBot, tmp_path: Path) -> None:
+    view = _view(qtbot, tmp_path / "runs")
+    view.dataset_edit.setText("synthetic:n=7")
+    view.seeds_edit.setText("4, 12")
+    view.n_train_spin.setValue(0)
+    view.method_boxes["perceptive"].setChecked(False)
+    view.save_form()
+    again = _view(qtbot, tmp_path / "runs")
+    assert again.form_values() == view.form_values()
+    assert again.seeds_edit.text() == "4, 12" and again.n_train_spin.text() == "all"
+
+
+def test_runs_are_kept_in_the_users_data_folder_by_default(tmp_path: Path) -> None:
+    assert default_runs_dir() == tmp_path / "data" / "experiments"  # RBDM_STUDIO_DATA_DIR from conftest
+
+
+# --- kept runs -------------------------------------------------------------------------------------------
+
+
+def test_a_kept_run_reopens_with_curves_table_and_confusion_matrix(qtbot: QtBot, tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    old = _write_run(runs / "a", started_utc="2025-01-01T10:00:00+00:00", variants=("none",), seeds=(0,))
+    new = _write_run(
+        runs / "b", started_utc="2025-01-02T10:00:00+00:00", variants=("none", "mean+switch"), seeds=(0, 1)
+    )
+    view = _view(qtbot, runs)
+    assert [view.runs_list.item(k).text().split("\n")[0] for k in range(2)] == ["b", "a"]  # newest first
+    view.open_runs([new])
+    qtbot.waitUntil(lambda: not view.busy and len(view.shown) == 1, timeout=10_000)
+
+    rows = _cells(view.results_table)
+    assert [r[:3] for r in rows] == [
+        ["none", "0", "finished"],
+        ["none", "1", "finished"],
+        ["mean+switch", "0", "finished"],
+        ["mean+switch", "1", "finished"],
+    ]
+    assert len(_curves(view)) == 4  # one line per Trainee
+    assert _legend(view) == ["none", "mean+switch"]  # one entry per variant
+    assert _curves(view)[2].opts["pen"].style() != _curves(view)[0].opts["pen"].style()  # +switch dashed
+    summary = _cells(view.summary_table)
+    assert [r[:2] for r in summary] == [["none", "2"], ["mean+switch", "2"]]
+    assert summary[0][2] == "0.205 ± 0.007"  # best F1 0.20 and 0.21 over the seeds
+
+    # the best Trainee is picked; its confusion matrix is shown, heat-coloured by the row's share
+    assert view.results_table.selectedIndexes()[0].row() == 1
+    matrix = read_confusion(new / "trainees" / "none-seed1" / "confusion.csv")
+    assert matrix is not None
+    shown = [[int(c) for c in row] for row in _cells(view.confusion_table)]
+    assert shown == matrix.tolist()
+    diagonal = _item(view.confusion_table, 0, 0).background().color()
+    off = _item(view.confusion_table, 0, 1).background().color()
+    assert diagonal.lightness() < off.lightness()
+    assert "none, seed 1 (b)" in view.confusion_caption.text()
+    view.results_table.selectRow(3)
+    assert "mean+switch, seed 1" in view.confusion_caption.text()
+    assert _cells(view.confusion_table)[0][0] == "5"
+
+    view.open_runs([old])
+    qtbot.waitUntil(lambda: not view.busy and view.shown[0].run_dir == old, timeout=10_000)
+    assert len(_cells(view.results_table)) == 1
+
+
+def test_several_kept_runs_are_compared(qtbot: QtBot, tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    a = _write_run(
+        runs / "20250101-100000-x", started_utc="2025-01-01", variants=("none", "mean"), seeds=(0,)
+    )
+    b = _write_run(runs / "20250102-110000-x", started_utc="2025-01-02", variants=("none",), seeds=(0, 1))
+    view = _view(qtbot, runs)
+    view.open_runs([a, b])
+    qtbot.waitUntil(lambda: not view.busy and len(view.shown) == 2, timeout=10_000)
+    assert _legend(view) == ["110000 · none", "100000 · none", "100000 · mean"]  # seeds averaged
+    symbols = [item.opts["symbol"] for item in _curves(view)]
+    assert symbols[0] != symbols[1] == symbols[2]  # a marker shape per run
+    header = view.results_table.horizontalHeaderItem(0)
+    assert header is not None and header.text() == "run"
+    assert len(_cells(view.results_table)) == 4
+    assert [r[:3] for r in _cells(view.summary_table)] == [
+        ["20250102-110000-x", "none", "2"],
+        ["20250101-100000-x", "none", "1"],
+        ["20250101-100000-x", "mean", "1"],
+    ]
+    assert "Comparing" in view.plot_title.text
+
+
+def test_a_runs_settings_can_be_reused(qtbot: QtBot, tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    run = _write_run(runs / "r", started_utc="2025-01-01", variants=("none", "negative+switch"), seeds=(2, 5))
+    (run / "gaze.json").write_text(json.dumps({"study": "/s.sqlite", "variants": ["gaze+switch"]}), "utf-8")
+    view = _view(qtbot, runs)
+    view.open_runs([run])
+    view.reuse_button.click()
+    values = view.form_values()
+    assert values["methods"] == ["none", "negative", "gaze"]
+    assert (values["masked"], values["switch"]) == (False, True)
+    assert values["seeds"] == "2, 5" and values["study"] == "/s.sqlite"
+    assert "copied into the form" in view.status_label.text()
+
+
+# --- a real run ------------------------------------------------------------------------------------------
+
+
+def _tiny_form(view: ExperimentView) -> None:
+    """64 training and 32 validation faces, the baseline and mean+switch, a small-CNN Trainee."""
+    view.dataset_edit.setText("synthetic:n=8")
+    view.n_train_spin.setValue(64)
+    view.n_val_spin.setValue(32)
+    for method, box in view.method_boxes.items():
+        box.setChecked(method in ("none", "mean"))
+    view.masked_box.setChecked(False)
+    view.switch_box.setChecked(True)
+    view.architecture_combo.setCurrentText("small_cnn")
+    view.epochs_spin.setValue(2)
+    view.switch_spin.setValue(1)
+    view.seeds_edit.setText("0")
+    view.eval_spin.setValue(2)
+
+
+@pytest.mark.tf
+def test_the_gui_stays_responsive_while_an_experiment_trains(qtbot: QtBot, tmp_path: Path) -> None:
+    """A 10 ms timer on the GUI thread stays late by < 100 ms at the 99th percentile, < 500 ms at most.
+
+    The bound: people notice input lag from about 100 ms; a frozen GUI (training on the GUI thread)
+    would be late by seconds. Measured on the shared 2-core development machine (this test, and
+    ``python -m benchmarks.gui_latency`` on the same and a 4× larger run): idle p99 0.3–4 ms; the run
+    in the worker process, live plots included, p99 21–34 ms (one repaint of the three plots costs
+    about 25 ms offscreen), max 42–119 ms; the same run on a thread of the GUI process p99 63–80 ms,
+    max 170–320 ms. The margins absorb a loaded machine without letting a blocked event loop pass.
+    """
+    view = _view(qtbot, tmp_path / "runs")
+    view.show()
+    _tiny_form(view)
+    probe = LatencyProbe(interval_ms=10)
+    probe.start()
+    assert view.start_run()
+    assert not view.run_button.isEnabled() and view.cancel_button.isEnabled()
+    qtbot.waitUntil(lambda: not view.runner.running, timeout=120_000)
+    probe.stop()
+    qtbot.waitUntil(lambda: not view.busy and len(view.shown) == 1, timeout=10_000)
+    summary = latency_summary(probe.lateness_ms)
+    print(
+        f"\nGUI event-loop lateness over {summary['ticks']:.0f} ticks: p50 {summary['p50_ms']:.1f} ms, "
+        f"p99 {summary['p99_ms']:.1f} ms, max {summary['max_ms']:.1f} ms"
+    )
+
+    assert summary["ticks"] > 200  # the probe ticked throughout the run (several seconds)
+    assert summary["p99_ms"] < 100.0
+    assert summary["max_ms"] < 500.0
+    run = view.shown[0]
+    assert run.status == "finished" and load_run(run.run_dir).status == "finished"
+    assert "Run finished" in view.status_label.text()
+    assert [r[0] for r in _cells(view.results_table)] == ["none", "mean+switch"]
+    assert len(_curves(view)) == 2 and all(len(item.xData) == 2 for item in _curves(view))  # steps 2 and 4
+    assert "seed 0" in view.confusion_caption.text()
+    assert sum(int(c) for row in _cells(view.confusion_table) for c in row) == 32
+    assert view.run_button.isEnabled() and not view.cancel_button.isEnabled()
+    assert view.runs_list.count() == 1 and view.selected_run_dirs == [run.run_dir]
+
+
+@pytest.mark.tf
+@pytest.mark.slow
+def test_cancelling_a_training_run_keeps_its_curves(qtbot: QtBot, tmp_path: Path) -> None:
+    view = _view(qtbot, tmp_path / "runs")
+    _tiny_form(view)
+    view.epochs_spin.setValue(50)
+    view.eval_spin.setValue(1)
+    assert view.start_run()
+    qtbot.waitUntil(lambda: sum(map(len, view.live_curves.values())) >= 2, timeout=120_000)
+    assert len(_curves(view)) == 1  # drawn live
+    view.cancel_button.click()
+    assert not view.cancel_button.isEnabled()
+    qtbot.waitUntil(lambda: not view.runner.running, timeout=60_000)
+    qtbot.waitUntil(lambda: not view.busy and len(view.shown) == 1, timeout=10_000)
+    run = view.shown[0]
+    assert run.status == "cancelled" and "Run cancelled" in view.status_label.text()
+    assert [r.status for r in run.results] == ["cancelled"]  # the baseline stopped; mean+switch never began
+    assert 2 <= run.results[0].steps < 50 * 4

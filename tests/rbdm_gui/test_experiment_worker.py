@@ -1,0 +1,226 @@
+"""The experiment worker: variant choice, requests, the JSON-lines channel, run status, gaze Trainees."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from analysis.experiment import VARIANTS, ExperimentConfig, Progress, load_run
+from analysis.trainee import CurvePoint
+from rbdm_gui.commands_models import DEFAULT_TRAINER
+from rbdm_gui.experiment_worker import (
+    GAZE_VARIANTS,
+    METHODS,
+    LaunchRequest,
+    execute,
+    mark_run,
+    parse_event,
+    progress_event,
+    progress_from_event,
+    variant_names,
+)
+from tests.tracking._study import session_settings, write_study
+
+
+def _config(**changes: object) -> ExperimentConfig:
+    values: dict[str, object] = {
+        "dataset": "synthetic:n=2",
+        "trainer": str(DEFAULT_TRAINER),
+        "variants": ("none",),
+        "architecture": "small_cnn",
+        "options": {},
+        "epochs": 2,
+        "switch_epoch": 1,
+        "tensorboard": False,
+    }
+    values.update(changes)
+    return ExperimentConfig(**values)  # type: ignore[arg-type]
+
+
+# --- choosing variants --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("methods", "masked", "switch", "grid", "gaze"),
+    [
+        (METHODS, True, True, VARIANTS, GAZE_VARIANTS),
+        (["none"], False, False, ("none",), ()),
+        (["mean", "none"], False, True, ("none", "mean+switch"), ()),
+        (["perceptive", "negative"], True, False, ("negative", "perceptive"), ()),
+        (["gaze"], True, True, (), GAZE_VARIANTS),
+        (["gaze", "none"], False, True, ("none",), ("gaze+switch",)),
+        ([], True, True, (), ()),
+    ],
+)
+def test_variant_names_follow_the_papers_order(
+    methods: list[str], masked: bool, switch: bool, grid: tuple[str, ...], gaze: tuple[str, ...]
+) -> None:
+    assert variant_names(methods, masked=masked, switch=switch) == (grid, gaze)
+
+
+def test_variant_names_refuses_unknown_methods_and_masks_without_a_trainee() -> None:
+    with pytest.raises(ValueError, match="unknown masking methods \\['blur'\\]"):
+        variant_names(["none", "blur"])
+    with pytest.raises(ValueError, match="'masked throughout', 'switch to the originals', or both"):
+        variant_names(["mean"], masked=False, switch=False)
+
+
+# --- requests -----------------------------------------------------------------------------------------
+
+
+def test_a_request_survives_json(tmp_path: Path) -> None:
+    request = LaunchRequest(
+        _config(variants=("none", "mean+switch"), seeds=(0, 3)),
+        str(tmp_path / "run"),
+        study=str(tmp_path / "study.sqlite"),
+        gaze_variants=("gaze+switch",),
+        nice=5,
+    )
+    again = LaunchRequest.from_dict(json.loads(json.dumps(request.to_dict())))
+    assert again == request
+    assert again.variants == ("none", "mean+switch", "gaze+switch")
+    assert again.n_trainees == 6
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"gaze_variants": ("gaze",)}, "gaze masks need a study file"),
+        ({"gaze_variants": ("blur",), "study": "s.sqlite"}, "gaze_variants must be distinct names"),
+        ({"gaze_variants": ("gaze", "gaze"), "study": "s.sqlite"}, "gaze_variants must be distinct names"),
+        ({"nice": 20}, "nice must be an integer from 0 to 19; got 20"),
+    ],
+)
+def test_a_request_refuses_inconsistent_options(changes: dict[str, object], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        LaunchRequest(_config(), "run", **changes)  # type: ignore[arg-type]
+
+
+def test_gaze_switch_needs_a_switch_epoch_below_the_epochs() -> None:
+    config = _config(epochs=2, switch_epoch=2)  # fine for the grid: no +switch variant there
+    with pytest.raises(ValueError, match="switch_epoch must satisfy 1 ≤ switch_epoch < epochs \\(2\\)"):
+        LaunchRequest(config, "run", study="s.sqlite", gaze_variants=("gaze+switch",))
+
+
+# --- the channel --------------------------------------------------------------------------------------
+
+_finite = st.floats(allow_nan=False, allow_infinity=False, width=64)
+_points = st.builds(
+    CurvePoint,
+    step=st.integers(0, 10**9),
+    epoch=st.integers(1, 1000),
+    phase=st.sampled_from(("masked", "unmasked")),
+    images_seen=st.integers(0, 10**9),
+    train_loss=_finite,
+    val_loss=_finite,
+    val_accuracy=_finite,
+    val_macro_f1=_finite,
+)
+_progress = st.builds(
+    Progress,
+    stage=st.sampled_from(("loading", "relevance", "masking", "training", "finished", "cancelled")),
+    done=st.integers(0, 10**6),
+    total=st.integers(0, 10**6),
+    message=st.text(),
+    variant=st.none() | st.sampled_from(VARIANTS + GAZE_VARIANTS),
+    seed=st.none() | st.integers(-(2**31), 2**31),
+    point=st.none() | _points,
+)
+
+
+@given(_progress)
+def test_progress_survives_a_line_of_the_channel(progress: Progress) -> None:
+    line = json.dumps(progress_event(progress)) + "\n"
+    assert "\n" not in line[:-1]  # one record, one line
+    event = parse_event(line.encode("utf-8"))
+    assert event is not None and event["event"] == "progress"
+    assert progress_from_event(event) == progress
+
+
+@pytest.mark.parametrize("line", ["", "   \n", "WARNING: tensorflow", "[1, 2]", '{"stage": "x"}', "{broken"])
+def test_lines_that_are_not_events_are_skipped(line: str) -> None:
+    assert parse_event(line) is None
+
+
+# --- the run folder's status ----------------------------------------------------------------------------
+
+
+def test_mark_run_rewrites_the_status_and_keeps_the_rest(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    record = {"config": _config().to_dict(), "status": "running", "started_utc": "t0", "finished_utc": ""}
+    (run_dir / "run.json").write_text(json.dumps({**record, "error": ""}), encoding="utf-8")
+    assert mark_run(run_dir, status="cancelled")
+    run = load_run(run_dir)
+    assert (run.status, run.started_utc, run.error) == ("cancelled", "t0", "")
+    assert run.finished_utc  # now
+    assert mark_run(run_dir, status="failed", error="no dataset")
+    assert load_run(run_dir).error == "no dataset"
+    assert sorted(p.name for p in run_dir.iterdir()) == ["run.json"]  # no partial file left behind
+    assert not mark_run(tmp_path / "never-started", status="cancelled")
+
+
+def test_a_run_cancelled_before_training_is_stored_as_cancelled(tmp_path: Path) -> None:
+    seen: list[Progress] = []
+    request = LaunchRequest(_config(), str(tmp_path / "runs" / "r"))
+    run = execute(request, on_progress=seen.append, cancel=lambda: True)
+    assert run.status == "cancelled" and run.results == ()
+    assert load_run(tmp_path / "runs" / "r").status == "cancelled"
+    assert seen[-1].stage == "cancelled"
+
+
+# --- gaze Trainees ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.tf
+def test_gaze_trainees_train_on_the_fixated_images_into_the_same_run(tmp_path: Path) -> None:
+    study = tmp_path / "study.sqlite"
+    write_study(study, settings=session_settings())  # fixations on synthetic/test/2, 5 and 10
+    config = _config(train_split="test", n_train=None, n_val=16, batch_size=4, eval_every_steps=1)
+    request = LaunchRequest(
+        config, str(tmp_path / "runs" / "r"), study=str(study), gaze_variants=GAZE_VARIANTS
+    )
+    seen: list[Progress] = []
+    run = execute(request, on_progress=seen.append)
+
+    assert run.status == "finished"
+    assert [r.variant for r in run.results] == ["none", "gaze", "gaze+switch"]
+    # 'gaze' trains on the 3 fixated images only (1 step per epoch); 'gaze+switch' then on all 16.
+    steps = {r.variant: r.steps for r in run.results}
+    assert steps == {"none": 8, "gaze": 2, "gaze+switch": 1 + 4}
+    phases = [p.phase for p in run.curves[("gaze+switch", 0)]]
+    assert phases == ["masked"] + ["unmasked"] * 4  # one epoch masked, then the originals
+    gaze = json.loads((run.run_dir / "gaze.json").read_text(encoding="utf-8"))
+    assert gaze == {
+        "study": str(study),
+        "variants": list(GAZE_VARIANTS),
+        "n_fixated_images": 3,
+        "n_train_images": 16,
+    }
+    with (run.run_dir / "trainees" / "gaze-seed0" / "confusion.csv").open(encoding="utf-8") as handle:
+        matrix = np.array([[int(v) for v in row[1:]] for row in list(csv.reader(handle))[1:]])
+    assert matrix.shape == (8, 8) and matrix.sum() == 16
+    assert run.plot_path.is_file()
+    training = [p for p in seen if p.stage == "training"]
+    assert {p.total for p in training} == {3}  # every Trainee of the run, gaze ones included
+    assert [p.stage for p in seen][-1] == "finished"
+    assert sum(p.stage == "finished" for p in seen) == 1  # the grid's own 'finished' is held back
+
+
+@pytest.mark.tf
+def test_a_study_without_fixations_on_the_training_images_fails_the_run(tmp_path: Path) -> None:
+    study = tmp_path / "study.sqlite"
+    write_study(study, settings=session_settings())  # fixations on test images only
+    request = LaunchRequest(
+        _config(n_train=8, n_val=8), str(tmp_path / "runs" / "r"), study=str(study), gaze_variants=("gaze",)
+    )
+    with pytest.raises(Exception, match="none of the 8 'train' images of 'synthetic:n=2' has fixations"):
+        execute(request)
+    run = load_run(tmp_path / "runs" / "r")
+    assert run.status == "failed" and "Label these images in a study first" in run.error
