@@ -491,6 +491,7 @@ def _train_gaze(
             batch_size=config.batch_size,
             learning_rate=config.learning_rate,
             eval_every_steps=config.eval_every_steps,
+            batch_norm_momentum=config.batch_norm_momentum,
             seed=seed,
             deterministic=config.deterministic,
             on_curve=on_curve,
