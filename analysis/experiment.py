@@ -68,12 +68,15 @@ __all__ = [
     "VariantResult",
     "list_runs",
     "load_run",
+    "load_splits",
     "mean_curves",
     "new_run_dir",
     "plot_learning_curves",
     "run_experiment",
     "summary_by_variant",
+    "train_into_run",
     "variant_parts",
+    "write_tables",
 ]
 
 #: The seven Trainees of RBDM §5.5 and §6.
@@ -449,7 +452,7 @@ def _run(
     run: ExperimentRun, report: Callable[[Progress], None], stopped: Callable[[], bool]
 ) -> ExperimentRun:
     config = run.config
-    train, validation = _load(config, report)
+    train, validation = load_splits(config, report)
     masked = _masked_images(config, run.run_dir, train, report)
     results: list[VariantResult] = []
     curves: dict[tuple[str, int], tuple[CurvePoint, ...]] = {}
@@ -464,7 +467,7 @@ def _run(
         results.append(VariantResult.of(variant, seed, result))
         curves[(variant, seed)] = result.curves
         result.model.close()
-        _write_tables(run.run_dir, results, curves)
+        write_tables(run.run_dir, results, curves)
         if result.cancelled:
             break
     status = (
@@ -486,7 +489,10 @@ def _title(config: ExperimentConfig) -> str:
     )
 
 
-def _load(config: ExperimentConfig, report: Callable[[Progress], None]) -> tuple[SplitArrays, SplitArrays]:
+def load_splits(
+    config: ExperimentConfig, report: Callable[[Progress], None] = lambda _: None
+) -> tuple[SplitArrays, SplitArrays]:
+    """The run's training and validation subsets (its loader, caps and subset seed)."""
     report(Progress("loading", 0, 2, f"loading {config.dataset}"))
     loader = open_dataset(config.dataset, size=config.size_px, rgb=config.rgb)
     splits = []
@@ -551,27 +557,85 @@ def _train_variant(
     stopped: Callable[[], bool],
 ) -> TraineeResult:
     method, switch = variant_parts(variant)
-    original = (train.images, train.label_indices)
     masked_split = None if method is None else (masked[method], train.label_indices)
-    folder = run_dir / "trainees" / f"{variant}-seed{seed}"
-    n_jobs = _n_trainees(config)
     done = len(config.seeds) * config.variants.index(variant) + config.seeds.index(seed)
+    return train_into_run(
+        config,
+        run_dir,
+        variant,
+        seed,
+        masked_split,
+        train,
+        validation,
+        switch=switch or method is None,
+        progress=(done, _n_trainees(config)),
+        report=report,
+        cancel=stopped,
+    )
 
+
+def train_into_run(
+    config: ExperimentConfig,
+    run_dir: str | Path,
+    variant: str,
+    seed: int,
+    masked: tuple[NDArray[np.float32], NDArray[np.int64]] | None,
+    train: SplitArrays,
+    validation: SplitArrays,
+    *,
+    switch: bool,
+    progress: tuple[int, int],
+    report: Callable[[Progress], None],
+    cancel: Callable[[], bool],
+) -> TraineeResult:
+    """Train one Trainee of a run with the run's settings; its curves and confusion matrix go to its folder.
+
+    The grid's variants and any further mask source (the GUI's human-gaze Trainees) share this, so every
+    Trainee of a run is trained and recorded alike: ``trainees/<variant>-seed<seed>/`` with the curves
+    (CSV, TensorBoard) and ``confusion.csv``.
+
+    Parameters
+    ----------
+    config : ExperimentConfig
+        The run's settings (architecture, epochs, switch epoch, optimiser, determinism).
+    run_dir : str or Path
+        The run's folder.
+    variant : str
+        The Trainee's name in the run's tables.
+    seed : int
+        Its seed.
+    masked : tuple of arrays or None
+        Masked training images and their labels; None trains on the originals only (the baseline).
+    train, validation : SplitArrays
+        The original training images and the (always unmasked) validation images (RBDM §3).
+    switch : bool
+        Also train on the originals: after ``config.switch_epoch`` when ``masked`` is given (RBDM §5.5).
+    progress : tuple of int
+        ``(Trainees done before this one, Trainees in the run)`` for the progress records.
+    report, cancel : callable
+        Progress sink and cancel poll, as for :func:`run_experiment`.
+
+    References
+    ----------
+    .. [1] Schiller et al. (2020), Relevance-Based Data Masking, §5.5 (switching to the full images).
+    """
+    folder = Path(run_dir) / "trainees" / f"{variant}-seed{seed}"
+    done, total = progress
     with CurveLog(folder, tensorboard=config.tensorboard) as log:
 
         def on_curve(point: CurvePoint) -> None:
             log.add(point)
             text = f"{variant}, seed {seed}: step {point.step}, val. macro-F1 {point.val_macro_f1:.3f}"
-            report(Progress("training", done, n_jobs, text, variant, seed, point))
+            report(Progress("training", done, total, text, variant, seed, point))
 
         result = train_trainee(
-            masked_split,
-            original if (method is None or switch) else None,
+            masked,
+            (train.images, train.label_indices) if switch else None,
             (validation.images, validation.label_indices),
             architecture=config.architecture,
             options=config.options,
             epochs=config.epochs,
-            switch_epoch=config.switch_epoch if switch else None,
+            switch_epoch=config.switch_epoch if switch and masked is not None else None,
             batch_size=config.batch_size,
             learning_rate=config.learning_rate,
             eval_every_steps=config.eval_every_steps,
@@ -579,7 +643,7 @@ def _train_variant(
             seed=seed,
             deterministic=config.deterministic,
             on_curve=on_curve,
-            cancel=stopped,
+            cancel=cancel,
         )
     _write_confusion(folder / "confusion.csv", result.confusion)
     return result
@@ -617,7 +681,9 @@ def _write_run_json(run: ExperimentRun) -> None:
     partial.replace(path)
 
 
-def _write_tables(run_dir: Path, results: Sequence[VariantResult], curves: Curves) -> None:
+def write_tables(run_dir: str | Path, results: Sequence[VariantResult], curves: Curves) -> None:
+    """Write a run's ``results.csv`` (:data:`RESULT_FIELDS`) and ``curves.csv`` (variant, seed, curves)."""
+    run_dir = Path(run_dir)
     with (run_dir / "results.csv").open("w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=RESULT_FIELDS)
         writer.writeheader()

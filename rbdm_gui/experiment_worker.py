@@ -46,7 +46,6 @@ References
 from __future__ import annotations
 
 import argparse
-import csv
 import dataclasses
 import json
 import os
@@ -65,25 +64,25 @@ import numpy as np
 
 from analysis.errors import AnalysisError
 from analysis.experiment import (
-    RESULT_FIELDS,
     VARIANTS,
     ExperimentConfig,
     ExperimentRun,
     Progress,
     VariantResult,
     load_run,
+    load_splits,
     plot_learning_curves,
     run_experiment,
+    train_into_run,
+    write_tables,
 )
-from analysis.labels import LABELS
 from analysis.masking import MASKS
-from analysis.trainee import CURVE_FIELDS, CurvePoint
+from analysis.trainee import CurvePoint
 
 if TYPE_CHECKING:
     from numpy.typing import NDArray
 
     from analysis.datasets import SplitArrays
-    from analysis.trainee import TraineeResult
 
 __all__ = [
     "GAZE_VARIANTS",
@@ -390,7 +389,7 @@ def _run_gaze(
     """Train the gaze Trainees into the finished grid's run folder (see the module docstring)."""
     config, folder, total = request.config, Path(request.run_dir), request.n_trainees
     mark_run(folder, status="running")
-    train, validation = _load_splits(config)
+    train, validation = load_splits(config)
     masked, labels, n_fixated = _gaze_images(str(request.study), config, train)
     report(Progress("masking", 1, 1, f"gaze masks for {n_fixated} of {len(train.ids)} training images"))
     results, curves = list(run.results), dict(run.curves)
@@ -401,13 +400,23 @@ def _run_gaze(
             cancelled = True
             break
         report(Progress("training", len(results), total, f"training {variant}, seed {seed}", variant, seed))
-        result = _train_gaze(
-            config, folder, variant, seed, (masked, labels), train, validation, report, stopped, total
+        result = train_into_run(
+            config,
+            folder,
+            variant,
+            seed,
+            (masked, labels),
+            train,
+            validation,
+            switch=variant.endswith(_SWITCH),
+            progress=(len(results), total),
+            report=report,
+            cancel=stopped,
         )
         results.append(VariantResult.of(variant, seed, result))
         curves[(variant, seed)] = result.curves
         result.model.close()
-        _write_tables(folder, results, curves)
+        write_tables(folder, results, curves)
         cancelled = result.cancelled
     status = "cancelled" if cancelled else "finished"
     plot_learning_curves(curves, run.plot_path, title=f"{Path(config.dataset).name or config.dataset}")
@@ -417,17 +426,6 @@ def _run_gaze(
     mark_run(folder, status=status)
     report(Progress(status, len(results), total, f"run {status}: {folder}"))
     return load_run(folder)
-
-
-def _load_splits(config: ExperimentConfig) -> tuple[SplitArrays, SplitArrays]:
-    """The grid's training and validation subsets again (same loader, caps and subset seed)."""
-    from analysis.datasets import load_arrays, open_dataset
-
-    loader = open_dataset(config.dataset, size=config.size_px, rgb=config.rgb)
-    return tuple(  # type: ignore[return-value]
-        load_arrays(loader, split, max_count=count, rng=np.random.default_rng(config.subset_seed))
-        for split, count in ((config.train_split, config.n_train), (config.val_split, config.n_val))
-    )
 
 
 def _gaze_images(
@@ -452,78 +450,6 @@ def _gaze_images(
     ).astype(np.float32)
     labels = np.asarray(train.label_indices)[mask_set.positions].astype(np.int64)
     return images, labels, len(mask_set.positions)
-
-
-def _train_gaze(
-    config: ExperimentConfig,
-    run_dir: Path,
-    variant: str,
-    seed: int,
-    masked: tuple[NDArray[np.float32], NDArray[np.int64]],
-    train: SplitArrays,
-    validation: SplitArrays,
-    report: Callable[[Progress], None],
-    stopped: Callable[[], bool],
-    total: int,
-) -> TraineeResult:
-    """One gaze Trainee, its curves written as the grid's are (CSV, TensorBoard, confusion matrix)."""
-    from analysis.trainee import CurveLog, train_trainee
-
-    switch = variant.endswith(_SWITCH)
-    folder = run_dir / "trainees" / f"{variant}-seed{seed}"
-    done = len(config.variants) * len(config.seeds) + len(config.seeds) * GAZE_VARIANTS.index(variant)
-    done += config.seeds.index(seed)
-    with CurveLog(folder, tensorboard=config.tensorboard) as log:
-
-        def on_curve(point: CurvePoint) -> None:
-            log.add(point)
-            text = f"{variant}, seed {seed}: step {point.step}, val. macro-F1 {point.val_macro_f1:.3f}"
-            report(Progress("training", done, total, text, variant, seed, point))
-
-        result = train_trainee(
-            masked,
-            (train.images, train.label_indices) if switch else None,
-            (validation.images, validation.label_indices),
-            architecture=config.architecture,
-            options=config.options,
-            epochs=config.epochs,
-            switch_epoch=config.switch_epoch if switch else None,
-            batch_size=config.batch_size,
-            learning_rate=config.learning_rate,
-            eval_every_steps=config.eval_every_steps,
-            batch_norm_momentum=config.batch_norm_momentum,
-            seed=seed,
-            deterministic=config.deterministic,
-            on_curve=on_curve,
-            cancel=stopped,
-        )
-    _write_confusion(folder / "confusion.csv", result.confusion)
-    return result
-
-
-def _write_confusion(path: Path, confusion: NDArray[np.int64]) -> None:
-    """The grid's ``confusion.csv`` layout: rows true class, columns predicted class."""
-    labels = LABELS[: len(confusion)]
-    with path.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["true \\ predicted", *labels])
-        for label, row in zip(labels, confusion, strict=True):
-            writer.writerow([label, *(int(v) for v in row)])
-
-
-def _write_tables(
-    run_dir: Path, results: Sequence[VariantResult], curves: Mapping[tuple[str, int], Sequence[CurvePoint]]
-) -> None:
-    """``results.csv`` and ``curves.csv`` in the grid's columns (``RESULT_FIELDS``, ``CURVE_FIELDS``)."""
-    with (run_dir / "results.csv").open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=RESULT_FIELDS)
-        writer.writeheader()
-        writer.writerows(dataclasses.asdict(r) for r in results)
-    with (run_dir / "curves.csv").open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=("variant", "seed", *CURVE_FIELDS))
-        writer.writeheader()
-        for (variant, seed), points in curves.items():
-            writer.writerows({"variant": variant, "seed": seed, **p.as_row()} for p in points)
 
 
 # --------------------------------------------------------------------------------------------------------
