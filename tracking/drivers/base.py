@@ -60,6 +60,7 @@ __all__ = [
     "ReconnectPolicy",
     "SampleBuffer",
     "SampleCallback",
+    "StatusReporting",
     "TargetPresenter",
     "WorkerThread",
     "streaming",
@@ -366,6 +367,25 @@ class DriverStatus:
                 listener(event)
             except Exception:  # a listener's bug must not stop the driver's thread
                 _log.exception("event listener %r raised on %r", listener, event)
+
+
+class StatusReporting:
+    """The ``state`` and ``add_event_listener`` of a driver, read from its :class:`DriverStatus`.
+
+    Drivers keep their status in ``self._status`` and inherit these two members from here, so the
+    GazeDriver surface that is the same for every device is written once.
+    """
+
+    _status: DriverStatus
+
+    @property
+    def state(self) -> DriverState:
+        """The driver's state."""
+        return self._status.state
+
+    def add_event_listener(self, listener: EventListener) -> Callable[[], None]:
+        """Register ``listener`` for driver events; returns its remover."""
+        return self._status.add_listener(listener)
 
 
 class WorkerThread:

@@ -29,7 +29,7 @@ import reprlib
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -43,9 +43,9 @@ from tracking.drivers.base import (
     DriverEventKind,
     DriverState,
     DriverStatus,
-    EventListener,
     ReconnectPolicy,
     SampleCallback,
+    StatusReporting,
     TargetPresenter,
     WorkerThread,
 )
@@ -489,7 +489,7 @@ def _unreachable_text(host: str, port: int, err: OSError) -> str:
     )
 
 
-class EyeTribeDriver:
+class EyeTribeDriver(StatusReporting):
     """A gaze driver for the Eye Tribe tracker, speaking the Eye Tribe Server API over TCP.
 
     ``connect()`` opens the socket, sets push mode and API version 1 and reads the server's
@@ -571,15 +571,6 @@ class EyeTribeDriver:
     def server_values(self) -> dict[str, Any]:
         """The tracker values read when (re)connecting (push, version, framerate, trackerstate...)."""
         return dict(self._server_values)
-
-    @property
-    def state(self) -> DriverState:
-        """The driver's state."""
-        return self._status.state
-
-    def add_event_listener(self, listener: EventListener) -> Callable[[], None]:
-        """Register ``listener`` for driver events; returns its remover."""
-        return self._status.add_listener(listener)
 
     def connect(self) -> None:
         """Connect to EyeTribe Server, set push mode and API version 1, start the reader thread.

@@ -22,7 +22,7 @@ from __future__ import annotations
 import importlib
 import math
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
@@ -33,9 +33,9 @@ from tracking.drivers.base import (
     DriverEventKind,
     DriverState,
     DriverStatus,
-    EventListener,
     ReconnectPolicy,
     SampleCallback,
+    StatusReporting,
     WorkerThread,
 )
 from tracking.errors import DriverError
@@ -183,7 +183,7 @@ def _clock_offset_ms(pylsl: ModuleType) -> float:
     return best[1]
 
 
-class LslDriver:
+class LslDriver(StatusReporting):
     """A gaze driver reading a Lab Streaming Layer stream.
 
     Parameters
@@ -243,15 +243,6 @@ class LslDriver:
     def nominal_rate_hz(self) -> float:
         """The stream's nominal rate (``rate_hz`` for irregular streams or before connecting)."""
         return self._rate_hz
-
-    @property
-    def state(self) -> DriverState:
-        """The driver's state."""
-        return self._status.state
-
-    def add_event_listener(self, listener: EventListener) -> Callable[[], None]:
-        """Register ``listener`` for driver events; returns its remover."""
-        return self._status.add_listener(listener)
 
     def connect(self) -> None:
         """Resolve the stream, open an inlet and estimate the clock offsets.

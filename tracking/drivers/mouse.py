@@ -18,8 +18,8 @@ from tracking.drivers.base import (
     DriverEventKind,
     DriverState,
     DriverStatus,
-    EventListener,
     SampleCallback,
+    StatusReporting,
     WorkerThread,
 )
 from tracking.errors import DriverError
@@ -69,7 +69,7 @@ def simulated_sample(
     return GazeSample(t_ms, x, y, valid=True)
 
 
-class MouseSimulator:
+class MouseSimulator(StatusReporting):
     """A gaze driver that samples the mouse cursor at a fixed rate.
 
     Parameters
@@ -121,15 +121,6 @@ class MouseSimulator:
     def nominal_rate_hz(self) -> float:
         """The configured sampling rate."""
         return self._rate_hz
-
-    @property
-    def state(self) -> DriverState:
-        """The driver's state."""
-        return self._status.state
-
-    def add_event_listener(self, listener: EventListener) -> Callable[[], None]:
-        """Register ``listener`` for driver events; returns its remover."""
-        return self._status.add_listener(listener)
 
     def connect(self) -> None:
         """Nothing to open: the simulator is ready at once."""

@@ -18,7 +18,7 @@ import itertools
 import math
 import os
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -29,8 +29,8 @@ from tracking.drivers.base import (
     DriverEventKind,
     DriverState,
     DriverStatus,
-    EventListener,
     SampleCallback,
+    StatusReporting,
     WorkerThread,
 )
 from tracking.errors import DriverError
@@ -145,7 +145,7 @@ def _median_rate_hz(samples: Sequence[GazeSample]) -> float | None:
     return float(1000.0 / np.median(steps)) if len(steps) else None
 
 
-class ReplayDriver:
+class ReplayDriver(StatusReporting):
     """A gaze driver that plays back recorded samples.
 
     Delivered samples keep the recording's spacing, moved onto the shared clock: sample i gets
@@ -194,18 +194,9 @@ class ReplayDriver:
         return _median_rate_hz(self._samples) or self._fallback_rate_hz
 
     @property
-    def state(self) -> DriverState:
-        """The driver's state."""
-        return self._status.state
-
-    @property
     def samples(self) -> tuple[GazeSample, ...]:
         """The recording as loaded (original time stamps)."""
         return tuple(self._samples)
-
-    def add_event_listener(self, listener: EventListener) -> Callable[[], None]:
-        """Register ``listener`` for driver events; returns its remover."""
-        return self._status.add_listener(listener)
 
     def connect(self) -> None:
         """Load the recording.

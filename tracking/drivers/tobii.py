@@ -21,7 +21,7 @@ from __future__ import annotations
 import importlib
 import math
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from types import ModuleType
 from typing import Any
@@ -34,8 +34,8 @@ from tracking.drivers.base import (
     DriverEventKind,
     DriverState,
     DriverStatus,
-    EventListener,
     SampleCallback,
+    StatusReporting,
     TargetPresenter,
 )
 from tracking.errors import DriverError
@@ -172,7 +172,7 @@ def calibration_result_from_sdk(
     return CalibrationResult(result.status == success_status, tuple(points), None)
 
 
-class TobiiProDriver:
+class TobiiProDriver(StatusReporting):
     """A gaze driver for Tobii Pro screen-based eye trackers.
 
     Parameters
@@ -203,15 +203,6 @@ class TobiiProDriver:
     def nominal_rate_hz(self) -> float:
         """The tracker's gaze output frequency (60 Hz until connected)."""
         return self._rate_hz
-
-    @property
-    def state(self) -> DriverState:
-        """The driver's state."""
-        return self._status.state
-
-    def add_event_listener(self, listener: EventListener) -> Callable[[], None]:
-        """Register ``listener`` for driver events; returns its remover."""
-        return self._status.add_listener(listener)
 
     def connect(self) -> None:
         """Find the tracker and subscribe to its connection notifications.
