@@ -16,7 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import shlex
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -407,11 +407,13 @@ def _sessions(study: Path) -> Any:
 
 def _study_screen(study: Path) -> tuple[Any, Any]:
     """The screen and stimulus rectangle of a study's first session."""
+    from tracking.study import session_stimulus_rect
+
     with _sessions(Path(study)) as store:
         sessions = store.sessions()
     if not sessions:
         raise ValueError(f"the study {str(study)!r} has no sessions; record one first.")
-    return sessions[0].geometry, _stimulus_rect(sessions[0].settings, sessions[0].geometry)
+    return sessions[0].geometry, session_stimulus_rect(sessions[0])
 
 
 def study_fixation_counts(study: str | Path) -> list[int]:
@@ -444,11 +446,12 @@ def study_viewings(
     from analysis.geometry import screen_to_image
     from analysis.masked_dataset import Viewing
     from analysis.perception import visual_span_in_image
+    from tracking.study import session_stimulus_rect
 
     viewings: dict[str, list[Viewing]] = {}
     with _sessions(Path(study)) as store:
         for session in store.sessions():
-            rect = _stimulus_rect(session.settings, session.geometry)
+            rect = session_stimulus_rect(session)
             span = visual_span_in_image(session.geometry, rect, image_shape, angle_deg=angle_deg)
             for trial in store.trials(session.session_id):
                 fixations = store.fixations(session.session_id, trial.position)
@@ -456,17 +459,6 @@ def study_viewings(
                 points = screen_to_image(screen.reshape(-1, 2), rect, image_shape)
                 viewings.setdefault(trial.stimulus_id, []).append(Viewing(points, span))
     return viewings
-
-
-def _stimulus_rect(settings: Mapping[str, Any], geometry: Any) -> Any:
-    from analysis.geometry import StimulusRect
-
-    rect = settings.get("stimulus_rect")
-    if isinstance(rect, Mapping):
-        return StimulusRect(
-            float(rect["x_px"]), float(rect["y_px"]), float(rect["width_px"]), float(rect["height_px"])
-        )
-    return geometry.stimulus_rect(float(settings.get("stimulus_size_px", 1200.0)))
 
 
 def _add_batch_norm(parser: argparse.ArgumentParser) -> None:

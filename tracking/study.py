@@ -77,6 +77,7 @@ __all__ = [
     "load_stimulus_images",
     "model_relevance",
     "read_study",
+    "session_stimulus_rect",
     "trainer_info",
 ]
 
@@ -232,7 +233,7 @@ def read_study(path: str | Path, *, stimulus_set: str | None = None) -> Study:
         stimuli=tuple(sorted(viewings, key=_natural_key)),
         viewings=viewings,
         geometry=first.geometry,
-        stimulus_rect=_stimulus_rect(first),
+        stimulus_rect=session_stimulus_rect(first),
         stimulus_sets=tuple(groups),
         notes=tuple(notes),
     )
@@ -288,7 +289,7 @@ def _read_viewings(
     viewings: dict[str, dict[str, Viewing]] = {}
     for session in sessions:
         annotator = participants[session.participant_id]
-        rect = _stimulus_rect(session)
+        rect = session_stimulus_rect(session)
         for trial in store.trials(session.session_id):
             by_annotator = viewings.setdefault(trial.stimulus_id, {})
             if annotator in by_annotator:
@@ -314,11 +315,18 @@ def _read_viewings(
     return viewings
 
 
-def _stimulus_rect(session: Session) -> StimulusRect:
-    """Where the session drew the image; the RBDM square (1200 px, centred) if it did not say."""
+def session_stimulus_rect(session: Session) -> StimulusRect:
+    """Where the session drew the image: its stored ``stimulus_rect``, else a centred square of its
+    ``stimulus_size_px`` (1200 px, the RBDM size, when that is missing too).
+
+    Raises
+    ------
+    StoreError
+        When the stored rectangle is malformed.
+    """
     stored = session.settings.get("stimulus_rect")
     if not isinstance(stored, Mapping):
-        return session.geometry.stimulus_rect()
+        return session.geometry.stimulus_rect(float(session.settings.get("stimulus_size_px", 1200.0)))
     try:
         return StimulusRect(
             float(stored["x_px"]),
@@ -339,9 +347,9 @@ def _screen_notes(sessions: Sequence[Session], first: Session) -> list[str]:
         for session in sessions
         if not isinstance(session.settings.get("stimulus_rect"), Mapping)
     ]
-    span = first.geometry.visual_span_px(5.0) / _stimulus_rect(first).width_px
+    span = first.geometry.visual_span_px(5.0) / session_stimulus_rect(first).width_px
     for session in sessions[1:]:
-        other = session.geometry.visual_span_px(5.0) / _stimulus_rect(session).width_px
+        other = session.geometry.visual_span_px(5.0) / session_stimulus_rect(session).width_px
         if not math.isclose(other, span, rel_tol=1e-3):
             notes.append(
                 f"session {session.session_id} had another screen or image size (visual span "
