@@ -10,9 +10,16 @@ LRP preset A with the flat input rule (the Temporal Prototypes paper), LRP-ε, a
 How it runs: iNNvestigate 2 needs graph mode (see :mod:`analysis.models`). A :class:`RelevanceExplainer`
 builds its analyzer once, in the graph and session of its :class:`~analysis.models.BoundModel`, and every
 call enters that model's scope, so an explainer can be built in one thread and used from another (a GUI
-worker). Building is the slow part (well under a second for the small CNN, minutes to a quarter of an hour
-for InceptionV3), so build one explainer per model and analyzer and reuse it: :func:`explainer_for` keeps
-the most recent ones per process, and :func:`compute_relevance_maps` caches finished maps on disk.
+worker). Build one explainer per model and analyzer and reuse it: :func:`explainer_for` keeps the most
+recent ones per process, and :func:`compute_relevance_maps` caches finished maps on disk.
+
+Build time: iNNvestigate joins raw TensorFlow gradients with Keras layers. In graph mode, Keras wraps each
+such TensorFlow operation in a layer and, by default, *evaluates* every operation input that is not a Keras
+tensor (shapes, constants, weight reads) with a session call of its own; every call re-sends the growing
+graph to the session, so building takes time quadratic in the depth of the network (stock: about 5 minutes
+for MobileNetV2 and a quarter of an hour for InceptionV3 on 2 CPU cores). :func:`_symbolic_op_layers` makes
+Keras keep those inputs as graph tensors instead, for the duration of the build: the same maps (tested),
+built in seconds, and the analyzer reads the model's live weights rather than a copy frozen at build time.
 
 Speed: iNNvestigate evaluates its α1β0 rule (used by deep Taylor and by preset A) as a positive-input and a
 negative-input half. Where a layer's inputs are ≥ 0 by construction (image intensities, ReLU outputs) the
@@ -23,12 +30,15 @@ are identical to iNNvestigate's (tested); deep Taylor then costs about as much a
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
+import importlib
 import os
 import re
+import threading
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -402,9 +412,38 @@ def _build_analyzer(
     return _compiled(ANALYZERS[name](logit_model, disable_model_checks=True)), untested
 
 
+#: Keras 2.14's switch between evaluating (default) and keeping symbolic the non-Keras inputs of the
+#: TensorFlow operations it wraps into layers in graph mode (``keras.src.engine.base_layer_utils``).
+_KERAS_OP_LAYER_MODULE = "keras.src.engine.base_layer_utils"
+_KERAS_OP_LAYER_SWITCH = "_UNSAFE_GRAPH_OP_LAYER_CREATION"
+_op_layer_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def _symbolic_op_layers() -> Iterator[None]:
+    """Keep the inputs of wrapped TensorFlow operations symbolic while an analyzer is built.
+
+    Keras' default evaluates each such input with its own session call, re-sending the whole graph each
+    time (see the module docstring). The switch is process-wide, so builds take turns and the previous
+    value is always restored. Keras versions without the switch build the stock (slow) way.
+    """
+    module = importlib.import_module(_KERAS_OP_LAYER_MODULE)
+    if not hasattr(module, _KERAS_OP_LAYER_SWITCH):
+        yield
+        return
+    with _op_layer_lock:
+        previous = getattr(module, _KERAS_OP_LAYER_SWITCH)
+        setattr(module, _KERAS_OP_LAYER_SWITCH, True)
+        try:
+            yield
+        finally:
+            setattr(module, _KERAS_OP_LAYER_SWITCH, previous)
+
+
 def _compiled(analyzer: Any) -> Any:
     """Build the analyzer's Keras model now, so that build errors and build time happen here."""
-    analyzer.create_analyzer_model()
+    with _symbolic_op_layers():
+        analyzer.create_analyzer_model()
     return analyzer
 
 

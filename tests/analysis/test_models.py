@@ -32,6 +32,40 @@ def test_build_model_rejects_inputs_below_the_architecture_minimum() -> None:
         models.build_model("InceptionV3", input_shape=(48, 48, 1))
 
 
+@pytest.mark.tf
+def test_the_small_cnn_takes_its_smallest_input_and_refuses_smaller_ones() -> None:
+    models.build_bound_model("small_cnn", input_shape=(22, 22, 1)).close()  # 22 → 20 → 10 → 8 → 4 → 2 → 1
+    with pytest.raises(ValueError, match=r"small_cnn needs inputs of at least 22 × 22 px; got 21 × 21"):
+        models.build_model("small_cnn", input_shape=(21, 21, 1))
+
+
+@pytest.mark.tf
+def test_the_small_cnn_defaults_unpadded_convolutions_dropout_and_weight_decay() -> None:
+    bound = models.build_bound_model("small_cnn", input_shape=(48, 48, 1))
+    with bound.scope() as model:
+        convolutions = [layer for layer in model.layers if layer.name.startswith("conv")]
+        assert [layer.padding for layer in convolutions] == ["valid"] * 3
+        assert model.get_layer("dropout").rate == 0.5
+        for name in ("conv1", "conv2", "conv3", "dense", "logits"):
+            assert float(model.get_layer(name).kernel_regularizer.l2) == pytest.approx(1e-4)
+        assert model.get_layer("flatten").output_shape == (None, 4 * 4 * 128)
+    plain = models.build_bound_model(
+        "small_cnn", input_shape=(48, 48, 1), options={"padding": "same", "dropout": 0.0, "weight_decay": 0.0}
+    )
+    with plain.scope() as model:
+        assert "dropout" not in [layer.name for layer in model.layers]
+        assert model.get_layer("conv1").kernel_regularizer is None
+        assert model.get_layer("flatten").output_shape == (None, 6 * 6 * 128)
+
+
+@pytest.mark.parametrize(
+    ("options", "message"), [({"dropout": 1.0}, "dropout"), ({"weight_decay": -1e-4}, "weight_decay")]
+)
+def test_the_small_cnn_rejects_bad_regularisation(options: dict[str, float], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        models.build_model("small_cnn", input_shape=(48, 48, 1), options=options)
+
+
 @pytest.mark.parametrize("shape", [(48, 48), (48, 48, 2), (0, 48, 1), "48x48"])
 def test_build_model_rejects_bad_input_shapes(shape: object) -> None:
     with pytest.raises(ValueError, match="input_shape"):

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import importlib
 import threading
 import warnings
 from pathlib import Path
@@ -17,18 +19,26 @@ from numpy.typing import NDArray
 
 from analysis import models, saliency
 from analysis.errors import AnalysisWarning, UnsupportedLayerError
-from analysis.training import TrainResult, save_trained
+from analysis.synthetic import make_faces
+from analysis.training import TrainResult, determinism, save_trained
 from tests.analysis.test_training import trained_on_faces
 
 #: A trained model and held-out faces: (result, images, label indices, region masks).
 Faces = tuple[TrainResult, NDArray[Any], NDArray[Any], NDArray[Any]]
 
-# Share of positive relevance inside the ground-truth region masks of 200 held-out synthetic faces, for
-# the small CNN of trained_on_faces (val. accuracy ≈ 0.8). Measured (seeds 0, 1; 800–1200 training
-# faces): deep Taylor 0.30–0.36, preset A flat 0.40–0.47, LRP-ε 0.31–0.41, gradient 0.27–0.36, while the
-# masks cover 8.3 % of the image on average (chance). Asserted: at least 2.5 × chance, and a floor.
-MIN_RATIO_TO_CHANCE = 2.5
-MIN_SHARE_IN_REGION = 0.2
+# Share of positive relevance inside the ground-truth region masks of 300 held-out synthetic faces, for
+# the small CNN of trained_on_faces (1,600 training faces, 15 epochs, val. macro-F1 0.995). Measured
+# (training seeds 0, 1; data seeds 7, 3): deep Taylor 0.50–0.52, preset A flat 0.62–0.66, LRP-ε 0.45–0.55,
+# gradient 0.41–0.51, while the masks cover 8.3 % of the image on average (chance). This fixture (seeds 0
+# and 7, deterministic) gives 0.516, 0.662, 0.550 and 0.507. Asserted: most of it for the paper's
+# analyzers (deep Taylor, RBDM §5.2; preset A flat, TP §3.2), and at least 5 × chance for every analyzer.
+MIN_SHARE_IN_REGION = {
+    "deep_taylor": 0.5,
+    "lrp.sequential_preset_a_flat": 0.6,
+    "lrp.epsilon": 0.45,
+    "gradient": 0.4,
+}
+MIN_RATIO_TO_CHANCE = 5.0
 # LRP-ε (ε = 1e-7) on a ReLU network without biases loses no relevance: measured relative error ≤ 1e-5.
 # Deep Taylor (z+ ignoring biases, w² in the last layer) conserves max(logit, 0) even with biases:
 # measured median 5e-8, max 1e-5 on the trained small CNN.
@@ -134,7 +144,7 @@ def test_maps_are_finite_not_empty_and_put_relevance_in_the_discriminative_regio
     positive = np.maximum(relevance, 0)[non_empty]
     share = (positive * masks[non_empty]).sum(axis=(1, 2)) / positive.sum(axis=(1, 2))
     chance = masks.mean()
-    assert share.mean() >= max(MIN_SHARE_IN_REGION, MIN_RATIO_TO_CHANCE * chance)
+    assert share.mean() >= max(MIN_SHARE_IN_REGION[analyzer], MIN_RATIO_TO_CHANCE * chance)
 
 
 @pytest.mark.tf
@@ -243,15 +253,15 @@ def test_an_explainer_built_here_works_from_a_worker_thread(
 def test_grey_images_on_an_rgb_model_give_grey_relevance_that_still_conserves(
     rng: np.random.Generator,
 ) -> None:
-    model = models.build_bound_model("small_cnn", input_shape=(16, 16, 3), options={"use_bias": False})
+    model = models.build_bound_model("small_cnn", input_shape=(24, 24, 3), options={"use_bias": False})
     explainer = saliency.RelevanceExplainer(model, "lrp.epsilon")
-    grey = rng.random((3, 16, 16), dtype=np.float32)
+    grey = rng.random((3, 24, 24), dtype=np.float32)
     explanation = explainer.explain(grey)
-    assert explanation.relevance.shape == (3, 16, 16)
+    assert explanation.relevance.shape == (3, 24, 24)
     assert (
         saliency.conservation_error(explanation.relevance, explanation.logit).max() < CONSERVATION_TOLERANCE
     )
-    assert explainer.analyze(np.repeat(grey[..., np.newaxis], 3, axis=-1)).shape == (3, 16, 16, 3)
+    assert explainer.analyze(np.repeat(grey[..., np.newaxis], 3, axis=-1)).shape == (3, 24, 24, 3)
 
 
 @pytest.mark.tf
@@ -347,3 +357,125 @@ def test_untested_layers_are_named_and_can_be_allowed(rng: np.random.Generator) 
     assert explainer.untested_layers == ("'separate_relu' (ReLU)",)
     relevance = explainer.analyze(rng.random((2, 8, 8), dtype=np.float32))
     assert relevance.shape == (2, 8, 8) and np.isfinite(relevance).all()
+
+
+# --------------------------------------------------------------------------------------------------------
+# Building in seconds: Keras' wrapped operations kept symbolic (analysis.saliency._symbolic_op_layers)
+# --------------------------------------------------------------------------------------------------------
+
+
+def _mobile_block_model(rng: np.random.Generator) -> models.BoundModel:
+    """A MobileNetV2-shaped network in miniature: batch norm, ReLU6, depthwise conv, a residual add."""
+
+    def make() -> object:
+        tf = models.ensure_graph_mode()
+        layers = tf.keras.layers
+        inputs = layers.Input((16, 16, 1), name="image")
+        x = layers.Conv2D(4, 3, padding="same", use_bias=False, name="stem")(inputs)
+        x = layers.BatchNormalization(name="stem_bn")(x)
+        x = layers.ReLU(6.0, name="stem_relu")(x)
+        y = layers.DepthwiseConv2D(3, padding="same", use_bias=False, name="depthwise")(x)
+        y = layers.BatchNormalization(name="depthwise_bn")(y)
+        y = layers.ReLU(6.0, name="depthwise_relu")(y)
+        y = layers.Conv2D(4, 1, use_bias=False, name="project")(y)
+        y = layers.BatchNormalization(name="project_bn")(y)
+        x = layers.Add(name="residual")([x, y])
+        x = layers.GlobalAveragePooling2D(name="pool")(x)
+        logits = layers.Dense(3, name="logits")(x)
+        return tf.keras.Model(inputs, layers.Activation("softmax", name="softmax")(logits), name="mini")
+
+    bound = models.new_bound_model(make)
+    with bound.scope() as model:  # non-trivial weights and batch-norm statistics
+        model.set_weights(
+            [
+                np.abs(rng.normal(1.0, 0.3, w.shape))
+                if "variance" in v.name
+                else rng.normal(0.0, 0.5, w.shape)
+                for w, v in zip(model.get_weights(), model.weights, strict=True)
+            ]
+        )
+    return bound
+
+
+def _keras_switch() -> object:
+    module = importlib.import_module(saliency._KERAS_OP_LAYER_MODULE)
+    return getattr(module, saliency._KERAS_OP_LAYER_SWITCH)
+
+
+@pytest.mark.tf
+def test_the_keras_switch_that_keeps_wrapped_operations_symbolic_exists_and_is_restored() -> None:
+    assert _keras_switch() is False  # Keras' default, outside a build
+    with saliency._symbolic_op_layers():
+        assert _keras_switch() is True
+    assert _keras_switch() is False
+    with pytest.raises(RuntimeError, match="inside"), saliency._symbolic_op_layers():
+        raise RuntimeError("inside")
+    assert _keras_switch() is False
+
+
+@pytest.mark.tf
+@pytest.mark.parametrize("analyzer", list(saliency.ANALYZERS))
+def test_symbolic_building_gives_the_maps_of_the_stock_build(
+    analyzer: str, rng: np.random.Generator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    images = rng.random((6, 16, 16), dtype=np.float32)
+    model = _mobile_block_model(rng)
+    fast = saliency.RelevanceExplainer(model, analyzer, allow_untested_layers=True).explain(images)
+    assert _keras_switch() is False
+    monkeypatch.setattr(saliency, "_symbolic_op_layers", contextlib.nullcontext)
+    stock = saliency.RelevanceExplainer(model, analyzer, allow_untested_layers=True).explain(images)
+    assert np.abs(stock.relevance).reshape(6, -1).max(axis=1).min() > 0  # something to compare
+    np.testing.assert_array_equal(fast.class_index, stock.class_index)
+    np.testing.assert_allclose(
+        fast.relevance, stock.relevance, rtol=1e-5, atol=1e-6 * np.abs(stock.relevance).max()
+    )
+
+
+# The architectures the Trainer and the Trainee are offered with (RBDM §5.1, §5.5), at the smallest input
+# size each takes (InceptionV3 ≥ 75 px, Xception ≥ 71 px), with the paper's analyzers (deep Taylor, RBDM
+# §5.2; LRP preset A flat, TP §3.2) and the gradient baseline. The weights are untrained: LRP-ε is left
+# out because on an untrained MobileNetV2 its ε stabiliser absorbs all relevance (activations ~1e-6).
+# Measured here with the symbolic build (2 CPU cores): MobileNetV2 α 0.35 96 × 96 builds deep Taylor in
+# 5 s (stock Keras: 206–342 s), InceptionV3 in 11–12 s (stock: about 15 min), Xception 4 s, VGG16 0.4 s;
+# the first call adds 0.3–9 s.
+PAPER_ANALYZERS = ("deep_taylor", "lrp.sequential_preset_a_flat", "gradient")
+BIG_ARCHITECTURES = {
+    "MobileNetV2": ((96, 96, 1), {"alpha": 0.35}),
+    "InceptionV3": ((75, 75, 1), {}),
+    "Xception": ((71, 71, 1), {}),
+    "VGG16": ((48, 48, 1), {}),
+}
+
+
+@pytest.mark.tf
+@pytest.mark.slow
+@pytest.mark.parametrize("architecture", list(BIG_ARCHITECTURES))
+def test_the_offered_architectures_are_explained_by_the_papers_analyzers(architecture: str) -> None:
+    input_shape, options = BIG_ARCHITECTURES[architecture]
+
+    def seeded() -> object:
+        with determinism(0):
+            return models.build_model(architecture, input_shape=input_shape, options=options)
+
+    model = models.new_bound_model(seeded)  # untrained, but the same weights in every run
+    images, _, _ = make_faces(3, size=input_shape[0], rng=np.random.default_rng(0))
+    maps = {}
+    for analyzer in PAPER_ANALYZERS:
+        try:
+            explainer = saliency.RelevanceExplainer(model, analyzer)
+        except UnsupportedLayerError as err:  # iNNvestigate has not validated LRP on separate ReLU layers
+            assert (
+                architecture == "MobileNetV2"
+                and analyzer.startswith("lrp.")
+                and "'Conv1_relu' (ReLU)" in str(err)
+            )
+            explainer = saliency.RelevanceExplainer(model, analyzer, allow_untested_layers=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", AnalysisWarning)  # untrained: an explained output may be ≤ 0
+            relevance = explainer.explain(images).relevance
+        assert relevance.shape == images.shape and np.isfinite(relevance).all()
+        per_image = np.abs(relevance).reshape(3, -1)
+        assert (per_image.max(axis=1) > 0).all(), f"{analyzer} gave an empty map"
+        assert not np.allclose(relevance[0], relevance[1], rtol=1e-3, atol=0)  # explains each image
+        maps[analyzer] = relevance
+    assert len({m.tobytes() for m in maps.values()}) == len(maps)  # each analyzer its own maps
