@@ -169,9 +169,12 @@ def test_augment_is_reproducible_and_identity_without_augmentation(rng: np.rando
     b = training.augment(images, rng=np.random.default_rng(3))
     np.testing.assert_array_equal(a, b)
     assert not np.array_equal(a, images)
-    np.testing.assert_array_equal(
-        training.augment(images, rng=rng, augmentation=training.NO_AUGMENTATION), images
-    )
+    state = rng.bit_generator.state
+    unchanged = training.augment(images, rng=rng, augmentation=training.NO_AUGMENTATION)
+    np.testing.assert_array_equal(unchanged, images)
+    assert unchanged is not images and rng.bit_generator.state == state  # a copy; nothing drawn
+    assert training.NO_AUGMENTATION.is_identity and not training.PAPER_AUGMENTATION.is_identity
+    assert not training.Augmentation(0.0, 0.0, 0.0, 0.0, (1.0, 1.0), True).is_identity
 
 
 def test_flip_only_mirrors_about_half_of_the_images(rng: np.random.Generator) -> None:
@@ -256,6 +259,42 @@ def test_training_twice_with_one_seed_gives_identical_curves_and_weights() -> No
     assert isinstance(numpy_state, dict) and isinstance(numpy_after, dict)
     np.testing.assert_array_equal(numpy_after["state"]["key"], numpy_state["state"]["key"])
     assert numpy_after["state"]["pos"] == numpy_state["state"]["pos"]
+
+
+@pytest.mark.tf
+def test_train_steps_update_the_model_exactly_as_train_on_batch(rng: np.random.Generator) -> None:
+    from analysis.models import as_model_input, build_model, new_bound_model
+
+    images, labels = rng.random((40, 24, 24), dtype=np.float32), np.arange(40) % 4
+    weights = training.class_weights(labels, n_classes=4).astype(np.float32)
+
+    def seeded() -> object:
+        with training.determinism(0):
+            model = build_model("small_cnn", input_shape=(24, 24, 1), n_classes=4)
+            training.compile_model(model, learning_rate=1e-3)
+            return model
+
+    ours, keras_own = new_bound_model(seeded), new_bound_model(seeded)
+    with ours.scope() as model, training.determinism(0):
+        losses = list(
+            training.train_steps(
+                model, images, labels, weights, batch_size=8, augmentation=training.NO_AUGMENTATION,
+                rng=np.random.default_rng(1),
+            )
+        )  # fmt: skip
+    order, reference = np.random.default_rng(1).permutation(40), []
+    with keras_own.scope() as model, training.determinism(0):
+        for start in range(0, 40, 8):
+            index = order[start : start + 8]
+            inputs = as_model_input(images[index], input_shape=(24, 24, 1))
+            targets = np.eye(4, dtype=np.float32)[labels[index]]
+            reference.append(
+                float(model.train_on_batch(inputs, targets, sample_weight=weights[labels[index]]))
+            )
+    np.testing.assert_allclose(losses, reference, rtol=1e-6)
+    for a, b in zip(ours.weights(), keras_own.weights(), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
+    assert not np.allclose(ours.weights()[0], keras_own.weights()[0] * 0)  # trained, not zeroed
 
 
 @pytest.mark.tf
