@@ -37,6 +37,7 @@ from rbdm_gui.main_window import MainWindow, Page
 from rbdm_gui.settings import KEYBOARD_ONLY, StudySettings, build_driver, load_settings, settings_path
 from rbdm_gui.setup_view import SetupView
 from rbdm_gui.workers import Progress, Task, run_task
+from tracking import records
 from tracking.drivers.base import GazeDriver
 from tracking.fixations import DETECTORS
 from tracking.protocol import LabelingProtocol, ProtocolTiming, TimingReport, stimulus_order, timing_report
@@ -119,16 +120,16 @@ def session_settings(
     geometry = settings.geometry()
     rect = geometry.stimulus_rect()
     return {
-        "stimulus_set": settings.stimulus_set_key(),
-        "stimuli": stimuli.spec,
-        "split": stimuli.split,
+        records.SETTING_STIMULUS_SET: settings.stimulus_set_key(),
+        records.SETTING_STIMULI: stimuli.spec,
+        records.SETTING_SPLIT: stimuli.split,
         "seed": settings.seed,
         "labels": list(settings.labels),
         "timing": timing.as_dict(),
         "refresh_hz": refresh_hz,
         "frame_counted": frame_counted,
-        "stimulus_size_px": 1200.0,
-        "stimulus_rect": {
+        records.SETTING_STIMULUS_SIZE_PX: 1200.0,
+        records.SETTING_STIMULUS_RECT: {
             "x_px": rect.x_px,
             "y_px": rect.y_px,
             "width_px": rect.width_px,

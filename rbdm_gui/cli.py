@@ -13,6 +13,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from rbdm_gui.assets import DEFAULT_UNIT_MODEL
+
 __all__ = ["COMMANDS", "Command", "build_parser", "main"]
 
 _DESCRIPTION = """\
@@ -175,7 +177,7 @@ def _prototype_model(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     """The model and its units: --model, else the shipped default, else trained now (and saved if asked)."""
     from analysis.action_units import load_unit_model, save_unit_model, train_default_unit_model
 
-    shipped = Path(__file__).resolve().parents[1] / "assets" / "action_units.keras"
+    shipped = DEFAULT_UNIT_MODEL
     path = (
         args.model if args.model is not None else (shipped if shipped.is_file() and not args.train else None)
     )

@@ -20,13 +20,14 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from rbdm_gui.assets import DEFAULT_TRAINER
+
 if TYPE_CHECKING:
     from analysis.datasets import SplitArrays
     from analysis.experiment import Progress
     from analysis.masked_dataset import Viewing
 
 __all__ = [
-    "DEFAULT_TRAINER",
     "add_experiment",
     "add_mask",
     "add_saliency",
@@ -41,9 +42,6 @@ __all__ = [
     "study_fixation_counts",
     "study_viewings",
 ]
-
-#: The Trainer the app ships (``rbdm train-trainer --out assets/trainer_small_cnn.keras``).
-DEFAULT_TRAINER = Path(__file__).resolve().parents[1] / "assets" / "trainer_small_cnn.keras"
 
 
 # --------------------------------------------------------------------------------------------------------

@@ -22,7 +22,7 @@ __all__ = ["add_arguments", "run"]
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``rbdm compare``."""
-    from rbdm_gui.demo import DEFAULT_MODEL
+    from rbdm_gui.assets import DEFAULT_TRAINER
 
     parser.add_argument("study", type=Path, help="study file (.sqlite) written by labeling sessions")
     parser.add_argument(
@@ -32,7 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--model",
         type=Path,
         default=None,
-        help=f"trained .keras model (default: {DEFAULT_MODEL.name} if present)",
+        help=f"trained .keras model (default: {DEFAULT_TRAINER.name} if present)",
     )
     parser.add_argument("--no-model", action="store_true", help="compare the annotators only")
     parser.add_argument("--analyzer", default="deep_taylor", help="relevance analyzer (default: deep_taylor)")
@@ -103,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _model_path(args: argparse.Namespace) -> Path | None:
-    from rbdm_gui.demo import DEFAULT_MODEL
+    from rbdm_gui.assets import DEFAULT_TRAINER
 
     if args.no_model:
         return None
@@ -113,7 +113,7 @@ def _model_path(args: argparse.Namespace) -> Path | None:
                 f"no model at {args.model}: train one with 'rbdm train-trainer', or pass --no-model."
             )
         return Path(args.model)
-    return DEFAULT_MODEL if DEFAULT_MODEL.is_file() else None
+    return DEFAULT_TRAINER if DEFAULT_TRAINER.is_file() else None
 
 
 def _report(comparison: StudyComparison, tables: StudyTables, notes: list[str], written: list[Path]) -> None:

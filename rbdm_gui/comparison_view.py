@@ -55,7 +55,7 @@ from PySide6.QtWidgets import (
 
 from analysis.metrics import ComparisonTable
 from analysis.study import stimulus_rows_csv
-from rbdm_gui.demo import DEFAULT_MODEL
+from rbdm_gui.assets import DEFAULT_TRAINER
 from rbdm_gui.figures import save_comparison_figure
 from rbdm_gui.settings import config_dir, load_settings
 from rbdm_gui.workers import Progress, Task, run_task
@@ -193,7 +193,7 @@ class ComparisonView(QWidget):
         self._build()
         remembered = self._remembered()
         self.study_edit.setText(str(study_path or remembered.get("study_path") or _setup_study_path()))
-        self.model_edit.setText(str(model_path or remembered.get("model_path") or DEFAULT_MODEL))
+        self.model_edit.setText(str(model_path or remembered.get("model_path") or DEFAULT_TRAINER))
         if open_now and Path(self.study_edit.text()).is_file():
             self.open_study()
         else:

@@ -14,16 +14,15 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from rbdm_gui.assets import DEFAULT_TRAINER
+
 if TYPE_CHECKING:
     import numpy as np
     from numpy.typing import NDArray
 
     from analysis.saliency import RelevanceExplainer
 
-__all__ = ["DEFAULT_MODEL", "add_arguments", "run"]
-
-#: The trainer model shipped with the app (written by ``rbdm train-trainer --out assets/...``).
-DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "assets" / "trainer_small_cnn.keras"
+__all__ = ["add_arguments", "run"]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -42,7 +41,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--model",
         type=Path,
         default=None,
-        help=f"trained .keras model (default: {DEFAULT_MODEL.name} if present)",
+        help=f"trained .keras model (default: {DEFAULT_TRAINER.name} if present)",
     )
     parser.add_argument("--no-model", action="store_true", help="compare annotators only, mask with gaze")
     parser.add_argument("--analyzer", default="deep_taylor", help="relevance analyzer (default: deep_taylor)")
@@ -69,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
     if args.viewers < 1:
         raise ValueError(f"--viewers must be at least 1; got {args.viewers!r}.")
     model_path = (
-        None if args.no_model else (args.model or (DEFAULT_MODEL if DEFAULT_MODEL.exists() else None))
+        None if args.no_model else (args.model or (DEFAULT_TRAINER if DEFAULT_TRAINER.exists() else None))
     )
     if model_path is not None and not Path(model_path).exists():
         raise ValueError(

@@ -84,7 +84,7 @@ from analysis.labels import LABELS
 from analysis.models import ARCHITECTURES
 from analysis.trainee import DEFAULT_TRAINEE, DEFAULT_TRAINEE_OPTIONS, CurvePoint
 from analysis.training import ModelCard, card_path
-from rbdm_gui.commands_models import DEFAULT_TRAINER
+from rbdm_gui.assets import DEFAULT_TRAINER
 from rbdm_gui.experiment_runner import ExperimentRunner
 from rbdm_gui.experiment_worker import METHODS, LaunchRequest, variant_names
 from rbdm_gui.settings import config_dir, data_dir

@@ -50,13 +50,12 @@ from analysis.visualisation import (
     top_x_overlay,
     upscale,
 )
+from rbdm_gui.assets import DEFAULT_UNIT_MODEL
 from rbdm_gui.labeling_view import to_qimage
 from rbdm_gui.workers import Progress, Task, run_task
 
-__all__ = ["DEFAULT_UNIT_MODEL", "PrototypesView", "compute_synthetic"]
+__all__ = ["PrototypesView", "compute_synthetic"]
 
-#: The action unit model shipped with the app (written by ``rbdm prototypes --save-model``).
-DEFAULT_UNIT_MODEL = Path(__file__).resolve().parents[1] / "assets" / "action_units.keras"
 
 Compute = Callable[[Progress, Callable[[], bool]], PrototypeResult]
 

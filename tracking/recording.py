@@ -41,7 +41,7 @@ from analysis.geometry import ScreenGeometry
 from tracking.drivers.base import GazeDriver
 from tracking.fixations import FixationDetector
 from tracking.protocol import FinishedTrial, LabelingProtocol, Listeners, Phase, PhaseOnset
-from tracking.records import Fixation, GazeSample
+from tracking.records import SETTING_STIMULUS_SET, Fixation, GazeSample
 from tracking.speech.base import Recognition, SpeechRecogniser
 from tracking.store import SampleWriter, SessionStore
 
@@ -358,9 +358,9 @@ def open_labeling_session(
     participant_id = (
         store.create_participant(pseudonym) if participant is None else participant.participant_id
     )
-    key = settings.get("stimulus_set")
+    key = settings.get(SETTING_STIMULUS_SET)
     for session in reversed(store.sessions()):
-        if session.participant_id != participant_id or session.settings.get("stimulus_set") != key:
+        if session.participant_id != participant_id or session.settings.get(SETTING_STIMULUS_SET) != key:
             continue
         position = store.resume_point(session.session_id)
         if position < len(session.stimulus_order):

@@ -22,6 +22,11 @@ from analysis.labels import label_index
 __all__ = [
     "LABEL_SOURCES",
     "PSEUDONYM_PATTERN",
+    "SETTING_SPLIT",
+    "SETTING_STIMULI",
+    "SETTING_STIMULUS_RECT",
+    "SETTING_STIMULUS_SET",
+    "SETTING_STIMULUS_SIZE_PX",
     "Fixation",
     "GazeSample",
     "Participant",
@@ -325,6 +330,15 @@ class Participant:
 
     def __post_init__(self) -> None:
         check_pseudonym(self.pseudonym)
+
+
+#: Keys of :attr:`Session.settings` written by the app when a session starts and read back when a
+#: session is resumed (:mod:`tracking.recording`) or analysed (:mod:`tracking.study`).
+SETTING_STIMULUS_SET = "stimulus_set"  # the stimulus set's identity: resume only with the same set
+SETTING_STIMULI = "stimuli"  # the dataset spec the stimuli came from
+SETTING_SPLIT = "split"  # the dataset split the stimuli came from
+SETTING_STIMULUS_RECT = "stimulus_rect"  # where the image was drawn: x_px, y_px, width_px, height_px
+SETTING_STIMULUS_SIZE_PX = "stimulus_size_px"  # the drawn image's side when no rectangle is stored
 
 
 @dataclass(frozen=True, slots=True)

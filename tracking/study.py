@@ -62,7 +62,14 @@ from analysis.study import model_input_image, study_table
 from tracking.errors import StoreError
 from tracking.protocol import Listeners
 from tracking.recording import Cancelled
-from tracking.records import Session
+from tracking.records import (
+    SETTING_SPLIT,
+    SETTING_STIMULI,
+    SETTING_STIMULUS_RECT,
+    SETTING_STIMULUS_SET,
+    SETTING_STIMULUS_SIZE_PX,
+    Session,
+)
 from tracking.store import SessionStore
 
 __all__ = [
@@ -227,8 +234,8 @@ def read_study(path: str | Path, *, stimulus_set: str | None = None) -> Study:
     return Study(
         path=file.absolute(),
         stimulus_set=key,
-        stimuli_spec=str(first.settings["stimuli"]),
-        split=str(first.settings.get("split") or ""),
+        stimuli_spec=str(first.settings[SETTING_STIMULI]),
+        split=str(first.settings.get(SETTING_SPLIT) or ""),
         annotators=_annotators(groups[key], participants, viewings),
         stimuli=tuple(sorted(viewings, key=_natural_key)),
         viewings=viewings,
@@ -255,13 +262,16 @@ def _group_sessions(sessions: Sequence[Session]) -> tuple[dict[str, list[Session
     groups: dict[str, list[Session]] = {}
     notes = []
     for session in sessions:
-        spec = session.settings.get("stimuli")
+        spec = session.settings.get(SETTING_STIMULI)
         if not isinstance(spec, str) or not spec:
             notes.append(
                 f"session {session.session_id} was left out: it does not say which stimuli it showed."
             )
             continue
-        key = session.settings.get("stimulus_set") or f"{spec}|split={session.settings.get('split', '')}"
+        key = (
+            session.settings.get(SETTING_STIMULUS_SET)
+            or f"{spec}|split={session.settings.get(SETTING_SPLIT, '')}"
+        )
         groups.setdefault(str(key), []).append(session)
     return groups, notes
 
@@ -324,9 +334,9 @@ def session_stimulus_rect(session: Session) -> StimulusRect:
     StoreError
         When the stored rectangle is malformed.
     """
-    stored = session.settings.get("stimulus_rect")
+    stored = session.settings.get(SETTING_STIMULUS_RECT)
     if not isinstance(stored, Mapping):
-        return session.geometry.stimulus_rect(float(session.settings.get("stimulus_size_px", 1200.0)))
+        return session.geometry.stimulus_rect(float(session.settings.get(SETTING_STIMULUS_SIZE_PX, 1200.0)))
     try:
         return StimulusRect(
             float(stored["x_px"]),
@@ -345,7 +355,7 @@ def _screen_notes(sessions: Sequence[Session], first: Session) -> list[str]:
         f"session {session.session_id} does not say where it drew the images; the RBDM square "
         "(1200 px, centred) is assumed."
         for session in sessions
-        if not isinstance(session.settings.get("stimulus_rect"), Mapping)
+        if not isinstance(session.settings.get(SETTING_STIMULUS_RECT), Mapping)
     ]
     span = first.geometry.visual_span_px(5.0) / session_stimulus_rect(first).width_px
     for session in sessions[1:]:

@@ -21,7 +21,7 @@ from analysis.experiment import RESULT_FIELDS, VARIANTS, ExperimentConfig, Varia
 from analysis.labels import LABELS
 from analysis.trainee import CURVE_FIELDS, CurvePoint
 from benchmarks.gui_latency import LatencyProbe, latency_summary
-from rbdm_gui.commands_models import DEFAULT_TRAINER
+from rbdm_gui.assets import DEFAULT_TRAINER
 from rbdm_gui.experiment_view import ExperimentView, default_runs_dir, read_confusion
 
 pytestmark = pytest.mark.gui

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from analysis.experiment import VARIANTS, ExperimentConfig, Progress, load_run
 from analysis.trainee import CurvePoint
-from rbdm_gui.commands_models import DEFAULT_TRAINER
+from rbdm_gui.assets import DEFAULT_TRAINER
 from rbdm_gui.experiment_worker import (
     GAZE_VARIANTS,
     METHODS,
