@@ -320,6 +320,7 @@ class RelevanceExplainer:
         class_index: int | ArrayLike | None = None,
         batch_size: int = 64,
         on_batch: Callable[[int, int], None] | None = None,
+        warn_empty: bool = True,
     ) -> Explanation:
         """Relevance maps of ``images`` for the predicted class or the given class(es).
 
@@ -335,6 +336,9 @@ class RelevanceExplainer:
             Images per analyzer call.
         on_batch : callable, optional
             Called as ``on_batch(n_done, n_total)`` after each batch (progress).
+        warn_empty : bool
+            Warn when some maps are all zero. Callers that report empty maps themselves, and callers on
+            worker threads (where ``warnings.catch_warnings`` is not safe), pass False.
 
         Returns
         -------
@@ -349,7 +353,7 @@ class RelevanceExplainer:
         Warns
         -----
         AnalysisWarning
-            When some maps are all zero (deep Taylor gives nothing for a logit ≤ 0).
+            When some maps are all zero (deep Taylor gives nothing for a logit ≤ 0) and ``warn_empty``.
         """
         x = as_model_input(images, input_shape=self.input_shape)
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
@@ -368,7 +372,7 @@ class RelevanceExplainer:
         relevance = _like_images(np.concatenate(parts).astype(np.float32), np.ndim(images))
         logit = logits[np.arange(len(x)), classes]
         output = np.maximum(logit, 0) if self.analyzer in _EXPLAINS_RELU_OF_LOGIT else logit
-        _check_relevance(relevance, self.analyzer)
+        _check_relevance(relevance, self.analyzer, warn_empty=warn_empty)
         return Explanation(
             relevance=relevance, class_index=classes, logit=logit, output=output.astype(np.float32)
         )
@@ -493,7 +497,7 @@ def _like_images(relevance: NDArray[np.float32], images_ndim: int) -> NDArray[np
     return relevance.sum(axis=-1, dtype=np.float32) if images_ndim == 3 else relevance
 
 
-def _check_relevance(relevance: NDArray[np.float32], analyzer: str) -> None:
+def _check_relevance(relevance: NDArray[np.float32], analyzer: str, *, warn_empty: bool) -> None:
     bad = ~np.isfinite(relevance)
     if bad.any():
         raise AnalysisError(
@@ -501,7 +505,7 @@ def _check_relevance(relevance: NDArray[np.float32], analyzer: str) -> None:
             "Try 'lrp.epsilon' or 'gradient', or check the model's weights."
         )
     empty = np.flatnonzero(~relevance.reshape(len(relevance), -1).any(axis=1))
-    if empty.size:
+    if empty.size and warn_empty:
         warnings.warn(
             f"{empty.size} of {len(relevance)} relevance maps from {analyzer} are all zero (images "
             f"{empty[:10].tolist()}{'…' if empty.size > 10 else ''}); deep Taylor gives no relevance when "
@@ -682,6 +686,7 @@ def compute_relevance_maps(
     batch_size: int = 64,
     allow_untested_layers: bool = False,
     on_batch: Callable[[int, int], None] | None = None,
+    warn_empty: bool = True,
 ) -> RelevanceMaps:
     """2-D relevance maps for a data set, read from the disk cache when this exact run was done before.
 
@@ -705,6 +710,8 @@ def compute_relevance_maps(
         See :class:`RelevanceExplainer`.
     on_batch : callable, optional
         Progress callback ``on_batch(n_done, n_total)``; not called on a cache hit.
+    warn_empty : bool
+        See :meth:`RelevanceExplainer.explain`.
 
     Returns
     -------
@@ -732,7 +739,9 @@ def compute_relevance_maps(
         if cache_file.is_file():
             return _read_cache(cache_file, names, analyzer)
     explainer = explainer_for(model_path, analyzer, allow_untested_layers=allow_untested_layers)
-    explanation = explainer.explain(x, class_index=class_index, batch_size=batch_size, on_batch=on_batch)
+    explanation = explainer.explain(
+        x, class_index=class_index, batch_size=batch_size, on_batch=on_batch, warn_empty=warn_empty
+    )
     maps = RelevanceMaps(
         maps=maps_to_2d(explanation.relevance),
         ids=names,

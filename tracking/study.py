@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import math
 import re
-import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,7 +45,6 @@ from numpy.typing import NDArray
 
 from analysis.datasets import SyntheticLoader, open_dataset
 from analysis.datasets.base import DatasetLoader, IndexedLoader
-from analysis.errors import AnalysisWarning
 from analysis.geometry import ScreenGeometry, StimulusRect, screen_to_image
 from analysis.heatmap import top_n_points
 from analysis.labels import LABELS
@@ -557,8 +555,9 @@ def model_relevance(
     Returns
     -------
     ModelRelevance
-        The analysis' data-quality warnings (:class:`~analysis.errors.AnalysisWarning`) come back as
-        its ``notes`` instead of being raised, for the view or the command line to show.
+        Data-quality notes (all-zero maps) come back as its ``notes`` instead of being warned, for the
+        view or the command line to show; nothing here touches the process-wide warning filters, so it is
+        safe on a worker thread.
 
     References
     ----------
@@ -576,14 +575,11 @@ def model_relevance(
         if progress is not None:
             progress(done / total, f"relevance of {done} of {total} images")
 
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", AnalysisWarning)
-        result = compute_relevance_maps(
-            trainer.path, batch, ids, analyzer=analyzer, cache_dir=cache_dir, on_batch=on_batch
-        )
-    notes = [str(w.message) for w in caught if issubclass(w.category, AnalysisWarning)]
-    notes = [note for note in notes if "are all zero" not in note]  # said below, also on a cache hit
+    result = compute_relevance_maps(
+        trainer.path, batch, ids, analyzer=analyzer, cache_dir=cache_dir, on_batch=on_batch, warn_empty=False
+    )  # empty maps are reported below, also on a cache hit
     empty = [s for s, m in zip(ids, result.maps, strict=True) if not m.any()]
+    notes: list[str] = []
     if empty:
         notes.append(
             f"{len(empty)} of {len(ids)} relevance maps are all zero (e.g. {empty[0]}): {analyzer} explains "

@@ -482,3 +482,17 @@ def test_the_offered_architectures_are_explained_by_the_papers_analyzers(archite
         assert not np.allclose(relevance[0], relevance[1], rtol=1e-3, atol=0)  # explains each image
         maps[analyzer] = relevance
     assert len({m.tobytes() for m in maps.values()}) == len(maps)  # each analyzer its own maps
+
+
+@pytest.mark.tf
+def test_all_zero_maps_are_warned_about_unless_the_caller_reports_them_itself() -> None:
+    model = models.build_bound_model("small_cnn", input_shape=(24, 24, 1), options={"use_bias": False})
+    explainer = saliency.RelevanceExplainer(model, "deep_taylor")
+    black = np.zeros((2, 24, 24), dtype=np.float32)  # no bias, no input: every logit is 0
+    with pytest.warns(AnalysisWarning, match=r"2 of 2 relevance maps from deep_taylor are all zero"):
+        explanation = explainer.explain(black)
+    assert not explanation.relevance.any()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        quiet = explainer.explain(black, warn_empty=False)
+    np.testing.assert_array_equal(quiet.relevance, explanation.relevance)
