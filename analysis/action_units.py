@@ -471,7 +471,7 @@ def _bce(scores: NDArray[np.float64], targets: NDArray[np.float32]) -> float:
 
 
 #: Small-CNN options of the embedded default unit model (see :func:`train_default_unit_model`).
-UNIT_MODEL_OPTIONS: Mapping[str, Any] = {"padding": "same", "dropout": 0.0, "weight_decay": 0.0}
+UNIT_MODEL_OPTIONS: Mapping[str, Any] = {"padding": "same"}
 
 
 def train_default_unit_model(
@@ -487,9 +487,8 @@ def train_default_unit_model(
 
     Training and validation sequences come from :func:`analysis.sequences.make_sequences` with
     generators seeded ``(seed, 0)`` and ``(seed, 1)``. The network is the small CNN with
-    :data:`UNIT_MODEL_OPTIONS`: zero-padded convolutions and no dropout or weight decay, the configuration
-    the shipped unit model and its SpRAy results were measured with (with the small CNN's newer defaults
-    it misses units after the default epochs on this little data).
+    :data:`UNIT_MODEL_OPTIONS`: zero-padded convolutions, the configuration the shipped unit model and its
+    SpRAy results were measured with.
 
     Parameters
     ----------
