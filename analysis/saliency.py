@@ -133,7 +133,7 @@ def _nonnegative_input_rule() -> Any:
         keep_bias = True
 
         def __init__(self, layer: Any, _state: Any) -> None:
-            kernel = layer.kernel
+            kernel = layer.weights[0]  # ``kernel``, or ``depthwise_kernel`` of a depthwise convolution
             weights = [kernel * tf.cast(kernel > 0, kernel.dtype)]
             if self.keep_bias and getattr(layer, "use_bias", False):
                 weights.append(layer.bias)
@@ -186,8 +186,9 @@ def _preset_a_flat(logit_model: Any, *, disable_model_checks: bool = False) -> A
     """iNNvestigate's LRP preset A flat, with its α1β0 convolutions done in one pass where inputs are ≥ 0.
 
     Preset A applies α1β0 (with biases) to convolutions, ε = 0.1 to dense layers and, in this "flat"
-    variant, the flat rule to the first layer. Convolutions after the first whose inputs are ≥ 0 by
-    construction get the one-pass form of the same rule; the relevance is unchanged (tested).
+    variant, the flat rule to the first layer. Convolutions (plain and depthwise) after the first whose
+    inputs are ≥ 0 by construction get the one-pass form of the same rule; the relevance is unchanged
+    (tested).
     """
     innvestigate = import_innvestigate("analysis.saliency (lrp.sequential_preset_a_flat)")
     tf = import_tensorflow("analysis.saliency")
@@ -198,7 +199,7 @@ def _preset_a_flat(logit_model: Any, *, disable_model_checks: bool = False) -> A
     def fast(layer: Any) -> bool:
         return (
             id(layer) in nonnegative
-            and type(layer) is tf.keras.layers.Conv2D
+            and type(layer) in (tf.keras.layers.Conv2D, tf.keras.layers.DepthwiseConv2D)
             and not checks.is_input_layer(layer)  # the first layer keeps the flat rule
         )
 

@@ -168,6 +168,25 @@ def test_one_pass_rules_give_innvestigates_own_relevance(
 
 
 @pytest.mark.tf
+def test_the_one_pass_rule_gives_innvestigates_own_relevance_through_depthwise_and_batch_norm(
+    rng: np.random.Generator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    analyzer = "lrp.sequential_preset_a_flat"  # α1β0 on every convolution, depthwise ones included
+    images = rng.random((6, 16, 16), dtype=np.float32)
+    model = _mobile_block_model(rng)
+    with model.scope() as keras_model:
+        found = saliency._nonnegative_input_layers(saliency.strip_softmax(keras_model))
+        assert {layer.name for layer in keras_model.layers if id(layer) in found} >= {"depthwise", "stem"}
+    ours = saliency.RelevanceExplainer(model, analyzer, allow_untested_layers=True).analyze(images)
+    monkeypatch.setitem(
+        saliency.ANALYZERS, "stock", functools.partial(saliency._innvestigate_analyzer, analyzer)
+    )
+    stock = saliency.RelevanceExplainer(model, "stock", allow_untested_layers=True).analyze(images)
+    assert np.abs(stock).reshape(6, -1).max(axis=1).min() > 0
+    np.testing.assert_allclose(ours, stock, rtol=1e-5, atol=1e-6 * np.abs(stock).max())
+
+
+@pytest.mark.tf
 def test_nonnegative_inputs_are_traced_through_relu_pooling_and_flatten() -> None:
     tf = models.ensure_graph_mode()
     layers = tf.keras.layers
