@@ -55,6 +55,7 @@ from PySide6.QtWidgets import (
 
 from analysis.metrics import ComparisonTable
 from analysis.study import stimulus_rows_csv
+from rbdm_gui._layout import sidebar_splitter
 from rbdm_gui.assets import DEFAULT_TRAINER
 from rbdm_gui.figures import save_comparison_figure
 from rbdm_gui.settings import config_dir, load_settings
@@ -202,15 +203,9 @@ class ComparisonView(QWidget):
     # --- layout ---------------------------------------------------------------------------------
 
     def _build(self) -> None:
-        splitter = QSplitter(Qt.Orientation.Horizontal)
-        splitter.addWidget(self._sidebar())
-        splitter.addWidget(self._centre())
-        splitter.setStretchFactor(1, 1)
-        splitter.setChildrenCollapsible(False)
-        splitter.setSizes([300, 1100])
         layout = QHBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
-        layout.addWidget(splitter)
+        layout.addWidget(sidebar_splitter(self._sidebar(), self._centre(), side_px=300))
 
     def _sidebar(self) -> QWidget:
         side = QWidget()

@@ -84,6 +84,7 @@ from analysis.labels import LABELS
 from analysis.models import ARCHITECTURES
 from analysis.trainee import DEFAULT_TRAINEE, DEFAULT_TRAINEE_OPTIONS, CurvePoint
 from analysis.training import ModelCard, card_path
+from rbdm_gui._layout import sidebar_splitter
 from rbdm_gui.assets import DEFAULT_TRAINER
 from rbdm_gui.experiment_runner import ExperimentRunner
 from rbdm_gui.experiment_worker import METHODS, LaunchRequest, variant_names
@@ -243,15 +244,9 @@ class ExperimentView(QWidget):
     # --- layout ---------------------------------------------------------------------------------
 
     def _build(self) -> None:
-        splitter = QSplitter(Qt.Orientation.Horizontal)
-        splitter.addWidget(self._sidebar())
-        splitter.addWidget(self._centre())
-        splitter.setStretchFactor(1, 1)
-        splitter.setChildrenCollapsible(False)
-        splitter.setSizes([360, 1100])
         layout = QHBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
-        layout.addWidget(splitter)
+        layout.addWidget(sidebar_splitter(self._sidebar(), self._centre(), side_px=360))
 
     def _sidebar(self) -> QWidget:
         side = QWidget()

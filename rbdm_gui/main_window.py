@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Signal
 from PySide6.QtGui import QCloseEvent
-from PySide6.QtWidgets import QListWidget, QListWidgetItem, QMainWindow, QSplitter, QStackedWidget, QWidget
+from PySide6.QtWidgets import QListWidget, QListWidgetItem, QMainWindow, QStackedWidget, QWidget
+
+from rbdm_gui._layout import sidebar_splitter
 
 __all__ = ["MainWindow", "Page"]
 
@@ -44,12 +46,7 @@ class MainWindow(QMainWindow):
         self.navigation.setMaximumWidth(220)
         self.navigation.setMinimumWidth(150)
         self.stack = QStackedWidget()
-        splitter = QSplitter(Qt.Orientation.Horizontal)
-        splitter.addWidget(self.navigation)
-        splitter.addWidget(self.stack)
-        splitter.setStretchFactor(1, 1)
-        splitter.setChildrenCollapsible(False)
-        splitter.setSizes([180, 1100])
+        splitter = sidebar_splitter(self.navigation, self.stack, side_px=180)
         self.navigation.setStyleSheet("QListWidget::item { padding: 6px 8px; }")
         self.setCentralWidget(splitter)
         self.navigation.currentItemChanged.connect(self._on_current)
