@@ -62,6 +62,7 @@ __all__ = [
     "SampleCallback",
     "StatusReporting",
     "TargetPresenter",
+    "WorkerStreaming",
     "WorkerThread",
     "streaming",
     "validate",
@@ -386,6 +387,31 @@ class StatusReporting:
     def add_event_listener(self, listener: EventListener) -> Callable[[], None]:
         """Register ``listener`` for driver events; returns its remover."""
         return self._status.add_listener(listener)
+
+
+class WorkerStreaming(StatusReporting):
+    """``stop`` and ``close`` of a driver whose samples come from one :class:`WorkerThread`.
+
+    The mouse simulator and the replay driver start a worker that calls ``self._on_sample``; stopping
+    ends the worker and forgets the callback, closing stops for good.
+    """
+
+    _worker: WorkerThread | None
+    _on_sample: SampleCallback | None
+
+    def stop(self) -> None:
+        """Stop streaming (idempotent)."""
+        worker, self._worker = self._worker, None
+        if worker is not None:
+            worker.stop()
+        self._on_sample = None
+        if self.state is DriverState.STREAMING:
+            self._status.set_state(DriverState.CONNECTED)
+
+    def close(self) -> None:
+        """Stop and release the driver for good (idempotent)."""
+        self.stop()
+        self._status.set_state(DriverState.CLOSED)
 
 
 class WorkerThread:

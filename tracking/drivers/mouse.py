@@ -19,7 +19,7 @@ from tracking.drivers.base import (
     DriverState,
     DriverStatus,
     SampleCallback,
-    StatusReporting,
+    WorkerStreaming,
     WorkerThread,
 )
 from tracking.errors import DriverError
@@ -69,7 +69,7 @@ def simulated_sample(
     return GazeSample(t_ms, x, y, valid=True)
 
 
-class MouseSimulator(StatusReporting):
+class MouseSimulator(WorkerStreaming):
     """A gaze driver that samples the mouse cursor at a fixed rate.
 
     Parameters
@@ -146,20 +146,6 @@ class MouseSimulator(StatusReporting):
         self._worker = WorkerThread("mouse-simulator", self._run, self._status)
         self._status.set_state(DriverState.STREAMING)
         self._worker.start()
-
-    def stop(self) -> None:
-        """Stop sampling (idempotent)."""
-        worker, self._worker = self._worker, None
-        if worker is not None:
-            worker.stop()
-        self._on_sample = None
-        if self.state is DriverState.STREAMING:
-            self._status.set_state(DriverState.CONNECTED)
-
-    def close(self) -> None:
-        """Stop and release the driver for good (idempotent)."""
-        self.stop()
-        self._status.set_state(DriverState.CLOSED)
 
     def _read_sources(self) -> tuple[tuple[float, float] | None, bool]:
         try:

@@ -30,7 +30,7 @@ from tracking.drivers.base import (
     DriverState,
     DriverStatus,
     SampleCallback,
-    StatusReporting,
+    WorkerStreaming,
     WorkerThread,
 )
 from tracking.errors import DriverError
@@ -145,7 +145,7 @@ def _median_rate_hz(samples: Sequence[GazeSample]) -> float | None:
     return float(1000.0 / np.median(steps)) if len(steps) else None
 
 
-class ReplayDriver(StatusReporting):
+class ReplayDriver(WorkerStreaming):
     """A gaze driver that plays back recorded samples.
 
     Delivered samples keep the recording's spacing, moved onto the shared clock: sample i gets
@@ -236,20 +236,6 @@ class ReplayDriver(StatusReporting):
         self._worker = WorkerThread("replay", self._run, self._status)
         self._status.set_state(DriverState.STREAMING)
         self._worker.start()
-
-    def stop(self) -> None:
-        """Stop playing (idempotent)."""
-        worker, self._worker = self._worker, None
-        if worker is not None:
-            worker.stop()
-        self._on_sample = None
-        if self.state is DriverState.STREAMING:
-            self._status.set_state(DriverState.CONNECTED)
-
-    def close(self) -> None:
-        """Stop and release the driver for good (idempotent)."""
-        self.stop()
-        self._status.set_state(DriverState.CLOSED)
 
     def wait_finished(self, *, timeout_s: float) -> bool:
         """Block until the recording has been played to its end; False if ``timeout_s`` passes first."""
