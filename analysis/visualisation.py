@@ -75,7 +75,7 @@ def label_colours(labels: Sequence[str]) -> dict[str, RGB]:
     """A fixed colour per label: the i-th label gets ``PALETTE[i mod 10]``.
 
     The table depends only on the order of ``labels`` (e.g. the model's output order), so the same
-    label keeps its colour in every picture and no legend is needed beside a strip.
+    label keeps its colour in every picture (the Temporal prototypes screen shows it as a legend).
 
     Parameters
     ----------

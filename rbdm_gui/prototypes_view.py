@@ -164,6 +164,8 @@ class PrototypesView(QWidget):
         self.prototype_label = QLabel()
         self.prototype_label.setWordWrap(True)
         self.prototype_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.legend_label = QLabel()  # each unit's colour in the strips and overlays
+        self.legend_label.setTextFormat(Qt.TextFormat.RichText)
         self.strip_label = QLabel()
         self.strip_label.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
         self.strip_scroll = QScrollArea()
@@ -196,6 +198,7 @@ class PrototypesView(QWidget):
         right = QWidget()
         right_layout = QVBoxLayout(right)
         right_layout.addWidget(self.prototype_label)
+        right_layout.addWidget(self.legend_label)
         right_layout.addWidget(self.strip_scroll, 2)
         right_layout.addWidget(detail, 1)
         right_layout.addWidget(clusters, 1)
@@ -245,6 +248,7 @@ class PrototypesView(QWidget):
         """Show ``result``: its sequences, its units' clusters and its statistics."""
         self.result = result
         self._colours = label_colours(result.units)
+        self.legend_label.setText(_legend_html(self._colours))
         self.sequence_list.blockSignals(True)
         self.sequence_list.clear()
         for item in result.sequences:
@@ -400,3 +404,11 @@ class PrototypesView(QWidget):
                 self.status.setText(f"wrote {self.export_png(path)}")
             except (OSError, ValueError) as err:
                 self.status.setText(f"cannot export: {err}")
+
+
+def _legend_html(colours: dict[str, tuple[int, int, int]]) -> str:
+    """One coloured square and name per unit, in the colours of the Top-X projections."""
+    return "&nbsp;&nbsp;".join(
+        f'<span style="color:#{r:02x}{g:02x}{b:02x}">&#9632;</span>&nbsp;{unit}'
+        for unit, (r, g, b) in colours.items()
+    )

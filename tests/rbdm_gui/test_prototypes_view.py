@@ -74,6 +74,14 @@ def test_browse_sequences_stages_and_clusters(qtbot, result: PrototypeResult) ->
     assert "2 clusters" in view.cluster_label.toolTip()
 
 
+def test_the_legend_names_each_unit_in_its_strip_colour(qtbot, result: PrototypeResult) -> None:  # type: ignore[no-untyped-def]
+    view = PrototypesView(result)
+    qtbot.addWidget(view)
+    legend = view.legend_label.text()
+    for unit, (r, g, b) in label_colours(result.units).items():
+        assert f'color:#{r:02x}{g:02x}{b:02x}">&#9632;</span>&nbsp;{unit}' in legend
+
+
 def test_top_x_and_map_source_redraw_the_strip(qtbot, result: PrototypeResult) -> None:  # type: ignore[no-untyped-def]
     view = PrototypesView(result)
     qtbot.addWidget(view)
