@@ -24,6 +24,7 @@ Modules, by paper section (RBDM = Schiller et al. 2020, TP = Finzel et al. 2021)
   whole TP pipeline (TP §3.1–3.4)
 - ``visualisation`` — BWR heatmaps, Top-X overlays and prototype strips as RGB arrays (TP §3.5)
 - ``study`` — study-level tables over stimuli (RBDM Table 1)
+- ``files`` — atomic writes (temporary file, then rename) and damaged files kept aside
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ __all__ = [
     "action_units",
     "datasets",
     "experiment",
+    "files",
     "geometry",
     "heatmap",
     "labels",

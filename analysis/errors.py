@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["AnalysisError", "AnalysisWarning", "UnsupportedLayerError"]
+__all__ = ["AnalysisError", "AnalysisWarning", "UnsafeModelError", "UnsupportedLayerError"]
 
 
 class AnalysisError(Exception):
@@ -11,6 +11,10 @@ class AnalysisError(Exception):
 
 class UnsupportedLayerError(AnalysisError):
     """An explainer cannot handle a layer of the model; the message names the layer."""
+
+
+class UnsafeModelError(AnalysisError):
+    """A model file would run code stored in it while loading (a Lambda layer); it is refused unloaded."""
 
 
 class AnalysisWarning(UserWarning):

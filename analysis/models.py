@@ -17,7 +17,9 @@ architecture and the weights through a short-lived eager model.
 from __future__ import annotations
 
 import functools
+import json
 import threading
+import zipfile
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -28,6 +30,8 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from analysis._optional import import_innvestigate, import_optional, import_tensorflow
+from analysis.errors import UnsafeModelError
+from analysis.files import replace_together
 from analysis.labels import LABELS
 
 if TYPE_CHECKING:
@@ -41,8 +45,10 @@ __all__ = [
     "build_bound_model",
     "build_model",
     "check_images",
+    "check_model_file",
     "ensure_graph_mode",
     "load_model_file",
+    "model_writer",
     "new_bound_model",
     "new_session",
     "save_model_file",
@@ -490,6 +496,9 @@ def _keras_class_bases() -> dict[type, tuple[type, ...]]:
 def save_model_file(model: BoundModel, path: str | Path) -> Path:
     """Write ``model`` (architecture and weights, no optimizer state) to a ``.keras`` file.
 
+    The file is written to a temporary file next to it and renamed over ``path`` only when complete
+    (:mod:`analysis.files`): a failed write (full disk) leaves an existing model as it was.
+
     Parameters
     ----------
     model : BoundModel
@@ -503,34 +512,55 @@ def save_model_file(model: BoundModel, path: str | Path) -> Path:
         The written file.
     """
     target = Path(path)
+    replace_together({target: model_writer(model, target)})
+    return target
+
+
+def model_writer(model: BoundModel, path: str | Path) -> Callable[[Path], None]:
+    """A function that writes ``model`` as a ``.keras`` file to the path it gets, for
+    :func:`analysis.files.replace_together` (a model and its card replaced as one unit)."""
+    target = Path(path)
     if target.suffix != ".keras":
         raise ValueError(f"model files end in '.keras'; got {str(target)!r}.")
     with model.scope() as keras_model:
         config = keras_model.to_json()
         weights = keras_model.get_weights()
-    tf = import_tensorflow("analysis.models.save_model_file")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with _eager_mode():
-        eager = tf.keras.models.model_from_json(config)
-        eager.set_weights(weights)
-        eager.save(target)
-    return target
+
+    def write(temporary: Path) -> None:
+        tf = import_tensorflow("analysis.models.save_model_file")
+        with _eager_mode():
+            eager = tf.keras.models.model_from_json(config)
+            eager.set_weights(weights)
+            eager.save(temporary)
+
+    return write
 
 
 def load_model_file(path: str | Path) -> BoundModel:
-    """Read a ``.keras`` model file into a fresh graph and session.
+    """Read a Keras model file (``.keras``, or a legacy HDF5 ``.h5``) into a fresh graph and session.
+
+    No code from the file runs: before Keras reads it, the model's configuration is read as plain
+    JSON and refused when it holds a ``Lambda`` layer, a serialised Python function or a class from
+    a module outside Keras and TensorFlow (see :func:`check_model_file`); ``.keras`` files are then
+    loaded in Keras' safe mode.
 
     Raises
     ------
     FileNotFoundError
         When the file does not exist.
+    UnsafeModelError
+        When loading the model would run code stored in the file (the message names the layers).
+    ValueError
+        When the file is not a Keras model (a folder such as a SavedModel, weights only, another format).
     """
     source = Path(path)
-    if not source.is_file():
-        raise FileNotFoundError(f"no model file at {str(source)!r}. Train one with 'rbdm train-trainer'.")
+    model_format = check_model_file(source)
     tf = ensure_graph_mode()
     with _eager_mode():
-        eager = tf.keras.models.load_model(source, compile=False)
+        if model_format == "keras":
+            eager = tf.keras.models.load_model(source, compile=False, safe_mode=True)
+        else:
+            eager = tf.keras.models.load_model(source, compile=False)
         config = eager.to_json()
         weights = eager.get_weights()
 
@@ -540,3 +570,108 @@ def load_model_file(path: str | Path) -> BoundModel:
         return keras_model
 
     return new_bound_model(make)
+
+
+# --------------------------------------------------------------------------------------------------------
+# Model files that would run their own code
+# --------------------------------------------------------------------------------------------------------
+
+#: Top-level modules whose classes and functions a model configuration may name.
+_TRUSTED_MODULES = frozenset({"keras", "tensorflow", "builtins"})
+
+
+def check_model_file(path: str | Path) -> str:
+    """Refuse a model file whose loading would run code stored in it, without running any; return its format.
+
+    The configuration is read as JSON (``config.json`` of a ``.keras`` zip, the ``model_config``
+    attribute of an HDF5 file) and searched for what Keras would turn into code: ``Lambda`` layers,
+    serialised Python functions (``function_type: "lambda"``, ``__lambda__``) and classes or functions
+    of modules other than Keras and TensorFlow (importing such a module runs it).
+
+    Parameters
+    ----------
+    path : str or Path
+        A ``.keras`` or HDF5 model file (the format is read from the content, not the suffix).
+
+    Returns
+    -------
+    str
+        ``"keras"`` or ``"h5"``.
+
+    Raises
+    ------
+    FileNotFoundError
+        When there is no file at ``path``.
+    UnsafeModelError
+        When the configuration holds code; the message names the layers.
+    ValueError
+        When the file is a folder (a TensorFlow SavedModel), holds weights only or is not a Keras model.
+    """
+    source = Path(path)
+    if source.is_dir():
+        raise ValueError(
+            f"{str(source)!r} is a folder (a TensorFlow SavedModel?); RBDM Studio reads .keras model files "
+            "only, because loading a SavedModel runs the TensorFlow graph stored in it. Where the model was "
+            "made, load it and save it with model.save('model.keras')."
+        )
+    if not source.is_file():
+        raise FileNotFoundError(f"no model file at {str(source)!r}. Train one with 'rbdm train-trainer'.")
+    model_format, config = _read_model_config(source)
+    offenders = sorted(set(_code_in_config(config)))
+    if offenders:
+        raise UnsafeModelError(
+            f"the model file {str(source)!r} holds code that would run while it loads: "
+            f"{'; '.join(offenders)}. It was not loaded. Rebuild the model without Lambda layers or custom "
+            "code (built-in Keras layers only) and save it as .keras."
+        )
+    return model_format
+
+
+def _read_model_config(source: Path) -> tuple[str, Any]:
+    """The model's configuration as parsed JSON, and the file's format; no Keras involved."""
+    h5py = import_optional("h5py", caller="analysis.models.check_model_file")
+    try:
+        if zipfile.is_zipfile(source):
+            with zipfile.ZipFile(source) as archive:
+                return "keras", json.loads(archive.read("config.json"))
+        if h5py.is_hdf5(str(source)):
+            with h5py.File(source, "r") as handle:
+                raw = handle.attrs.get("model_config")
+            if raw is None:
+                raise ValueError(
+                    f"the HDF5 file {str(source)!r} holds no model configuration (weights only?). "
+                    "Give the file saved with model.save(), not model.save_weights()."
+                )
+            return "h5", json.loads(raw.decode("utf-8") if isinstance(raw, bytes) else str(raw))
+    except (KeyError, OSError, UnicodeDecodeError, json.JSONDecodeError, zipfile.BadZipFile) as err:
+        raise ValueError(
+            f"cannot read the model configuration of {str(source)!r} ({err}); the file is damaged or not "
+            "a Keras model. Save the model again with model.save('model.keras')."
+        ) from err
+    raise ValueError(
+        f"{str(source)!r} is neither a .keras model (a zip archive) nor an HDF5 model file. Give a model "
+        "saved with model.save('model.keras')."
+    )
+
+
+def _code_in_config(node: Any, layer: str = "the model") -> Iterator[str]:
+    """Describe every place of a Keras configuration that Keras would turn into code."""
+    if isinstance(node, list):
+        for item in node:
+            yield from _code_in_config(item, layer)
+        return
+    if not isinstance(node, dict):
+        return
+    config = node.get("config")
+    if isinstance(config, dict) and isinstance(config.get("name"), str):
+        layer = f"layer {config['name']!r}"
+    class_name = node.get("class_name")
+    if class_name == "Lambda":
+        yield f"{layer} is a Lambda layer (Python code)"
+    elif class_name == "__lambda__" or node.get("function_type") == "lambda":
+        yield f"{layer} holds a serialised Python function"
+    module = node.get("module")
+    if isinstance(module, str) and module.split(".")[0] not in _TRUSTED_MODULES:
+        yield f"{layer} names {module}.{class_name or node.get('registered_name')} (code outside Keras)"
+    for value in node.values():
+        yield from _code_in_config(value, layer)

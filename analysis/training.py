@@ -29,6 +29,7 @@ from numpy.typing import ArrayLike, NDArray
 from scipy import ndimage
 
 from analysis._optional import import_optional
+from analysis.files import replace_together
 from analysis.labels import LABELS
 from analysis.models import (
     BoundModel,
@@ -37,8 +38,8 @@ from analysis.models import (
     check_images,
     ensure_graph_mode,
     load_model_file,
+    model_writer,
     new_session,
-    save_model_file,
 )
 
 __all__ = [
@@ -833,8 +834,15 @@ def save_trained(
         versions=_versions(),
     )
     card = ModelCard.from_json(card.to_json())  # JSON types throughout (lists, not tuples)
-    target = save_model_file(result.model, path)
-    card_path(target).write_text(card.to_json(), encoding="utf-8")
+    target = Path(path)
+    text = card.to_json()
+    # model and card as one unit, the card renamed last: a failed save leaves the old pair as it was
+    replace_together(
+        {
+            target: model_writer(result.model, target),
+            card_path(target): lambda temporary: temporary.write_text(text, encoding="utf-8"),
+        }
+    )
     return card
 
 
@@ -845,11 +853,28 @@ def load_trained(path: str | Path) -> tuple[BoundModel, ModelCard]:
     ------
     FileNotFoundError
         When the model file or its card is missing.
+    ValueError
+        When the card is damaged, or the model's number of outputs differs from the card's labels.
+    UnsafeModelError
+        When the model file would run code stored in it (see :func:`analysis.models.load_model_file`).
     """
     card_file = card_path(path)
     if not card_file.is_file():
         raise FileNotFoundError(
             f"no model card at {str(card_file)!r} next to the model file. Save models with save_trained."
         )
-    card = ModelCard.from_json(card_file.read_text(encoding="utf-8"))
-    return load_model_file(path), card
+    try:
+        card = ModelCard.from_json(card_file.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, ValueError) as err:
+        raise ValueError(
+            f"the model card {str(card_file)!r} is damaged ({err}). Restore it, or train the model again."
+        ) from err
+    model = load_model_file(path)
+    if model.n_classes != len(card.labels):
+        model.close()
+        raise ValueError(
+            f"the model {str(path)!r} has {model.n_classes} outputs but its card {str(card_file)!r} names "
+            f"{len(card.labels)} labels {list(card.labels)!r}; the card does not belong to this model. "
+            "Train the model again, or restore the matching card."
+        )
+    return model, card

@@ -1,0 +1,244 @@
+"""Fault injection (issue 18): bad input never gives a silent wrong answer, never runs foreign code,
+never destroys what a user had.
+
+Each test feeds one kind of fault through the public API or the real ``rbdm`` command and asserts the
+outcome the README's "Reliability" section counts: *refused* (a clear error naming the file or
+argument and the next step), *kept* (what was on disk is intact), *flagged* (a documented "not
+comparable" result or a warning instead of a wrong number) or *recovered* (recomputed, with a warning).
+The classes are the sections below.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from analysis import files, models
+from analysis.errors import UnsafeModelError
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _enospc(*_args: Any, **_kwargs: Any) -> Any:
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+# --------------------------------------------------------------------------------------------------------
+# Hostile model files: loading never runs code from the file
+# --------------------------------------------------------------------------------------------------------
+
+_LAMBDA_H5 = textwrap.dedent(
+    """
+    import sys
+    import tensorflow as tf
+    marker, out = sys.argv[1], sys.argv[2]
+    inputs = tf.keras.Input((4,))
+    x = tf.keras.layers.Lambda(lambda t, p=marker: (open(p, "w").close(), t)[1], name="evil")(inputs)
+    outputs = tf.keras.layers.Dense(3, activation="softmax")(x)
+    tf.keras.Model(inputs, outputs).save(out)
+    """
+)
+
+
+def _lambda_config(name: str = "evil") -> dict[str, Any]:
+    """A functional model's config whose Lambda layer holds marshalled Python code (as Keras 2 writes it)."""
+    return {
+        "class_name": "Functional",
+        "config": {
+            "name": "model",
+            "layers": [
+                {"class_name": "InputLayer", "config": {"name": "input_1", "batch_input_shape": [None, 4]}},
+                {
+                    "class_name": "Lambda",
+                    "config": {
+                        "name": name,
+                        "function": ["4wEAAAAAAAAA", None, None],
+                        "function_type": "lambda",
+                    },
+                    "inbound_nodes": [[["input_1", 0, 0, {}]]],
+                },
+            ],
+        },
+    }
+
+
+@pytest.mark.tf
+def test_a_legacy_h5_model_with_a_lambda_layer_is_refused_before_its_code_runs(tmp_path: Path) -> None:
+    marker, model_file = tmp_path / "marker", tmp_path / "evil.h5"
+    subprocess.run([sys.executable, "-c", _LAMBDA_H5, str(marker), str(model_file)], check=True, cwd=ROOT)
+    marker.unlink()  # building the model ran the lambda once; loading must not
+    with pytest.raises(UnsafeModelError, match=r"layer 'evil' is a Lambda layer.*was not loaded"):
+        models.load_model_file(model_file)
+    assert not marker.exists()
+    renamed = tmp_path / "evil.keras"  # the suffix does not decide how the file is read
+    model_file.rename(renamed)
+    with pytest.raises(UnsafeModelError, match="evil"):
+        models.load_model_file(renamed)
+    assert not marker.exists()
+
+
+def test_the_rbdm_commands_refuse_a_lambda_model_with_a_message(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    h5py = pytest.importorskip("h5py")
+    model_file = tmp_path / "evil.h5"
+    with h5py.File(model_file, "w") as handle:
+        handle.attrs["model_config"] = json.dumps(_lambda_config()).encode()
+    from rbdm_gui.cli import main
+
+    command = ["saliency", "--dataset", "synthetic:n=8", "--model", str(model_file)]
+    assert main([*command, "--cache-dir", str(tmp_path / "cache")]) == 2
+    err = capsys.readouterr().err
+    assert "evil.h5" in err and "Lambda" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    ("config", "named"),
+    [
+        (_lambda_config("shift"), "layer 'shift' is a Lambda layer"),
+        (
+            {"class_name": "Dense", "config": {"name": "d", "activation": {"class_name": "__lambda__"}}},
+            "layer 'd' holds a serialised Python function",
+        ),
+        (
+            {"module": "os", "class_name": "system", "config": {"name": "boom"}, "registered_name": None},
+            "os.system",
+        ),
+    ],
+)
+def test_model_configs_that_hold_code_are_refused_without_keras(
+    tmp_path: Path, config: dict[str, Any], named: str
+) -> None:
+    keras_file = tmp_path / "m.keras"
+    with zipfile.ZipFile(keras_file, "w") as archive:
+        archive.writestr("config.json", json.dumps(config))
+        archive.writestr("metadata.json", "{}")
+    with pytest.raises(UnsafeModelError, match=named):
+        models.check_model_file(keras_file)
+
+
+def test_model_files_that_are_not_keras_models_are_refused_by_name(tmp_path: Path) -> None:
+    saved_model = tmp_path / "exported"
+    (saved_model / "variables").mkdir(parents=True)
+    (saved_model / "saved_model.pb").write_bytes(b"\x08\x01")
+    with pytest.raises(ValueError, match=r"'.*exported' is a folder \(a TensorFlow SavedModel\?\)"):
+        models.check_model_file(saved_model)
+    text = tmp_path / "notes.keras"
+    text.write_text("not a model")
+    with pytest.raises(ValueError, match=r"notes\.keras' is neither a \.keras model"):
+        models.check_model_file(text)
+    h5py = pytest.importorskip("h5py")
+    weights = tmp_path / "weights.h5"
+    with h5py.File(weights, "w") as handle:
+        handle.create_dataset("kernel", data=np.zeros(3))
+    with pytest.raises(ValueError, match=r"weights\.h5' holds no model configuration"):
+        models.check_model_file(weights)
+    truncated = tmp_path / "cut.keras"
+    with zipfile.ZipFile(truncated, "w") as archive:
+        archive.writestr("metadata.json", "{}")
+    with pytest.raises(ValueError, match=r"cut\.keras.*damaged or not a Keras model"):
+        models.check_model_file(truncated)
+
+
+# --------------------------------------------------------------------------------------------------------
+# Interrupted and failing writes: the old file stays intact
+# --------------------------------------------------------------------------------------------------------
+
+
+def test_a_failed_atomic_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path: Path) -> None:
+    target = tmp_path / "manifest.json"
+    target.write_text('{"old": true}')
+    with pytest.raises(OSError, match="No space left"), files.atomic_write(target) as handle:
+        handle.write('{"new": ')
+        _enospc()
+    assert target.read_text() == '{"old": true}'
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["manifest.json"]
+    files.atomic_write_text(target, '{"new": true}')
+    assert json.loads(target.read_text()) == {"new": True}
+
+
+def test_replace_together_changes_no_file_when_one_write_fails(tmp_path: Path) -> None:
+    model, card = tmp_path / "m.keras", tmp_path / "m.json"
+    model.write_bytes(b"old model")
+    card.write_text("old card")
+
+    def half_then_full(path: Path) -> None:
+        path.write_text("new car")
+        _enospc()
+
+    with pytest.raises(OSError):
+        files.replace_together({model: lambda p: p.write_bytes(b"new model"), card: half_then_full})
+    assert model.read_bytes() == b"old model" and card.read_text() == "old card"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.json", "m.keras"]
+
+
+def test_a_file_size_limit_during_a_write_keeps_the_old_file(tmp_path: Path) -> None:
+    target = tmp_path / "cache.npz"
+    target.write_bytes(b"x" * 100)
+    script = textwrap.dedent(
+        """
+        import resource, signal, sys
+        from analysis.files import atomic_write_bytes
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))
+        try:
+            atomic_write_bytes(sys.argv[1], b"y" * 100_000)
+        except OSError as err:
+            print("refused:", err)
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(target)], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    assert "refused" in done.stdout
+    assert target.read_bytes() == b"x" * 100
+    assert [p.name for p in tmp_path.iterdir()] == ["cache.npz"]
+
+
+def test_keep_damaged_renames_aside_and_never_overwrites_an_earlier_copy(tmp_path: Path) -> None:
+    path = tmp_path / "settings.json"
+    path.write_text("{ one")
+    first = files.keep_damaged(path)
+    path.write_text("{ two")
+    second = files.keep_damaged(path)
+    assert first != second and not path.exists()
+    assert first.read_text() == "{ one" and second.read_text() == "{ two"
+    assert first.name.startswith("settings.json.damaged-")
+
+
+@pytest.mark.tf
+def test_a_failed_save_keeps_the_previous_model_and_its_card(
+    tmp_path: Path, rng: np.random.Generator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from analysis import training
+
+    images = rng.random((12, 24, 24), dtype=np.float32)
+    labels = np.arange(12) % 3
+    result = training.train_trainer(images, labels, images, labels, epochs=1, n_classes=3, batch_size=12)
+    path = tmp_path / "trainer.keras"
+    training.save_trained(path, result, data={"run": "first"})
+    before = path.read_bytes(), training.card_path(path).read_text()
+    tf = models.ensure_graph_mode()
+
+    def full_disk(self: Any, filepath: Any, *args: Any, **kwargs: Any) -> None:
+        Path(filepath).write_bytes(b"PK\x03\x04 truncated")
+        _enospc()
+
+    monkeypatch.setattr(tf.keras.Model, "save", full_disk)
+    with pytest.raises(OSError, match="No space left"):
+        training.save_trained(path, result, data={"run": "second"})
+    assert (path.read_bytes(), training.card_path(path).read_text()) == before
+    monkeypatch.undo()
+    model, card = training.load_trained(path)
+    assert card.data == {"run": "first"} and model.n_classes == 3
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["trainer.json", "trainer.keras"]
