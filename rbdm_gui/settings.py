@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from analysis.files import atomic_write_text, keep_damaged
 from analysis.geometry import ScreenGeometry
 from analysis.labels import LABELS, label_index
 from tracking.drivers import DRIVERS
@@ -212,35 +213,42 @@ def _coerce(name: str, value: Any, default: Any) -> Any:
 def load_settings(path: Path | None = None) -> StudySettings:
     """Read the settings file; the defaults when it does not exist.
 
+    A damaged file (not UTF-8 JSON, or no settings object) is renamed aside to
+    ``settings.json.damaged-<UTC time>`` (:func:`analysis.files.keep_damaged`), so that saving the
+    defaults later never overwrites what the user had.
+
     Raises
     ------
     ValueError
-        When the file is not valid JSON (the message names it; the app then uses the defaults).
+        When the file is damaged; the message names it and the copy it was kept as (the app then uses
+        the defaults).
     """
     target = settings_path() if path is None else Path(path)
     try:
         text = target.read_text(encoding="utf-8")
+        data = json.loads(text)
     except FileNotFoundError:
         return StudySettings()
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as err:
-        raise ValueError(
-            f"the settings file {target} is damaged ({err}); the defaults are used instead."
-        ) from err
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ValueError(_damaged(target, str(err))) from err
     if not isinstance(data, dict):
-        raise ValueError(f"the settings file {target} holds no settings; the defaults are used instead.")
+        raise ValueError(_damaged(target, f"it holds a JSON {type(data).__name__}, not settings"))
     return StudySettings.from_json(data)
+
+
+def _damaged(target: Path, problem: str) -> str:
+    """Keep a damaged settings file aside; the notice that says so."""
+    try:
+        kept = f"it was kept as {keep_damaged(target)}"
+    except OSError as err:
+        kept = f"it could not be renamed aside ({err.strerror}); copy it before saving the settings"
+    return f"the settings file {target} is damaged ({problem}); {kept}, and the defaults are used instead."
 
 
 def save_settings(settings: StudySettings, path: Path | None = None) -> Path:
     """Write the settings atomically (a temporary file renamed over the old one); return the path."""
     target = settings_path() if path is None else Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    temporary = target.with_suffix(".json.tmp")
-    temporary.write_text(json.dumps(settings.to_json(), indent=2, sort_keys=True), encoding="utf-8")
-    os.replace(temporary, target)
-    return target
+    return atomic_write_text(target, json.dumps(settings.to_json(), indent=2, sort_keys=True))
 
 
 # --- driver options -----------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import threading
 from pathlib import Path
@@ -67,11 +68,43 @@ def test_the_app_opens_on_the_study_setup_with_the_embedded_default(qtbot: QtBot
 def test_damaged_settings_fall_back_to_the_defaults_with_a_notice(qtbot: QtBot, tmp_path: Path) -> None:
     path = tmp_path / "settings.json"
     path.write_text("{ not json")
-    with pytest.raises(ValueError, match="damaged"):
-        load_settings(path)
     studio = StudioApp(settings_file=path)
     qtbot.addWidget(studio.window)
     assert studio.settings == StudySettings() and "damaged" in studio.notice
+    kept = [p for p in tmp_path.iterdir() if p.name.startswith("settings.json.damaged-")]
+    assert len(kept) == 1 and kept[0].name in studio.notice
+    studio.window.close()  # closing saves the settings shown (the defaults) ...
+    assert kept[0].read_text() == "{ not json"  # ... and the user's damaged file is still there
+    assert load_settings(path).participant == StudySettings().participant  # a fresh, readable file
+
+
+@pytest.mark.parametrize("content", [b"\xff\xfe not utf-8", b"[1, 2]", b'"text"'])
+def test_a_settings_file_that_holds_no_settings_is_kept_aside(tmp_path: Path, content: bytes) -> None:
+    path = tmp_path / "settings.json"
+    path.write_bytes(content)
+    with pytest.raises(ValueError, match=r"settings\.json is damaged .*kept as .*settings\.json\.damaged-"):
+        load_settings(path)
+    assert not path.exists()
+    (kept,) = tmp_path.iterdir()
+    assert kept.read_bytes() == content
+
+
+def test_a_failed_settings_save_keeps_the_old_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "settings.json"
+    save_settings(StudySettings(participant="P09", seed=5), path)
+    before = path.read_bytes()
+    real_write = Path.write_bytes
+
+    def full_disk(self: Path, data: bytes) -> int:
+        real_write(self, data[:10])
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(Path, "write_bytes", full_disk)
+    monkeypatch.setattr(Path, "write_text", lambda self, *a, **k: full_disk(self, b"{ partial"))
+    with pytest.raises(OSError, match="No space left"):
+        save_settings(StudySettings(participant="P10"), path)
+    monkeypatch.undo()
+    assert path.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == ["settings.json"]
 
 
 def test_settings_files_keep_what_they_can(tmp_path: Path) -> None:
