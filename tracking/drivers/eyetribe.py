@@ -208,7 +208,9 @@ def _object_end(buffer: bytes, start: int) -> tuple[int, bool]:
 
     Returns ``(end, True)`` with ``end`` just after its closing brace; ``(end, False)`` when a raw
     control byte (such as the newline the server puts after each message) turns up inside a string,
-    which no valid JSON has: the candidate is broken up to ``end``; ``(-1, False)`` when unfinished.
+    which no valid JSON has, or a line break turns up between tokens, which the server never writes
+    inside a message (it writes one message per line): the candidate was cut short and is broken up
+    to ``end``; ``(-1, False)`` when unfinished.
     """
     depth, in_string, pos = 0, False, start
     while True:
@@ -225,6 +227,8 @@ def _object_end(buffer: bytes, start: int) -> tuple[int, bool]:
                 return pos, False
         elif token == b'"':
             in_string = True
+        elif token in (b"\n", b"\r"):
+            return pos, False
         elif token == b"{":
             depth += 1
         elif token == b"}":
@@ -240,8 +244,11 @@ def split_messages(buffer: bytes, *, max_message_bytes: int = MAX_MESSAGE_BYTES)
     honoured. Garbage is discarded (reported in ``discarded``) and scanning resynchronises:
     bytes outside any object; a candidate whose string runs into a raw control byte such as a
     newline (illegal in JSON strings; the server ends each message with one) is dropped up to that
-    byte; an unfinished candidate longer than ``max_message_bytes`` (a stray ``{``) is dropped up to
-    the next ``{``. UTF-8 needs no care: bytes of multi-byte characters are all ≥ 0x80.
+    byte; so is a candidate with a line break between its tokens (a message cut short, followed by
+    the server's newline and the next messages, which are kept; a complete message inside it, after
+    a stray ``{``, is kept too); an unfinished candidate longer than ``max_message_bytes`` (a stray
+    ``{`` with no newline after it) is dropped up to the next ``{``. UTF-8 needs no care: bytes of
+    multi-byte characters are all ≥ 0x80.
 
     Parameters
     ----------
@@ -257,28 +264,40 @@ def split_messages(buffer: bytes, *, max_message_bytes: int = MAX_MESSAGE_BYTES)
         the next read) and ``discarded`` (garbage segments).
     """
     messages: list[bytes] = []
-    discarded: list[bytes] = []
+    dropped: list[tuple[int, int]] = []
     pos, rest = 0, b""
     while pos < len(buffer):
         start = buffer.find(b"{", pos)
-        garbage = buffer[pos : len(buffer) if start < 0 else start]
-        if garbage.strip():
-            discarded.append(garbage)
+        garbage_end = len(buffer) if start < 0 else start
+        if buffer[pos:garbage_end].strip():
+            _drop(dropped, pos, garbage_end)
         if start < 0:
             break
         end, complete = _object_end(buffer, start)
-        if end >= 0:
-            (messages if complete else discarded).append(buffer[start:end])
+        if complete:
+            messages.append(buffer[start:end])
             pos = end
+        elif end >= 0:
+            # Cut short: a complete message may begin inside it (after a stray brace); retry there.
+            inner = buffer.find(b"{", start + 1, end)
+            pos = inner if inner >= 0 else end
+            _drop(dropped, start, pos)
         elif len(buffer) - start <= max_message_bytes:
             rest = buffer[start:]
             break
         else:
             pos = buffer.find(b"{", start + 1)
-            discarded.append(buffer[start : pos if pos >= 0 else len(buffer)])
+            _drop(dropped, start, pos if pos >= 0 else len(buffer))
             if pos < 0:
                 break
-    return SplitResult(tuple(messages), rest, tuple(discarded))
+    return SplitResult(tuple(messages), rest, tuple(buffer[a:b] for a, b in dropped))
+
+
+def _drop(dropped: list[tuple[int, int]], start: int, end: int) -> None:
+    """Record ``buffer[start:end]`` as discarded, joined to the previous piece when they touch."""
+    if dropped and dropped[-1][1] == start:
+        start = dropped.pop()[0]
+    dropped.append((start, end))
 
 
 def parse_message(raw: bytes) -> dict[str, Any]:
@@ -287,15 +306,22 @@ def parse_message(raw: bytes) -> dict[str, Any]:
     Raises
     ------
     MalformedMessage
-        When it is not valid UTF-8, not JSON, nested too deeply, or not an object.
+        When it is not valid UTF-8, not JSON, nested too deeply, not an object, or holds ``NaN``
+        or ``Infinity`` (not JSON; Python's reader would otherwise accept them).
     """
     try:
-        value = json.loads(raw.decode("utf-8"))
+        value = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
+    except MalformedMessage:
+        raise
     except (ValueError, RecursionError) as err:
         raise MalformedMessage(f"not valid JSON ({type(err).__name__}: {err})") from err
     if not isinstance(value, dict):
         raise MalformedMessage(f"expected a JSON object; got {type(value).__name__}")
     return value
+
+
+def _reject_constant(name: str) -> Any:
+    raise MalformedMessage(f"{name} is not a number JSON allows; the message is dropped")
 
 
 def _finite(value: Any) -> float | None:
@@ -513,8 +539,21 @@ class EyeTribeDriver(StatusReporting):
         Limit for the reply to a request after connecting.
     data_timeout_ms : float, optional
         Silence after which the connection counts as lost; default 4 heartbeat intervals, ≥ 1 s.
+    frame_timeout_ms : float, optional
+        While streaming, a gap between frames longer than this is a frame stall (state ``LOST``,
+        event ``TIMEOUT``) even though the server still answers; the next frame ends it (state
+        ``STREAMING``, event ``RECONNECTED``). Default: 6 frame periods, at least 250 ms.
     reconnect : ReconnectPolicy
         Backoff for reconnection attempts.
+
+    Notes
+    -----
+    The tracker's own faults are events too: an unplugged tracker (``trackerstate`` other than 0,
+    read when connecting and after each 802 notification, asked for where the notification lacks
+    it) is state ``LOST`` with a ``CONNECTION_LOST`` event "tracker disconnected", its return a
+    ``RECONNECTED`` event "tracker connected again". An uncalibrated tracker (``iscalibrated``
+    false, re-read after each 800 notification) is :attr:`calibrated` ``False`` and a
+    ``DEVICE_NOTICE`` event that says to calibrate before the first trial.
     """
 
     name = "eyetribe"
@@ -528,6 +567,7 @@ class EyeTribeDriver(StatusReporting):
         connect_timeout_s: float = 2.0,
         reply_timeout_s: float = 2.0,
         data_timeout_ms: float | None = None,
+        frame_timeout_ms: float | None = None,
         reconnect: ReconnectPolicy | None = None,
     ) -> None:
         if gaze not in ("avg", "raw"):
@@ -540,9 +580,16 @@ class EyeTribeDriver(StatusReporting):
         self._data_timeout_ms = (
             None if data_timeout_ms is None else check_positive(data_timeout_ms=data_timeout_ms)
         )
+        self._frame_timeout_ms = (
+            None if frame_timeout_ms is None else check_positive(frame_timeout_ms=frame_timeout_ms)
+        )
         self._reconnect = reconnect if reconnect is not None else ReconnectPolicy()
         self._status = DriverStatus(self.name)
         self._clock = DeviceClockMapper()
+        self._last_frame_ms = 0.0
+        self._stalled = False
+        self._tracker_state: int | None = None
+        self._calibrated: bool | None = None
         self._send_lock = threading.Lock()
         self._pending_lock = threading.Lock()
         self._pending: list[_Pending] = []
@@ -568,6 +615,23 @@ class EyeTribeDriver(StatusReporting):
         return min(max(interval, 50.0), 10_000.0) if interval is not None else 250.0
 
     @property
+    def frame_timeout_ms(self) -> float:
+        """Longest gap between frames while streaming before it counts as a frame stall."""
+        if self._frame_timeout_ms is not None:
+            return self._frame_timeout_ms
+        return max(6000.0 / self.nominal_rate_hz, 250.0)
+
+    @property
+    def tracker_state(self) -> int | None:
+        """The server's ``trackerstate`` (0: connected, 1: not connected, ...); None before connecting."""
+        return self._tracker_state
+
+    @property
+    def calibrated(self) -> bool | None:
+        """Whether the server holds a calibration (frames are invalid until then); None before connecting."""
+        return self._calibrated
+
+    @property
     def server_values(self) -> dict[str, Any]:
         """The tracker values read when (re)connecting (push, version, framerate, trackerstate...)."""
         return dict(self._server_values)
@@ -591,7 +655,7 @@ class EyeTribeDriver(StatusReporting):
         self._on_sample = None
         self._install(self._open_session())
         self._status.set_state(DriverState.CONNECTED)
-        self._report_tracker_state()
+        self._report_session_values()
         self._worker = WorkerThread("eyetribe-reader", self._run, self._status)
         self._worker.start()
 
@@ -609,6 +673,7 @@ class EyeTribeDriver(StatusReporting):
         if state not in (DriverState.CONNECTED, DriverState.LOST):
             raise DriverError(f"the EyeTribe driver cannot start while {state.value}; call connect() first.")
         self._clock.reset()
+        self._last_frame_ms = now_ms()
         self._on_sample = on_sample
         if state is DriverState.CONNECTED:
             self._status.set_state(DriverState.STREAMING)
@@ -616,7 +681,8 @@ class EyeTribeDriver(StatusReporting):
     def stop(self) -> None:
         """Stop delivering frames (idempotent); the connection stays open."""
         self._on_sample = None
-        if self.state is DriverState.STREAMING:
+        stalled, self._stalled = self._stalled, False
+        if self.state is DriverState.STREAMING or (stalled and self.state is DriverState.LOST):
             self._status.set_state(DriverState.CONNECTED)
 
     def close(self) -> None:
@@ -702,9 +768,12 @@ class EyeTribeDriver(StatusReporting):
         if not isinstance(values, Mapping) or "calibresult" not in values:
             raise DriverError("EyeTribe server ended the calibration without a result; calibrate again.")
         try:
-            return parse_calibration_result(values["calibresult"])
+            result = parse_calibration_result(values["calibresult"])
         except MalformedMessage as err:
             raise DriverError(f"EyeTribe server sent an unreadable calibration result ({err}).") from err
+        if result.succeeded:
+            self._calibrated = True
+        return result
 
     def abort_calibration(self) -> None:
         """Abort a calibration in progress (the previous calibration stays in use)."""
@@ -870,13 +939,52 @@ class EyeTribeDriver(StatusReporting):
         self._clock.reset()
         self._last_rx_ms = now_ms()
 
-    def _report_tracker_state(self) -> None:
-        state = self._server_values.get("trackerstate")
-        if isinstance(state, int) and not isinstance(state, bool) and state != 0:
+    def _report_session_values(self) -> None:
+        """After (re)connecting: the tracker's state and calibration as states and events."""
+        self._tracker_state = None
+        self._calibrated = None
+        self._apply_values(self._server_values)
+
+    def _apply_values(self, values: Mapping[str, Any]) -> None:
+        state = values.get("trackerstate")
+        if isinstance(state, int) and not isinstance(state, bool):
+            self._apply_tracker_state(state)
+        calibrated = values.get("iscalibrated")
+        if isinstance(calibrated, bool):
+            self._apply_calibrated(calibrated)
+
+    def _apply_tracker_state(self, state: int) -> None:
+        old, self._tracker_state = self._tracker_state, state
+        if state == old:
+            return
+        if state != 0:
+            what = _TRACKER_STATES.get(state, f"trackerstate {state}")
+            self._stalled = False
+            self._status.set_state(DriverState.LOST, f"eyetribe: tracker disconnected ({what})")
+            self._status.emit(
+                DriverEventKind.CONNECTION_LOST,
+                f"EyeTribe Server: tracker disconnected ({what}). No gaze is recorded until it is back.",
+            )
+        elif old is not None:
+            self._last_frame_ms = now_ms()
+            self._status.set_state(DriverState.STREAMING if self._on_sample else DriverState.CONNECTED)
+            self._status.emit(DriverEventKind.RECONNECTED, "EyeTribe Server: tracker connected again.")
+
+    def _apply_calibrated(self, calibrated: bool) -> None:
+        old, self._calibrated = self._calibrated, calibrated
+        if not calibrated and old is not False:
             self._status.emit(
                 DriverEventKind.DEVICE_NOTICE,
-                f"EyeTribe Server: {_TRACKER_STATES.get(state, f'trackerstate {state}')}.",
+                "EyeTribe tracker is not calibrated: every sample is invalid until it is. "
+                "Run the calibration to calibrate the tracker before the first trial.",
             )
+
+    def _ask(self, *keys: str) -> None:
+        """Request tracker values without waiting; the reply updates the state when it arrives."""
+        try:
+            self._send(encode_request("tracker", "get", list(keys)))
+        except DriverError:
+            pass  # the connection is gone; the reader reports that and re-reads on reconnecting
 
     # -- reader thread --------------------------------------------------------------------------
 
@@ -911,6 +1019,7 @@ class EyeTribeDriver(StatusReporting):
                         DriverEventKind.TIMEOUT,
                     )
                     return
+                self._check_frame_stall()
                 continue
             except OSError as err:
                 if not stop.is_set():
@@ -923,6 +1032,33 @@ class EyeTribeDriver(StatusReporting):
                     self._lose("EyeTribe server closed the connection.", DriverEventKind.CONNECTION_LOST)
                 return
             self._receive(data)
+            self._check_frame_stall()
+
+    def _check_frame_stall(self) -> None:
+        """While streaming with the tracker plugged in: no frame for too long is a stall (``LOST``)."""
+        if self._stalled or self._on_sample is None or self._tracker_state not in (None, 0):
+            return
+        gap_ms = now_ms() - self._last_frame_ms
+        if gap_ms <= self.frame_timeout_ms or self.state is not DriverState.STREAMING:
+            return
+        self._stalled = True
+        self._status.set_state(DriverState.LOST, "eyetribe: frames stalled")
+        self._status.emit(
+            DriverEventKind.TIMEOUT,
+            f"EyeTribe Server answers, but sent no gaze frame for {gap_ms:.0f} ms (the tracker stalled). "
+            "Waiting for frames; check the tracker's USB 3.0 connection if this goes on.",
+        )
+
+    def _frame_arrived(self, arrival_ms: float) -> None:
+        gap_ms, self._last_frame_ms = arrival_ms - self._last_frame_ms, arrival_ms
+        if self._stalled:
+            self._stalled = False
+            if self._on_sample is not None and self.state is DriverState.LOST:
+                self._status.set_state(DriverState.STREAMING)
+                self._status.emit(
+                    DriverEventKind.RECONNECTED,
+                    f"EyeTribe Server sends gaze frames again after {gap_ms:.0f} ms.",
+                )
 
     def _silence_limit_ms(self) -> float:
         if self._data_timeout_ms is not None:
@@ -947,6 +1083,7 @@ class EyeTribeDriver(StatusReporting):
 
     def _dispatch(self, item: EyeTribeFrame | EyeTribeReply | EyeTribeNotice, arrival_ms: float) -> None:
         if isinstance(item, EyeTribeFrame):
+            self._frame_arrived(arrival_ms)
             on_sample = self._on_sample
             if on_sample is not None:
                 t_ms = arrival_ms
@@ -954,14 +1091,36 @@ class EyeTribeDriver(StatusReporting):
                     t_ms = self._clock.to_local_ms(item.device_time_ms, arrival_ms)
                 self._status.deliver(on_sample, item.to_sample(t_ms))
         elif isinstance(item, EyeTribeNotice):
-            self._status.emit(DriverEventKind.DEVICE_NOTICE, item.text)
-        elif not self._answer_pending(item) and not item.ok:
+            self._notice(item)
+        else:
+            self._update_from_reply(item)
+            if self._answer_pending(item) or item.ok:
+                return
             self._status.emit(
                 DriverEventKind.REQUEST_FAILED,
                 f"EyeTribe server reported status {item.statuscode} for {item.category}/{item.request}"
                 f" {item.status_message}".rstrip(),
                 throttle_ms=1000.0,
             )
+
+    def _notice(self, notice: EyeTribeNotice) -> None:
+        """802 (tracker state) becomes tracker events, asking for the state where it is missing."""
+        values = notice.values if isinstance(notice.values, Mapping) else {}
+        if notice.statuscode == 802:
+            if "trackerstate" in values:
+                self._apply_values(values)
+            else:
+                self._ask("trackerstate")
+            return
+        self._status.emit(DriverEventKind.DEVICE_NOTICE, notice.text)
+        if notice.statuscode == 800:
+            self._ask("iscalibrated")
+
+    def _update_from_reply(self, reply: EyeTribeReply) -> None:
+        """Take ``trackerstate``/``iscalibrated`` from any ``get`` reply, asked for or not."""
+        if reply.ok and (reply.category, reply.request) == ("tracker", "get"):
+            if isinstance(reply.values, Mapping):
+                self._apply_values(reply.values)
 
     def _report_malformed(self, raw: bytes, err: MalformedMessage) -> None:
         self._status.emit(
@@ -983,6 +1142,7 @@ class EyeTribeDriver(StatusReporting):
     def _lose(self, reason: str, kind: DriverEventKind) -> None:
         self._drop_socket()
         self._buffer = b""
+        self._stalled = False
         self._fail_pending(f"the connection to EyeTribe server was lost: {reason}")
         self._status.set_state(DriverState.LOST, f"eyetribe: connection lost ({reason})")
         self._status.emit(kind, f"{reason} Reconnecting...")
@@ -1008,7 +1168,8 @@ class EyeTribeDriver(StatusReporting):
             self._status.emit(
                 DriverEventKind.RECONNECTED, f"reconnected to EyeTribe server at {self._host}:{self._port}."
             )
-            self._report_tracker_state()
+            self._last_frame_ms = now_ms()
+            self._report_session_values()
             return True
         self._on_sample = None  # streaming has ended; connect() and start() again
         self._status.set_state(DriverState.DISCONNECTED)

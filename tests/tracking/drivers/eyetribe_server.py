@@ -4,9 +4,10 @@ It implements the documented protocol on 127.0.0.1 (ephemeral port): ``tracker``
 ``heartbeat``, push frames at the frame rate while push is on, the ``calibration`` requests
 (start, pointstart, pointend, abort, clear) with a result after the last point, and the 800
 notification when the calibration changes. Test knobs: split every outgoing message into small
-chunks, join several frames into one send, inject raw bytes, go silent, disappear and come back on
-the same port. It parses what clients send with ``json.JSONDecoder.raw_decode``, independently of
-the driver's own splitter.
+chunks, join several frames into one send, inject raw bytes, go silent, stall the frames while
+replies go on, unplug and replug the tracker (802), disappear and come back on the same port. It
+parses what clients send with ``json.JSONDecoder.raw_decode``, independently of the driver's own
+splitter.
 """
 
 from __future__ import annotations
@@ -104,6 +105,7 @@ class EyeTribeTestServer:
         self.chunk_bytes: int | None = None
         self.frames_per_send = 1
         self.silent = False
+        self.frames_paused = False
         self.refuse: set[tuple[str, str]] = set()
         self.requests: list[dict[str, Any]] = []
         self.frames_sent = 0
@@ -200,6 +202,17 @@ class EyeTribeTestServer:
         for client in self._snapshot():
             self._write(client, data, chunked=False)
 
+    def set_tracker_state(self, state: int, *, announce: bool = True, with_values: bool = True) -> None:
+        """Plug the tracker out (``state`` 1) or in (0): frames stop while it is not 0; push 802.
+
+        The 802 notification carries ``values.trackerstate`` only with ``with_values``; without it a
+        client has to ask ``get trackerstate``.
+        """
+        self.values["trackerstate"] = state
+        if announce:
+            values = {"values": {"trackerstate": state}} if with_values else {}
+            self.notify({"category": "tracker", "statuscode": 802, **values})
+
     def notify(self, message: dict[str, Any]) -> None:
         """Send one message to every client."""
         for client in self._snapshot():
@@ -294,6 +307,8 @@ class EyeTribeTestServer:
             next_s += period_s
             time.sleep(max(0.0, next_s - time.monotonic()))
             clients = [c for c in self._snapshot() if c.push]
+            if self.frames_paused or self.values["trackerstate"] != 0:
+                clients = []  # a stalled or unplugged tracker: heartbeats go on, frames do not
             if not clients:
                 pending = []
                 continue

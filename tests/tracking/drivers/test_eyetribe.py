@@ -98,8 +98,15 @@ def test_split_resynchronises_after_a_stray_quote_at_the_next_newline() -> None:
     assert result.discarded == (b'{"a":"unterminated}\n',)
 
 
-def test_split_resynchronises_after_a_stray_brace_once_over_the_limit() -> None:
+def test_split_resynchronises_after_a_stray_brace_at_the_next_newline() -> None:
     frames = b"".join(b'{"n":%d}\n' % i for i in range(20))
+    result = split_messages(b"{ " + frames, max_message_bytes=1000)
+    assert [json.loads(m)["n"] for m in result.messages] == list(range(20))
+    assert result.discarded == (b"{ ",)
+
+
+def test_split_resynchronises_after_a_stray_brace_once_over_the_limit() -> None:
+    frames = b"".join(b'{"n":%d} ' % i for i in range(20))  # no newlines to resynchronise at
     pending = split_messages(b"{ " + frames, max_message_bytes=1000)
     assert pending.messages == () and pending.rest.startswith(b"{ ")  # could still be one message
     result = split_messages(b"{ " + frames, max_message_bytes=100)
@@ -508,8 +515,11 @@ def test_calibration_runs_the_documented_requests(
     assert result.succeeded and len(result.points) == 9 and result.n_invalid == 1
     assert [(p.x_screen_px, p.y_screen_px) for p in result.points] == targets
     assert result.accuracy_deg == pytest.approx(0.44)
-    assert server.wait_until(lambda: any(e.kind is DriverEventKind.DEVICE_NOTICE for e in events))
-    assert "calibration changed" in next(e.message for e in events if e.kind is DriverEventKind.DEVICE_NOTICE)
+    assert server.wait_until(
+        lambda: any(
+            e.kind is DriverEventKind.DEVICE_NOTICE and "calibration changed" in e.message for e in events
+        )
+    )
     assert driver.get_values("iscalibrated") == {"iscalibrated": True}
     driver.clear_calibration()
     assert driver.get_values("iscalibrated") == {"iscalibrated": False}
@@ -696,3 +706,144 @@ def test_fuzzed_driver_still_streams_after_a_resync(
     n = len(buffer)
     assert server.wait_until(lambda: len(buffer) >= n + 3, timeout_s=10.0)
     assert driver.state is DriverState.STREAMING
+
+
+# -- faults a real tracker meets (issue 16) ---------------------------------------------------------
+
+
+def _frame_bytes(i: int) -> bytes:
+    return json.dumps(make_frame(i, x=100.0 + i, y=200.0, time_ms=1000 + 16 * i)).encode()
+
+
+@pytest.mark.parametrize("cut_after", [b'"time": 1000,', b'"fix": false', b'"state": 7, '])
+def test_split_resynchronises_after_a_message_cut_between_tokens(cut_after: bytes) -> None:
+    """A message cut short between two tokens, then the server's newline, loses only itself."""
+    first = _frame_bytes(0)
+    cut = first[: first.index(cut_after) + len(cut_after)]
+    following = [_frame_bytes(i) for i in range(1, 22)]
+    stream = cut + b"\n" + b"\n".join(following) + b"\n"
+    result = split_messages(stream)
+    assert result.messages == tuple(following)
+    assert result.discarded == (cut + b"\n",)
+    assert result.rest == b""
+
+
+def test_split_keeps_a_cut_message_pending_until_its_newline() -> None:
+    first = _frame_bytes(0)
+    cut = first[: first.index(b'"fix"')]
+    assert split_messages(cut).rest == cut  # could still be completed by the next read
+    result = split_messages(cut + b"\n" + _frame_bytes(1))
+    assert result.messages == (_frame_bytes(1),)
+
+
+@pytest.mark.parametrize("constant", [b"NaN", b"Infinity", b"-Infinity"])
+def test_non_finite_numbers_are_malformed(constant: bytes) -> None:
+    with pytest.raises(MalformedMessage, match=constant.decode().lstrip("-")):
+        parse_message(b'{"category": "tracker", "statuscode": 200, "x": ' + constant + b"}")
+
+
+def test_a_frame_with_nan_coordinates_is_dropped_with_an_event() -> None:
+    driver, buffer, events = _receiving_driver()
+    text = json.dumps(make_frame(1, x=math.nan, y=200.0, time_ms=1016), allow_nan=True).encode()
+    driver._receive(_frame_bytes(0) + b"\n" + text + b"\n" + _frame_bytes(2) + b"\n")
+    assert [s.x_screen_px for s in buffer.snapshot()] == [100.0, 102.0]
+    assert [e.kind for e in events] == [DriverEventKind.MALFORMED_MESSAGE]
+    assert "NaN" in events[0].message
+
+
+def _wait_event(
+    server: EyeTribeTestServer, events: list[DriverEvent], kind: DriverEventKind, text: str
+) -> bool:
+    return server.wait_until(
+        lambda: any(e.kind is kind and text in e.message for e in list(events)), timeout_s=3.0
+    )
+
+
+def test_frame_stall_while_heartbeats_go_on_is_lost_then_restored(
+    server: EyeTribeTestServer, thread_failures: list[object]
+) -> None:
+    driver = _driver(server, frame_timeout_ms=150.0)
+    events: list[DriverEvent] = []
+    driver.add_event_listener(events.append)
+    driver.connect()
+    buffer = SampleBuffer()
+    driver.start(buffer)
+    assert buffer.wait_for(5, timeout_s=5.0)
+    server.frames_paused = True
+    beats = server.count("heartbeat")
+    assert _wait_event(server, events, DriverEventKind.TIMEOUT, "no gaze frame")
+    assert driver.state is DriverState.LOST
+    assert server.wait_until(lambda: server.count("heartbeat") >= beats + 3)  # the connection lives
+    n = len(buffer)
+    server.frames_paused = False
+    assert _wait_event(server, events, DriverEventKind.RECONNECTED, "frames again")
+    assert driver.state is DriverState.STREAMING
+    assert buffer.wait_for(n + 3, timeout_s=5.0)
+    driver.stop()
+    assert driver.state is DriverState.CONNECTED
+    driver.close()
+
+
+def test_no_stall_is_reported_while_not_streaming(server: EyeTribeTestServer) -> None:
+    driver = _driver(server, frame_timeout_ms=100.0)
+    events: list[DriverEvent] = []
+    driver.add_event_listener(events.append)
+    driver.connect()
+    server.frames_paused = True
+    assert server.wait_until(lambda: server.count("heartbeat") >= 8)
+    assert driver.state is DriverState.CONNECTED
+    assert not any(e.kind is DriverEventKind.TIMEOUT for e in events)
+    driver.close()
+
+
+@pytest.mark.parametrize("with_values", [True, False])
+def test_tracker_unplug_and_replug_are_lost_and_restored(
+    server: EyeTribeTestServer, thread_failures: list[object], with_values: bool
+) -> None:
+    driver = _driver(server, frame_timeout_ms=5000.0)
+    events: list[DriverEvent] = []
+    driver.add_event_listener(events.append)
+    driver.connect()
+    buffer = SampleBuffer()
+    driver.start(buffer)
+    assert buffer.wait_for(3, timeout_s=5.0)
+    gets = server.count("tracker", "get")
+    server.set_tracker_state(1, with_values=with_values)
+    assert _wait_event(server, events, DriverEventKind.CONNECTION_LOST, "tracker disconnected")
+    assert driver.state is DriverState.LOST
+    assert driver.tracker_state == 1
+    if not with_values:
+        assert server.count("tracker", "get") > gets  # the driver asked for the state
+    server.set_tracker_state(0, with_values=with_values)
+    assert _wait_event(server, events, DriverEventKind.RECONNECTED, "tracker connected")
+    assert driver.state is DriverState.STREAMING and driver.tracker_state == 0
+    n = len(buffer)
+    assert buffer.wait_for(n + 3, timeout_s=5.0)
+    driver.close()
+
+
+def test_uncalibrated_tracker_is_a_state_and_an_event(server: EyeTribeTestServer) -> None:
+    driver = _driver(server)
+    events: list[DriverEvent] = []
+    driver.add_event_listener(events.append)
+    driver.connect()
+    assert driver.calibrated is False
+    notice = [e for e in events if e.kind is DriverEventKind.DEVICE_NOTICE]
+    assert len(notice) == 1 and "not calibrated" in notice[0].message and "calibrate" in notice[0].message
+    targets = [(x, y) for y in (100.0, 720.0, 1340.0) for x in (100.0, 1280.0, 2460.0)]
+    driver.calibrate(targets, settle_ms=1.0, dwell_ms=1.0)
+    assert driver.calibrated is True
+    driver.clear_calibration()  # the server pushes 800; the driver asks again
+    assert server.wait_until(lambda: driver.calibrated is False)
+    driver.close()
+
+
+def test_calibrated_tracker_raises_no_calibration_notice(server: EyeTribeTestServer) -> None:
+    server.values["iscalibrated"] = True
+    driver = _driver(server)
+    events: list[DriverEvent] = []
+    driver.add_event_listener(events.append)
+    driver.connect()
+    assert driver.calibrated is True
+    assert not any("calibrat" in e.message for e in events)
+    driver.close()
