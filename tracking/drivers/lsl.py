@@ -71,6 +71,12 @@ class ChannelMap:
     screen_size_px : (width, height) or None
         When given, x and y are normalised display coordinates in [0, 1] (top-left origin) and are
         scaled to screen pixels; otherwise they already are screen pixels.
+    zero_is_invalid : bool or None
+        Treat a sample at exactly (0, 0) as invalid: many trackers' LSL apps send zeros for lost
+        samples (blinks). None (default): on when the stream has no validity channel.
+    bounds_px : (width, height) or None
+        Samples outside ``[0, width] × [0, height]`` screen pixels are invalid (out of range).
+        Default: the screen size for normalised coordinates, else no bounds.
     """
 
     x_channel: int = 0
@@ -78,6 +84,8 @@ class ChannelMap:
     valid_channel: int | None = None
     pupil_channel: int | None = None
     screen_size_px: tuple[float, float] | None = None
+    zero_is_invalid: bool | None = None
+    bounds_px: tuple[float, float] | None = None
 
     def __post_init__(self) -> None:
         for name in ("x_channel", "y_channel", "valid_channel", "pupil_channel"):
@@ -90,6 +98,22 @@ class ChannelMap:
             width, height = self.screen_size_px
             check_positive(screen_width_px=width)
             check_positive(screen_height_px=height)
+        if self.bounds_px is not None:
+            width, height = self.bounds_px
+            check_positive(bounds_width_px=width)
+            check_positive(bounds_height_px=height)
+        if self.zero_is_invalid not in (None, True, False):
+            raise TypeError(f"zero_is_invalid must be True, False or None; got {self.zero_is_invalid!r}.")
+
+    @property
+    def rejects_zero(self) -> bool:
+        """Whether (0, 0) samples are invalid: the option, or its default (no validity channel)."""
+        return self.valid_channel is None if self.zero_is_invalid is None else self.zero_is_invalid
+
+    @property
+    def screen_bounds_px(self) -> tuple[float, float] | None:
+        """The bounds valid samples must lie in, in screen pixels, or None."""
+        return self.bounds_px if self.bounds_px is not None else self.screen_size_px
 
     @property
     def highest_channel(self) -> int:
@@ -119,12 +143,18 @@ def stream_predicate(*, stream_type: str | None, stream_name: str | None, source
 
 
 def _sample_from_row(row: Sequence[float], t_ms: float, channels: ChannelMap) -> GazeSample:
-    x, y = float(row[channels.x_channel]), float(row[channels.y_channel])
+    raw_x, raw_y = float(row[channels.x_channel]), float(row[channels.y_channel])
+    x, y = raw_x, raw_y
     if channels.screen_size_px is not None:
         x, y = x * channels.screen_size_px[0], y * channels.screen_size_px[1]
     valid = math.isfinite(x) and math.isfinite(y)
     if channels.valid_channel is not None:
         valid = valid and float(row[channels.valid_channel]) > 0.5
+    if valid and channels.rejects_zero and raw_x == 0.0 and raw_y == 0.0:
+        valid = False
+    bounds = channels.screen_bounds_px
+    if valid and bounds is not None:
+        valid = 0.0 <= x <= bounds[0] and 0.0 <= y <= bounds[1]
     pupil = None
     if channels.pupil_channel is not None:
         value = float(row[channels.pupil_channel])
@@ -160,7 +190,9 @@ def chunk_to_samples(
     Returns
     -------
     list of GazeSample
-        Rows whose time stamp is not finite are dropped.
+        Rows whose time stamp is not finite are dropped. A row is invalid (NaN position) when x or
+        y is not finite, the validity channel says so, it is exactly (0, 0) and
+        :attr:`ChannelMap.rejects_zero`, or it lies outside :attr:`ChannelMap.screen_bounds_px`.
     """
     samples = []
     for row, stamp in zip(chunk, timestamps_s, strict=False):
@@ -205,6 +237,9 @@ class LslDriver(StatusReporting):
         arrives again.
     reconnect : ReconnectPolicy
         Backoff for finding the stream again after it disappeared.
+    keep_before_start : bool
+        Deliver the samples that arrived between :meth:`connect` and :meth:`start` (up to 10 s,
+        the inlet's buffer) when streaming starts (default); False discards them at :meth:`start`.
     """
 
     name = "lsl"
@@ -220,7 +255,11 @@ class LslDriver(StatusReporting):
         rate_hz: float = 60.0,
         data_timeout_ms: float = 2000.0,
         reconnect: ReconnectPolicy | None = None,
+        keep_before_start: bool = True,
     ) -> None:
+        if not isinstance(keep_before_start, bool):
+            raise TypeError(f"keep_before_start must be True or False; got {keep_before_start!r}.")
+        self._keep_before_start = keep_before_start
         self._predicate = stream_predicate(
             stream_type=stream_type, stream_name=stream_name, source_id=source_id
         )
@@ -271,7 +310,9 @@ class LslDriver(StatusReporting):
         self._status.set_state(DriverState.CONNECTED)
 
     def start(self, on_sample: SampleCallback) -> None:
-        """Pull samples into ``on_sample`` until :meth:`stop`; data buffered before is discarded.
+        """Pull samples into ``on_sample`` until :meth:`stop`, beginning with those buffered since connecting.
+
+        With ``keep_before_start=False`` the samples buffered before this call are discarded.
 
         Raises
         ------
@@ -283,7 +324,8 @@ class LslDriver(StatusReporting):
                 f"the LSL driver cannot start while {self.state.value}; call connect() first "
                 "(and stop() before starting again)."
             )
-        self._inlet.flush()
+        if not self._keep_before_start:
+            self._inlet.flush()
         self._on_sample = on_sample
         self._worker = WorkerThread("lsl-inlet", self._run, self._status)
         self._status.set_state(DriverState.STREAMING)

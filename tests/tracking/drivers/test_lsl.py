@@ -194,3 +194,85 @@ def test_silent_stream_times_out_and_recovers_when_data_resumes(
     assert driver.state is DriverState.STREAMING
     assert events[-1].kind is DriverEventKind.RECONNECTED
     driver.close()
+
+
+# -- zeros for lost samples, samples before start() (issue 16) -------------------------------------
+
+
+def test_zero_samples_are_invalid_without_a_validity_channel() -> None:
+    rows = [[0.0, 0.0], [640.0, 360.0], [0.0, 0.0], [0.0, 360.0]]
+    samples = chunk_to_samples(
+        rows, [0.0, 0.001, 0.002, 0.003], channels=ChannelMap(), time_correction_s=0.0, lsl_to_local_ms=0.0
+    )
+    assert [s.valid for s in samples] == [False, True, False, True]  # (0, 360) is a real gaze point
+    assert all(math.isnan(s.x_screen_px) for s in samples if not s.valid)
+
+
+def test_zero_samples_follow_the_validity_channel_or_the_option() -> None:
+    rows = [[0.0, 0.0, 1.0]]
+    kept = chunk_to_samples(
+        rows, [0.0], channels=ChannelMap(valid_channel=2), time_correction_s=0.0, lsl_to_local_ms=0.0
+    )
+    assert kept[0].valid  # the stream says it is valid, and it has a say
+    forced = ChannelMap(valid_channel=2, zero_is_invalid=True)
+    assert not chunk_to_samples(rows, [0.0], channels=forced, time_correction_s=0.0, lsl_to_local_ms=0.0)[
+        0
+    ].valid
+    off = ChannelMap(zero_is_invalid=False)
+    assert chunk_to_samples(rows, [0.0], channels=off, time_correction_s=0.0, lsl_to_local_ms=0.0)[0].valid
+
+
+def test_out_of_range_samples_are_invalid() -> None:
+    channels = ChannelMap(screen_size_px=(2560.0, 1440.0))  # normalised: [0, 1] is the screen
+    rows = [[0.5, 0.5], [1.5, 0.5], [0.5, -0.2], [-1.0, -1.0]]
+    samples = chunk_to_samples(
+        rows, [0.0, 1.0, 2.0, 3.0], channels=channels, time_correction_s=0.0, lsl_to_local_ms=0.0
+    )
+    assert [s.valid for s in samples] == [True, False, False, False]
+    bounded = ChannelMap(bounds_px=(1920.0, 1080.0))
+    rows_px = [[1919.0, 1079.0], [1921.0, 10.0]]
+    samples = chunk_to_samples(
+        rows_px, [0.0, 1.0], channels=bounded, time_correction_s=0.0, lsl_to_local_ms=0.0
+    )
+    assert [s.valid for s in samples] == [True, False]
+
+
+def test_bounds_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="bounds"):
+        ChannelMap(bounds_px=(0.0, 1080.0))
+
+
+def test_samples_between_connect_and_start_are_kept(
+    outlet: Any, source_id: str, thread_failures: list[object]
+) -> None:
+    driver = LslDriver(source_id=source_id, channels=ChannelMap(valid_channel=2), resolve_timeout_s=5.0)
+    driver.connect()
+    _push(outlet, [[100.0 + i, 200.0, 1.0] for i in range(4)])
+    buffer = SampleBuffer()
+    driver.start(buffer)
+    _push(outlet, [[200.0, 200.0, 1.0]])
+    assert buffer.wait_for(5, timeout_s=5.0)
+    driver.close()
+    assert [s.x_screen_px for s in buffer.snapshot()][:5] == [100.0, 101.0, 102.0, 103.0, 200.0]
+
+
+def test_samples_before_start_are_flushed_only_when_asked(
+    outlet: Any, source_id: str, thread_failures: list[object]
+) -> None:
+    driver = LslDriver(
+        source_id=source_id,
+        channels=ChannelMap(valid_channel=2),
+        resolve_timeout_s=5.0,
+        keep_before_start=False,
+    )
+    driver.connect()
+    _push(outlet, [[100.0 + i, 200.0, 1.0] for i in range(4)])
+    deadline = now_ms() + 1000.0
+    while driver._inlet.samples_available() < 4 and now_ms() < deadline:
+        SampleBuffer().wait_for(1, timeout_s=0.01)
+    buffer = SampleBuffer()
+    driver.start(buffer)
+    _push(outlet, [[200.0, 200.0, 1.0]])
+    assert buffer.wait_for(1, timeout_s=5.0)
+    driver.close()
+    assert [s.x_screen_px for s in buffer.snapshot()] == [200.0]
