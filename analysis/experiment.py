@@ -43,6 +43,7 @@ from numpy.typing import NDArray
 
 from analysis.datasets import SplitArrays, load_arrays, open_dataset
 from analysis.errors import AnalysisError
+from analysis.files import atomic_write, atomic_write_text
 from analysis.labels import LABELS
 from analysis.masked_dataset import DEFAULT_N_POINTS, perceptive_options, relevance_masks
 from analysis.masking import apply_mask
@@ -651,7 +652,7 @@ def train_into_run(
 
 def _write_confusion(path: Path, confusion: NDArray[np.int64]) -> None:
     labels = LABELS[: len(confusion)]
-    with path.open("w", newline="", encoding="utf-8") as handle:
+    with atomic_write(path, newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["true \\ predicted", *labels])
         for label, row in zip(labels, confusion, strict=True):
@@ -675,20 +676,17 @@ def _write_run_json(run: ExperimentRun) -> None:
         "finished_utc": run.finished_utc,
         "error": run.error,
     }
-    path = run.run_dir / "run.json"
-    partial = path.with_name(".run.json.partial")
-    partial.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    partial.replace(path)
+    atomic_write_text(run.run_dir / "run.json", json.dumps(record, indent=2, sort_keys=True) + "\n")
 
 
 def write_tables(run_dir: str | Path, results: Sequence[VariantResult], curves: Curves) -> None:
     """Write a run's ``results.csv`` (:data:`RESULT_FIELDS`) and ``curves.csv`` (variant, seed, curves)."""
     run_dir = Path(run_dir)
-    with (run_dir / "results.csv").open("w", newline="", encoding="utf-8") as handle:
+    with atomic_write(run_dir / "results.csv", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=RESULT_FIELDS)
         writer.writeheader()
         writer.writerows(dataclasses.asdict(r) for r in results)
-    with (run_dir / "curves.csv").open("w", newline="", encoding="utf-8") as handle:
+    with atomic_write(run_dir / "curves.csv", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=("variant", "seed", *CURVE_FIELDS))
         writer.writeheader()
         for (variant, seed), points in curves.items():

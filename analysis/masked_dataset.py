@@ -25,7 +25,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -40,6 +39,7 @@ from PIL import Image
 from analysis._validation import check_count, check_points, check_shape
 from analysis.datasets.arrays import SplitArrays
 from analysis.errors import AnalysisError
+from analysis.files import atomic_write_bytes
 from analysis.geometry import ScreenGeometry, StimulusRect
 from analysis.labels import LABELS
 from analysis.masking import MASKS, apply_mask
@@ -421,7 +421,15 @@ def _claim(folder: Path, header: Mapping[str, Any]) -> None:
     path = folder / HEADER_FILE
     text = json.dumps(header, indent=2, sort_keys=True) + "\n"
     if path.is_file():
-        stored = json.loads(path.read_text(encoding="utf-8"))
+        try:
+            stored = json.loads(path.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as err:
+            raise AnalysisError(
+                f"the header {str(path)!r} of the masked dataset is damaged ({err}). Choose another output "
+                "folder, or move this one away to start again."
+            ) from err
+        if not isinstance(stored, dict):
+            stored = {"method": None}
         if stored != json.loads(text):
             raise AnalysisError(
                 f"{str(folder)!r} holds a masked dataset made differently ({stored.get('method')!r} with "
@@ -441,9 +449,22 @@ def read_manifest(root: str | Path) -> list[dict[str, str]]:
     path = Path(root) / MANIFEST_FILE
     if not path.is_file():
         return []
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise AnalysisError(_foreign_manifest(path, f"not UTF-8 text: {err}")) from err
     complete = text[: text.rfind("\n") + 1]
-    return list(csv.DictReader(io.StringIO(complete)))
+    reader = csv.DictReader(io.StringIO(complete))
+    if complete and tuple(reader.fieldnames or ()) != MANIFEST_FIELDS:
+        raise AnalysisError(_foreign_manifest(path, f"its columns are {reader.fieldnames!r}"))
+    return list(reader)
+
+
+def _foreign_manifest(path: Path, problem: str) -> str:
+    return (
+        f"{str(path)!r} is not a masked-dataset manifest ({problem}; expected {', '.join(MANIFEST_FIELDS)}). "
+        "Choose another output folder, or move this file away to start the dataset again."
+    )
 
 
 def load_masked_images(root: str | Path, ids: Sequence[str]) -> tuple[NDArray[np.float32], NDArray[np.intp]]:
@@ -520,7 +541,6 @@ def _write_png(path: Path, image: NDArray[Any]) -> None:
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
-    """Write to a temporary file beside ``path`` and rename it: ``path`` is whole or absent."""
-    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
-    partial.write_bytes(data)
-    os.replace(partial, path)
+    """Write to a temporary file beside ``path`` and rename it: ``path`` is whole or absent, and a failed
+    write leaves no partial file (:func:`analysis.files.atomic_write_bytes`)."""
+    atomic_write_bytes(path, data)

@@ -34,10 +34,10 @@ import contextlib
 import functools
 import hashlib
 import importlib
-import os
 import re
 import threading
 import warnings
+import zipfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,6 +48,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from analysis._optional import import_innvestigate, import_optional, import_tensorflow
 from analysis.errors import AnalysisError, AnalysisWarning, UnsupportedLayerError
+from analysis.files import replace_together
 from analysis.models import BoundModel, as_model_input, check_images, load_model_file, strip_softmax
 
 __all__ = [
@@ -738,7 +739,9 @@ def compute_relevance_maps(
         )
         cache_file = Path(cache_dir) / name
         if cache_file.is_file():
-            return _read_cache(cache_file, names, analyzer)
+            cached = _read_cache(cache_file, names, analyzer)
+            if cached is not None:
+                return cached
     explainer = explainer_for(model_path, analyzer, allow_untested_layers=allow_untested_layers)
     explanation = explainer.explain(
         x, class_index=class_index, batch_size=batch_size, on_batch=on_batch, warn_empty=warn_empty
@@ -759,35 +762,49 @@ def compute_relevance_maps(
 
 
 def _write_cache(cache_file: Path, maps: RelevanceMaps) -> None:
-    """Write atomically: a partial file never looks like a finished cache entry."""
-    cache_file.parent.mkdir(parents=True, exist_ok=True)
-    partial = cache_file.with_name(f".{cache_file.name}.{os.getpid()}.partial.npz")
-    np.savez(
-        partial,
-        maps=maps.maps,
-        ids=np.asarray(maps.ids, dtype=str),
-        class_index=maps.class_index,
-        logit=maps.logit,
-        output=maps.output,
-        analyzer=np.asarray(maps.analyzer),
-    )
-    os.replace(partial, cache_file)
+    """Write atomically: a partial file never looks like a cache entry; a failed write leaves none."""
 
-
-def _read_cache(cache_file: Path, ids: tuple[str, ...], analyzer: str) -> RelevanceMaps:
-    with np.load(cache_file, allow_pickle=False) as data:
-        stored_ids = tuple(str(i) for i in data["ids"])
-        if stored_ids != ids or str(data["analyzer"]) != analyzer:
-            raise AnalysisError(
-                f"cache file {str(cache_file)!r} does not match this run (other ids or analyzer). Delete it."
+    def write(temporary: Path) -> None:
+        with temporary.open("wb") as handle:
+            np.savez(
+                handle,
+                maps=maps.maps,
+                ids=np.asarray(maps.ids, dtype=str),
+                class_index=maps.class_index,
+                logit=maps.logit,
+                output=maps.output,
+                analyzer=np.asarray(maps.analyzer),
             )
-        return RelevanceMaps(
-            maps=data["maps"].astype(np.float32),
-            ids=stored_ids,
-            class_index=data["class_index"].astype(np.int64),
-            logit=data["logit"].astype(np.float32),
-            output=data["output"].astype(np.float32),
-            analyzer=analyzer,
-            cache_file=cache_file,
-            from_cache=True,
+
+    replace_together({cache_file: write})
+
+
+def _read_cache(cache_file: Path, ids: tuple[str, ...], analyzer: str) -> RelevanceMaps | None:
+    """The cached maps; None, with an :class:`AnalysisWarning`, when the file cannot be read (recompute)."""
+    try:
+        with np.load(cache_file, allow_pickle=False) as data:
+            stored_ids = tuple(str(i) for i in data["ids"])
+            stored_analyzer = str(data["analyzer"])
+            maps = RelevanceMaps(
+                maps=data["maps"].astype(np.float32),
+                ids=stored_ids,
+                class_index=data["class_index"].astype(np.int64),
+                logit=data["logit"].astype(np.float32),
+                output=data["output"].astype(np.float32),
+                analyzer=analyzer,
+                cache_file=cache_file,
+                from_cache=True,
+            )
+    except (OSError, EOFError, ValueError, KeyError, zipfile.BadZipFile) as err:
+        warnings.warn(
+            f"the relevance cache file {str(cache_file)!r} is damaged or incomplete ({err}); the maps are "
+            "computed again and the file replaced.",
+            AnalysisWarning,
+            stacklevel=3,
         )
+        return None
+    if stored_ids != ids or stored_analyzer != analyzer or len(maps.maps) != len(ids):
+        raise AnalysisError(
+            f"cache file {str(cache_file)!r} does not match this run (other ids or analyzer). Delete it."
+        )
+    return maps

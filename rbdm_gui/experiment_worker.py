@@ -76,6 +76,7 @@ from analysis.experiment import (
     train_into_run,
     write_tables,
 )
+from analysis.files import atomic_write_text
 from analysis.masking import MASKS
 from analysis.trainee import CurvePoint
 
@@ -305,9 +306,7 @@ def mark_run(run_dir: str | Path, *, status: str, error: str = "") -> bool:
         error=error,
         finished_utc="" if status == "running" else datetime.now(UTC).isoformat(timespec="seconds"),
     )
-    partial = path.with_name(f".run.json.{os.getpid()}.partial")
-    partial.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    partial.replace(path)
+    atomic_write_text(path, json.dumps(record, indent=2, sort_keys=True) + "\n")
     return True
 
 
@@ -422,7 +421,7 @@ def _run_gaze(
     plot_learning_curves(curves, run.plot_path, title=f"{Path(config.dataset).name or config.dataset}")
     gaze_record: dict[str, Any] = {"study": str(request.study), "variants": list(request.gaze_variants)}
     gaze_record |= {"n_fixated_images": n_fixated, "n_train_images": len(train.ids)}
-    (folder / "gaze.json").write_text(json.dumps(gaze_record, indent=2) + "\n", encoding="utf-8")
+    atomic_write_text(folder / "gaze.json", json.dumps(gaze_record, indent=2) + "\n")
     mark_run(folder, status=status)
     report(Progress(status, len(results), total, f"run {status}: {folder}"))
     return load_run(folder)

@@ -242,3 +242,111 @@ def test_a_failed_save_keeps_the_previous_model_and_its_card(
     model, card = training.load_trained(path)
     assert card.data == {"run": "first"} and model.n_classes == 3
     assert sorted(p.name for p in tmp_path.iterdir()) == ["trainer.json", "trainer.keras"]
+
+
+class _FixedExplainer:
+    """Stands in for a model: relevance = the image, explaining class 0."""
+
+    calls = 0
+
+    def explain(self, x: Any, **_kwargs: Any) -> Any:
+        from analysis.saliency import Explanation
+
+        _FixedExplainer.calls += 1
+        n = len(x)
+        zeros = np.zeros(n, dtype=np.float32)
+        return Explanation(np.asarray(x, dtype=np.float32), np.zeros(n, dtype=np.int64), zeros, zeros)
+
+
+@pytest.fixture
+def fixed_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    from analysis import saliency
+
+    monkeypatch.setattr(saliency, "explainer_for", lambda *_a, **_k: _FixedExplainer())
+    model_file = tmp_path / "model.keras"
+    model_file.write_bytes(b"stands for a model")
+    return model_file
+
+
+@pytest.mark.parametrize("damage", ["empty", "truncated", "not a zip"])
+def test_a_damaged_relevance_cache_is_recomputed_with_a_warning(
+    tmp_path: Path, fixed_model: Path, rng: np.random.Generator, damage: str
+) -> None:
+    from analysis.errors import AnalysisWarning
+    from analysis.saliency import compute_relevance_maps
+
+    images = rng.random((3, 8, 8)).astype(np.float32)
+    first = compute_relevance_maps(fixed_model, images, ["a", "b", "c"], cache_dir=tmp_path / "cache")
+    assert first.cache_file is not None and not first.from_cache
+    data = first.cache_file.read_bytes()
+    first.cache_file.write_bytes(
+        {"empty": b"", "truncated": data[: len(data) // 2], "not a zip": b"x" * 64}[damage]
+    )
+    with pytest.warns(AnalysisWarning, match=r"relevance cache file .*\.npz' is damaged or incomplete"):
+        again = compute_relevance_maps(fixed_model, images, ["a", "b", "c"], cache_dir=tmp_path / "cache")
+    assert not again.from_cache
+    np.testing.assert_array_equal(again.maps, first.maps)
+    third = compute_relevance_maps(fixed_model, images, ["a", "b", "c"], cache_dir=tmp_path / "cache")
+    assert third.from_cache  # the damaged file was replaced by a whole one
+    np.testing.assert_array_equal(third.maps, first.maps)
+
+
+def test_a_failed_cache_write_leaves_no_partial_file(
+    tmp_path: Path, fixed_model: Path, rng: np.random.Generator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from analysis.saliency import compute_relevance_maps
+
+    def full_disk(file: Any, **_arrays: Any) -> None:
+        (file if hasattr(file, "write") else Path(file).open("wb")).write(b"PK\x03\x04")
+        _enospc()
+
+    monkeypatch.setattr(np, "savez", full_disk)
+    images = rng.random((2, 8, 8)).astype(np.float32)
+    with pytest.raises(OSError, match="No space left"):
+        compute_relevance_maps(fixed_model, images, ["a", "b"], cache_dir=tmp_path / "cache")
+    assert list((tmp_path / "cache").iterdir()) == []
+
+
+def test_a_failed_run_record_write_keeps_the_old_record(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from rbdm_gui.experiment_worker import mark_run
+
+    record = tmp_path / "run.json"
+    record.write_text('{"status": "running"}\n')
+    real_open = Path.open
+
+    def open_full_disk(self: Path, mode: str = "r", *args: Any, **kwargs: Any) -> Any:
+        if "w" in mode:
+            handle = real_open(self, mode, *args, **kwargs)
+            handle.write(b"{" if "b" in mode else "{")
+            handle.close()
+            _enospc()
+        return real_open(self, mode, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "open", open_full_disk)
+    monkeypatch.setattr(Path, "write_text", lambda self, *a, **k: open_full_disk(self, "w"))
+    monkeypatch.setattr(Path, "write_bytes", lambda self, *a, **k: open_full_disk(self, "wb"))
+    with pytest.raises(OSError, match="No space left"):
+        mark_run(tmp_path, status="cancelled")
+    monkeypatch.undo()
+    assert record.read_text() == '{"status": "running"}\n'
+    assert [p.name for p in tmp_path.iterdir()] == ["run.json"]
+
+
+# --------------------------------------------------------------------------------------------------------
+# Damaged or foreign files of the formats the project reads
+# --------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [(b"name,size\nx,1\n", "its columns are"), (b"\xff\xfe\x00bad", "not UTF-8")],
+)
+def test_a_foreign_manifest_is_refused_by_name(tmp_path: Path, content: bytes, problem: str) -> None:
+    from analysis.errors import AnalysisError
+    from analysis.masked_dataset import read_manifest
+
+    (tmp_path / "manifest.csv").write_bytes(content)
+    with pytest.raises(AnalysisError, match=rf"manifest\.csv' is not a masked-dataset manifest \({problem}"):
+        read_manifest(tmp_path)
