@@ -400,7 +400,7 @@ def _sessions(study: Path) -> Any:
 
     if not Path(study).is_file():
         raise FileNotFoundError(f"no study file at {str(study)!r}. Record a labeling session first.")
-    return SessionStore(study)
+    return SessionStore.open_read_only(study)  # reading a study never initialises or migrates it
 
 
 def _study_screen(study: Path) -> tuple[Any, Any]:

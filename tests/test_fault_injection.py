@@ -350,3 +350,80 @@ def test_a_foreign_manifest_is_refused_by_name(tmp_path: Path, content: bytes, p
     (tmp_path / "manifest.csv").write_bytes(content)
     with pytest.raises(AnalysisError, match=rf"manifest\.csv' is not a masked-dataset manifest \({problem}"):
         read_manifest(tmp_path)
+
+
+# --------------------------------------------------------------------------------------------------------
+# Read-only commands open studies read-only
+# --------------------------------------------------------------------------------------------------------
+
+
+def _compare(study: Path, out: Path, *extra: str) -> int:
+    from rbdm_gui.cli import main
+
+    return main(["compare", str(study), "--out", str(out), "--no-model", "--figure-stimuli", "0", *extra])
+
+
+def test_compare_does_not_initialise_an_empty_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    empty = tmp_path / "typo.sqlite"
+    empty.touch()
+    assert _compare(empty, tmp_path / "out") == 2
+    assert "typo.sqlite is empty, not an RBDM Studio session store" in capsys.readouterr().err
+    assert empty.stat().st_size == 0 and sorted(p.name for p in tmp_path.iterdir()) == ["typo.sqlite"]
+
+
+def test_compare_reads_an_old_schema_without_migrating_the_file(tmp_path: Path) -> None:
+    import sqlite3
+
+    from tests.tracking._study import write_study
+
+    study = tmp_path / "old.sqlite"
+    write_study(study)
+    with sqlite3.connect(study) as conn:  # what schema version 1 looked like
+        conn.execute("DROP TABLE trial_frames")
+        conn.execute("PRAGMA user_version=1")
+    conn.close()
+    before = study.read_bytes()
+    assert _compare(study, tmp_path / "out") == 0
+    assert (tmp_path / "out" / "table1.csv").is_file()
+    assert study.read_bytes() == before
+    with sqlite3.connect(f"{study.as_uri()}?mode=ro", uri=True) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone() == (1,)
+    conn.close()
+
+
+@pytest.mark.skipif(not hasattr(os, "fork") or os.geteuid() != 0, reason="drops root in a child process")
+def test_compare_reads_a_study_on_a_read_only_folder(tmp_path: Path) -> None:
+    import analysis.study  # noqa: F401 - imported here: the unprivileged child cannot read the stdlib
+    import rbdm_gui.commands_models
+    import rbdm_gui.compare
+    import rbdm_gui.figures  # noqa: F401
+    import tracking.study  # noqa: F401
+    from tests.tracking._study import write_study
+
+    folder = tmp_path / "readonly"
+    folder.mkdir()
+    study = folder / "study.sqlite"
+    write_study(study)
+    out = tmp_path / "out"
+    out.mkdir()
+    os.chmod(study, 0o444)
+    os.chmod(folder, 0o555)
+    for parent in (tmp_path, *tmp_path.parents):
+        os.chmod(parent, os.stat(parent).st_mode | 0o005)  # let the unprivileged child reach it
+    os.chmod(out, 0o777)
+    child = os.fork()
+    if child == 0:  # pragma: no cover - runs in the child
+        code = 3
+        try:
+            os.setgroups([])
+            os.setgid(65534)
+            os.setuid(65534)  # nobody: the folder and the file are really read-only now
+            code = _compare(study, out)
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(child, 0)
+    os.chmod(folder, 0o755)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert (out / "table1.csv").is_file()

@@ -229,6 +229,14 @@ def _connect(path: Path) -> sqlite3.Connection:
     return sqlite3.connect(path, timeout=_BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
 
 
+def _connect_read_only(path: Path, *, immutable: bool) -> sqlite3.Connection:
+    """A read-only connection (SQLite URI ``mode=ro``; ``immutable=1`` also skips locking and the log)."""
+    uri = f"{path.as_uri()}?mode=ro" + ("&immutable=1" if immutable else "")
+    return sqlite3.connect(
+        uri, uri=True, timeout=_BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
+    )
+
+
 def _configure(conn: sqlite3.Connection, path: Path, *, synchronous: str) -> None:
     """Write-ahead logging, the given durability, foreign keys enforced."""
     mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
@@ -279,8 +287,9 @@ class SessionStore:
        whose sessions and trials are stored here).
     """
 
-    def __init__(self, path: str | PathLike[str]) -> None:
+    def __init__(self, path: str | PathLike[str], *, read_only: bool = False) -> None:
         self.path = Path(path).absolute()
+        self.read_only = read_only
         if not self.path.parent.is_dir():
             raise StoreError(
                 f"cannot create the store {self.path}: folder {self.path.parent} does not exist."
@@ -288,6 +297,11 @@ class SessionStore:
         self._lock = threading.RLock()
         self._recordings: dict[int, int] = {}
         self._writers: list[SampleWriter] = []
+        if read_only:
+            with self._sqlite_errors("open the store read-only"):
+                self._conn = self._open_read_only()
+            self._closed = False
+            return
         with self._sqlite_errors("open the store"):
             self._conn = _connect(self.path)
             try:
@@ -302,6 +316,50 @@ class SessionStore:
                 self._conn.close()
                 raise
         self._closed = False
+
+    @classmethod
+    def open_read_only(cls, path: str | PathLike[str]) -> SessionStore:
+        """Open an existing store for reading only: the file is never created, initialised or migrated.
+
+        The connection is SQLite's ``mode=ro`` (``immutable=1`` where the folder is read-only and the
+        write-ahead log cannot be shared); a store of an older schema version is upgraded in a copy in
+        memory, the file stays as it is. Writing methods then raise :class:`StoreError`.
+
+        Raises
+        ------
+        StoreError
+            When there is no file, it is empty or not an RBDM Studio store, or is of a newer version.
+        """
+        return cls(path, read_only=True)
+
+    def _open_read_only(self) -> sqlite3.Connection:
+        if not self.path.is_file():
+            raise StoreError(f"no study file at {self.path}. Record sessions from 'Study setup' first.")
+        if self.path.stat().st_size == 0:
+            raise StoreError(
+                f"{self.path} is empty, not an RBDM Studio session store; it was left unchanged."
+            )
+        self._conn = _connect_read_only(self.path, immutable=False)
+        try:
+            try:
+                version = self._schema_version()
+            except sqlite3.OperationalError:  # a read-only folder: the log index (-shm) cannot be made
+                self._conn.close()
+                self._conn = _connect_read_only(self.path, immutable=True)
+                version = self._schema_version()
+            if version == 0:
+                raise StoreError(f"{self.path} is an empty SQLite file, not an RBDM Studio session store.")
+            if version < SCHEMA_VERSION:
+                memory = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
+                self._conn.backup(memory)
+                self._conn.close()
+                self._conn = memory
+                with _transaction(memory) as conn:
+                    self._migrate(conn, version)
+        except BaseException:
+            self._conn.close()
+            raise
+        return self._conn
 
     # --- opening and closing ------------------------------------------------------------------
 

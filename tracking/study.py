@@ -203,8 +203,8 @@ def read_study(path: str | Path, *, stimulus_set: str | None = None) -> Study:
     FileNotFoundError
         When there is no file at ``path``.
     StoreError
-        When the file is not a study file, holds no session with stimulus settings, no finished trial,
-        or not the requested stimulus set.
+        When the file is not a study file (it is opened read-only and never changed), holds no session
+        with stimulus settings, no finished trial, or not the requested stimulus set.
 
     References
     ----------
@@ -213,7 +213,7 @@ def read_study(path: str | Path, *, stimulus_set: str | None = None) -> Study:
     file = Path(path)
     if not file.is_file():
         raise FileNotFoundError(f"no study file at {str(file)!r}. Record sessions from 'Study setup' first.")
-    with SessionStore(file) as store:
+    with SessionStore.open_read_only(file) as store:  # reading never creates, initialises or migrates
         participants = {p.participant_id: p.pseudonym for p in store.participants()}
         groups, notes = _group_sessions(store.sessions())
         if not groups:
