@@ -19,6 +19,8 @@ Conventions shared by all metrics
   that are equal are perfectly similar under every metric, and each function's ``Returns`` gives its
   degenerate cases. Only the fixation metrics return ``nan``, when there are no fixations (or, for
   AUC, no unfixated pixels) to score.
+- :func:`compare` (RBDM Table 1) does not score a map that is zero everywhere: no gaze on the image
+  is "not comparable" (``nan`` with a note), never perfect agreement.
 
 :func:`compare` applies the metrics to every unordered pair of named maps, as in RBDM Table 1,
 and :func:`mean_table` averages such tables over stimuli.
@@ -30,7 +32,7 @@ import csv
 import io
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import combinations
 from typing import TypeAlias
 
@@ -478,11 +480,15 @@ class ComparisonRow:
         ``id_1``'s the reference (see :func:`compare`).
     values : tuple of float
         One value per metric.
+    note : str, optional
+        Why values are ``nan`` or averaged over fewer stimuli (e.g. "not comparable: U2 is zero
+        everywhere"); empty when every value is an ordinary number. Not part of equality or the CSV.
     """
 
     id_1: str
     id_2: str
     values: tuple[float, ...]
+    note: str = field(default="", compare=False)
 
     def __post_init__(self) -> None:
         if not (isinstance(self.id_1, str) and isinstance(self.id_2, str)):
@@ -534,6 +540,11 @@ class ComparisonTable:
     def pairs(self) -> tuple[tuple[str, str], ...]:
         """The ``(id_1, id_2)`` of each row, in row order."""
         return tuple((row.id_1, row.id_2) for row in self.rows)
+
+    @property
+    def notes(self) -> tuple[str, ...]:
+        """``"ID_1–ID_2: note"`` for every row with a note (pairs not comparable, partial means)."""
+        return tuple(f"{row.id_1}–{row.id_2}: {row.note}" for row in self.rows if row.note)
 
     def value(self, id_1: str, id_2: str, metric: str) -> float:
         """The value of ``metric`` for the pair ``(id_1, id_2)``; ``KeyError`` if absent."""
@@ -656,7 +667,10 @@ def compare(
     Returns
     -------
     ComparisonTable
-        One row per pair, one column per metric.
+        One row per pair, one column per metric. A map that is zero everywhere (an annotator without a
+        fixation on the image, a model whose relevance is all zero) holds nothing to compare: every
+        value of its pairs is ``nan`` ("not comparable") and the row's ``note`` says why, instead of
+        the perfect agreement two empty maps would otherwise score.
 
     Raises
     ------
@@ -671,14 +685,25 @@ def compare(
     checked = _check_maps(maps)
     names = _check_metric_names(metrics)
     fixated = _fixation_maps(checked, fixations or {})
+    blank = [key for key, heatmap in checked.items() if not np.any(heatmap)]
     rows = []
     for id_1, id_2 in combinations(checked, 2):
+        empty = [key for key in (id_1, id_2) if key in blank]
+        if empty:
+            rows.append(ComparisonRow(id_1, id_2, (math.nan,) * len(names), _not_comparable(empty)))
+            continue
         values = tuple(
             METRICS[name](checked[id_2], fixated[id_1] if name in FIXATION_METRICS else checked[id_1])
             for name in names
         )
         rows.append(ComparisonRow(id_1, id_2, values))
     return ComparisonTable(metrics=names, rows=tuple(rows))
+
+
+def _not_comparable(empty: Sequence[str]) -> str:
+    maps = " and ".join(empty)
+    verb = "are" if len(empty) > 1 else "is"
+    return f"not comparable: {maps} {verb} zero everywhere (no fixation on the image, or nothing relevant)"
 
 
 def mean_table(tables: Sequence[ComparisonTable]) -> ComparisonTable:

@@ -49,7 +49,9 @@ def study_table(tables: Sequence[ComparisonTable]) -> ComparisonTable:
     -------
     ComparisonTable
         Pairs in the order they first appear; no rows when no table has any (or there are no tables).
-        The metrics are those of the tables; with no tables at all, none.
+        The metrics are those of the tables; with no tables at all, none. A pair with "not comparable"
+        stimuli (:func:`~analysis.metrics.compare`) notes how many; with no comparable stimulus at all
+        its values are ``nan``.
 
     Raises
     ------
@@ -71,11 +73,29 @@ def study_table(tables: Sequence[ComparisonTable]) -> ComparisonTable:
                 "stimulus with the same metrics."
             )
     values: dict[tuple[str, str], list[tuple[float, ...]]] = {}
+    skipped: dict[tuple[str, str], int] = {}
     for table in tables:
         for row in table.rows:
             values.setdefault((row.id_1, row.id_2), []).append(row.values)
-    rows = tuple(ComparisonRow(id_1, id_2, _nan_means(stack)) for (id_1, id_2), stack in values.items())
+            if row.note:
+                skipped[row.id_1, row.id_2] = skipped.get((row.id_1, row.id_2), 0) + 1
+    rows = tuple(
+        ComparisonRow(id_1, id_2, _nan_means(stack), _study_note(skipped.get((id_1, id_2), 0), len(stack)))
+        for (id_1, id_2), stack in values.items()
+    )
     return ComparisonTable(metrics=metrics, rows=rows)
+
+
+def _study_note(n_skipped: int, n_stimuli: int) -> str:
+    """How many of a pair's stimuli were not comparable (a map zero everywhere)."""
+    if n_skipped == 0:
+        return ""
+    if n_skipped == n_stimuli:
+        return (
+            f"not comparable on any of its {n_stimuli} stimuli (a map zero everywhere: no gaze on the image)"
+        )
+    kept = n_stimuli - n_skipped
+    return f"mean over {kept} of {n_stimuli} stimuli; {n_skipped} not comparable (a map zero everywhere)"
 
 
 def _nan_means(stack: list[tuple[float, ...]]) -> tuple[float, ...]:

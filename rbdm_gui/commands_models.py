@@ -415,13 +415,16 @@ def _study_screen(study: Path) -> tuple[Any, Any]:
 
 
 def study_fixation_counts(study: str | Path) -> list[int]:
-    """Fixations per (session, trial) of a study file: the input of ``mean_fixation_count``."""
-    with _sessions(Path(study)) as store:
-        return [
-            len(store.fixations(session.session_id, trial.position))
-            for session in store.sessions()
-            for trial in store.trials(session.session_id)
-        ]
+    """Fixations on the image per (session, trial) of a study file: the input of ``mean_fixation_count``.
+
+    Fixations beside the image do not count, as in ``rbdm compare`` (:class:`tracking.study.StudyComparison`).
+    """
+    viewings = study_viewings(study, _COUNTING_SHAPE)
+    return [len(viewing.fixations_image_px) for seen in viewings.values() for viewing in seen]
+
+
+#: Any image grid serves to tell fixations on the image from those beside it.
+_COUNTING_SHAPE = (64, 64)
 
 
 def study_viewings(

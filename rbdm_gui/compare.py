@@ -11,6 +11,7 @@ image with each heatmap's contour, then each heatmap). All numbers come from
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -53,6 +54,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Compare; write ``table1.csv``, ``stimuli.csv`` and ``comparison.png``; print Table 1."""
+    from analysis.files import atomic_write_text
     from analysis.study import stimulus_rows_csv
     from rbdm_gui.figures import save_comparison_figure
     from tracking.study import (
@@ -83,9 +85,8 @@ def run(args: argparse.Namespace) -> int:
     tables = comparison.tables()
 
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "table1.csv").write_text(tables.study.to_csv())
-    (out / "stimuli.csv").write_text(stimulus_rows_csv(tables.stimuli))
+    atomic_write_text(out / "table1.csv", tables.study.to_csv())
+    atomic_write_text(out / "stimuli.csv", stimulus_rows_csv(tables.stimuli))
     written = [out / "table1.csv", out / "stimuli.csv"]
     shown = [comparison.stimulus(s) for s in list(tables.stimuli)[: args.figure_stimuli]]
     if shown:
@@ -99,7 +100,22 @@ def run(args: argparse.Namespace) -> int:
             )
         )
     _report(comparison, tables, notes, written)
-    return 0
+    return 1 if _nothing_comparable(tables) else 0
+
+
+def _nothing_comparable(tables: StudyTables) -> bool:
+    """Table 1 has pairs but not one number: say so, and end with a failing status."""
+    import math
+
+    rows = tables.study.rows
+    if not rows or any(not math.isnan(v) for row in rows for v in row.values):
+        return False
+    print(
+        "\nno pair could be compared: every heatmap of a pair was zero everywhere (no fixation on the "
+        "image). Check where the sessions drew the images ('stimulus_rect') and the tracker's calibration.",
+        file=sys.stderr,
+    )
+    return True
 
 
 def _model_path(args: argparse.Namespace) -> Path | None:
@@ -133,6 +149,6 @@ def _report(comparison: StudyComparison, tables: StudyTables, notes: list[str], 
         if tables.study.rows
         else "(no pairs to compare: choose two annotators or a model)"
     )
-    for note in notes:
+    for note in (*tables.study.notes, *notes):
         print(f"note: {note}")
     print(f"\nwrote {', '.join(str(path) for path in written)}")

@@ -788,5 +788,6 @@ def _fill_table(widget: QTableWidget, table: ComparisonTable) -> None:
         for c, value in enumerate(row.values, start=2):
             item = QTableWidgetItem(_UNDEFINED if np.isnan(value) else f"{value:.3f}")
             item.setTextAlignment(right)
-            item.setToolTip(repr(value) if not np.isnan(value) else "undefined: no fixations to score")
+            undefined = row.note or "undefined: no fixations to score"
+            item.setToolTip(repr(value) if not np.isnan(value) else undefined)
             widget.setItem(r, c, item)

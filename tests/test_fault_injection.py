@@ -427,3 +427,77 @@ def test_compare_reads_a_study_on_a_read_only_folder(tmp_path: Path) -> None:
     os.chmod(folder, 0o755)
     assert os.waitstatus_to_exitcode(status) == 0
     assert (out / "table1.csv").is_file()
+
+
+# --------------------------------------------------------------------------------------------------------
+# Degenerate numbers: no gaze on the image is "not comparable", never perfect agreement
+# --------------------------------------------------------------------------------------------------------
+
+
+def test_a_map_that_is_zero_everywhere_is_not_comparable(rng: np.random.Generator) -> None:
+    from analysis.metrics import METRICS, compare
+    from analysis.study import study_table
+
+    seen = rng.random((6, 6))
+    table = compare({"U1": np.zeros((6, 6)), "U2": np.zeros((6, 6)), "M": seen})
+    for row in table.rows:
+        assert all(np.isnan(row.values)) and "not comparable" in row.note
+    assert "U1 and U2 are zero everywhere" in table.rows[0].note
+    assert len(table.notes) == 3 and table.notes[1].startswith("U1–M: not comparable: U1 is zero")
+    looked = compare({"U1": seen, "U2": np.zeros((6, 6)), "M": seen})
+    assert looked.value("U1", "M", "zero_measure") == 1.0 and looked.rows[1].note == ""
+    study = study_table([looked, table])
+    assert study.value("U1", "M", "zero_measure") == 1.0
+    assert study.rows[1].note == "mean over 1 of 2 stimuli; 1 not comparable (a map zero everywhere)"
+    assert np.isnan(study.value("U1", "U2", "spearman")) and "any of its 2 stimuli" in study.rows[0].note
+    assert set(table.metrics) == set(METRICS)
+
+
+def _off_image_study(path: Path) -> None:
+    from tests.tracking._study import GEOMETRY, PARTICIPANTS, STIMULI, _record, session_settings
+    from tracking.protocol import stimulus_order
+    from tracking.store import SessionStore
+
+    with SessionStore(path) as store:
+        for k, participant in enumerate(PARTICIPANTS):
+            pid = store.create_participant(participant)
+            order = stimulus_order(STIMULI, seed=k + 1)
+            sid = store.create_session(
+                pid,
+                settings=session_settings(),
+                geometry=GEOMETRY,
+                tracker="mouse",
+                recogniser="keyboard",
+                stimulus_order=order,
+            )
+            for position, stimulus in enumerate(order):  # only the fixation beside the image
+                _record(store, sid, position, stimulus, np.zeros((0, 2)), "happy")
+
+
+def test_compare_on_a_study_without_gaze_on_the_images_reports_not_comparable(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from analysis.metrics import ComparisonTable
+
+    study = tmp_path / "study.sqlite"
+    _off_image_study(study)
+    assert _compare(study, tmp_path / "out") == 1
+    captured = capsys.readouterr()
+    assert "not comparable on any of its 3 stimuli" in captured.out
+    assert "no pair could be compared" in captured.err
+    table = ComparisonTable.from_csv((tmp_path / "out" / "table1.csv").read_text())
+    assert table.pairs == (("P01", "P02"),) and all(np.isnan(table.rows[0].values))
+
+
+def test_perceptive_masking_counts_only_fixations_on_the_image(tmp_path: Path) -> None:
+    from rbdm_gui.commands_models import study_fixation_counts
+    from tests.tracking._study import STIMULI, stimulus_order, write_study
+
+    study = tmp_path / "study.sqlite"
+    truth = write_study(study)  # every trial also has one fixation beside the image
+    expected = [
+        len(truth[participant, stimulus])
+        for k, participant in enumerate(("P01", "P02"))
+        for stimulus in stimulus_order(STIMULI, seed=k + 1)
+    ]
+    assert sorted(study_fixation_counts(study)) == sorted(expected)
