@@ -501,3 +501,22 @@ def test_perceptive_masking_counts_only_fixations_on_the_image(tmp_path: Path) -
         for stimulus in stimulus_order(STIMULI, seed=k + 1)
     ]
     assert sorted(study_fixation_counts(study)) == sorted(expected)
+
+
+@pytest.mark.parametrize("rgb", [False, True])
+def test_a_16_bit_grey_png_is_scaled_by_its_bit_depth(tmp_path: Path, rgb: bool) -> None:
+    from PIL import Image
+
+    from analysis.datasets.base import decode_image
+
+    ramp = np.tile(np.linspace(0, 65535, 64).round().astype(np.uint16), (32, 1))  # mean 0.5
+    path = tmp_path / "ramp16.png"
+    Image.fromarray(ramp).save(path)
+    with Image.open(path) as opened:
+        assert opened.mode.startswith("I")  # really a 16-bit file
+    pixels = decode_image(path, rgb=rgb)
+    assert pixels.shape == ((32, 64, 3) if rgb else (32, 64)) and pixels.dtype == np.float32
+    assert pixels.mean() == pytest.approx(0.5, abs=1e-3)
+    assert np.mean(pixels >= 1.0) < 0.05 and pixels.min() == 0.0
+    small = decode_image(path, size=16, box_px=(0, 0, 32, 32))
+    assert small.shape == (16, 16) and 0.0 <= small.min() and small.max() <= 0.5 + 1e-3

@@ -256,7 +256,8 @@ def decode_image(
         Output size in pixels, square for an int, ``(height, width)`` for a pair (bilinear resampling).
         ``None`` keeps the file's size.
     rgb : bool, default False
-        Three channels ``(H, W, 3)`` instead of grey ``(H, W)`` (ITU-R 601-2 luma).
+        Three channels ``(H, W, 3)`` instead of grey ``(H, W)`` (ITU-R 601-2 luma). 16-bit and other
+        high-bit-depth grey images are scaled by their bit depth's full range (65535 for 16 bits).
     box_px : (int, int, int, int), optional
         ``(left, top, width, height)`` to crop, in the file's pixels, before resizing.
 
@@ -271,13 +272,40 @@ def decode_image(
     """
     target = resolve_size(size)
     with Image.open(path) as opened:
-        image = opened.convert("RGB" if rgb else "L")
+        if opened.mode in _HIGH_DEPTH_MODES:
+            image = Image.fromarray(_unit_intensities(opened), mode="F")
+        else:
+            image = opened.convert("RGB" if rgb else "L")
     if box_px is not None:
         left, top, width, height = box_px
         image = image.crop((left, top, left + width, top + height))
     if target is not None and image.size != (target[1], target[0]):
         image = image.resize((target[1], target[0]), Image.Resampling.BILINEAR)
-    return np.asarray(image, dtype=np.float32) / np.float32(255.0)
+    if image.mode != "F":
+        return np.asarray(image, dtype=np.float32) / np.float32(255.0)
+    grey = np.clip(np.asarray(image, dtype=np.float32), 0.0, 1.0)
+    return np.ascontiguousarray(np.repeat(grey[..., None], 3, axis=-1)) if rgb else grey
+
+
+#: Pillow modes of grey images with more than 8 bits (16-bit PNG and TIFF, 32-bit integer and float).
+_HIGH_DEPTH_MODES = frozenset({"I;16", "I;16L", "I;16B", "I;16N", "I", "F"})
+
+
+def _unit_intensities(image: Image.Image) -> NDArray[np.float32]:
+    """A high-bit-depth grey image's pixels in [0, 1], by the full range of its bit depth.
+
+    16-bit modes (and 32-bit integer images whose values fit 16 bits, as Pillow reads 16-bit PNGs) are
+    divided by 65535, larger integers by 2³² − 1; float images are taken as intensities in [0, 1].
+    Converting such images to 8 bits with Pillow clips every value above 255, which turns an
+    ordinary 16-bit image almost white.
+    """
+    values = np.asarray(image, dtype=np.float64)
+    if image.mode == "F":
+        return np.clip(values, 0.0, 1.0).astype(np.float32)
+    full_scale = (
+        65535.0 if image.mode.startswith("I;16") or values.max(initial=0.0) <= 65535.0 else 2.0**32 - 1
+    )
+    return np.clip(values / full_scale, 0.0, 1.0).astype(np.float32)
 
 
 def count_labels(labels: Iterable[str]) -> dict[str, int]:
