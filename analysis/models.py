@@ -45,6 +45,7 @@ __all__ = [
     "build_bound_model",
     "build_model",
     "check_images",
+    "check_labels_fit",
     "check_model_file",
     "ensure_graph_mode",
     "load_model_file",
@@ -570,6 +571,34 @@ def load_model_file(path: str | Path) -> BoundModel:
         return keras_model
 
     return new_bound_model(make)
+
+
+def check_labels_fit(n_classes: int, label_indices: ArrayLike, *, model: str) -> None:
+    """Refuse data with labels the model has no output for (e.g. a 3-class model on 8-label data).
+
+    Parameters
+    ----------
+    n_classes : int
+        The model's number of outputs: the first ``n_classes`` of :data:`~analysis.labels.LABELS`.
+    label_indices : array_like of int
+        The data's labels, as positions in :data:`~analysis.labels.LABELS`.
+    model : str
+        The model's name or file, for the message.
+
+    Raises
+    ------
+    ValueError
+        When a label index is ``n_classes`` or more; the message names the labels the model lacks.
+    """
+    indices = np.asarray(label_indices, dtype=np.int64).ravel()
+    beyond = sorted({int(i) for i in indices if i >= n_classes})
+    if beyond:
+        names = [LABELS[i] if 0 <= i < len(LABELS) else str(i) for i in beyond]
+        raise ValueError(
+            f"the model {model!r} has {n_classes} outputs ({', '.join(LABELS[:n_classes])}), but the data "
+            f"also holds the labels {names!r}, which it cannot predict. Use a model trained on all "
+            f"{len(LABELS[: max(beyond) + 1])} labels, or data with the model's labels only."
+        )
 
 
 # --------------------------------------------------------------------------------------------------------

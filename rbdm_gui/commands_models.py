@@ -241,9 +241,12 @@ def _add_relevance(parser: argparse.ArgumentParser) -> None:
 
 
 def _relevance(args: argparse.Namespace, arrays: SplitArrays, description: str) -> Any:
+    from analysis.models import check_labels_fit
     from analysis.saliency import compute_relevance_maps
+    from tracking.study import trainer_info
 
     model = _trainer_path(args.model)
+    check_labels_fit(len(trainer_info(model).labels), arrays.label_indices, model=str(model))
     with _bar(len(arrays.ids), description) as bar:
         return compute_relevance_maps(
             model,

@@ -520,3 +520,29 @@ def test_a_16_bit_grey_png_is_scaled_by_its_bit_depth(tmp_path: Path, rgb: bool)
     assert np.mean(pixels >= 1.0) < 0.05 and pixels.min() == 0.0
     small = decode_image(path, size=16, box_px=(0, 0, 32, 32))
     assert small.shape == (16, 16) and 0.0 <= small.min() and small.max() <= 0.5 + 1e-3
+
+
+def test_a_model_with_fewer_outputs_than_the_data_has_labels_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from analysis.models import check_labels_fit
+    from rbdm_gui.cli import main
+
+    check_labels_fit(3, [0, 2, 1], model="m")
+    with pytest.raises(ValueError, match=r"has 3 outputs \(neutral, happy, sad\).*\['surprise'\]"):
+        check_labels_fit(3, [0, 3], model="m")
+    model = tmp_path / "three.keras"
+    model.write_bytes(b"never read: the card tells the outputs")
+    card = {
+        "architecture": "small_cnn",
+        "input_shape": [48, 48, 1],
+        "labels": ["neutral", "happy", "sad"],
+        "preprocessing": "",
+        **{key: {} for key in ("data", "scores", "training", "versions")},
+        "history": [],
+    }
+    (tmp_path / "three.json").write_text(json.dumps(card))
+    command = ["saliency", "--dataset", "synthetic:n=16", "--model", str(model)]
+    assert main([*command, "--cache-dir", str(tmp_path / "cache")]) == 2
+    err = capsys.readouterr().err
+    assert "three.keras' has 3 outputs" in err and "cannot predict" in err and "Traceback" not in err
