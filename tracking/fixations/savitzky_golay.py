@@ -9,9 +9,12 @@ only three samples in the window (low rates) it passes the position through unch
 velocity is the central difference.
 
 The filter is causal: it emits a sample once the samples half a window later have arrived, a fixed
-delay of ``window_ms / 2`` (one sample at low rates). Invalid samples (blinks, data loss) are
-skipped; a gap longer than ``max_gap_ms`` between valid samples ends the segment, and the samples
-before it are emitted with the one-sided windows they have. No window spans such a gap.
+delay of ``window_ms / 2`` (one sample at low rates). Invalid samples inside a gap of at most
+``max_gap_ms`` between valid samples (short data loss) are filled in by linear interpolation
+between the valid samples either side (the gap fill-in of Olsen 2012) and emitted flagged
+``filled``, so that the fit does not extrapolate at the gap's edges; a longer gap (a blink) ends
+the segment, and the samples before it are emitted with the one-sided windows they have. No
+window spans such a gap.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ class FilteredSample(NamedTuple):
     """One filtered sample: the raw position, the smoothed one and the angular velocity.
 
     ``velocity_deg_s`` is NaN for a sample alone in its segment (no velocity can be taken).
+    ``filled`` marks an invalid sample filled in by interpolation; its screen position is NaN.
     """
 
     t_ms: float
@@ -36,12 +40,13 @@ class FilteredSample(NamedTuple):
     x_deg: float
     y_deg: float
     velocity_deg_s: float
+    filled: bool = False
 
 
 #: What :meth:`SavitzkyGolayFilter.push` emits: filtered samples, and None where a segment ended.
 FilterOutput = list[FilteredSample | None]
 
-_Raw = tuple[float, float, float, float, float]  # t_ms, x_px, y_px, x_deg, y_deg
+_Raw = tuple[float, float, float, float, float, bool]  # t_ms, x_px, y_px, x_deg, y_deg, filled
 
 
 class SavitzkyGolayFilter:
@@ -68,6 +73,8 @@ class SavitzkyGolayFilter:
     .. [2] Nyström, M. & Holmqvist, K. (2010), An adaptive algorithm for fixation, saccade, and
        glissade detection in eyetracking data, Behavior Research Methods 42(1), §"Noise
        reduction" (second-order Savitzky–Golay filter, 20 ms window).
+    .. [3] Olsen, A. (2012), The Tobii I-VT Fixation Filter, Tobii Technology: gap fill-in by
+       linear interpolation, 75 ms maximum gap.
     """
 
     def __init__(self, *, window_ms: float = 20.0, max_gap_ms: float = 75.0) -> None:
@@ -75,6 +82,7 @@ class SavitzkyGolayFilter:
         self.max_gap_ms = check_positive(max_gap_ms=max_gap_ms)
         self._half_ms = self.window_ms / 2.0
         self._segment: list[_Raw] = []
+        self._gap_ms: list[float] = []
         self._centre = 0
         self._last_valid_ms = -math.inf
         self._broken = True
@@ -89,17 +97,31 @@ class SavitzkyGolayFilter:
     ) -> FilterOutput:
         """Take the next sample (time stamps increasing); return the samples now filtered."""
         if not valid:
-            if not self._broken and t_ms - self._last_valid_ms > self.max_gap_ms:
+            if self._broken:
+                return []
+            if t_ms - self._last_valid_ms > self.max_gap_ms:
                 return self._end_segment()
+            self._gap_ms.append(t_ms)
             return []
         out: FilterOutput = []
         if not self._broken and t_ms - self._last_valid_ms > self.max_gap_ms:
             out = self._end_segment()
+        self._fill_gap(t_ms, x_deg, y_deg)
         self._broken = False
         self._last_valid_ms = t_ms
-        self._segment.append((t_ms, x_px, y_px, x_deg, y_deg))
+        self._segment.append((t_ms, x_px, y_px, x_deg, y_deg, False))
         out += self._ready()
         return out
+
+    def _fill_gap(self, t_ms: float, x_deg: float, y_deg: float) -> None:
+        """Interpolate the invalid samples since the last valid one, linearly in degrees."""
+        gap, self._gap_ms = self._gap_ms, []
+        if not gap or not self._segment:
+            return
+        t0, _, _, x0, y0, _ = self._segment[-1]
+        for t in gap:
+            a = (t - t0) / (t_ms - t0)
+            self._segment.append((t, math.nan, math.nan, x0 + a * (x_deg - x0), y0 + a * (y_deg - y0), True))
 
     def flush(self) -> FilterOutput:
         """End of the stream: emit the samples still waiting, then a segment end; start afresh."""
@@ -120,6 +142,7 @@ class SavitzkyGolayFilter:
         out: FilterOutput = [self._fit(i) for i in range(self._centre, len(self._segment))]
         out.append(None)
         self._segment.clear()
+        self._gap_ms.clear()
         self._centre = 0
         self._broken = True
         return out
@@ -139,7 +162,7 @@ class SavitzkyGolayFilter:
 
     def _fit(self, centre: int) -> FilteredSample:
         segment, half = self._segment, self._half_ms
-        t_c, x_px, y_px, x_deg, y_deg = segment[centre]
+        t_c, x_px, y_px, x_deg, y_deg, filled = segment[centre]
         first = centre - 1 if centre > 0 else 0
         while first > 0 and segment[first - 1][0] >= t_c - half:
             first -= 1
@@ -150,7 +173,7 @@ class SavitzkyGolayFilter:
         x_fit, y_fit, vx, vy = _quadratic_fit(window, t_c)
         if len(window) < 3:
             x_fit, y_fit = x_deg, y_deg
-        return FilteredSample(t_c, x_px, y_px, x_fit, y_fit, math.hypot(vx, vy) * 1000.0)
+        return FilteredSample(t_c, x_px, y_px, x_fit, y_fit, math.hypot(vx, vy) * 1000.0, filled)
 
 
 def _quadratic_fit(window: list[_Raw], t_c: float) -> tuple[float, float, float, float]:
@@ -163,7 +186,7 @@ def _quadratic_fit(window: list[_Raw], t_c: float) -> tuple[float, float, float,
         return window[0][3], window[0][4], math.nan, math.nan
     s1 = s2 = s3 = s4 = 0.0
     x0 = x1 = x2 = y0 = y1 = y2 = 0.0
-    for t, _, _, x, y in window:
+    for t, _, _, x, y, _ in window:
         tau = t - t_c
         tau2 = tau * tau
         s1 += tau

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import statistics
 
 import numpy as np
 import pytest
@@ -74,14 +75,14 @@ def test_finds_the_known_fixations_at_any_rate_and_noise(
 
 def test_thresholds_follow_the_noise(rng: np.random.Generator) -> None:
     peaks = []
-    for noise_deg in (0.02, 0.1, 0.3):
+    for noise_deg in (0.02, 0.3, 0.6):
         path = scan_path(rng, n_fixations=12, rate_hz=500.0, noise_deg=noise_deg)
         detector = AdaptiveVelocityDetector(GEOMETRY)
         for sample in path.samples():
             detector.feed(sample)
         assert detector.onset_threshold_deg_s < detector.peak_threshold_deg_s
         peaks.append(detector.peak_threshold_deg_s)
-    assert peaks[0] < peaks[1] < peaks[2]
+    assert peaks[0] == 40.0 < peaks[1] < peaks[2]  # a clean tracker's PT stays at the floor
 
 
 def test_short_data_loss_is_bridged_and_a_blink_splits(rng: np.random.Generator) -> None:
@@ -106,36 +107,57 @@ def test_no_samples_give_no_fixations() -> None:
 # --- the literal threshold and online == offline ---------------------------------------------------
 
 
-def reference_threshold(velocity_deg_s: NDArray[np.float64], initial_deg_s: float) -> tuple[float, float]:
-    """Nyström & Holmqvist (2010): PT ← mean + 6 sd of the velocities below PT, until it moves < 1 °/s."""
+def reference_threshold(
+    velocity_deg_s: NDArray[np.float64], initial_deg_s: float, floor_deg_s: float
+) -> tuple[float, float]:
+    """Nyström & Holmqvist (2010) with Engbert & Kliegl's (2003) robust μ and σ, literally:
+    PT ← median + 6 · 1.4826 · MAD of the velocities below PT, until it moves by < 1 °/s."""
     peak = initial_deg_s
     while True:
-        below = velocity_deg_s[velocity_deg_s < peak]
-        new_peak = below.mean() + 6.0 * below.std()
+        below = sorted(v for v in velocity_deg_s.tolist() if v < peak)
+        median = statistics.median(below)
+        sigma = 1.4826 * statistics.median([abs(v - median) for v in below])
+        new_peak = median + 6.0 * sigma
         if abs(new_peak - peak) < 1.0:
-            return float(new_peak), float(below.mean() + 3.0 * below.std())
+            return max(new_peak, floor_deg_s), max(median + 3.0 * sigma, floor_deg_s / 2.0)
         peak = new_peak
 
 
-@given(seed=st.integers(0, 2**32 - 1), scale=st.floats(1.0, 40.0))
-def test_property_threshold_is_the_literal_iteration(seed: int, scale: float) -> None:
+@given(seed=st.integers(0, 2**32 - 1), scale=st.floats(1.0, 40.0), floor_deg_s=st.sampled_from([1.0, 40.0]))
+def test_property_threshold_is_the_literal_iteration(seed: int, scale: float, floor_deg_s: float) -> None:
     rng = np.random.default_rng(seed)
     velocity = np.abs(rng.normal(0.0, scale, 2000)) + (rng.random(2000) < 0.05) * rng.uniform(100, 500, 2000)
-    threshold = _AdaptiveThreshold(initial_deg_s=100.0, adaptation_ms=1e9, update_ms=1e9)
+    threshold = _AdaptiveThreshold(
+        initial_deg_s=100.0, floor_deg_s=floor_deg_s, adaptation_ms=1e9, update_ms=1e9
+    )
     for i, v in enumerate(velocity[:-1].tolist()):
         threshold.add(float(i), v)
     threshold._next_update_ms = -math.inf  # force the update at the last sample
     threshold.add(float(velocity.size - 1), float(velocity[-1]))
-    peak, onset = reference_threshold(velocity, 100.0)
+    peak, onset = reference_threshold(velocity, 100.0, floor_deg_s)
     assert threshold.peak_deg_s == pytest.approx(peak, rel=1e-9)
     assert threshold.onset_deg_s == pytest.approx(onset, rel=1e-9)
 
 
 def test_threshold_forgets_velocities_older_than_the_adaptation_window() -> None:
-    threshold = _AdaptiveThreshold(initial_deg_s=100.0, adaptation_ms=1000.0, update_ms=10.0)
-    for t in range(3000):  # 1 kHz: 2 s of fast noise, then 1 s of slow noise
-        threshold.add(float(t), 40.0 + 10.0 * (t % 2) if t < 2000 else 4.0 + 1.0 * (t % 2))
-    assert threshold.peak_deg_s == pytest.approx(4.5 + 6 * 0.5, abs=0.2)
+    rng = np.random.default_rng(7)
+    velocity = np.abs(np.concatenate([rng.normal(0.0, 20.0, 2000), rng.normal(0.0, 2.0, 1000)]))
+    threshold = _AdaptiveThreshold(initial_deg_s=100.0, floor_deg_s=1.0, adaptation_ms=999.5, update_ms=10.0)
+    for t, v in enumerate(velocity.tolist()):  # 1 kHz: 2 s of fast noise, then 1 s of slow noise
+        threshold.add(float(t), v)
+    # The last update (t = 2990 ms) saw the 1,000 velocities from 1990.5 ms on: 9 fast, 991 slow.
+    peak, onset = reference_threshold(velocity[1991:2991], 100.0, 1.0)
+    assert (threshold.peak_deg_s, threshold.onset_deg_s) == (pytest.approx(peak), pytest.approx(onset))
+    assert threshold.peak_deg_s < 20.0
+
+
+def test_thresholds_never_fall_below_the_floor() -> None:
+    threshold = _AdaptiveThreshold(
+        initial_deg_s=100.0, floor_deg_s=40.0, adaptation_ms=1000.0, update_ms=10.0
+    )
+    for t in range(500):
+        threshold.add(float(t), 1.0 + 0.1 * (t % 3))
+    assert (threshold.peak_deg_s, threshold.onset_deg_s) == (40.0, 20.0)
 
 
 @given(walk=random_walks(), min_duration_ms=st.floats(1.0, 200.0), window_ms=st.floats(2.0, 40.0))
@@ -180,7 +202,15 @@ def test_registry_and_default() -> None:
 
 @pytest.mark.parametrize(
     "option",
-    ["min_duration_ms", "window_ms", "initial_peak_deg_s", "adaptation_ms", "update_ms", "max_gap_ms"],
+    [
+        "min_duration_ms",
+        "window_ms",
+        "initial_peak_deg_s",
+        "min_peak_deg_s",
+        "adaptation_ms",
+        "update_ms",
+        "max_gap_ms",
+    ],
 )
 def test_rejects_non_positive_options(option: str) -> None:
     with pytest.raises(ValueError, match=option):

@@ -96,7 +96,23 @@ def test_short_data_loss_is_bridged_and_a_blink_ends_the_segment() -> None:
     breaks = [i for i, s in enumerate(out) if s is None]
     assert len(breaks) == 2 and breaks[-1] == len(out) - 1
     assert out[breaks[0] - 1] is not None and out[breaks[0] - 1].t_ms == 248.0
-    assert all(s is None or s.velocity_deg_s == 0.0 for s in out)
+    assert all(s is None or s.velocity_deg_s == pytest.approx(0.0, abs=1e-9) for s in out)
+    filled = [s for s in out if s is not None and s.filled]
+    assert [s.t_ms for s in filled] == [float(t) for t in range(100, 150, 4)]  # the short loss only
+    assert all(math.isnan(s.x_screen_px) and s.x_deg == 1.0 for s in filled)
+
+
+def test_data_loss_is_filled_in_linearly_between_its_valid_neighbours() -> None:
+    f = SavitzkyGolayFilter(window_ms=4.0, max_gap_ms=75.0)
+    out: list[FilteredSample | None] = []
+    for t in range(0, 40, 2):
+        x = 0.1 * t  # 100 °/s
+        out += f.push(float(t), x, 0.0, x, 0.0, not 10 <= t < 20)
+    out += f.flush()
+    samples = [s for s in out if s is not None]
+    assert [s.t_ms for s in samples] == [float(t) for t in range(0, 40, 2)]
+    np.testing.assert_allclose([s.x_deg for s in samples], [0.1 * t for t in range(0, 40, 2)], atol=1e-9)
+    np.testing.assert_allclose([s.velocity_deg_s for s in samples], 100.0, rtol=1e-9)
 
 
 def test_a_lone_sample_has_no_velocity() -> None:
