@@ -309,7 +309,9 @@ def build_model(
     Raises
     ------
     ValueError
-        For an unknown architecture, a bad input shape, or an input smaller than the architecture allows.
+        For an unknown architecture, a bad input shape, an input smaller than the architecture allows,
+        or options that are not a mapping, set what the project sets (``weights``, ``include_top`` …)
+        or are not arguments of the builder.
 
     References
     ----------
@@ -326,7 +328,38 @@ def build_model(
             f"{shape[0]} × {shape[1]}. Resize the images{advice}."
         )
     builder = ARCHITECTURES.get(architecture) or functools.partial(_application, architecture)
-    return builder(shape, n_classes, **dict(options or {}))
+    chosen = _check_options(architecture, options)
+    try:
+        return builder(shape, n_classes, **chosen)
+    except TypeError as err:
+        if "keyword argument" not in str(err):
+            raise
+        raise ValueError(
+            f"{architecture} does not take the options {sorted(chosen)!r} ({err}). Check their names."
+        ) from err
+
+
+#: Builder arguments RBDM Studio sets itself; an ``options`` entry may not replace them.
+_RESERVED_OPTIONS = frozenset(
+    {"include_top", "weights", "input_tensor", "input_shape", "pooling", "classes", "classifier_activation"}
+)
+
+
+def _check_options(architecture: str, options: Any) -> dict[str, Any]:
+    if options is None:
+        return {}
+    if not isinstance(options, Mapping) or not all(isinstance(key, str) for key in options):
+        raise ValueError(
+            f"options must be a mapping of option names to values (a JSON object such as "
+            f'{{"alpha": 0.35}}); got {options!r}.'
+        )
+    reserved = sorted(set(options) & _RESERVED_OPTIONS)
+    if reserved:
+        raise ValueError(
+            f"options may not set {reserved!r}: RBDM Studio sets them itself ({architecture} is built "
+            "untrained, without its top, on the project's input). Remove them from the options."
+        )
+    return dict(options)
 
 
 def build_bound_model(

@@ -98,7 +98,7 @@ def _add_training(parser: argparse.ArgumentParser, *, architecture: str, epochs:
         help=f"'small_cnn' or a tf.keras.applications name such as MobileNetV2 (default: {architecture})",
     )
     group.add_argument(
-        "--options", type=json.loads, default=None, help="builder options as JSON, e.g. '{\"alpha\": 0.35}'"
+        "--options", type=_json_object, default=None, help="builder options as JSON, e.g. '{\"alpha\": 0.35}'"
     )
     group.add_argument("--epochs", type=int, default=epochs, help=f"epochs (default: {epochs})")
     group.add_argument("--batch-size", type=int, default=32, help="images per step (default: 32)")
@@ -110,6 +110,21 @@ def _add_training(parser: argparse.ArgumentParser, *, architecture: str, epochs:
         default=True,
         help="reproducible runs: seeded weights, deterministic kernels (RBDM §5.6; default: on)",
     )
+
+
+def _json_object(text: str) -> dict[str, Any]:
+    """``--options``: a JSON object; anything else is an argparse error that says what was expected."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise argparse.ArgumentTypeError(
+            f"not JSON ({err}); give an object such as '{{\"alpha\": 0.35}}'"
+        ) from err
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(
+            f"expected a JSON object such as '{{\"alpha\": 0.35}}'; got a {type(value).__name__}: {text!r}"
+        )
+    return value
 
 
 def _load_split(args: argparse.Namespace, split: str, max_count: int | None) -> SplitArrays:

@@ -373,23 +373,28 @@ def test_compare_does_not_initialise_an_empty_file(
     assert empty.stat().st_size == 0 and sorted(p.name for p in tmp_path.iterdir()) == ["typo.sqlite"]
 
 
-def test_compare_reads_an_old_schema_without_migrating_the_file(tmp_path: Path) -> None:
+def test_compare_reads_an_old_schema_without_migrating_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import sqlite3
 
     from tests.tracking._study import write_study
+    from tracking import store
 
     study = tmp_path / "old.sqlite"
     write_study(study)
-    with sqlite3.connect(study) as conn:  # what schema version 1 looked like
-        conn.execute("DROP TABLE trial_frames")
-        conn.execute("PRAGMA user_version=1")
-    conn.close()
     before = study.read_bytes()
+    old = store.SCHEMA_VERSION  # pretend this version is one step behind the current one
+    monkeypatch.setattr(store, "SCHEMA_VERSION", old + 1)
+    monkeypatch.setitem(store._MIGRATIONS, old, "CREATE TABLE newer_feature (x INTEGER)")
     assert _compare(study, tmp_path / "out") == 0
     assert (tmp_path / "out" / "table1.csv").is_file()
     assert study.read_bytes() == before
     with sqlite3.connect(f"{study.as_uri()}?mode=ro", uri=True) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone() == (1,)
+        assert conn.execute("PRAGMA user_version").fetchone() == (old,)
+        assert conn.execute("SELECT count(*) FROM sqlite_master WHERE name = 'newer_feature'").fetchone() == (
+            0,
+        )
     conn.close()
 
 
@@ -546,3 +551,106 @@ def test_a_model_with_fewer_outputs_than_the_data_has_labels_is_refused(
     assert main([*command, "--cache-dir", str(tmp_path / "cache")]) == 2
     err = capsys.readouterr().err
     assert "three.keras' has 3 outputs" in err and "cannot predict" in err and "Traceback" not in err
+
+
+# --------------------------------------------------------------------------------------------------------
+# Damaged or foreign label files and arguments
+# --------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"weights": "imagenet"}, r"options may not set \['weights'\]"),
+        ([0.35], "options must be a mapping"),
+        ({"alpha": 0.35, "include_top": True}, r"\['include_top'\]"),
+    ],
+)
+def test_builder_options_that_are_not_options_are_refused(options: Any, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        models.build_model("MobileNetV2", input_shape=(32, 32, 3), options=options)
+
+
+@pytest.mark.parametrize("text", ["[0.35]", '"alpha"', "{alpha: 1}"])
+def test_options_on_the_command_line_must_be_a_json_object(
+    text: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from rbdm_gui.cli import main
+
+    with pytest.raises(SystemExit) as exited:
+        main(["train-trainer", "--options", text])
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert "argument --options" in err and "JSON" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("box", ["inf", "-inf", "nan", "0"])
+def test_an_affectnet_face_box_that_is_not_a_box_is_refused_by_line(box: str) -> None:
+    from analysis.datasets.affectnet import parse_affectnet_rows
+
+    header = ["subDirectory_filePath", "face_x", "face_y", "face_width", "face_height", "facial_landmarks"]
+    header += ["expression", "valence", "arousal"]
+    row = ["1/a.jpg", "0", "0", box, "10", "", "1", "0.5", "0.5"]
+    with pytest.raises(ValueError, match=r"training\.csv line 2: .*face box"):
+        parse_affectnet_rows([header, row], split="train", source="training.csv")
+
+
+def test_a_ferplus_row_without_votes_is_removed_not_neutral() -> None:
+    from analysis.datasets.ferplus import parse_ferplus_rows
+
+    header = ["Usage", "Image name", "neutral", "happiness", "surprise", "sadness", "anger", "disgust"]
+    header += ["fear", "contempt", "unknown", "NF"]
+    rows = [
+        header,
+        ["Training", "fer0000000.png", *["0"] * 10],
+        ["Training", "fer0000001.png", "9", *["0"] * 9],
+    ]
+    parsed = parse_ferplus_rows(rows)
+    assert [row.image_name for row in parsed.rows] == ["fer0000001.png"]
+    assert parsed.removed["no votes"] == 1
+
+
+def _ck_sequence(root: Path, frames: list[str], peak: str, code: int = 5) -> Path:
+    from PIL import Image
+
+    sequence = root / "cohn-kanade-images" / "S005" / "001"
+    sequence.mkdir(parents=True)
+    for k, frame in enumerate(frames):
+        Image.fromarray(np.full((8, 8), 20 * k, dtype=np.uint8)).save(sequence / f"S005_001_{frame}.png")
+    emotion = root / "Emotion" / "S005" / "001"
+    emotion.mkdir(parents=True)
+    (emotion / f"S005_001_{peak}_emotion.txt").write_text(f"{code:.7e}\n")
+    return sequence
+
+
+def test_ckplus_takes_the_peak_frame_by_number_not_by_name(tmp_path: Path) -> None:
+    from analysis.datasets.ckplus import CKPlusLoader
+
+    _ck_sequence(tmp_path, [str(k) for k in range(1, 12)], peak="11")  # unpadded: "9" sorts after "11"
+    entries = CKPlusLoader(tmp_path).entries("all")
+    assert [(e.id, e.label) for e in entries] == [
+        ("S005/001/S005_001_1", "neutral"),
+        ("S005/001/S005_001_11", "happy"),
+    ]
+
+
+def test_ckplus_warns_and_leaves_out_a_sequence_whose_peak_frame_is_missing(tmp_path: Path) -> None:
+    from analysis.datasets.ckplus import CKPlusLoader
+    from analysis.errors import AnalysisWarning
+
+    _ck_sequence(tmp_path, ["00000001", "00000002", "00000003"], peak="00000004")
+    with pytest.warns(
+        AnalysisWarning, match=r"emotion file names frame 4, which is missing \(frames 1, 2, 3\)"
+    ):
+        loader = CKPlusLoader(tmp_path)
+    assert loader.entries("all") == ()
+
+
+def test_ckplus_warns_about_missing_frames_before_the_peak(tmp_path: Path) -> None:
+    from analysis.datasets.ckplus import CKPlusLoader
+    from analysis.errors import AnalysisWarning
+
+    _ck_sequence(tmp_path, ["00000001", "00000002", "00000005"], peak="00000005")
+    with pytest.warns(AnalysisWarning, match=r"lacks frames \[3, 4\]"):
+        loader = CKPlusLoader(tmp_path)
+    assert [e.id.rsplit("_", 1)[1] for e in loader.entries("all")] == ["00000001", "00000005"]

@@ -127,10 +127,16 @@ def _parse_row(cells: Sequence[str], *, split: str, where: str) -> AffectNetRow:
     try:
         code = int(cells[6])
         x, y, w, h = (int(float(cell)) for cell in cells[1:5])
-    except ValueError as err:
+    except (ValueError, OverflowError) as err:  # OverflowError: a box of inf
         raise ValueError(
-            f"{where}: expression and face box must be integers; got {list(cells[1:7])!r}."
+            f"{where}: expression and face box must be integers; got {list(cells[1:7])!r} (inf is not one). "
+            "Correct or remove the row."
         ) from err
+    if w <= 0 or h <= 0:
+        raise ValueError(
+            f"{where}: the face box must have a positive width and height; got {w!r} × {h!r} "
+            f"({list(cells[1:5])!r}). Correct or remove the row."
+        )
     if code not in AFFECTNET_CODES:
         raise ValueError(f"{where}: unknown expression code {code!r}; AffectNet codes are 0–10.")
     return AffectNetRow(split=split, file_path=cells[0].strip(), code=code, box_px=(x, y, w, h))

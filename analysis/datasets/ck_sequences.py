@@ -34,8 +34,8 @@ import numpy as np
 from numpy.typing import NDArray
 from PIL import Image
 
-from analysis.datasets.base import IMAGE_SUFFIXES, IndexedLoader, IndexEntry, decode_image, existing_path
-from analysis.datasets.ckplus import read_emotion_code
+from analysis.datasets.base import IndexedLoader, IndexEntry, decode_image, existing_path
+from analysis.datasets.ckplus import read_emotion_code, sequence_frames
 
 __all__ = [
     "NO_EMOTION",
@@ -183,9 +183,7 @@ def _one_file(folder: Path, pattern: str, what: str) -> Path | None:
 
 
 def _index_sequence(root: Path, subject: str, sequence_dir: Path) -> CKSequence | None:
-    frames = tuple(
-        sorted(p for p in sequence_dir.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-    )
+    frames = tuple(sequence_frames(sequence_dir))  # by frame number: an unpadded 9 before 10
     if not frames:
         return None
     facs = _one_file(root / _FACS / subject / sequence_dir.name, "*_facs.txt", "FACS")

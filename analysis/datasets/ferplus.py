@@ -2,8 +2,8 @@
 
 Each CSV row gives, for one FER2013 image, how many annotators chose each of ten categories
 (``neutral, happiness, surprise, sadness, anger, disgust, fear, contempt, unknown, NF``). A vote rule
-turns the votes into one column; rows whose result is ``unknown`` or ``NF`` (not a face), and rows with
-an empty image name, are removed; the authors' split (``Usage``) is kept (RBDM §4.2).
+turns the votes into one column; rows whose result is ``unknown`` or ``NF`` (not a face), rows without
+any vote, and rows with an empty image name, are removed; the authors' split (``Usage``) is kept (RBDM §4.2).
 
 Vote rules (:data:`VOTE_RULES`):
 
@@ -162,7 +162,8 @@ class FERPlusLabels:
     rows : tuple of FERPlusRow
         Kept rows in file order.
     removed : dict of str to int
-        ``"empty name"``, ``"unknown"`` and ``"NF"`` → number of rows removed for it.
+        ``"empty name"``, ``"unknown"`` and ``"NF"`` → number of rows removed for it; also ``"no votes"``
+        when rows without a single vote were removed (they are not ``neutral``).
     """
 
     rows: tuple[FERPlusRow, ...]
@@ -236,6 +237,8 @@ def parse_ferplus_rows(lines: Iterable[Sequence[str]], *, vote_rule: str = "majo
         column, label = FERPLUS_COLUMNS[vote(votes)]
         if not name:
             removed["empty name"] += 1
+        elif not any(votes):  # no annotator voted: a tie of zeros is not a vote for "neutral"
+            removed["no votes"] += 1
         elif label is None:
             removed[column] += 1
         else:
