@@ -55,6 +55,13 @@ class GazeSample:
         False during blinks, tracking loss or when the device flags the sample.
     pupil_size : float or None
         Pupil size in the device's own unit (EyeTribe: arbitrary units), when reported.
+    device_t_ms : float or None
+        The device's own time stamp of the sample in milliseconds on its clock (EyeTribe: the
+        frame's ``time``; LSL: the sender's stamp), kept so that a recording can be checked
+        against the device; None when the device sends none.
+    device_state : int or None
+        The device's own validity/state flags as it sent them (EyeTribe: the frame's ``state``
+        bitmask; LSL: the validity channel's value), None when it sends none.
     """
 
     t_ms: float
@@ -62,10 +69,18 @@ class GazeSample:
     y_screen_px: float
     valid: bool = True
     pupil_size: float | None = None
+    device_t_ms: float | None = None
+    device_state: int | None = None
 
     def __post_init__(self) -> None:
         if not math.isfinite(self.t_ms):
             raise ValueError(f"t_ms must be finite; got {self.t_ms!r}.")
+        if self.device_t_ms is not None and not math.isfinite(self.device_t_ms):
+            raise ValueError(f"device_t_ms must be finite or None; got {self.device_t_ms!r}.")
+        if self.device_state is not None and (
+            isinstance(self.device_state, bool) or not isinstance(self.device_state, int)
+        ):
+            raise TypeError(f"device_state must be an int or None; got {self.device_state!r}.")
         if self.valid and not (math.isfinite(self.x_screen_px) and math.isfinite(self.y_screen_px)):
             raise ValueError(
                 f"a valid sample needs a finite position; got ({self.x_screen_px!r}, {self.y_screen_px!r}). "
@@ -447,12 +462,19 @@ class SampleArrays:
         False during blinks and tracking loss.
     pupil_size : ndarray, shape (N,)
         Pupil size in the device's unit; NaN where not reported.
+    device_t_ms : ndarray, shape (N,)
+        The device's own time stamps (ms on its clock); NaN where it sent none (and for samples
+        recorded before schema version 3).
+    device_state : ndarray, shape (N,)
+        The device's validity/state flags as integral values; NaN where it sent none.
     """
 
     t_ms: NDArray[np.float64]
     xy_screen_px: NDArray[np.float64]
     valid: NDArray[np.bool_]
     pupil_size: NDArray[np.float64]
+    device_t_ms: NDArray[np.float64]
+    device_state: NDArray[np.float64]
 
     def __len__(self) -> int:
         return int(self.t_ms.shape[0])

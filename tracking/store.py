@@ -63,7 +63,7 @@ from tracking.records import (
 __all__ = ["SCHEMA_VERSION", "SampleWriter", "SessionStore"]
 
 #: Version of the table layout, kept in ``PRAGMA user_version`` and in exported ``meta.csv``.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 #: ``PRAGMA application_id`` marking a file as an RBDM Studio store ("RBDM" in ASCII).
 _APPLICATION_ID = 0x5242444D
 _FORMAT = "rbdm-studio-session-store"
@@ -142,7 +142,9 @@ CREATE TABLE samples (
     x_screen_px REAL,
     y_screen_px REAL,
     valid INTEGER NOT NULL CHECK (valid IN (0, 1)),
-    pupil_size REAL
+    pupil_size REAL,
+    device_t_ms REAL,
+    device_state INTEGER
 );
 CREATE INDEX samples_by_time ON samples (recording_id, t_ms);
 CREATE TABLE fixations (
@@ -175,7 +177,16 @@ CREATE TABLE validation_points (
 )
 
 #: SQL upgrading schema version v to v + 1, applied in order on opening an older file.
-_MIGRATIONS: dict[int, str] = {1: _TRIAL_FRAMES_TABLE}
+_MIGRATIONS: dict[int, str] = {
+    1: _TRIAL_FRAMES_TABLE,
+    # Schema version 3: the device's own time stamp and validity/state flags of each sample (issue 16).
+    2: "ALTER TABLE samples ADD COLUMN device_t_ms REAL; ALTER TABLE samples ADD COLUMN device_state INTEGER",
+}
+#: Columns added to a table after schema version 2: an export of an older version lacks them
+#: (trailing, nullable) and imports with NULL in them.
+_ADDED_COLUMNS: dict[str, tuple[str, ...]] = {"samples": ("device_t_ms", "device_state")}
+#: The oldest export version :meth:`SessionStore.import_csv` reads.
+_OLDEST_IMPORT_VERSION = 2
 
 #: Tables in foreign-key order (parents first), with the order their rows are exported in.
 _TABLES: dict[str, str] = {
@@ -215,9 +226,10 @@ _FRAMES_COLUMNS = (
 )
 _FRAMES_INSERT = f"INSERT INTO trial_frames (trial_id, {_FRAMES_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
 _SAMPLE_INSERT = (
-    "INSERT INTO samples (recording_id, t_ms, x_screen_px, y_screen_px, valid, pupil_size) "
-    "VALUES (?, ?, ?, ?, ?, ?)"
+    "INSERT INTO samples (recording_id, t_ms, x_screen_px, y_screen_px, valid, pupil_size, device_t_ms, "
+    "device_state) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 )
+_SAMPLE_COLUMNS = "t_ms, x_screen_px, y_screen_px, valid, pupil_size, device_t_ms, device_state"
 
 
 def _utc_now() -> str:
@@ -756,7 +768,8 @@ class SessionStore:
         with self._use("read samples") as conn:
             self._require(conn, "sessions", "session_id", session_id)
             rows = conn.execute(
-                "SELECT s.t_ms, s.x_screen_px, s.y_screen_px, s.valid, s.pupil_size FROM samples AS s "
+                "SELECT s.t_ms, s.x_screen_px, s.y_screen_px, s.valid, s.pupil_size, s.device_t_ms, "
+                "s.device_state FROM samples AS s "
                 "JOIN recordings AS r USING (recording_id) WHERE r.session_id = ? ORDER BY s.rowid",
                 (session_id,),
             ).fetchall()
@@ -767,7 +780,7 @@ class SessionStore:
         with self._use("read samples") as conn:
             _, recording_id, start_ms, stop_ms = self._trial_key(conn, session_id, position)
             rows = conn.execute(
-                "SELECT t_ms, x_screen_px, y_screen_px, valid, pupil_size FROM samples "
+                f"SELECT {_SAMPLE_COLUMNS} FROM samples "
                 "WHERE recording_id = ? AND t_ms BETWEEN ? AND ? ORDER BY t_ms",
                 (recording_id, start_ms, stop_ms),
             ).fetchall()
@@ -919,12 +932,14 @@ def _trial_from_row(row: Sequence[Any]) -> Trial:
 
 
 def _sample_arrays(rows: list[tuple[Any, ...]]) -> SampleArrays:
-    table = np.array(rows, dtype=np.float64).reshape(len(rows), 5)  # NULL → NaN
+    table = np.array(rows, dtype=np.float64).reshape(len(rows), 7)  # NULL → NaN
     return SampleArrays(
         t_ms=table[:, 0].copy(),
         xy_screen_px=table[:, 1:3].copy(),
         valid=table[:, 3] == 1.0,
         pupil_size=table[:, 4].copy(),
+        device_t_ms=table[:, 5].copy(),
+        device_state=table[:, 6].copy(),
     )
 
 
@@ -962,10 +977,11 @@ def _check_meta(path: Path) -> None:
         ) from err
     if meta.get("format") != _FORMAT:
         raise StoreError(f"{path} does not describe an RBDM Studio export.")
-    if meta.get("schema_version") != str(SCHEMA_VERSION):
+    readable = [str(v) for v in range(_OLDEST_IMPORT_VERSION, SCHEMA_VERSION + 1)]
+    if meta.get("schema_version") not in readable:
         raise StoreError(
-            f"{path} has schema version {meta.get('schema_version')!r}; this RBDM Studio imports version "
-            f"{SCHEMA_VERSION}. Open the export with the RBDM Studio version that wrote it."
+            f"{path} has schema version {meta.get('schema_version')!r}; this RBDM Studio imports versions "
+            f"{', '.join(readable)}. Open the export with the RBDM Studio version that wrote it."
         )
 
 
@@ -973,12 +989,15 @@ def _import_table(conn: sqlite3.Connection, table: str, path: Path) -> None:
     info = conn.execute(f"PRAGMA table_info({table})").fetchall()
     columns = [str(row[1]) for row in info]
     parsers = [_PARSERS[str(row[2])] for row in info]
-    insert = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
     with path.open(newline="", encoding="utf-8") as file:
         reader = csv.reader(file)
         header = next(reader, [])
-        if header != columns:
+        older = columns[: len(columns) - len(_ADDED_COLUMNS.get(table, ()))]
+        if header == older != columns:  # an older version's export: the added columns stay NULL
+            columns, parsers = older, parsers[: len(older)]
+        elif header != columns:
             raise StoreError(f"{path} has columns {header!r}; expected {columns!r}.")
+        insert = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
         while batch := [(reader.line_num, row) for row in itertools.islice(reader, 10_000)]:
             rows = [_parse_row(path, line, row, parsers) for line, row in batch]
             conn.execute("SAVEPOINT batch")
@@ -1156,7 +1175,19 @@ class SampleWriter:
         pending, rid = self._pending, self.recording_id
         while pending:
             batch = [pending.popleft() for _ in range(min(len(pending), 50_000))]
-            rows = [(rid, s.t_ms, s.x_screen_px, s.y_screen_px, int(s.valid), s.pupil_size) for s in batch]
+            rows = [
+                (
+                    rid,
+                    s.t_ms,
+                    s.x_screen_px,
+                    s.y_screen_px,
+                    int(s.valid),
+                    s.pupil_size,
+                    s.device_t_ms,
+                    s.device_state,
+                )
+                for s in batch
+            ]
             try:
                 with _transaction(self._conn):
                     self._conn.executemany(_SAMPLE_INSERT, rows)

@@ -557,13 +557,81 @@ def test_a_version_1_store_is_upgraded_in_place(tmp_path: Path) -> None:
         store.record_trial(session_id, make_trial(0, 0.0), [])
     with sqlite3.connect(path) as conn:  # what version 1 looked like
         conn.execute("DROP TABLE trial_frames")
+        conn.execute("ALTER TABLE samples DROP COLUMN device_t_ms")
+        conn.execute("ALTER TABLE samples DROP COLUMN device_state")
         conn.execute("PRAGMA user_version=1")
     with SessionStore(path) as store:
         assert store.trial_frames(session_id) == {}
         store.record_trial(session_id, make_trial(1, 5000.0), [], frames=make_frames(0))
         assert store.trial_frames(session_id) == {1: make_frames(0)}
     with sqlite3.connect(path) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,) == (2,)
+        assert conn.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,) == (3,)
+
+
+def _as_version_2(path: Path) -> None:
+    """Turn a store into what schema version 2 wrote: samples without the device's stamp and flags."""
+    with sqlite3.connect(path) as conn:
+        conn.execute("ALTER TABLE samples DROP COLUMN device_t_ms")
+        conn.execute("ALTER TABLE samples DROP COLUMN device_state")
+        conn.execute("PRAGMA user_version=2")
+
+
+def test_the_device_time_stamp_and_state_are_stored(store: SessionStore) -> None:
+    session_id = new_session(store)
+    samples = [
+        GazeSample(10.0, 100.0, 200.0, device_t_ms=1_700_000_000_016.0, device_state=7),
+        GazeSample(26.7, math.nan, math.nan, valid=False, device_t_ms=1_700_000_000_033.0, device_state=0x14),
+        GazeSample(43.3, 101.0, 201.0),  # a device that sends neither
+    ]
+    with store.sample_writer(session_id, batch_interval_s=0.01) as writer:
+        for sample in samples:
+            writer.add(sample)
+    stored = store.samples(session_id)
+    np.testing.assert_array_equal(stored.device_t_ms, [1_700_000_000_016.0, 1_700_000_000_033.0, math.nan])
+    np.testing.assert_array_equal(stored.device_state, [7.0, 20.0, math.nan])
+
+
+def test_a_version_2_store_keeps_its_samples_and_stores_device_fields_after_the_upgrade(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "v2.db"
+    with SessionStore(path) as store:
+        session_id = new_session(store)
+        with store.sample_writer(session_id) as writer:
+            writer.add(GazeSample(1.0, 10.0, 20.0, pupil_size=3.0))
+    _as_version_2(path)
+    with SessionStore(path) as store:
+        old = store.samples(session_id)
+        assert (old.t_ms.tolist(), old.pupil_size.tolist()) == ([1.0], [3.0])
+        assert np.isnan(old.device_t_ms).all() and np.isnan(old.device_state).all()
+        with store.sample_writer(session_id) as writer:
+            writer.add(GazeSample(2.0, 10.0, 20.0, device_t_ms=5.0, device_state=1))
+        assert store.samples(session_id).device_state.tolist()[1] == 1.0
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone() == (3,)
+
+
+def test_a_version_2_export_is_imported_with_empty_device_fields(store: SessionStore, tmp_path: Path) -> None:
+    session_id = new_session(store)
+    with store.sample_writer(session_id) as writer:
+        writer.add(GazeSample(1.0, 10.0, 20.0, device_t_ms=5.0, device_state=7))
+    store.export_csv(tmp_path / "export")
+    samples_csv = tmp_path / "export" / "samples.csv"
+    lines = samples_csv.read_text().splitlines()
+    samples_csv.write_text("\n".join(",".join(line.split(",")[:-2]) for line in lines) + "\n")
+    meta = tmp_path / "export" / "meta.csv"
+    meta.write_text(meta.read_text().replace(f"schema_version,{SCHEMA_VERSION}", "schema_version,2"))
+    with SessionStore(tmp_path / "copy.db") as copy:
+        copy.import_csv(tmp_path / "export")
+        stored = copy.samples(session_id)
+        assert stored.t_ms.tolist() == [1.0] and np.isnan(stored.device_t_ms).all()
+
+
+def test_device_fields_must_be_what_they_say() -> None:
+    with pytest.raises(ValueError, match="device_t_ms must be finite"):
+        GazeSample(0.0, 1.0, 1.0, device_t_ms=math.inf)
+    with pytest.raises(TypeError, match="device_state must be an int"):
+        GazeSample(0.0, 1.0, 1.0, device_state=1.5)  # type: ignore[arg-type]
 
 
 def test_trial_frames_survive_export_and_import(store: SessionStore, tmp_path: Path) -> None:

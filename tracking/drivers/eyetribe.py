@@ -155,10 +155,21 @@ class EyeTribeFrame:
         return tracked and math.isfinite(self.x_screen_px) and math.isfinite(self.y_screen_px)
 
     def to_sample(self, t_ms: float) -> GazeSample:
-        """The frame as a :class:`GazeSample` stamped ``t_ms``; invalid frames get NaN coordinates."""
-        if not self.valid:
-            return GazeSample(t_ms, math.nan, math.nan, valid=False, pupil_size=self.pupil_size)
-        return GazeSample(t_ms, self.x_screen_px, self.y_screen_px, valid=True, pupil_size=self.pupil_size)
+        """The frame as a :class:`GazeSample` stamped ``t_ms``; invalid frames get NaN coordinates.
+
+        The sample keeps the server's own ``time`` (``device_t_ms``) and ``state`` bitmask
+        (``device_state``), so a recording can be checked against the device.
+        """
+        valid = self.valid
+        return GazeSample(
+            t_ms,
+            self.x_screen_px if valid else math.nan,
+            self.y_screen_px if valid else math.nan,
+            valid=valid,
+            pupil_size=self.pupil_size,
+            device_t_ms=self.device_time_ms,
+            device_state=int(self.state),
+        )
 
 
 @dataclass(frozen=True, slots=True)

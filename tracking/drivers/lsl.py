@@ -142,26 +142,40 @@ def stream_predicate(*, stream_type: str | None, stream_name: str | None, source
     return " and ".join(parts)
 
 
-def _sample_from_row(row: Sequence[float], t_ms: float, channels: ChannelMap) -> GazeSample:
+def _sample_from_row(
+    row: Sequence[float], t_ms: float, device_t_ms: float, channels: ChannelMap
+) -> GazeSample:
     raw_x, raw_y = float(row[channels.x_channel]), float(row[channels.y_channel])
     x, y = raw_x, raw_y
     if channels.screen_size_px is not None:
         x, y = x * channels.screen_size_px[0], y * channels.screen_size_px[1]
-    valid = math.isfinite(x) and math.isfinite(y)
-    if channels.valid_channel is not None:
-        valid = valid and float(row[channels.valid_channel]) > 0.5
-    if valid and channels.rejects_zero and raw_x == 0.0 and raw_y == 0.0:
-        valid = False
-    bounds = channels.screen_bounds_px
-    if valid and bounds is not None:
-        valid = 0.0 <= x <= bounds[0] and 0.0 <= y <= bounds[1]
+    flag = None if channels.valid_channel is None else float(row[channels.valid_channel])
+    valid = _row_valid(raw_x, raw_y, x, y, flag, channels)
     pupil = None
     if channels.pupil_channel is not None:
         value = float(row[channels.pupil_channel])
         pupil = value if math.isfinite(value) else None
-    if not valid:
-        return GazeSample(t_ms, math.nan, math.nan, valid=False, pupil_size=pupil)
-    return GazeSample(t_ms, x, y, valid=True, pupil_size=pupil)
+    return GazeSample(
+        t_ms,
+        x if valid else math.nan,
+        y if valid else math.nan,
+        valid=valid,
+        pupil_size=pupil,
+        device_t_ms=device_t_ms if math.isfinite(device_t_ms) else None,
+        device_state=round(flag) if flag is not None and math.isfinite(flag) and abs(flag) < 2**62 else None,
+    )
+
+
+def _row_valid(
+    raw_x: float, raw_y: float, x: float, y: float, flag: float | None, channels: ChannelMap
+) -> bool:
+    """Finite, flagged valid (if there is a flag), not the (0, 0) of a lost sample, within bounds."""
+    if not (math.isfinite(x) and math.isfinite(y)) or (flag is not None and not flag > 0.5):
+        return False
+    if channels.rejects_zero and raw_x == 0.0 and raw_y == 0.0:
+        return False
+    bounds = channels.screen_bounds_px
+    return bounds is None or (0.0 <= x <= bounds[0] and 0.0 <= y <= bounds[1])
 
 
 def chunk_to_samples(
@@ -190,15 +204,17 @@ def chunk_to_samples(
     Returns
     -------
     list of GazeSample
-        Rows whose time stamp is not finite are dropped. A row is invalid (NaN position) when x or
-        y is not finite, the validity channel says so, it is exactly (0, 0) and
-        :attr:`ChannelMap.rejects_zero`, or it lies outside :attr:`ChannelMap.screen_bounds_px`.
+        Rows whose time stamp is not finite are dropped. Each sample keeps the sender's stamp in
+        ms (``device_t_ms``) and the validity channel's value (``device_state``). A row is invalid
+        (NaN position) when x or y is not finite, the validity channel says so, it is exactly
+        (0, 0) and :attr:`ChannelMap.rejects_zero`, or it lies outside
+        :attr:`ChannelMap.screen_bounds_px`.
     """
     samples = []
     for row, stamp in zip(chunk, timestamps_s, strict=False):
         t_ms = (float(stamp) + time_correction_s) * 1000.0 + lsl_to_local_ms
         if math.isfinite(t_ms):
-            samples.append(_sample_from_row(row, t_ms, channels))
+            samples.append(_sample_from_row(row, t_ms, float(stamp) * 1000.0, channels))
     return samples
 
 

@@ -169,7 +169,7 @@ def test_parse_documented_frame() -> None:
     raw = parse_frame(DOC_FRAME, gaze="raw")
     assert (raw.x_screen_px, raw.y_screen_px) == (510.0, 402.5)
     sample = frame.to_sample(12.5)
-    assert sample == GazeSample(12.5, 512.25, 400.0, True, 22.0)
+    assert sample == GazeSample(12.5, 512.25, 400.0, True, 22.0, device_t_ms=1399382856115.0, device_state=7)
 
 
 @pytest.mark.parametrize(
@@ -847,3 +847,10 @@ def test_calibrated_tracker_raises_no_calibration_notice(server: EyeTribeTestSer
     assert driver.calibrated is True
     assert not any("calibrat" in e.message for e in events)
     driver.close()
+
+
+def test_samples_keep_the_frame_time_and_state() -> None:
+    sample = parse_frame(DOC_FRAME).to_sample(12.5)
+    assert (sample.t_ms, sample.device_t_ms, sample.device_state) == (12.5, 1399382856115.0, 7)
+    lost = parse_frame(dict(DOC_FRAME, state=0x14)).to_sample(13.0)
+    assert not lost.valid and lost.device_state == 0x14 and lost.device_t_ms == 1399382856115.0

@@ -276,3 +276,21 @@ def test_samples_before_start_are_flushed_only_when_asked(
     assert buffer.wait_for(1, timeout_s=5.0)
     driver.close()
     assert [s.x_screen_px for s in buffer.snapshot()] == [200.0]
+
+
+def test_samples_keep_the_sender_stamp_and_validity_value() -> None:
+    channels = ChannelMap(valid_channel=2)
+    first, second = chunk_to_samples(
+        [[10.0, 20.0, 1.0], [11.0, 21.0, 0.0]],
+        [2.5, 2.51],
+        channels=channels,
+        time_correction_s=0.1,
+        lsl_to_local_ms=1000.0,
+    )
+    assert (first.device_t_ms, first.device_state) == (2500.0, 1)
+    assert second.device_t_ms == pytest.approx(2510.0) and second.device_state == 0 and not second.valid
+    assert first.t_ms == pytest.approx(3600.0)  # the shared clock, unlike the device stamp
+    (plain,) = chunk_to_samples(
+        [[10.0, 20.0]], [1.0], channels=ChannelMap(), time_correction_s=0.0, lsl_to_local_ms=0.0
+    )
+    assert plain.device_state is None and plain.device_t_ms == 1000.0
