@@ -75,6 +75,10 @@ class GazeRecorder:
         An online detector, e.g. ``DETECTORS["idt"](geometry)``.
     sink : callable, optional
         Receives every sample on the driver's thread (``SampleWriter.add``).
+    flush : callable, optional
+        Makes every sample given to ``sink`` so far durable, raising when it cannot
+        (``SampleWriter.flush``); :class:`LabelingSession` calls it before it commits a trial, so a
+        trial is never stored as complete without its samples.
 
     Notes
     -----
@@ -86,12 +90,17 @@ class GazeRecorder:
     """
 
     def __init__(
-        self, detector: FixationDetector, *, sink: Callable[[GazeSample], None] | None = None
+        self,
+        detector: FixationDetector,
+        *,
+        sink: Callable[[GazeSample], None] | None = None,
+        flush: Callable[[], None] | None = None,
     ) -> None:
         if not isinstance(detector, FixationDetector):
             raise TypeError(f"detector must be a FixationDetector; got {type(detector).__name__}.")
         self._detector = detector
         self._sink = sink
+        self._flush = flush
         self._lock = threading.Lock()
         self._queue: deque[GazeSample] = deque()
         self._boundaries: deque[float] = deque()
@@ -126,6 +135,17 @@ class GazeRecorder:
         with self._lock:
             self._queue.append(sample)
             self._received += 1
+
+    def flush_sink(self) -> None:
+        """Block until the samples given to the sink so far are stored (any thread).
+
+        Raises
+        ------
+        StoreError
+            When the sink failed (a full disk): the samples of the trial on screen are not all stored.
+        """
+        if self._flush is not None:
+            self._flush()
 
     def add_tap(self, tap: Callable[[GazeSample], None]) -> Callable[[], None]:
         """Also pass every sample to ``tap`` (on the driver's thread); returns its remover."""
@@ -200,7 +220,7 @@ def gaze_recording(
     """
     writer: SampleWriter = store.sample_writer(session_id)
     try:
-        recorder = GazeRecorder(detector, sink=writer.add)
+        recorder = GazeRecorder(detector, sink=writer.add, flush=writer.flush)
         driver.start(recorder)
         try:
             yield recorder
@@ -235,7 +255,8 @@ class LabelingSession:
     The view calls :meth:`begin_frame` and :meth:`frame_presented` for each frame, and the
     protocol's own methods for labels, advancing and pausing. Listeners, called on the view's
     thread: ``committed`` (:class:`~tracking.protocol.FinishedTrial`, once it is safely stored) and
-    ``failed`` (str, when the store could not commit a trial; the message says what to do).
+    ``failed`` (str, when the store could not commit a trial, or could not store its gaze samples; the
+    trial is then not stored, the view pauses, and the message says what to do).
     """
 
     def __init__(
@@ -308,10 +329,13 @@ class LabelingSession:
         fixations = self.recorder.fixations_between(phases.stimulus_onset_ms, phases.stimulus_offset_ms)
         self.recorder.forget_before(phases.stimulus_offset_ms)
         assert self._executor is not None
-        future = self._executor.submit(
-            self.store.record_trial, self.session_id, finished.trial, fixations, frames=finished.frames
-        )
+        future = self._executor.submit(self._store_trial, finished, fixations)
         self._commits.append((finished, future))
+
+    def _store_trial(self, finished: FinishedTrial, fixations: list[Fixation]) -> int:
+        """Commit a trial only once its samples are stored: a failed sample writer fails the commit."""
+        self.recorder.flush_sink()
+        return self.store.record_trial(self.session_id, finished.trial, fixations, frames=finished.frames)
 
     def _report(self, finished: FinishedTrial, future: Future[int]) -> None:
         error = future.exception()

@@ -251,6 +251,48 @@ def test_a_failing_commit_is_reported(tmp_path: Path) -> None:
         )
 
 
+class _HeldDriver:
+    """A driver whose samples the test hands to ``on_sample`` itself (the Simulation's clock)."""
+
+    def start(self, on_sample: object) -> None:
+        self.on_sample = on_sample
+
+    def stop(self) -> None:
+        pass
+
+
+def test_a_trial_whose_samples_could_not_be_written_is_not_stored_and_the_session_pauses(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tracking import store as store_module
+    from tracking.errors import StoreError
+
+    with SessionStore(tmp_path / "study.db") as store:
+        session_id = new_session(store)
+        # the disk fills up: every sample insert fails from the start
+        monkeypatch.setattr(store_module, "_SAMPLE_INSERT", "INSERT INTO full_disk VALUES (?)")
+        protocol = LabelingProtocol(store.session(session_id).stimulus_order, start_position=0)
+        messages: list[str] = []
+        with pytest.raises(StoreError, match="writing gaze samples"):  # closing the writer says so too
+            with gaze_recording(store, session_id, _HeldDriver(), DETECTORS["idt"](SCREEN)) as recorder:  # type: ignore[arg-type]
+                session = LabelingSession(store, session_id, protocol, recorder, latency_ms=50.0)
+                session.failed.subscribe(messages.append)
+                session.failed.subscribe(lambda _message: protocol.pause())  # as the labeling view does
+                sim = Simulation(session, protocol, recorder, {})
+                protocol.phase_started.subscribe(sim.on_phase)
+                protocol.start()
+                while protocol.position < 1 and protocol.phase is not Phase.PAUSED:
+                    sim.step()
+                for _ in range(20):
+                    sim.step()
+                session.close()
+        assert store.resume_point(session_id) == 0  # the trial is not complete without its data
+        assert store.trials(session_id) == []
+        assert messages and "trial 1" in messages[0] and "writing gaze samples" in messages[0]
+        assert "Check the disk, then resume the session" in messages[0]
+        assert protocol.phase is Phase.PAUSED
+
+
 def _stolen_trial(store: SessionStore, session_id: int) -> Trial:
     first = store.session(session_id).stimulus_order[0]
     return Trial(0, first, PhaseOnsets(0.0, 1.0, 2.0, 3.0, 4.0), "happy", "keyboard")
