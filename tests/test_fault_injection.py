@@ -654,3 +654,127 @@ def test_ckplus_warns_about_missing_frames_before_the_peak(tmp_path: Path) -> No
     with pytest.warns(AnalysisWarning, match=r"lacks frames \[3, 4\]"):
         loader = CKPlusLoader(tmp_path)
     assert [e.id.rsplit("_", 1)[1] for e in loader.entries("all")] == ["00000001", "00000005"]
+
+
+# --------------------------------------------------------------------------------------------------------
+# SIGKILL at random points, damaged studies, concurrent access
+# --------------------------------------------------------------------------------------------------------
+
+_REWRITE_FOREVER = textwrap.dedent(
+    """
+    import sys
+    from analysis.files import atomic_write_bytes
+    target, k = sys.argv[1], 0
+    print("ready", flush=True)
+    while True:
+        k += 1
+        atomic_write_bytes(target, (b"A" if k % 2 else b"B") * 3_000_000)
+    """
+)
+
+
+def test_sigkill_at_random_points_never_leaves_a_partial_file(
+    tmp_path: Path, rng: np.random.Generator
+) -> None:
+    import signal
+    import time
+
+    target = tmp_path / "model.keras"
+    target.write_bytes(b"A" * 3_000_000)
+    for delay_s in rng.uniform(0.05, 0.4, size=5):
+        child = subprocess.Popen(
+            [sys.executable, "-c", _REWRITE_FOREVER, str(target)], cwd=ROOT, stdout=subprocess.PIPE
+        )
+        assert child.stdout is not None and child.stdout.readline() == b"ready\n"
+        time.sleep(float(delay_s))
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+        content = target.read_bytes()
+        assert content in (b"A" * 3_000_000, b"B" * 3_000_000)
+
+
+@pytest.mark.parametrize("content", [b"\x00" * 4096, b"SQLite format 3\x00" + b"\xff" * 200, b"id,x\n1,2\n"])
+def test_compare_refuses_a_damaged_or_foreign_study_and_leaves_it_alone(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], content: bytes
+) -> None:
+    study = tmp_path / "study.sqlite"
+    study.write_bytes(content)
+    assert _compare(study, tmp_path / "out") == 2
+    err = capsys.readouterr().err
+    assert "study.sqlite" in err and "Traceback" not in err
+    assert study.read_bytes() == content and sorted(p.name for p in tmp_path.iterdir()) == ["study.sqlite"]
+
+
+def test_a_foreign_sqlite_file_is_refused_read_only_and_unchanged(tmp_path: Path) -> None:
+    import sqlite3
+
+    from tracking.errors import StoreError
+    from tracking.store import SessionStore
+
+    other = tmp_path / "photos.db"
+    with sqlite3.connect(other) as conn:
+        conn.execute("CREATE TABLE photos (name TEXT)")
+    conn.close()
+    before = other.read_bytes()
+    with pytest.raises(StoreError, match="not an RBDM Studio session store"):
+        SessionStore.open_read_only(other)
+    assert other.read_bytes() == before
+
+
+_RECORD_TRIALS = textwrap.dedent(
+    """
+    import sys
+    from pathlib import Path
+    from tests.tracking._study import write_study
+    write_study(Path(sys.argv[1]), participants=(sys.argv[2],))
+    """
+)
+
+
+def test_two_writers_on_one_study_both_keep_every_trial(tmp_path: Path) -> None:
+    import sqlite3
+
+    from tests.tracking._study import STIMULI
+    from tracking.store import SessionStore
+
+    study = tmp_path / "study.sqlite"
+    SessionStore(study).close()
+    writers = [
+        subprocess.Popen([sys.executable, "-c", _RECORD_TRIALS, str(study), name], cwd=ROOT)
+        for name in ("P01", "P02")
+    ]
+    assert [w.wait(timeout=120) for w in writers] == [0, 0]
+    with SessionStore.open_read_only(study) as store:
+        sessions = store.sessions()
+        assert len(sessions) == 2
+        assert all(len(store.trials(s.session_id)) == len(STIMULI) for s in sessions)
+    with sqlite3.connect(f"{study.as_uri()}?mode=ro", uri=True) as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    conn.close()
+
+
+def test_a_reader_during_recording_sees_the_committed_trials_and_blocks_nothing(tmp_path: Path) -> None:
+    from tests.tracking._study import GEOMETRY, STIMULI, _record, session_settings
+    from tracking.records import GazeSample
+    from tracking.store import SessionStore
+    from tracking.study import read_study
+
+    study = tmp_path / "study.sqlite"
+    with SessionStore(study) as store:
+        sid = store.create_session(
+            store.create_participant("P01"),
+            settings=session_settings(),
+            geometry=GEOMETRY,
+            tracker="mouse",
+            recogniser="keyboard",
+            stimulus_order=STIMULI,
+        )
+        with store.sample_writer(sid) as writer:
+            for k, stimulus in enumerate(STIMULI):
+                for j in range(100):
+                    writer.add(GazeSample(10_000.0 * (k + 1) + j, 960.0, 540.0))
+                writer.flush()
+                _record(store, sid, k, stimulus, np.array([[32.0, 32.0]]), "happy")
+                seen = read_study(study)  # read-only, while the session records
+                assert sorted(seen.stimuli) == sorted(STIMULI[: k + 1])
+        assert len(store.samples(sid)) == 100 * len(STIMULI)
