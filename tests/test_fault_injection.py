@@ -778,3 +778,23 @@ def test_a_reader_during_recording_sees_the_committed_trials_and_blocks_nothing(
                 seen = read_study(study)  # read-only, while the session records
                 assert sorted(seen.stimuli) == sorted(STIMULI[: k + 1])
         assert len(store.samples(sid)) == 100 * len(STIMULI)
+
+
+def test_a_damaged_model_card_is_refused_by_name(tmp_path: Path) -> None:
+    from analysis.training import load_trained
+
+    (tmp_path / "trainer.keras").write_bytes(b"never read")
+    (tmp_path / "trainer.json").write_text('{"architecture": "small_cnn", "labels": [')
+    with pytest.raises(ValueError, match=r"model card '.*trainer\.json' is damaged .*train the model again"):
+        load_trained(tmp_path / "trainer.keras")
+
+
+@pytest.mark.parametrize("content", [b"\xff\xfe\x00garbage", b"t_ms\tx\n1\t2\n", b""])
+def test_a_damaged_replay_file_is_refused_by_name(tmp_path: Path, content: bytes) -> None:
+    from tracking.drivers.replay import ReplayDriver
+    from tracking.errors import DriverError
+
+    path = tmp_path / "gaze.tsv"
+    path.write_bytes(content)
+    with pytest.raises(DriverError, match=r"cannot replay '.*gaze\.tsv'"):
+        ReplayDriver(path).connect()
