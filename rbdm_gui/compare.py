@@ -6,6 +6,10 @@ it exists; cached next to the study file) and writes RBDM Table 1 (``table1.csv`
 stimuli), every stimulus's rows (``stimuli.csv``) and a Figure 7 style PNG (``comparison.png``: the
 image with each heatmap's contour, then each heatmap). All numbers come from
 :class:`tracking.study.StudyComparison`.
+
+The study file is opened read-only: it is never created, initialised or migrated. A pair with a heatmap
+that is zero everywhere (no fixation on the image) is "not comparable": ``nan`` with a note, never
+perfect agreement; the notes are printed, and the exit status is 1 when no pair could be compared.
 """
 
 from __future__ import annotations
