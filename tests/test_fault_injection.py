@@ -798,3 +798,20 @@ def test_a_damaged_replay_file_is_refused_by_name(tmp_path: Path, content: bytes
     path.write_bytes(content)
     with pytest.raises(DriverError, match=r"cannot replay '.*gaze\.tsv'"):
         ReplayDriver(path).connect()
+
+
+@pytest.mark.parametrize("content", [b"\xff\xfe\x00\x01 not text", b"Usage,Image name\x00,x\n"])
+def test_a_label_csv_that_is_not_text_is_refused_by_name(tmp_path: Path, content: bytes) -> None:
+    from analysis.datasets.affectnet import AffectNetLoader
+    from analysis.datasets.ferplus import read_ferplus_csv
+
+    ferplus = tmp_path / "fer2013new.csv"
+    ferplus.write_bytes(content)
+    with pytest.raises(ValueError, match=r"fer2013new\.csv'.* not a FERPlus label file"):
+        read_ferplus_csv(ferplus)
+    affectnet = tmp_path / "affectnet"
+    affectnet.mkdir()
+    (affectnet / "training.csv").write_bytes(content)
+    named = r"training\.csv('? is not an AffectNet label file| line 1: expected)"
+    with pytest.raises(ValueError, match=named):
+        AffectNetLoader(affectnet, tmp_path)

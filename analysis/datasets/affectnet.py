@@ -219,8 +219,14 @@ def _csv_files(csv_path: Path) -> dict[str, Path]:
 def _read_rows(files: Mapping[str, Path]) -> list[AffectNetRow]:
     rows: list[AffectNetRow] = []
     for split, path in files.items():
-        with path.open(newline="", encoding="utf-8") as handle:
-            rows += parse_affectnet_rows(csv.reader(handle), split=split, source=path.name)
+        try:
+            with path.open(newline="", encoding="utf-8") as handle:
+                rows += parse_affectnet_rows(csv.reader(handle), split=split, source=path.name)
+        except (UnicodeDecodeError, csv.Error) as err:
+            raise ValueError(
+                f"{str(path)!r} is not an AffectNet label file (not UTF-8 CSV text: {err}). Give the "
+                "training.csv and validation.csv of the release."
+            ) from err
     return rows
 
 

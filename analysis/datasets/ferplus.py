@@ -253,10 +253,19 @@ def read_ferplus_csv(csv_path: str | Path, *, vote_rule: str = "majority") -> FE
     ------
     FileNotFoundError
         When ``csv_path`` does not exist.
+    ValueError
+        When the file is not UTF-8 CSV text, or a row is malformed (see :func:`parse_ferplus_rows`).
     """
     path = existing_path(csv_path, what="FERPlus label file fer2013new.csv")
-    with path.open(newline="", encoding="utf-8") as handle:
-        return parse_ferplus_rows(csv.reader(handle), vote_rule=vote_rule)
+    try:
+        with path.open(newline="", encoding="utf-8") as handle:
+            return parse_ferplus_rows(csv.reader(handle), vote_rule=vote_rule)
+    except (UnicodeDecodeError, csv.Error) as err:
+        raise ValueError(
+            f"{str(path)!r} is not a FERPlus label file (not UTF-8 CSV text: {err}). Give fer2013new.csv."
+        ) from err
+    except ValueError as err:  # the row's problem, with the file it is in
+        raise ValueError(f"{str(path)!r}: {err}") from err
 
 
 def _image_folders(image_dir: Path) -> dict[str, Path]:
