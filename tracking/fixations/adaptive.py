@@ -87,6 +87,8 @@ class _AdaptiveThreshold:
         self.onset_deg_s = self.peak_deg_s / 2.0
 
     def add(self, t_ms: float, velocity_deg_s: float) -> None:
+        if self._n > self._start and t_ms < self._t[self._n - 1]:
+            self.reset()  # a new stream that starts earlier: its noise is not known yet
         if self._n == self._t.shape[0]:
             self._compact()
         self._t[self._n] = t_ms
@@ -213,9 +215,13 @@ class AdaptiveVelocityDetector:
         return self._step(sample.t_ms, sample.x_screen_px, sample.y_screen_px, sample.valid)
 
     def flush(self) -> list[Fixation]:
-        """End of the stream: return the open fixation, if any, and forget all state."""
+        """End of the stream (or of a protocol phase): return the open fixation, if any.
+
+        The velocity statistics carry over to the samples fed next, when they continue the
+        stream in time (the noise is the tracker's, not the phase's); a stream that starts
+        earlier than the last sample starts them afresh, as a new detector does.
+        """
         ended = self._classify_all(self._filter.flush())
-        self._threshold.reset()
         self._order = _SampleOrder()
         return ended
 

@@ -182,6 +182,23 @@ def test_online_equals_offline_on_a_scan_path_and_flush_starts_afresh(rng: np.ra
     assert _online(path, detector) == offline  # after flush(), the same stream gives the same fixations
 
 
+def test_flush_at_a_phase_boundary_keeps_the_noise_estimate(rng: np.random.Generator) -> None:
+    path = scan_path(rng, n_fixations=8, rate_hz=500.0, noise_deg=0.4)
+    detector = AdaptiveVelocityDetector(GEOMETRY)
+    samples = path.samples()
+    for sample in samples[: len(samples) // 2]:
+        detector.feed(sample)
+    learned = detector.peak_threshold_deg_s
+    assert learned > 60.0  # well above the floor: this tracker is noisy
+    detector.flush()  # the recorder flushes at every protocol phase
+    assert detector.peak_threshold_deg_s == learned
+    detector.feed(samples[len(samples) // 2])
+    assert detector.peak_threshold_deg_s == pytest.approx(learned, rel=0.2)
+    fresh = AdaptiveVelocityDetector(GEOMETRY)
+    fresh.feed(samples[0])
+    assert fresh.peak_threshold_deg_s == 100.0  # the initial PT, before any velocity
+
+
 def test_fixations_come_back_half_a_window_after_the_saccade() -> None:
     detector = AdaptiveVelocityDetector(GEOMETRY, min_duration_ms=50.0)
     step_ms = 1.0

@@ -144,7 +144,7 @@ def test_matches_the_literal_algorithm_on_scan_paths(rng: np.random.Generator) -
     path = scan_path(rng, n_fixations=6, noise_deg=0.2, blink_every=3)
     for dispersion_deg, min_duration_ms in [(0.5, 50.0), (1.0, 100.0), (2.0, 150.0)]:
         got = idt(
-            path.t_ms, path.xy_screen_px, path.valid,
+            path.t_ms, path.xy_screen_px, path.valid, smoothing_ms=None,
             geometry=GEOMETRY, dispersion_deg=dispersion_deg, min_duration_ms=min_duration_ms,
         )  # fmt: skip
         expected = reference_idt(
@@ -177,19 +177,29 @@ def test_property_matches_the_literal_algorithm(
 ) -> None:
     t, xy, valid = walk
     options = {"dispersion_deg": dispersion_deg, "min_duration_ms": min_duration_ms}
-    got = idt(t, xy, valid, geometry=GEOMETRY, **options)
+    got = idt(t, xy, valid, geometry=GEOMETRY, smoothing_ms=None, **options)
     _assert_matches_reference(got, reference_idt(t, xy, valid, geometry=GEOMETRY, **options))
 
 
-@given(walk=random_walks(), dispersion_deg=st.floats(0.1, 3.0), min_duration_ms=st.floats(1.0, 200.0))
+@given(
+    walk=random_walks(),
+    dispersion_deg=st.floats(0.1, 3.0),
+    min_duration_ms=st.floats(1.0, 200.0),
+    smoothing_ms=st.none() | st.floats(2.0, 40.0),
+)
 def test_property_online_equals_offline(
     walk: tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.bool_]],
     dispersion_deg: float,
     min_duration_ms: float,
+    smoothing_ms: float | None,
 ) -> None:
     t, xy, valid = walk
     path = ScanPath(t, xy, valid, [])
-    options = {"dispersion_deg": dispersion_deg, "min_duration_ms": min_duration_ms}
+    options = {
+        "dispersion_deg": dispersion_deg,
+        "min_duration_ms": min_duration_ms,
+        "smoothing_ms": smoothing_ms,
+    }
     offline = idt(t, xy, valid, geometry=GEOMETRY, **options)
     assert _online(path, IDTDetector(GEOMETRY, **options)) == offline
     for fixation in offline:
@@ -205,7 +215,7 @@ def test_property_online_equals_offline_on_scan_paths(seed: int, blink_every: in
 
 
 def test_fixations_are_emitted_by_the_sample_after_their_last() -> None:
-    detector = IDTDetector(GEOMETRY, dispersion_deg=1.0, min_duration_ms=10.0)
+    detector = IDTDetector(GEOMETRY, dispersion_deg=1.0, min_duration_ms=10.0, smoothing_ms=None)
     for k in range(20):
         assert detector.feed(GazeSample(float(k), 1280.0, 720.0)) == []
     (fixation,) = detector.feed(GazeSample(20.0, 1280.0 + 5 * px_per_deg(), 720.0))
@@ -214,11 +224,63 @@ def test_fixations_are_emitted_by_the_sample_after_their_last() -> None:
 
 
 def test_an_invalid_sample_ends_the_open_fixation_at_once() -> None:
-    detector = IDTDetector(GEOMETRY, min_duration_ms=10.0)
+    detector = IDTDetector(GEOMETRY, min_duration_ms=10.0, smoothing_ms=None)
     for k in range(20):
         detector.feed(GazeSample(float(k), 1280.0, 720.0))
     (fixation,) = detector.feed(GazeSample(20.0, math.nan, math.nan, valid=False))
     assert fixation.offset_ms == 19.0
+
+
+# --- smoothing (the default): rate-independent dispersion ---------------------------------------
+
+
+@pytest.mark.parametrize("rate_hz", [600.0, 1200.0])
+def test_smoothing_finds_the_fixations_of_a_fast_noisy_tracker(
+    rng: np.random.Generator, rate_hz: float
+) -> None:
+    """Issue 16: 1,200 Hz with 0.2° of noise gave no fixation; the raw dispersion still gives none."""
+    path = scan_path(rng, n_fixations=10, rate_hz=rate_hz, noise_deg=0.2)
+    assert idt(path.t_ms, path.xy_screen_px, geometry=GEOMETRY, smoothing_ms=None) == []
+    found = idt(path.t_ms, path.xy_screen_px, geometry=GEOMETRY)
+    assert len(found) >= 10
+    for onset, offset, x, y in path.truth:
+        mine = [f for f in found if f.onset_ms < offset and f.offset_ms > onset]
+        assert mine and all(
+            math.dist((f.x_screen_px, f.y_screen_px), (x, y)) < 0.2 * px_per_deg() for f in mine
+        )
+
+
+def test_smoothing_changes_nothing_at_60_hz_but_the_delay(rng: np.random.Generator) -> None:
+    path = scan_path(rng, n_fixations=8, rate_hz=60.0, noise_deg=0.05)
+    raw = idt(path.t_ms, path.xy_screen_px, geometry=GEOMETRY, smoothing_ms=None)
+    assert idt(path.t_ms, path.xy_screen_px, geometry=GEOMETRY) == raw
+
+
+def test_smoothing_emits_half_a_window_late_and_ends_at_a_blink() -> None:
+    detector = IDTDetector(GEOMETRY, min_duration_ms=10.0)  # 20 ms filter: 10 samples at 1 kHz
+    for k in range(20):
+        assert detector.feed(GazeSample(float(k), 1280.0, 720.0)) == []
+    far = 1280.0 + 5 * px_per_deg()
+    emitted = [detector.feed(GazeSample(float(k), far, 720.0)) for k in range(20, 40)]
+    (first,) = next(e for e in emitted if e)
+    assert [len(e) for e in emitted].index(1) <= 10  # judged within half a window of the jump at 20 ms
+    assert first.onset_ms == 0.0 and 10.0 <= first.offset_ms < 20.0  # the filter blurs the step
+    for k in range(40, 120):  # an 80 ms blink (> 75 ms): the open fixation ends with it
+        ended = detector.feed(GazeSample(float(k), math.nan, math.nan, valid=False))
+        if ended:
+            assert 20.0 < ended[0].onset_ms <= 30.0 and ended[0].offset_ms == 39.0
+            assert k - 39 == 76  # the first invalid sample more than 75 ms after the last valid one
+            break
+    else:
+        raise AssertionError("the blink did not end the fixation")
+
+
+def test_smoothing_bridges_short_data_loss(rng: np.random.Generator) -> None:
+    path = scan_path(rng, n_fixations=1, rate_hz=500.0, noise_deg=0.05)
+    valid = path.valid & ~((path.t_ms > 80.0) & (path.t_ms < 120.0))  # 40 ms lost
+    xy = np.where(valid[:, None], path.xy_screen_px, np.nan)
+    assert len(idt(path.t_ms, xy, valid, geometry=GEOMETRY, min_duration_ms=50.0)) == 1
+    assert len(idt(path.t_ms, xy, valid, geometry=GEOMETRY, min_duration_ms=50.0, smoothing_ms=None)) == 2
 
 
 def test_degrees_agree_with_the_screen_geometry(rng: np.random.Generator) -> None:
