@@ -585,16 +585,23 @@ def load_model_file(path: str | Path) -> BoundModel:
     UnsafeModelError
         When loading the model would run code stored in the file (the message names the layers).
     ValueError
-        When the file is not a Keras model (a folder such as a SavedModel, weights only, another format).
+        When the file is not a Keras model (a folder such as a SavedModel, weights only, another format)
+        or is damaged; the message names it.
     """
     source = Path(path)
     model_format = check_model_file(source)
     tf = ensure_graph_mode()
     with _eager_mode():
-        if model_format == "keras":
-            eager = tf.keras.models.load_model(source, compile=False, safe_mode=True)
-        else:
-            eager = tf.keras.models.load_model(source, compile=False)
+        try:
+            if model_format == "keras":
+                eager = tf.keras.models.load_model(source, compile=False, safe_mode=True)
+            else:
+                eager = tf.keras.models.load_model(source, compile=False)
+        except (OSError, ValueError, KeyError, TypeError) as err:
+            raise ValueError(
+                f"cannot load the model {str(source)!r}: {err}. The file is damaged (truncated?) or was "
+                "written by another Keras version; save the model again with model.save('model.keras')."
+            ) from err
         config = eager.to_json()
         weights = eager.get_weights()
 
@@ -711,8 +718,8 @@ def _read_model_config(source: Path) -> tuple[str, Any]:
             "a Keras model. Save the model again with model.save('model.keras')."
         ) from err
     raise ValueError(
-        f"{str(source)!r} is neither a .keras model (a zip archive) nor an HDF5 model file. Give a model "
-        "saved with model.save('model.keras')."
+        f"{str(source)!r} is neither a .keras model (a complete zip archive; a truncated copy is not one) "
+        "nor an HDF5 model file. Give a model saved with model.save('model.keras')."
     )
 
 

@@ -815,3 +815,24 @@ def test_a_label_csv_that_is_not_text_is_refused_by_name(tmp_path: Path, content
     named = r"training\.csv('? is not an AffectNet label file| line 1: expected)"
     with pytest.raises(ValueError, match=named):
         AffectNetLoader(affectnet, tmp_path)
+
+
+@pytest.mark.tf
+def test_a_truncated_model_file_is_refused_by_name(tmp_path: Path) -> None:
+    whole = models.save_model_file(
+        models.build_bound_model("small_cnn", input_shape=(24, 24, 1), n_classes=3), tmp_path / "ok.keras"
+    )
+    data = whole.read_bytes()
+    cut = tmp_path / "cut.keras"
+    cut.write_bytes(data[: len(data) // 2])  # a copy that stopped half-way
+    with pytest.raises(ValueError, match=r"cut\.keras' is neither a \.keras model"):
+        models.load_model_file(cut)
+    weights_cut = tmp_path / "weights_cut.keras"  # the archive is whole, the weights inside are not
+    with zipfile.ZipFile(whole) as source, zipfile.ZipFile(weights_cut, "w") as target:
+        for info in source.infolist():
+            content = source.read(info.filename)
+            target.writestr(
+                info.filename, content[: len(content) // 3] if info.filename.endswith(".h5") else content
+            )
+    with pytest.raises(ValueError, match=r"cannot load the model '.*weights_cut\.keras'.*damaged"):
+        models.load_model_file(weights_cut)
