@@ -53,6 +53,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from analysis.files import atomic_write_text
 from analysis.metrics import ComparisonTable
 from analysis.study import stimulus_rows_csv
 from rbdm_gui._layout import sidebar_splitter
@@ -635,9 +636,8 @@ class ComparisonView(QWidget):
         if self.tables is None:
             raise ValueError("the study table is not ready yet; wait until every stimulus is compared.")
         out = Path(folder)
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "table1.csv").write_text(self.tables.study.to_csv(), encoding="utf-8")
-        (out / "stimuli.csv").write_text(stimulus_rows_csv(self.tables.stimuli), encoding="utf-8")
+        atomic_write_text(out / "table1.csv", self.tables.study.to_csv())
+        atomic_write_text(out / "stimuli.csv", stimulus_rows_csv(self.tables.stimuli))
         return [out / "table1.csv", out / "stimuli.csv"]
 
     def _choose_png(self) -> None:
@@ -684,8 +684,7 @@ class ComparisonView(QWidget):
         file = comparison_config_path()
         data = {"study_path": str(study_path), "model_path": str(model_path or "")}
         try:
-            file.parent.mkdir(parents=True, exist_ok=True)
-            file.write_text(json.dumps(data, indent=2), encoding="utf-8")
+            atomic_write_text(file, json.dumps(data, indent=2))
         except OSError:
             pass  # remembering is a convenience; the comparison works without it
 
