@@ -41,6 +41,8 @@ from tracking.records import Fixation, GazeSample
 __all__ = ["AdaptiveVelocityDetector", "adaptive_velocity"]
 
 _RUN = list[tuple[float, float, float]]
+#: Most velocities a threshold update looks at (a 10 s window at 1,200 Hz holds 12,000).
+_MAX_ESTIMATE_SAMPLES = 3000
 
 
 class _AdaptiveThreshold:
@@ -49,8 +51,9 @@ class _AdaptiveThreshold:
     μ is the median and σ = 1.4826 · MAD of the velocities below PT; the results are held at or
     above ``floor_deg_s`` (PT) and half of it (onset).
 
-    Velocities are kept in a growing numpy buffer trimmed by time, so an update costs one pass
-    over the window, a few times a second, and adding a velocity costs a store.
+    Velocities are kept in a growing numpy buffer trimmed by time, so an update costs a few
+    passes over the window (at most :data:`_MAX_ESTIMATE_SAMPLES` of it, evenly strided), ten
+    times a second of stream, and adding a velocity costs a store.
     """
 
     __slots__ = (
@@ -110,6 +113,8 @@ class _AdaptiveThreshold:
     def _update(self, t_ms: float) -> None:
         self._start += int(np.searchsorted(self._t[self._start : self._n], t_ms - self._adaptation_ms))
         velocities = self._v[self._start : self._n]
+        if velocities.shape[0] > _MAX_ESTIMATE_SAMPLES:  # every k-th: the same statistics, bounded cost
+            velocities = velocities[:: -(-velocities.shape[0] // _MAX_ESTIMATE_SAMPLES)]
         if velocities.shape[0] < self._min_samples:
             return
         peak = self._initial_deg_s

@@ -243,3 +243,16 @@ def test_rejects_bad_samples() -> None:
         adaptive_velocity(
             [0.0, 1.0], [[0.0, 0.0], [math.inf, 0.0]], np.array([True, True]), geometry=GEOMETRY
         )
+
+
+def test_a_long_window_is_estimated_from_evenly_strided_velocities() -> None:
+    rng = np.random.default_rng(3)
+    velocity = np.abs(rng.normal(0.0, 10.0, 12_000))  # 10 s at 1,200 Hz
+    threshold = _AdaptiveThreshold(initial_deg_s=100.0, floor_deg_s=1.0, adaptation_ms=1e9, update_ms=1e9)
+    for i, v in enumerate(velocity[:-1].tolist()):
+        threshold.add(float(i), v)
+    threshold._next_update_ms = -math.inf
+    threshold.add(float(velocity.size - 1), float(velocity[-1]))
+    peak, onset = reference_threshold(velocity[::4], 100.0, 1.0)  # 12,000 → every 4th: 3,000
+    assert (threshold.peak_deg_s, threshold.onset_deg_s) == (pytest.approx(peak), pytest.approx(onset))
+    assert threshold.peak_deg_s == pytest.approx(reference_threshold(velocity, 100.0, 1.0)[0], rel=0.05)
