@@ -671,7 +671,10 @@ def test_bad_options_are_rejected(kwargs: dict[str, object], match: str) -> None
 @pytest.fixture(scope="module")
 def fuzz_target() -> Iterator[tuple[EyeTribeTestServer, EyeTribeDriver, SampleBuffer]]:
     with EyeTribeTestServer(framerate=60, heartbeat_interval_ms=100) as srv:
-        driver = EyeTribeDriver(host="127.0.0.1", port=srv.port, reconnect=FAST_RETRY)
+        # A generous frame timeout: these tests are about the bytes, not about stalls.
+        driver = EyeTribeDriver(
+            host="127.0.0.1", port=srv.port, reconnect=FAST_RETRY, frame_timeout_ms=5000.0
+        )
         driver.connect()
         buffer = SampleBuffer()
         driver.start(buffer)
@@ -769,6 +772,10 @@ def test_frame_stall_while_heartbeats_go_on_is_lost_then_restored(
     buffer = SampleBuffer()
     driver.start(buffer)
     assert buffer.wait_for(5, timeout_s=5.0)
+    assert server.wait_until(
+        lambda: driver.state is DriverState.STREAMING
+    )  # past any stall of a busy machine
+    events.clear()
     server.frames_paused = True
     beats = server.count("heartbeat")
     assert _wait_event(server, events, DriverEventKind.TIMEOUT, "no gaze frame")
