@@ -40,19 +40,21 @@ def _temporary_path(target: Path) -> Path:
         prefix=f".{target.name}.", suffix=f".tmp{target.suffix}", dir=target.parent
     )
     os.close(handle)
-    try:  # mkstemp makes the file private (0600); keep the old file's permissions, else rw-r--r--
-        mode = target.stat().st_mode & 0o777 if target.exists() else 0o644
-        os.chmod(name, mode)
-    except OSError:
-        pass
     return Path(name)
 
 
-def _fsync(path: Path) -> None:
-    """Flush a written file to disk (best effort on file systems without fsync, e.g. some shares)."""
-    if path.is_file():
-        with path.open("rb+") as handle, contextlib.suppress(OSError):
-            os.fsync(handle.fileno())
+def _finish(temporary: Path, target: Path) -> None:
+    """Before the rename: flush the written file to disk (best effort on file systems without fsync)
+    and give it the old file's permissions (mkstemp makes it private, 0600), else rw-r--r--."""
+    if temporary.is_file():
+        descriptor = os.open(temporary, os.O_RDONLY)
+        try:
+            with contextlib.suppress(OSError):
+                os.fsync(descriptor)
+        finally:
+            os.close(descriptor)
+    with contextlib.suppress(OSError):
+        os.chmod(temporary, target.stat().st_mode & 0o777 if target.exists() else 0o644)
 
 
 def _remove(paths: list[Path]) -> None:
@@ -94,7 +96,7 @@ def replace_together(writers: Mapping[str | Path, Writer]) -> list[Path]:
             temporary = _temporary_path(target)
             temporaries.append(temporary)
             write(temporary)
-            _fsync(temporary)
+            _finish(temporary, target)
         for temporary, target in zip(temporaries, targets, strict=True):
             os.replace(temporary, target)
     finally:
@@ -143,9 +145,7 @@ def atomic_write(
         )
         with opened as handle:
             yield handle
-            handle.flush()
-            with contextlib.suppress(OSError):
-                os.fsync(handle.fileno())
+        _finish(temporary, target)
         os.replace(temporary, target)
     finally:
         _remove([temporary] if temporary.exists() else [])

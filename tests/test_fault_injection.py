@@ -205,6 +205,15 @@ def test_a_file_size_limit_during_a_write_keeps_the_old_file(tmp_path: Path) -> 
     assert [p.name for p in tmp_path.iterdir()] == ["cache.npz"]
 
 
+def test_an_atomic_write_keeps_the_old_files_permissions(tmp_path: Path) -> None:
+    kept = tmp_path / "kept.json"
+    kept.write_text("{}")
+    os.chmod(kept, 0o640)
+    files.atomic_write_text(kept, '{"new": 1}')
+    fresh = files.atomic_write_text(tmp_path / "fresh.json", "{}")
+    assert (kept.stat().st_mode & 0o777, fresh.stat().st_mode & 0o777) == (0o640, 0o644)
+
+
 def test_keep_damaged_renames_aside_and_never_overwrites_an_earlier_copy(tmp_path: Path) -> None:
     path = tmp_path / "settings.json"
     path.write_text("{ one")
