@@ -20,6 +20,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from analysis.files import atomic_write_text
 from rbdm_gui.assets import DEFAULT_TRAINER
 
 if TYPE_CHECKING:
@@ -605,7 +606,7 @@ def _write_trainee_outputs(out: Path, result: Any, args: argparse.Namespace, var
         f"{label}," + ",".join(str(int(v)) for v in row)
         for label, row in zip(labels, result.confusion, strict=True)
     ]
-    (out / "confusion.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    atomic_write_text(out / "confusion.csv", "\n".join(rows) + "\n")
     record = {
         "variant": variant,
         "command": command_line(args),
@@ -616,7 +617,7 @@ def _write_trainee_outputs(out: Path, result: Any, args: argparse.Namespace, var
         "final": result.final.as_row(),
         "duration_s": result.duration_s,
     }
-    (out / "trainee.json").write_text(json.dumps(record, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    atomic_write_text(out / "trainee.json", json.dumps(record, indent=2, sort_keys=True) + "\n")
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -717,7 +718,7 @@ def run_experiment(args: argparse.Namespace) -> int:
         run = run_grid(config, run_dir, on_progress=progress)
     finally:
         progress.close()
-    (run.run_dir / "command.txt").write_text(command_line(args) + "\n", encoding="utf-8")
+    atomic_write_text(run.run_dir / "command.txt", command_line(args) + "\n")
     _print_results(run.results)
     print(f"wrote {run.run_dir}/results.csv, curves.csv, learning_curves.png ({run.status})")
     return 0
