@@ -845,3 +845,41 @@ def test_a_truncated_model_file_is_refused_by_name(tmp_path: Path) -> None:
             )
     with pytest.raises(ValueError, match=r"cannot load the model '.*weights_cut\.keras'.*damaged"):
         models.load_model_file(weights_cut)
+
+
+_SAVE_UNDER_A_SIZE_LIMIT = textwrap.dedent(
+    """
+    import resource, signal, sys
+    import numpy as np
+    from analysis import training
+    rng = np.random.default_rng(0)
+    images = rng.random((12, 24, 24), dtype=np.float32)
+    labels = np.arange(12) % 3
+    result = training.train_trainer(images, labels, images, labels, epochs=1, n_classes=3, batch_size=12)
+    training.save_trained(sys.argv[1], result, data={"run": "first"})
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (20_000, 20_000))  # far below the model's size
+    try:
+        training.save_trained(sys.argv[1], result, data={"run": "second"})
+    except OSError as err:
+        print("refused:", err)
+    """
+)
+
+
+@pytest.mark.tf
+def test_a_save_over_a_model_under_a_file_size_limit_keeps_the_old_model_and_card(tmp_path: Path) -> None:
+    from analysis import training
+
+    path = tmp_path / "trainer.keras"
+    done = subprocess.run(
+        [sys.executable, "-c", _SAVE_UNDER_A_SIZE_LIMIT, str(path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "refused:" in done.stdout
+    model, card = training.load_trained(path)  # whole and readable, with its own card
+    assert card.data == {"run": "first"} and model.n_classes == 3
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["trainer.json", "trainer.keras"]
