@@ -6,10 +6,11 @@ driver for ``--duration-s`` seconds (real time at ``--speed 1``). Every sample g
 the main thread commits a trial with its fixations every ``--trial-s`` seconds. Reported:
 
 * samples delivered by the driver versus samples in the store (dropped: goal 0);
-* each detector's latency after a fixation ends: from its last sample's time stamp to the moment
-  it is emitted. A detector learns that a fixation ended only from the next sample, so this
-  includes one sample interval (0.83 ms at 1,200 Hz) plus the driver's pacing jitter; the time
-  spent in the emitting ``feed`` call itself is shown separately;
+* each detector's latency after a fixation ends: from its last sample's arrival to the moment
+  it is emitted. A detector learns that a fixation ended only from later samples: with the
+  default Savitzky–Golay smoothing (issue 16) about half the filter's window (10 ms) later, the
+  raw algorithms one sample (0.83 ms at 1,200 Hz) later, plus the driver's pacing jitter; the
+  time spent in the emitting ``feed`` call itself is shown separately;
 * per-sample ``feed`` cost against the offline function on the same samples (baseline);
 * trial commit times (``synchronous=FULL``, one transaction each) while samples stream.
 
@@ -81,16 +82,16 @@ class _DetectorLog:
     emit_call_us: list[float] = field(default_factory=list)
     feed_ns: int = 0
 
-    def feed(self, sample: GazeSample, previous: tuple[float, float]) -> None:
-        """Feed one sample; ``previous`` is the last sample's (time stamp, arrival time)."""
+    def feed(self, sample: GazeSample, arrivals: dict[float, float]) -> None:
+        """Feed one sample; ``arrivals`` maps the time stamps of the samples so far to their arrival times."""
         start = time.perf_counter_ns()
         ended = self.detector.feed(sample)
         spent = time.perf_counter_ns() - start
         self.feed_ns += spent
         if ended:
             emitted_ms = now_ms()
-            # A fixation ends at the sample before the one that shows it ended.
-            self.latency_ms += [emitted_ms - previous[1] for f in ended if f.offset_ms == previous[0]]
+            # From the arrival of the fixation's last sample to its emission.
+            self.latency_ms += [emitted_ms - arrivals[f.offset_ms] for f in ended]
             self.emit_call_us.append(spent / 1000.0)
             self.fixations += ended
 
@@ -103,7 +104,7 @@ class _Pipeline:
     logs: dict[str, _DetectorLog]
     delivered: list[GazeSample] = field(default_factory=list)
     lateness_ms: list[float] = field(default_factory=list)
-    previous: tuple[float, float] = (math.nan, math.nan)
+    arrivals: dict[float, float] = field(default_factory=dict)
     add_ns: int = 0
 
     def __call__(self, sample: GazeSample) -> None:
@@ -113,9 +114,9 @@ class _Pipeline:
         self.add(sample)
         self.add_ns += time.perf_counter_ns() - start
         self.delivered.append(sample)
+        self.arrivals[sample.t_ms] = arrival_ms
         for log in self.logs.values():
-            log.feed(sample, self.previous)
-        self.previous = (sample.t_ms, arrival_ms)
+            log.feed(sample, self.arrivals)
 
 
 def _record_trials(
