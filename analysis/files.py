@@ -4,7 +4,9 @@ Every file the project writes over (models and their cards, settings, caches, ma
 goes through :func:`atomic_write` or :func:`replace_together`: the new content is written to a
 temporary file in the target's own folder, flushed to disk, and only then renamed over the target
 with :func:`os.replace`, which is atomic on POSIX and Windows. A failed write (full disk, file-size
-limit, a crash) leaves the old file as it was and no temporary file behind.
+limit) leaves the old file as it was and no temporary file behind; a killed process leaves the old
+file too, and its temporary file (``.<name>.<random>.tmp<suffix>``) is removed by a later write once it
+is older than :data:`STALE_TEMPORARY_S`.
 
 A file that exists but cannot be read (damaged JSON, a truncated cache) is never silently replaced:
 :func:`keep_damaged` renames it aside (``settings.json.damaged-20261204T233012``) so that the user
@@ -14,8 +16,10 @@ keeps it, and the caller says where it went.
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
 import tempfile
+import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -23,6 +27,7 @@ from pathlib import Path
 from typing import IO, Any
 
 __all__ = [
+    "STALE_TEMPORARY_S",
     "atomic_write",
     "atomic_write_bytes",
     "atomic_write_text",
@@ -34,13 +39,29 @@ __all__ = [
 Writer = Callable[[Path], Any]
 
 
+#: A temporary file older than this (seconds) was left by a killed writer; the next write removes it.
+STALE_TEMPORARY_S = 3600.0
+
+
 def _temporary_path(target: Path) -> Path:
     """A new, unused file next to ``target`` that keeps its suffix (Keras picks the format by suffix)."""
+    _remove_stale(target)
     handle, name = tempfile.mkstemp(
         prefix=f".{target.name}.", suffix=f".tmp{target.suffix}", dir=target.parent
     )
     os.close(handle)
     return Path(name)
+
+
+def _remove_stale(target: Path) -> None:
+    """Remove the temporaries of ``target`` that a killed process left (older than STALE_TEMPORARY_S)."""
+    if not target.parent.is_dir():
+        return
+    oldest = time.time() - STALE_TEMPORARY_S
+    for left in target.parent.glob(f".{glob.escape(target.name)}.*.tmp{glob.escape(target.suffix)}"):
+        with contextlib.suppress(OSError):
+            if left.is_file() and left.stat().st_mtime < oldest:
+                left.unlink()
 
 
 def _finish(temporary: Path, target: Path) -> None:

@@ -700,6 +700,13 @@ def test_sigkill_at_random_points_never_leaves_a_partial_file(
         child.wait()
         content = target.read_bytes()
         assert content in (b"A" * 3_000_000, b"B" * 3_000_000)
+    fresh = tmp_path / ".model.keras.another-writer.tmp.keras"  # a temporary still being written
+    fresh.write_bytes(b"in progress")
+    for left in tmp_path.glob(".model.keras.*.tmp.keras"):
+        if left != fresh:  # what the killed writers left: make it look old
+            os.utime(left, (time.time() - files.STALE_TEMPORARY_S - 60,) * 2)
+    files.atomic_write_bytes(target, b"C")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [fresh.name, "model.keras"]
 
 
 @pytest.mark.parametrize("content", [b"\x00" * 4096, b"SQLite format 3\x00" + b"\xff" * 200, b"id,x\n1,2\n"])
