@@ -861,3 +861,48 @@ def test_samples_keep_the_frame_time_and_state() -> None:
     assert (sample.t_ms, sample.device_t_ms, sample.device_state) == (12.5, 1399382856115.0, 7)
     lost = parse_frame(dict(DOC_FRAME, state=0x14)).to_sample(13.0)
     assert not lost.valid and lost.device_state == 0x14 and lost.device_t_ms == 1399382856115.0
+
+
+def _paused_stream(server: EyeTribeTestServer) -> tuple[EyeTribeDriver, SampleBuffer, list[DriverEvent]]:
+    """A streaming driver whose server pushes no frames of its own (the test injects them)."""
+    server.frames_paused = True
+    driver = _driver(server)
+    events: list[DriverEvent] = []
+    driver.add_event_listener(events.append)
+    driver.connect()
+    buffer = SampleBuffer()
+    driver.start(buffer)
+    return driver, buffer, events
+
+
+def test_a_cut_message_on_the_socket_loses_only_itself(
+    server: EyeTribeTestServer, thread_failures: list[object]
+) -> None:
+    driver, buffer, events = _paused_stream(server)
+    now = int(now_ms())
+    frames = [
+        json.dumps(make_frame(i, x=300.0 + i, y=200.0, time_ms=now + 16 * i)).encode() for i in range(22)
+    ]
+    cut = frames[0][: frames[0].index(b'"fix"')]  # between two tokens
+    server.inject(cut + b"\n" + b"\n".join(frames[1:]) + b"\n")
+    assert buffer.wait_for(21, timeout_s=5.0)
+    assert [s.x_screen_px for s in buffer.snapshot()] == [300.0 + i for i in range(1, 22)]
+    assert [e.kind for e in events if e.kind is DriverEventKind.MALFORMED_MESSAGE] == [
+        DriverEventKind.MALFORMED_MESSAGE
+    ]
+    driver.close()
+
+
+def test_a_nan_frame_on_the_socket_is_dropped_as_malformed(
+    server: EyeTribeTestServer, thread_failures: list[object]
+) -> None:
+    driver, buffer, events = _paused_stream(server)
+    now = int(now_ms())
+    bad = json.dumps(make_frame(0, x=math.inf, y=200.0, time_ms=now), allow_nan=True).encode()
+    good = json.dumps(make_frame(1, x=301.0, y=200.0, time_ms=now + 16)).encode()
+    server.inject(bad + b"\n" + good + b"\n")
+    assert buffer.wait_for(1, timeout_s=5.0)
+    assert server.wait_until(lambda: any(e.kind is DriverEventKind.MALFORMED_MESSAGE for e in events))
+    assert [(s.x_screen_px, s.valid) for s in buffer.snapshot()] == [(301.0, True)]
+    assert "Infinity" in next(e.message for e in events if e.kind is DriverEventKind.MALFORMED_MESSAGE)
+    driver.close()

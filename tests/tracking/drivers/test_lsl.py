@@ -294,3 +294,18 @@ def test_samples_keep_the_sender_stamp_and_validity_value() -> None:
         [[10.0, 20.0]], [1.0], channels=ChannelMap(), time_correction_s=0.0, lsl_to_local_ms=0.0
     )
     assert plain.device_state is None and plain.device_t_ms == 1000.0
+
+
+def test_zeros_from_a_real_outlet_without_a_validity_channel_are_invalid(
+    outlet: Any, source_id: str, thread_failures: list[object]
+) -> None:
+    driver = LslDriver(source_id=source_id, resolve_timeout_s=5.0)  # channel 2 is not a validity channel
+    driver.connect()
+    buffer = SampleBuffer()
+    driver.start(buffer)
+    _push(outlet, [[100.0, 200.0, 0.0], [0.0, 0.0, 0.0], [101.0, 200.0, 0.0]])
+    assert buffer.wait_for(3, timeout_s=5.0)
+    driver.close()
+    samples = buffer.snapshot()
+    assert [s.valid for s in samples] == [True, False, True]
+    assert all(s.device_t_ms is not None for s in samples)
