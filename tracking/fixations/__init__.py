@@ -12,14 +12,17 @@ from tracking.fixations._common import FixationDetector
 from tracking.fixations.adaptive import AdaptiveVelocityDetector, adaptive_velocity
 from tracking.fixations.idt import IDTDetector, idt
 from tracking.fixations.ivt import IVTDetector, ivt
+from tracking.fixations.savitzky_golay import FilteredSample, SavitzkyGolayFilter
 
 __all__ = [
     "DEFAULT_DETECTOR",
     "DETECTORS",
     "AdaptiveVelocityDetector",
+    "FilteredSample",
     "FixationDetector",
     "IDTDetector",
     "IVTDetector",
+    "SavitzkyGolayFilter",
     "adaptive_velocity",
     "idt",
     "ivt",
@@ -32,7 +35,8 @@ DETECTORS: dict[str, Callable[..., FixationDetector]] = {
     "adaptive": AdaptiveVelocityDetector,
 }
 
-#: The detector a new study uses: the adaptive velocity threshold works at 60-1,200 Hz and
-#: 0.02-0.3° of noise without tuning (``python -m benchmarks.fixations``); I-DT and I-VT
-#: with their fixed thresholds break up or miss fixations of fast, noisy trackers.
+#: The default detector: the adaptive velocity threshold works at 60-1,200 Hz and 0.02-0.3°
+#: of noise without tuning (``python -m benchmarks.fixations``), where I-DT and I-VT with their
+#: fixed thresholds break up or miss fixations of fast, noisy trackers. (The GUI's session
+#: settings still default to "idt" until they read this constant.)
 DEFAULT_DETECTOR = "adaptive"

@@ -29,7 +29,12 @@ class FixationDetector(Protocol):
         ...
 
     def flush(self) -> list[Fixation]:
-        """End of the stream: return a fixation still open, and start afresh."""
+        """End of the stream (or of a protocol phase): return a fixation still open, and start afresh.
+
+        The next sample begins a new fixation and may lie earlier than the last one. A detector
+        may carry what it learnt about the tracker's noise over to samples that continue the
+        stream in time (the adaptive detector does).
+        """
         ...
 
 
