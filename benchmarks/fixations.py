@@ -11,8 +11,8 @@ Per detector (defaults as shipped) and rate × noise cell: truth fixations found
 fixation overlaps at least half of it, each used once), spurious detections (matched to no
 truth), median absolute onset and offset errors (ms) and median centroid error (°). Then the
 goal for the default detector (≥ 95 % found, ≤ 5 % spurious, median centroid error ≤ 0.2° up to
-0.3° of noise) cell by cell, the same on held-out scan paths the defaults were never looked at
-with (other seeds, time-correlated noise, jittered time stamps), and each detector's online cost
+0.3° of noise) cell by cell, the same on held-out scan paths that no default was chosen on
+(other seeds, time-correlated noise, jittered time stamps), and each detector's online cost
 per sample at 1,200 Hz against raw I-DT's, measured in the same run. "idt raw" and "ivt raw" are
 I-DT and I-VT without the smoothing filter, as they were before issue 16.
 
