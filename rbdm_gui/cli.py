@@ -8,6 +8,7 @@ inside the subcommands that need them, so ``rbdm --help`` is instant.
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -115,19 +116,15 @@ def _run_gui(args: argparse.Namespace) -> int:
 
 
 def _models_command(
-    name: str,
+    name: str, *, module: str = "commands_models"
 ) -> tuple[Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]:
-    """Lazy ``add``/``run`` wrappers for ``add_<name>``/``run_<name>`` of :mod:`rbdm_gui.commands_models`."""
+    """Lazy ``add``/``run`` wrappers for ``add_<name>``/``run_<name>`` of ``rbdm_gui.<module>``."""
 
     def add(parser: argparse.ArgumentParser) -> None:
-        from rbdm_gui import commands_models
-
-        getattr(commands_models, f"add_{name}")(parser)
+        getattr(importlib.import_module(f"rbdm_gui.{module}"), f"add_{name}")(parser)
 
     def run(args: argparse.Namespace) -> int:
-        from rbdm_gui import commands_models
-
-        return int(getattr(commands_models, f"run_{name}")(args))
+        return int(getattr(importlib.import_module(f"rbdm_gui.{module}"), f"run_{name}")(args))
 
     return add, run
 
@@ -301,6 +298,11 @@ COMMANDS: list[Command] = [
         _run_geometry,
     ),
     Command("train-trainer", "train a Trainer model (RBDM §5.1)", *_models_command("train_trainer")),
+    Command(
+        "import-trainer",
+        "any Keras emotion model (.keras, .h5) as a Trainer: flattened, scaling folded, labels mapped",
+        *_models_command("import_trainer", module="commands_import"),
+    ),
     Command("saliency", "relevance maps of a Trainer on a dataset (RBDM §5.2)", *_models_command("saliency")),
     Command("mask", "write a masked copy of a dataset (RBDM §5.4, §5.5)", *_models_command("mask")),
     Command(

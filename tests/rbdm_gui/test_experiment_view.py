@@ -20,7 +20,6 @@ from pytestqt.qtbot import QtBot
 from analysis.experiment import RESULT_FIELDS, VARIANTS, ExperimentConfig, VariantResult, load_run
 from analysis.labels import LABELS
 from analysis.trainee import CURVE_FIELDS, CurvePoint
-from benchmarks.gui_latency import LatencyProbe, latency_summary
 from rbdm_gui.assets import DEFAULT_TRAINER
 from rbdm_gui.experiment_view import ExperimentView, default_runs_dir, read_confusion
 
@@ -302,35 +301,20 @@ def _tiny_form(view: ExperimentView) -> None:
 
 
 @pytest.mark.tf
-def test_the_gui_stays_responsive_while_an_experiment_trains(qtbot: QtBot, tmp_path: Path) -> None:
-    """A 10 ms timer on the GUI thread stays late by < 100 ms at the 99th percentile, < 500 ms at most.
+def test_an_experiment_runs_in_the_worker_process_with_live_results(qtbot: QtBot, tmp_path: Path) -> None:
+    """The Experiments screen runs a tiny experiment in its worker process and shows what it produced.
 
-    The bound: people notice input lag from about 100 ms; a frozen GUI (training on the GUI thread)
-    would be late by seconds. Measured on the shared 2-core development machine (this test, and
-    ``python -m benchmarks.gui_latency`` on the same and a 4× larger run): idle p99 0.3–4 ms; the run
-    in the worker process, live plots included, p99 21–34 ms (one repaint of the three plots costs
-    about 25 ms offscreen), max 42–119 ms; the same run on a thread of the GUI process p99 63–80 ms,
-    max 170–320 ms. The margins absorb a loaded machine without letting a blocked event loop pass.
+    How responsive the GUI stays meanwhile is measured by ``python -m benchmarks.gui_latency`` (a 10 ms
+    timer's lateness, against the idle event loop and against the same run on a thread), not asserted
+    here: a timing bound in the suite passes or fails with the machine's load, not with the code.
     """
     view = _view(qtbot, tmp_path / "runs")
     view.show()
     _tiny_form(view)
-    probe = LatencyProbe(interval_ms=10)
-    probe.start()
     assert view.start_run()
     assert not view.run_button.isEnabled() and view.cancel_button.isEnabled()
     qtbot.waitUntil(lambda: not view.runner.running, timeout=120_000)
-    probe.stop()
     qtbot.waitUntil(lambda: not view.busy and len(view.shown) == 1, timeout=10_000)
-    summary = latency_summary(probe.lateness_ms)
-    print(
-        f"\nGUI event-loop lateness over {summary['ticks']:.0f} ticks: p50 {summary['p50_ms']:.1f} ms, "
-        f"p99 {summary['p99_ms']:.1f} ms, max {summary['max_ms']:.1f} ms"
-    )
-
-    assert summary["ticks"] > 200  # the probe ticked throughout the run (several seconds)
-    assert summary["p99_ms"] < 100.0
-    assert summary["max_ms"] < 500.0
     run = view.shown[0]
     assert run.status == "finished" and load_run(run.run_dir).status == "finished"
     assert "Run finished" in view.status_label.text()
