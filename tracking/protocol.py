@@ -32,6 +32,7 @@ References
 from __future__ import annotations
 
 import enum
+import hashlib
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -47,7 +48,9 @@ from tracking.clock import now_ms
 from tracking.records import LABEL_SOURCES, PhaseOnsets, Trial, TrialFrames
 
 __all__ = [
+    "DEFAULT_ORDER_DESIGN",
     "DROPPED_FRAME_FACTOR",
+    "ORDER_DESIGNS",
     "TIMED_PHASES",
     "FinishedTrial",
     "FrameStatistics",
@@ -59,6 +62,7 @@ __all__ = [
     "PhaseTiming",
     "ProtocolTiming",
     "TimingReport",
+    "counterbalanced_order",
     "frame_statistics",
     "frames_for",
     "phase_durations",
@@ -168,6 +172,98 @@ def stimulus_order(stimulus_ids: Sequence[str], *, seed: int) -> tuple[str, ...]
         raise ValueError(f"stimulus ids must be distinct; {repeated!r} appear more than once.")
     rng = np.random.default_rng(check_count(seed=seed))
     return tuple(ids[int(k)] for k in rng.permutation(len(ids)))
+
+
+def _participant_seed(seed: int, participant: str) -> int:
+    """A seed of its own for each participant, stable across runs and machines (not Python's ``hash``)."""
+    digest = hashlib.sha256(f"{seed}\x00{participant}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") >> 1
+
+
+def _per_participant(ids: Sequence[str], *, seed: int, participant: str, index: int) -> tuple[str, ...]:
+    return stimulus_order(ids, seed=_participant_seed(seed, participant))
+
+
+def _same_for_all(ids: Sequence[str], *, seed: int, participant: str, index: int) -> tuple[str, ...]:
+    return stimulus_order(ids, seed=seed)
+
+
+def _latin_square(ids: Sequence[str], *, seed: int, participant: str, index: int) -> tuple[str, ...]:
+    """Row ``index`` of a balanced Latin square (Williams design) over the seeded base order."""
+    base = stimulus_order(ids, seed=seed)
+    n = len(base)
+    first = [0] + [(k + 1) // 2 if k % 2 == 0 else n - (k + 1) // 2 for k in range(1, n)]
+    rows = n if n % 2 == 0 else 2 * n  # an odd square needs its mirror rows to balance carry-over
+    row = index % rows
+    sequence = [(j + row) % n for j in first]
+    if row >= n:
+        sequence.reverse()
+    return tuple(base[j] for j in sequence)
+
+
+#: Counterbalancing designs: how each participant's stimulus order is made (RBDM §5.3.1: random order).
+#: ``per-participant``: a random order seeded by the study seed and the pseudonym; ``latin-square``: the
+#: rows of a balanced Latin square, one per participant in the order they joined; ``same-for-all``: one
+#: random order for everybody (order effects then confound comparisons between annotators).
+ORDER_DESIGNS: dict[str, Callable[..., tuple[str, ...]]] = {
+    "per-participant": _per_participant,
+    "latin-square": _latin_square,
+    "same-for-all": _same_for_all,
+}
+#: The design of a new study.
+DEFAULT_ORDER_DESIGN = "per-participant"
+
+
+def counterbalanced_order(
+    stimulus_ids: Sequence[str],
+    *,
+    design: str = DEFAULT_ORDER_DESIGN,
+    seed: int,
+    participant: str,
+    index: int = 0,
+) -> tuple[str, ...]:
+    """The stimulus order of one participant under a counterbalancing design (RBDM §5.3.1).
+
+    The ids are sorted first, so the order depends only on which stimuli there are, the design,
+    the seed and the participant, never on the order a dataset lists its files in.
+
+    Parameters
+    ----------
+    stimulus_ids : sequence of str
+        Distinct, non-empty ids.
+    design : str
+        A key of :data:`ORDER_DESIGNS`.
+    seed : int
+        The study's seed (≥ 0).
+    participant : str
+        The participant's pseudonym (``per-participant``).
+    index : int
+        The participant's number in the study, from 0 (``latin-square``: the row).
+
+    Returns
+    -------
+    tuple of str
+        A permutation of ``stimulus_ids``.
+
+    Raises
+    ------
+    ValueError, TypeError
+        For an unknown design, bad ids, a bad seed or index.
+
+    References
+    ----------
+    .. [1] Schiller et al. (2020), Relevance-Based Data Masking, §5.3.1 (images in random order).
+    .. [2] Williams, E. J. (1949), Experimental designs balanced for the estimation of residual effects
+       of treatments, Australian Journal of Scientific Research A 2(2), 149–168.
+    """
+    if design not in ORDER_DESIGNS:
+        raise ValueError(f"design must be one of {list(ORDER_DESIGNS)!r}; got {design!r}.")
+    if not isinstance(participant, str) or not participant:
+        raise ValueError(f"participant must be a non-empty pseudonym; got {participant!r}.")
+    if isinstance(stimulus_ids, str):
+        raise TypeError("stimulus_ids must be a sequence of ids, not one string.")
+    ids = sorted(stimulus_ids)
+    return ORDER_DESIGNS[design](ids, seed=seed, participant=participant, index=check_count(index=index))
 
 
 def frames_for(duration_ms: float, refresh_hz: float) -> int:

@@ -40,22 +40,36 @@ from analysis.datasets import open_dataset
 from analysis.geometry import ScreenGeometry
 from tracking.drivers.base import GazeDriver
 from tracking.fixations import FixationDetector
-from tracking.protocol import FinishedTrial, LabelingProtocol, Listeners, Phase, PhaseOnset
-from tracking.records import SETTING_STIMULUS_SET, Fixation, GazeSample
+from tracking.protocol import (
+    DEFAULT_ORDER_DESIGN,
+    FinishedTrial,
+    LabelingProtocol,
+    Listeners,
+    Phase,
+    PhaseOnset,
+    counterbalanced_order,
+)
+from tracking.records import SETTING_STIMULUS_SET, Fixation, GazeSample, Session
 from tracking.speech.base import Recognition, SpeechRecogniser
 from tracking.store import SampleWriter, SessionStore
 
 __all__ = [
+    "SETTING_ORDER_DESIGN",
     "Cancelled",
     "GazeRecorder",
     "LabelingSession",
+    "ParticipantState",
+    "SessionPlan",
     "SpeechGate",
     "SpokenLabel",
     "StimulusSet",
+    "begin_session",
     "gaze_recording",
     "give_spoken_label",
     "load_stimuli",
     "open_labeling_session",
+    "participant_states",
+    "plan_session",
 ]
 
 
@@ -398,6 +412,258 @@ def open_labeling_session(
         stimulus_order=stimulus_order,
     )
     return session_id, 0
+
+
+# --- participants and their sessions -----------------------------------------------------------
+
+#: Session setting naming the counterbalancing design its order came from (a key of
+#: :data:`tracking.protocol.ORDER_DESIGNS`).
+SETTING_ORDER_DESIGN = "order_design"
+
+
+@dataclass(frozen=True, slots=True)
+class ParticipantState:
+    """Where one participant stands on a stimulus set: no session, unfinished or finished.
+
+    Parameters
+    ----------
+    pseudonym : str
+        The participant.
+    state : {"none", "unfinished", "finished"}
+        ``unfinished`` when a session on the set still has stimuli without a trial (Start resumes
+        it), ``finished`` when every session on it is complete, ``none`` without a session on it.
+    n_done, n_total : int
+        Trials stored and stimuli in the session the state describes (0 for ``none``).
+    session_id : int or None
+        That session: the newest unfinished one, else the newest one.
+    n_sessions : int
+        Sessions of the participant on the set.
+    created_utc : str
+        When that session was created (ISO 8601 UTC; "" for ``none``).
+    tracker : str
+        The tracker of its newest recording ("" for ``none``).
+    """
+
+    pseudonym: str
+    state: str
+    n_done: int = 0
+    n_total: int = 0
+    session_id: int | None = None
+    n_sessions: int = 0
+    created_utc: str = ""
+    tracker: str = ""
+
+    @property
+    def text(self) -> str:
+        """``"none"``, ``"unfinished, 3 of 16"`` or ``"finished, 16 of 16"``."""
+        if self.state == "none":
+            return "no session"
+        return f"{self.state}, {self.n_done} of {self.n_total}"
+
+
+def _sessions_on(store: SessionStore, stimulus_set: str) -> list[Session]:
+    return [s for s in store.sessions() if s.settings.get(SETTING_STIMULUS_SET) == stimulus_set]
+
+
+def participant_states(store: SessionStore, *, stimulus_set: str) -> list[ParticipantState]:
+    """Every participant of the study and their state on ``stimulus_set``, in the order they joined.
+
+    Parameters
+    ----------
+    store : SessionStore
+        The study (read-only is enough).
+    stimulus_set : str
+        The stimulus-set key (``Session.settings["stimulus_set"]``).
+
+    Returns
+    -------
+    list of ParticipantState
+        Participants without a session on the set are listed as ``none``.
+    """
+    by_participant: dict[int, list[Session]] = {}
+    for session in _sessions_on(store, stimulus_set):
+        by_participant.setdefault(session.participant_id, []).append(session)
+    states = []
+    for participant in store.participants():
+        sessions = by_participant.get(participant.participant_id, [])
+        if not sessions:
+            states.append(ParticipantState(participant.pseudonym, "none"))
+            continue
+        done = {s.session_id: store.resume_point(s.session_id) for s in sessions}
+        open_ = [s for s in sessions if done[s.session_id] < len(s.stimulus_order)]
+        shown = open_[-1] if open_ else sessions[-1]
+        devices = store.recording_devices(shown.session_id)
+        states.append(
+            ParticipantState(
+                pseudonym=participant.pseudonym,
+                state="unfinished" if open_ else "finished",
+                n_done=done[shown.session_id],
+                n_total=len(shown.stimulus_order),
+                session_id=shown.session_id,
+                n_sessions=len(sessions),
+                created_utc=shown.created_utc,
+                tracker=devices[-1][0] if devices else shown.tracker,
+            )
+        )
+    return states
+
+
+@dataclass(frozen=True, slots=True)
+class SessionPlan:
+    """What "Start" does for a participant: resume a session, or begin a new one in a given order.
+
+    Parameters
+    ----------
+    pseudonym : str
+        The participant.
+    resume_session_id : int or None
+        The unfinished session to resume; None for a new session.
+    start_position : int
+        The position to start at (the resume point; 0 for a new session).
+    stimulus_order : tuple of str
+        The order shown (the stored one when resuming; empty when not known yet).
+    design : str
+        The counterbalancing design of a new order.
+    repeats : tuple of int
+        Stored sessions on the same stimulus set whose order a new session would repeat.
+    """
+
+    pseudonym: str
+    resume_session_id: int | None
+    start_position: int
+    stimulus_order: tuple[str, ...]
+    design: str = DEFAULT_ORDER_DESIGN
+    repeats: tuple[int, ...] = ()
+
+    @property
+    def new(self) -> bool:
+        """Whether a new session is begun."""
+        return self.resume_session_id is None
+
+    @property
+    def text(self) -> str:
+        """One line for the setup screen."""
+        if not self.new:
+            return (
+                f"Start resumes {self.pseudonym}'s session {self.resume_session_id} at stimulus "
+                f"{self.start_position + 1} of {len(self.stimulus_order)}."
+            )
+        return f"Start begins a new session for {self.pseudonym} ({self.design} order)."
+
+    @property
+    def warning(self) -> str:
+        """Why the new order may confound comparisons; "" when it repeats no stored order."""
+        if not self.repeats:
+            return ""
+        listed = ", ".join(str(s) for s in self.repeats)
+        return (
+            f"The new session repeats the stimulus order of session{'s' if len(self.repeats) > 1 else ''} "
+            f"{listed} (design {self.design!r}); order effects then differ from a fresh random order. "
+            "Change the seed or the design for a different order."
+        )
+
+
+def plan_session(
+    store: SessionStore,
+    pseudonym: str,
+    *,
+    stimulus_set: str,
+    stimulus_ids: Sequence[str] | None = None,
+    design: str = DEFAULT_ORDER_DESIGN,
+    seed: int = 0,
+    new: bool = False,
+) -> SessionPlan:
+    """Plan the participant's next session on a stimulus set (nothing is written).
+
+    The newest unfinished session on the set is resumed unless ``new``; otherwise a new session gets
+    :func:`~tracking.protocol.counterbalanced_order` for the participant (its index is the number of
+    participants who joined the set before it).
+
+    Parameters
+    ----------
+    store : SessionStore
+        The study (read-only is enough).
+    pseudonym : str
+        The participant (need not exist yet).
+    stimulus_set : str
+        The stimulus-set key.
+    stimulus_ids : sequence of str, optional
+        The stimuli of the set; by default those of a stored session on it (the order stays empty
+        when there is none).
+    design, seed
+        As for :func:`~tracking.protocol.counterbalanced_order`.
+    new : bool
+        Begin a new session even when one is unfinished.
+
+    Returns
+    -------
+    SessionPlan
+    """
+    sessions = _sessions_on(store, stimulus_set)
+    names = {p.participant_id: p.pseudonym for p in store.participants()}
+    own = [s for s in sessions if names[s.participant_id] == pseudonym]
+    if not new:
+        for session in reversed(own):
+            position = store.resume_point(session.session_id)
+            if position < len(session.stimulus_order):
+                return SessionPlan(pseudonym, session.session_id, position, session.stimulus_order, design)
+    ids = (
+        list(stimulus_ids)
+        if stimulus_ids is not None
+        else (list(sessions[0].stimulus_order) if sessions else [])
+    )
+    if not ids:
+        return SessionPlan(pseudonym, None, 0, (), design)
+    joined = list(dict.fromkeys(names[s.participant_id] for s in sessions))
+    index = joined.index(pseudonym) if pseudonym in joined else len(joined)
+    order = counterbalanced_order(ids, design=design, seed=seed, participant=pseudonym, index=index)
+    repeats = tuple(s.session_id for s in sessions if s.stimulus_order == order)
+    return SessionPlan(pseudonym, None, 0, order, design, repeats)
+
+
+def begin_session(
+    store: SessionStore,
+    plan: SessionPlan,
+    *,
+    settings: Mapping[str, Any],
+    geometry: ScreenGeometry,
+    tracker: str,
+    recogniser: str,
+) -> tuple[int, int]:
+    """Carry out a plan once recording really starts: the session row exists only from here on.
+
+    A new session (and, when new, the participant) is created with the plan's order and the devices
+    really in use; either way this store object's recording of it starts with ``tracker`` and
+    ``recogniser`` (:meth:`SessionStore.start_recording`).
+
+    Returns
+    -------
+    (int, int)
+        The session id and the position to start at.
+
+    Raises
+    ------
+    ValueError
+        For a new plan without an order.
+    """
+    session_id = plan.resume_session_id
+    if session_id is None:
+        if not plan.stimulus_order:
+            raise ValueError("the plan has no stimulus order; plan with the stimulus ids.")
+        participant = next((p for p in store.participants() if p.pseudonym == plan.pseudonym), None)
+        participant_id = (
+            store.create_participant(plan.pseudonym) if participant is None else participant.participant_id
+        )
+        session_id = store.create_session(
+            participant_id,
+            settings={**settings, SETTING_ORDER_DESIGN: plan.design},
+            geometry=geometry,
+            tracker=tracker,
+            recogniser=recogniser,
+            stimulus_order=plan.stimulus_order,
+        )
+    store.start_recording(session_id, tracker=tracker, recogniser=recogniser)
+    return session_id, store.resume_point(session_id)
 
 
 # --- stimuli ------------------------------------------------------------------------------------

@@ -63,7 +63,7 @@ from tracking.records import (
 __all__ = ["SCHEMA_VERSION", "SampleWriter", "SessionStore"]
 
 #: Version of the table layout, kept in ``PRAGMA user_version`` and in exported ``meta.csv``.
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 #: ``PRAGMA application_id`` marking a file as an RBDM Studio store ("RBDM" in ASCII).
 _APPLICATION_ID = 0x5242444D
 _FORMAT = "rbdm-studio-session-store"
@@ -114,7 +114,9 @@ CREATE TABLE recordings (
     recording_id INTEGER PRIMARY KEY,
     session_id INTEGER NOT NULL REFERENCES sessions (session_id),
     started_utc TEXT NOT NULL,
-    started_clock_ms REAL NOT NULL
+    started_clock_ms REAL NOT NULL,
+    tracker TEXT,
+    recogniser TEXT
 );
 CREATE TABLE trials (
     trial_id INTEGER PRIMARY KEY,
@@ -181,10 +183,16 @@ _MIGRATIONS: dict[int, str] = {
     1: _TRIAL_FRAMES_TABLE,
     # Schema version 3: the device's own time stamp and validity/state flags of each sample (issue 16).
     2: "ALTER TABLE samples ADD COLUMN device_t_ms REAL; ALTER TABLE samples ADD COLUMN device_state INTEGER",
+    # Schema version 4: the tracker and recogniser each recording really used (issue 19); NULL in
+    # recordings made before: the session's own names apply.
+    3: "ALTER TABLE recordings ADD COLUMN tracker TEXT; ALTER TABLE recordings ADD COLUMN recogniser TEXT",
 }
 #: Columns added to a table after schema version 2: an export of an older version lacks them
 #: (trailing, nullable) and imports with NULL in them.
-_ADDED_COLUMNS: dict[str, tuple[str, ...]] = {"samples": ("device_t_ms", "device_state")}
+_ADDED_COLUMNS: dict[str, tuple[str, ...]] = {
+    "samples": ("device_t_ms", "device_state"),
+    "recordings": ("tracker", "recogniser"),
+}
 #: The oldest export version :meth:`SessionStore.import_csv` reads.
 _OLDEST_IMPORT_VERSION = 2
 
@@ -590,18 +598,64 @@ class SessionStore:
             conn.execute("SELECT count(*) FROM trials WHERE session_id = ?", (session_id,)).fetchone()[0]
         )
 
-    def _recording_id(self, session_id: int) -> int:
+    def _recording_id(
+        self, session_id: int, *, tracker: str | None = None, recogniser: str | None = None
+    ) -> int:
         """This store object's recording (clock epoch) of the session, created on first use."""
         with self._use("start a recording") as conn:
             if session_id not in self._recordings:
                 with _transaction(conn):
                     self._require(conn, "sessions", "session_id", session_id)
                     cursor = conn.execute(
-                        "INSERT INTO recordings (session_id, started_utc, started_clock_ms) VALUES (?, ?, ?)",
-                        (session_id, _utc_now(), now_ms()),
+                        "INSERT INTO recordings (session_id, started_utc, started_clock_ms, tracker, "
+                        "recogniser) VALUES (?, ?, ?, ?, ?)",
+                        (session_id, _utc_now(), now_ms(), tracker, recogniser),
                     )
                 self._recordings[session_id] = int(cursor.lastrowid or 0)
             return self._recordings[session_id]
+
+    def start_recording(self, session_id: int, *, tracker: str, recogniser: str) -> int:
+        """Begin this store object's recording of a session with the devices really in use.
+
+        A resumed session may run on another tracker or recogniser than it started with; each
+        recording keeps its own (see :meth:`recording_devices`).
+
+        Returns
+        -------
+        int
+            The recording's id.
+
+        Raises
+        ------
+        ValueError
+            For empty names.
+        StoreError
+            For an unknown session, or when this store object already records the session.
+        """
+        for name, value in (("tracker", tracker), ("recogniser", recogniser)):
+            if not isinstance(value, str) or not value:
+                raise ValueError(f"{name} must be a non-empty name; got {value!r}.")
+        if session_id in self._recordings:
+            raise StoreError(
+                f"session {session_id} is already being recorded from this store object; "
+                "open the study again to record it anew."
+            )
+        return self._recording_id(session_id, tracker=tracker, recogniser=recogniser)
+
+    def recording_devices(self, session_id: int) -> list[tuple[str, str]]:
+        """``(tracker, recogniser)`` of each recording of the session, oldest first.
+
+        Recordings from before schema version 4 name no devices: the session's own apply.
+        """
+        with self._use("list recordings") as conn:
+            self._require(conn, "sessions", "session_id", session_id)
+            rows = conn.execute(
+                "SELECT coalesce(r.tracker, s.tracker), coalesce(r.recogniser, s.recogniser) "
+                "FROM recordings AS r JOIN sessions AS s USING (session_id) "
+                "WHERE r.session_id = ? ORDER BY r.recording_id",
+                (session_id,),
+            )
+            return [(str(t), str(r)) for t, r in rows]
 
     # --- recording ----------------------------------------------------------------------------
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass, field
 
@@ -12,6 +13,7 @@ from hypothesis import strategies as st
 
 from analysis.labels import LABELS
 from tracking.protocol import (
+    ORDER_DESIGNS,
     TIMED_PHASES,
     FinishedTrial,
     LabelChoice,
@@ -19,6 +21,7 @@ from tracking.protocol import (
     Phase,
     PhaseOnset,
     ProtocolTiming,
+    counterbalanced_order,
     frame_statistics,
     frames_for,
     phase_durations,
@@ -115,6 +118,38 @@ def test_stimulus_order_is_a_seeded_permutation() -> None:
         stimulus_order([], seed=0)
     with pytest.raises(TypeError):
         stimulus_order("abc", seed=0)
+
+
+def test_each_participant_gets_an_order_of_their_own_by_default() -> None:
+    ids = [f"img/{k}" for k in range(16)]
+    orders = {p: counterbalanced_order(ids, seed=0, participant=p) for p in ("P01", "P02", "P03")}
+    assert len(set(orders.values())) == 3  # the study seed alone gave all three the same order
+    assert all(sorted(order) == sorted(ids) for order in orders.values())
+    assert orders["P01"] == counterbalanced_order(list(reversed(ids)), seed=0, participant="P01")
+    assert orders["P01"] != counterbalanced_order(ids, seed=1, participant="P01")
+    same = {counterbalanced_order(ids, design="same-for-all", seed=0, participant=p) for p in orders}
+    assert len(same) == 1
+    with pytest.raises(ValueError, match="design must be one of"):
+        counterbalanced_order(ids, design="shuffle", seed=0, participant="P01")
+    with pytest.raises(ValueError, match="non-empty pseudonym"):
+        counterbalanced_order(ids, seed=0, participant="")
+
+
+@pytest.mark.parametrize("n", [4, 5])
+def test_the_latin_square_balances_positions_and_successions(n: int) -> None:
+    """Williams design: each stimulus once per position, each ordered pair once (twice for odd n)."""
+    ids = [f"s/{k}" for k in range(n)]
+    rows = n if n % 2 == 0 else 2 * n
+    square = [
+        counterbalanced_order(ids, design="latin-square", seed=5, participant="x", index=r)
+        for r in range(rows)
+    ]
+    for position in range(n):
+        assert {row[position] for row in square} == set(ids)
+    pairs = [(a, b) for row in square for a, b in itertools.pairwise(row)]
+    assert len(set(pairs)) == n * (n - 1) and len(pairs) == rows * (n - 1)
+    assert square[0] == counterbalanced_order(ids, design="latin-square", seed=5, participant="x", index=rows)
+    assert set(ORDER_DESIGNS) == {"per-participant", "latin-square", "same-for-all"}
 
 
 @pytest.mark.parametrize(

@@ -19,12 +19,16 @@ from tracking.drivers import MouseSimulator
 from tracking.fixations import DETECTORS, idt
 from tracking.protocol import LabelingProtocol, Phase, PhaseOnset, stimulus_order
 from tracking.recording import (
+    SETTING_ORDER_DESIGN,
     Cancelled,
     GazeRecorder,
     LabelingSession,
+    begin_session,
     gaze_recording,
     load_stimuli,
     open_labeling_session,
+    participant_states,
+    plan_session,
 )
 from tracking.records import Fixation, GazeSample, PhaseOnsets, Trial
 from tracking.store import SessionStore
@@ -333,3 +337,83 @@ def test_load_stimuli_decodes_a_seeded_choice_as_uint8_rgb() -> None:
 
 
 # The speech gate (SpeechGate, give_spoken_label) is tested with a real recogniser in test_speech_gate.py.
+
+
+# --- participants, plans and honest session rows ------------------------------------------------
+
+SET = "synthetic:n=1|split=|max=0|seed=0"
+STIMULI = [f"synthetic/test/{k}" for k in range(6)]
+
+
+def _begin(
+    store: SessionStore, pseudonym: str, *, new: bool = False, tracker: str = "mouse"
+) -> tuple[int, int]:
+    plan = plan_session(store, pseudonym, stimulus_set=SET, stimulus_ids=STIMULI, seed=0, new=new)
+    return begin_session(
+        store,
+        plan,
+        settings={"stimulus_set": SET},
+        geometry=ScreenGeometry(),
+        tracker=tracker,
+        recogniser="keyboard",
+    )
+
+
+def _label(store: SessionStore, session_id: int, n: int) -> None:
+    order = store.session(session_id).stimulus_order
+    start = store.resume_point(session_id)
+    for position in range(start, start + n):
+        t = 10_000.0 * position
+        phases = PhaseOnsets(t, t + 500, t + 700, t + 1200, t + 2000)
+        store.record_trial(session_id, Trial(position, order[position], phases, "happy", "keyboard"), [])
+
+
+def test_three_participants_get_three_stored_orders_and_their_states(tmp_path: Path) -> None:
+    with SessionStore(tmp_path / "study.db") as store:
+        sessions = {p: _begin(store, p)[0] for p in ("P01", "P02", "P03")}
+        _label(store, sessions["P01"], 6)
+        _label(store, sessions["P02"], 2)
+        orders = {store.session(s).stimulus_order for s in sessions.values()}
+        assert len(orders) == 3
+        assert store.session(sessions["P01"]).settings[SETTING_ORDER_DESIGN] == "per-participant"
+        states = {s.pseudonym: s for s in participant_states(store, stimulus_set=SET)}
+        assert (states["P01"].state, states["P01"].n_done, states["P01"].n_total) == ("finished", 6, 6)
+        assert (states["P02"].state, states["P02"].text) == ("unfinished", "unfinished, 2 of 6")
+        assert states["P03"].text == "unfinished, 0 of 6" and states["P03"].tracker == "mouse"
+        assert participant_states(store, stimulus_set="another set")[0].state == "none"
+
+
+def test_start_resumes_an_unfinished_session_and_warns_when_a_new_one_repeats_an_order(
+    tmp_path: Path,
+) -> None:
+    with SessionStore(tmp_path / "study.db") as store:
+        first, _ = _begin(store, "P01")
+        _label(store, first, 2)
+        plan = plan_session(store, "P01", stimulus_set=SET, stimulus_ids=STIMULI, seed=0)
+        assert (plan.resume_session_id, plan.start_position, plan.warning) == (first, 2, "")
+        assert "resumes" in plan.text and "stimulus 3 of 6" in plan.text
+        again = plan_session(store, "P01", stimulus_set=SET, seed=0, new=True)  # ids from the stored session
+        assert again.new and again.repeats == (first,) and f"session {first}" in again.warning
+        fresh = plan_session(store, "P02", stimulus_set=SET, seed=0)
+        assert fresh.new and fresh.repeats == () and fresh.warning == ""
+        assert plan_session(store, "P09", stimulus_set="empty set", seed=0).stimulus_order == ()
+
+
+def test_no_session_row_exists_before_recording_starts_and_it_names_the_devices_used(tmp_path: Path) -> None:
+    with SessionStore(tmp_path / "study.db") as store:
+        plan = plan_session(store, "P01", stimulus_set=SET, stimulus_ids=STIMULI, seed=0)
+        assert store.sessions() == [] and store.participants() == []  # planning writes nothing
+        session_id, position = begin_session(
+            store,
+            plan,
+            settings={"stimulus_set": SET},
+            geometry=ScreenGeometry(),
+            tracker="mouse",
+            recogniser="keyboard",
+        )
+        session = store.session(session_id)
+        assert (session.tracker, session.recogniser, position) == ("mouse", "keyboard", 0)
+        assert store.recording_devices(session_id) == [("mouse", "keyboard")]
+    with SessionStore(tmp_path / "study.db") as store:  # resumed later with another tracker
+        assert _begin(store, "P01", tracker="eyetribe") == (session_id, 0)
+        assert store.recording_devices(session_id) == [("mouse", "keyboard"), ("eyetribe", "keyboard")]

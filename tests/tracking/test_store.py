@@ -559,13 +559,19 @@ def test_a_version_1_store_is_upgraded_in_place(tmp_path: Path) -> None:
         conn.execute("DROP TABLE trial_frames")
         conn.execute("ALTER TABLE samples DROP COLUMN device_t_ms")
         conn.execute("ALTER TABLE samples DROP COLUMN device_state")
+        _drop_recording_devices(conn)
         conn.execute("PRAGMA user_version=1")
     with SessionStore(path) as store:
         assert store.trial_frames(session_id) == {}
         store.record_trial(session_id, make_trial(1, 5000.0), [], frames=make_frames(0))
         assert store.trial_frames(session_id) == {1: make_frames(0)}
     with sqlite3.connect(path) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,) == (3,)
+        assert conn.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,) == (4,)
+
+
+def _drop_recording_devices(conn: sqlite3.Connection) -> None:
+    conn.execute("ALTER TABLE recordings DROP COLUMN tracker")
+    conn.execute("ALTER TABLE recordings DROP COLUMN recogniser")
 
 
 def _as_version_2(path: Path) -> None:
@@ -573,7 +579,55 @@ def _as_version_2(path: Path) -> None:
     with sqlite3.connect(path) as conn:
         conn.execute("ALTER TABLE samples DROP COLUMN device_t_ms")
         conn.execute("ALTER TABLE samples DROP COLUMN device_state")
+        _drop_recording_devices(conn)
         conn.execute("PRAGMA user_version=2")
+
+
+def _as_version_3(path: Path) -> None:
+    """Turn a store into what schema version 3 wrote: recordings without their devices."""
+    with sqlite3.connect(path) as conn:
+        _drop_recording_devices(conn)
+        conn.execute("PRAGMA user_version=3")
+
+
+def test_each_recording_keeps_the_devices_it_really_used(store: SessionStore) -> None:
+    session_id = new_session(store)  # started with the Eye Tribe and Vosk ...
+    store.start_recording(session_id, tracker="mouse", recogniser="keyboard")  # ... but recorded with these
+    assert store.recording_devices(session_id) == [("mouse", "keyboard")]
+    with pytest.raises(StoreError, match="already being recorded"):
+        store.start_recording(session_id, tracker="eyetribe", recogniser="vosk")
+    with pytest.raises(ValueError, match="tracker must be a non-empty name"):
+        store.start_recording(session_id, tracker="", recogniser="vosk")
+
+
+def test_a_version_3_store_reads_its_recordings_as_the_session_devices(tmp_path: Path) -> None:
+    path = tmp_path / "v3.db"
+    with SessionStore(path) as store:
+        session_id = new_session(store)
+        store.record_trial(session_id, make_trial(0, 0.0), [])
+    _as_version_3(path)
+    with SessionStore.open_read_only(path) as reader:  # upgraded in memory only
+        assert reader.recording_devices(session_id) == [("eyetribe", "vosk")]
+    with SessionStore(path) as store:
+        assert store.recording_devices(session_id) == [("eyetribe", "vosk")]
+        store.start_recording(session_id, tracker="mouse", recogniser="keyboard")
+        assert store.recording_devices(session_id) == [("eyetribe", "vosk"), ("mouse", "keyboard")]
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone() == (4,)
+
+
+def test_a_version_3_export_imports_recordings_without_devices(store: SessionStore, tmp_path: Path) -> None:
+    session_id = new_session(store)
+    store.start_recording(session_id, tracker="mouse", recogniser="keyboard")
+    store.export_csv(tmp_path / "export")
+    recordings_csv = tmp_path / "export" / "recordings.csv"
+    lines = recordings_csv.read_text().splitlines()
+    recordings_csv.write_text("\n".join(",".join(line.split(",")[:-2]) for line in lines) + "\n")
+    meta = tmp_path / "export" / "meta.csv"
+    meta.write_text(meta.read_text().replace(f"schema_version,{SCHEMA_VERSION}", "schema_version,3"))
+    with SessionStore(tmp_path / "copy.db") as copy:
+        copy.import_csv(tmp_path / "export")
+        assert copy.recording_devices(session_id) == [("eyetribe", "vosk")]
 
 
 def test_the_device_time_stamp_and_state_are_stored(store: SessionStore) -> None:
@@ -608,7 +662,7 @@ def test_a_version_2_store_keeps_its_samples_and_stores_device_fields_after_the_
             writer.add(GazeSample(2.0, 10.0, 20.0, device_t_ms=5.0, device_state=1))
         assert store.samples(session_id).device_state.tolist()[1] == 1.0
     with sqlite3.connect(path) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone() == (3,)
+        assert conn.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
 
 
 def test_a_version_2_export_is_imported_with_empty_device_fields(store: SessionStore, tmp_path: Path) -> None:
