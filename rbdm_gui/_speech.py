@@ -20,13 +20,13 @@ from numpy.typing import NDArray
 
 from tracking.speech import (
     RECOGNISERS,
-    SYNONYMS,
     Microphone,
     SpeechError,
     SpeechRecogniser,
     level_dbfs,
     list_input_devices,
 )
+from tracking.speech import build_recogniser as speech_recogniser
 
 __all__ = [
     "BLOCK_MS",
@@ -80,6 +80,9 @@ def microphone_names() -> tuple[list[str], str]:
 def build_recogniser(name: str, *, labels: Sequence[str], model_dir: str = "") -> SpeechRecogniser:
     """Create the recogniser ``name`` listening for the session's labels (and their synonyms) only.
 
+    :func:`tracking.speech.build_recogniser` with its documented defaults; its errors become
+    :class:`SpeechUnavailable`.
+
     Parameters
     ----------
     name : str
@@ -94,21 +97,8 @@ def build_recogniser(name: str, *, labels: Sequence[str], model_dir: str = "") -
     SpeechUnavailable
         When the recogniser or its model cannot be loaded (the message says why and what to do).
     """
-    if name not in RECOGNISERS:
-        raise SpeechUnavailable(
-            f"Unknown speech recogniser {name!r}; choose one of {', '.join(RECOGNISERS)}, "
-            "or label with keys 1–8."
-        )
-    synonyms = {word: label for word, label in SYNONYMS.items() if label in set(labels)}
     try:
-        if name == "vosk":
-            if not model_dir:
-                raise SpeechUnavailable(
-                    "The vosk recogniser needs a model folder (e.g. vosk-model-small-en-us-0.15); "
-                    "choose one, pick pocketsphinx, or label with keys 1–8."
-                )
-            return RECOGNISERS[name](model_dir, synonyms=synonyms)
-        return RECOGNISERS[name](synonyms=synonyms)
+        return speech_recogniser(name, labels=labels, model_dir=model_dir)
     except (SpeechError, ValueError, OSError) as err:
         raise SpeechUnavailable(str(err)) from err
 

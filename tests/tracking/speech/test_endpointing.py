@@ -22,6 +22,7 @@ from tracking.speech.endpointing import (
 
 RATE = 16000
 FRAME = 160  # 10 ms
+ENERGY = Endpointing(detector="energy")
 
 
 def signal(
@@ -75,11 +76,25 @@ class TestFindUtterances:
             out: NDArray[np.int16] = np.clip(np.rint(x), -32768, 32767).astype(np.int16)
             return out
 
-        assert find_utterances(noisy(1500.0)) == []  # 1 dB above a −30 dBFS room: not speech
-        assert len(find_utterances(noisy(10000.0))) == 1
+        assert find_utterances(noisy(1500.0), endpointing=ENERGY) == []  # 1 dB above a −30 dBFS room
+        assert len(find_utterances(noisy(10000.0), endpointing=ENERGY)) == 1
 
-    def test_speech_during_calibration_is_not_detected(self) -> None:
-        assert find_utterances(signal(1.5, [(0.0, 0.12)])) == []
+    def test_the_energy_detector_misses_speech_during_calibration(self) -> None:
+        assert find_utterances(signal(1.5, [(0.0, 0.12)]), endpointing=ENERGY) == []
+
+    def test_the_webrtc_detector_needs_no_lead_in(self) -> None:
+        x = signal(1.5, [(0.0, 0.4)])
+        (u,) = find_utterances(x)
+        assert u.start_sample == 0 and u.speech_start_sample <= 2 * FRAME
+        assert abs(u.speech_end_sample - 6400) <= 3 * FRAME
+        assert find_utterances(x, endpointing=ENERGY) == []  # the floor was measured on the tone
+
+    @pytest.mark.parametrize("detector", ["webrtc", "energy"])
+    def test_both_detectors_find_a_word_after_room_noise(self, detector: str) -> None:
+        (u,) = find_utterances(signal(2.0, [(0.5, 1.0)]), endpointing=Endpointing(detector=detector))
+        assert (
+            abs(u.speech_start_sample - 8000) <= 3 * FRAME and abs(u.speech_end_sample - 16000) <= 3 * FRAME
+        )
 
     def test_a_long_utterance_is_cut_at_max_utterance(self) -> None:
         first = find_utterances(signal(6.0, [(0.5, 5.8)]))[0]
@@ -121,6 +136,15 @@ class TestEndpointStep:
         state, _ = endpoint_step(state, -30.0, endpointing=e)
         assert state.floor_dbfs == pytest.approx(-70.0 + 0.02)
 
+    def test_a_detectors_verdict_replaces_the_energy_rule_and_calibration(self) -> None:
+        e = Endpointing()
+        state, _ = endpoint_step(EndpointState(), -30.0, endpointing=e, voiced=True)
+        assert state.speech_run == 1  # in the first frame: no calibration
+        state, _ = endpoint_step(EndpointState(floor_dbfs=-90.0), -20.0, endpointing=e, voiced=False)
+        assert state.speech_run == 0
+        state, _ = endpoint_step(EndpointState(), -55.0, endpointing=e, voiced=True)
+        assert state.speech_run == 0  # voiced, but below min_level_dbfs
+
     def test_absolute_gate(self) -> None:
         e = Endpointing(calibration_ms=0.0)
         _, event = endpoint_step(EndpointState(floor_dbfs=-90.0), -55.0, endpointing=e)
@@ -136,11 +160,19 @@ class TestEndpointing:
             ({"snr_db": -1.0}, "snr_db"),
             ({"min_level_dbfs": 3.0}, "min_level_dbfs"),
             ({"max_utterance_ms": 300.0}, "max_utterance_ms"),
+            ({"detector": "silero"}, "detector"),
+            ({"webrtc_mode": 4}, "webrtc_mode"),
+            ({"frame_ms": 15.0}, "10, 20 or 30 ms"),
         ],
     )
-    def test_validates_itself(self, kwargs: dict[str, float], match: str) -> None:
+    def test_validates_itself(self, kwargs: dict[str, object], match: str) -> None:
         with pytest.raises(ValueError, match=match):
-            Endpointing(**kwargs)
+            Endpointing(**kwargs)  # type: ignore[arg-type]
+
+    def test_the_webrtc_detector_wants_a_rate_it_knows(self) -> None:
+        with pytest.raises(ValueError, match="Hz"):
+            Endpointer(sample_rate_hz=11025)
+        assert Endpointer(sample_rate_hz=11025, endpointing=ENERGY).frame_len == 110
 
     def test_frames(self) -> None:
         e = Endpointing()

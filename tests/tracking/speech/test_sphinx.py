@@ -25,7 +25,7 @@ from tests.tracking.speech._espeak import (
     with_noise_floor,
     write_wav,
 )
-from tracking.speech.audio import read_wav, wav_blocks
+from tracking.speech.audio import read_wav, resample_pcm16, wav_blocks
 from tracking.speech.base import SYNONYMS, Recognition, SpeechRecogniser, recognise_blocks
 from tracking.speech.endpointing import find_utterances
 from tracking.speech.errors import RecogniserError
@@ -133,6 +133,16 @@ class TestRecognitionFromSegments:
     def test_too_little_confidence_is_unrecognised(self) -> None:
         got = recognition_from_segments([("sad", 10, 49, -400.0)], duration_ms=900.0)
         assert got.label is None and got.text == "sad" and got.confidence < 0.5
+
+    def test_a_label_can_have_its_own_threshold(self) -> None:
+        segments = [("disgust", 10, 59, 50 * -6.0)]  # confidence 0.38
+        default = recognition_from_segments(segments, duration_ms=900.0)
+        own = recognition_from_segments(segments, duration_ms=900.0, label_min_confidence={"disgust": 0.25})
+        assert default.label is None and own.label == "disgust" and own.confidence == default.confidence
+        sad = recognition_from_segments(
+            [("sad", 10, 59, 50 * -6.0)], duration_ms=900.0, label_min_confidence={"disgust": 0.25}
+        )
+        assert sad.label is None  # other labels keep min_confidence
 
     def test_only_fillers(self) -> None:
         got = recognition_from_segments(
@@ -248,6 +258,15 @@ class TestRecogniser:
         with pytest.raises(RecogniserError, match=r"No pronunciation for frohsinn.*keyboard"):
             PocketsphinxRecogniser(synonyms={"frohsinn": "happy"})
 
+    def test_digital_silence_decodes_like_a_quiet_room(self, wav_dir: Path) -> None:
+        """espeak-ng's own file, digital silence around the word: decoded as it is, "happy" became "sad"."""
+        pcm, rate = read_wav(espeak_wav("happy", wav_dir, voice="en-us", rate_wpm=130, pitch=50))
+        audio = np.concatenate(
+            [resample_pcm16(pcm, from_rate_hz=rate, to_rate_hz=16000), np.zeros(8000, np.int16)]
+        )
+        assert PocketsphinxRecogniser().decode(audio).label == "happy"
+        assert PocketsphinxRecogniser(noise_floor_lsb=0.0).decode(audio).label != "happy"
+
     def test_custom_pronunciation(self) -> None:
         PocketsphinxRecogniser(
             synonyms={"frohsinn": "happy"}, pronunciation_variants={"frohsinn": ("F R OW Z IH N",)}
@@ -255,7 +274,13 @@ class TestRecogniser:
 
     @pytest.mark.parametrize(
         ("kwargs", "match"),
-        [({"min_confidence": 1.5}, "min_confidence"), ({"min_voiced_ms": -1}, "min_voiced_ms")],
+        [
+            ({"min_confidence": 1.5}, "min_confidence"),
+            ({"min_voiced_ms": -1}, "min_voiced_ms"),
+            ({"noise_floor_lsb": -1.0}, "noise_floor_lsb"),
+            ({"label_min_confidence": {"joy": 0.3}}, "label_min_confidence keys"),
+            ({"label_min_confidence": {"sad": 1.3}}, r"label_min_confidence\['sad'\]"),
+        ],
     )
     def test_validates_options(self, kwargs: dict[str, float], match: str) -> None:
         with pytest.raises(ValueError, match=match):
