@@ -590,6 +590,10 @@ def fold_input_scaling(
     return config, weights, lines
 
 
+def _floats(value: Any) -> tuple[float, ...]:
+    return tuple(float(x) for x in (value if isinstance(value, list) else [value]))
+
+
 def fold_rescaling_layers(
     config: dict[str, Any], weights: _Weights
 ) -> tuple[dict[str, Any], _Weights, list[str]]:
@@ -608,9 +612,8 @@ def fold_rescaling_layers(
     lines = []
     for layer in [item for item in config["layers"] if item["class_name"] == "Rescaling"]:
         cfg = layer["config"]
-        as_tuple = lambda v: tuple(float(x) for x in (v if isinstance(v, list) else [v]))  # noqa: E731
         scaling = InputScaling(
-            f"Rescaling {layer['name']!r}", as_tuple(cfg["scale"]), as_tuple(cfg.get("offset", 0.0))
+            f"Rescaling {layer['name']!r}", _floats(cfg["scale"]), _floats(cfg.get("offset", 0.0))
         )
         lines += _fold_into_readers(config, weights, layer["name"], scaling)
         upstream = layer["inbound_nodes"][0][0][0]
