@@ -6,12 +6,14 @@ pocketsphinx, a study file in the user's data folder). "Start session" runs a
 :class:`SessionRun`:
 
 1. the stimuli are decoded on a worker thread (with progress; cancellable);
-2. the study file is opened and the participant's unfinished session on the same stimulus set is
-   resumed, or a new one is created with a seeded random order;
+2. the study file is opened and the session is planned: the participant's unfinished session on the
+   same stimulus set is resumed, or a new one gets the participant's counterbalanced order
+   (:func:`tracking.recording.plan_session`; a notice when it repeats a stored order);
 3. the tracker connects and the speech recogniser loads on a worker thread (no recogniser or no
    microphone: a notice, and the keyboard path);
-4. the tracker streams into the store for the whole session; the optional 9-point
-   calibration/validation runs, then the full-screen labeling screen;
+4. only now is the session row written (:func:`tracking.recording.begin_session`), naming the tracker
+   and recogniser really in use; the tracker streams into the store for the whole session; the
+   optional 9-point calibration/validation runs, then the full-screen labeling screen;
 5. at the end (or on "Quit session") every finished trial is committed, the devices are closed,
    and the session report shows intended vs. measured phase durations and dropped frames.
 """
@@ -31,6 +33,7 @@ from PySide6.QtWidgets import QApplication, QProgressDialog, QWidget
 
 from analysis.geometry import ScreenGeometry
 from rbdm_gui import _speech
+from rbdm_gui._layout import keys_text
 from rbdm_gui.calibration_view import CalibrationView
 from rbdm_gui.labeling_view import LabelingView, SessionReport, screen_refresh, to_qimage
 from rbdm_gui.main_window import MainWindow, Page
@@ -40,16 +43,19 @@ from rbdm_gui.workers import Progress, Task, run_task
 from tracking import records
 from tracking.drivers.base import GazeDriver
 from tracking.fixations import DETECTORS
-from tracking.protocol import LabelingProtocol, ProtocolTiming, TimingReport, stimulus_order, timing_report
+from tracking.protocol import LabelingProtocol, ProtocolTiming, TimingReport, timing_report
 from tracking.recording import (
     Cancelled,
     GazeRecorder,
     LabelingSession,
+    SessionPlan,
     SpeechGate,
+    SpokenLabel,
     StimulusSet,
+    begin_session,
     gaze_recording,
     load_stimuli,
-    open_labeling_session,
+    plan_session,
 )
 from tracking.store import SessionStore
 from tracking.validation import ValidationProcedure
@@ -124,6 +130,8 @@ def session_settings(
         records.SETTING_STIMULI: stimuli.spec,
         records.SETTING_SPLIT: stimuli.split,
         "seed": settings.seed,
+        "order_design": settings.order_design,
+        "calibrate": settings.calibrate,
         "labels": list(settings.labels),
         "timing": timing.as_dict(),
         "refresh_hz": refresh_hz,
@@ -165,6 +173,8 @@ class SessionRun(QObject):
         Parent of the progress and report dialogs.
     show_report : bool
         Open the report dialog at the end.
+    new_session : bool
+        Begin a new session even when the participant has an unfinished one (by default it is resumed).
 
     Signals
     -------
@@ -191,9 +201,13 @@ class SessionRun(QObject):
         open_audio: _speech.OpenAudio | None = None,
         parent_window: QWidget | None = None,
         show_report: bool = True,
+        new_session: bool = False,
     ) -> None:
         super().__init__(parent_window)
         self.settings = settings
+        self._new_session = new_session
+        self.plan: SessionPlan | None = None
+        self._stored_settings: dict[str, Any] = {}
         self.geometry = settings.geometry()
         self._screen = screen or QGuiApplication.primaryScreen()
         self._make_driver = make_driver
@@ -278,32 +292,36 @@ class SessionRun(QObject):
         self._connect()
 
     def _open_session(self, stimuli: StimulusSet) -> None:
+        """Open the study and plan the session; nothing is written until recording starts."""
         settings = self.settings
         path = settings.resolved_study_path()
         path.parent.mkdir(parents=True, exist_ok=True)
         self.store = self._stack.enter_context(SessionStore(path))
-        stored = session_settings(
+        self._stored_settings = session_settings(
             settings,
             stimuli,
             timing=self.timing,
             refresh_hz=self.refresh_hz,
             frame_counted=self.frame_counted,
         )
-        self.session_id, self.start_position = open_labeling_session(
+        plan = self.plan = plan_session(
             self.store,
             settings.participant,
-            stimulus_order=stimulus_order(stimuli.ids, seed=settings.seed),
-            settings=stored,
-            geometry=self.geometry,
-            tracker=settings.driver,
-            recogniser=settings.recogniser,
+            stimulus_set=settings.stimulus_set_key(),
+            stimulus_ids=stimuli.ids,
+            design=settings.order_design,
+            seed=settings.seed,
+            new=self._new_session,
         )
-        missing = [s for s in self.store.session(self.session_id).stimulus_order if s not in self.images]
+        self.start_position = plan.start_position
+        missing = [s for s in plan.stimulus_order if s not in self.images]
         if missing:
             raise ValueError(
                 f"the session to resume shows {len(missing)} stimuli that are not in the stimulus set now "
                 f"(e.g. {missing[0]!r}). Choose the stimulus set it was started with."
             )
+        if plan.warning:
+            self.notice.emit(plan.warning)
 
     def _build_driver(self) -> GazeDriver:
         if self._make_driver is not None:
@@ -334,7 +352,7 @@ class SessionRun(QObject):
                     settings.recogniser, labels=settings.labels, model_dir=settings.vosk_model_dir
                 )
             except _speech.SpeechUnavailable as err:
-                return None, str(err)
+                return None, keys_text(str(err), len(settings.labels))
             return recogniser, ""
 
         self._task = run_task(connect, on_result=self._connected, on_error=self._fail)
@@ -346,17 +364,41 @@ class SessionRun(QObject):
         except Exception as err:  # the driver could not stream, the microphone failed badly...
             self._fail(err)
             return
-        if self.speech_notice:
-            self.notice.emit(self.speech_notice)
+        for text in (self.speech_notice, self._tracker_notice()):
+            if text:
+                self.notice.emit(text)
         if self.settings.calibrate:
             self._calibrate()
         else:
             self._label()
 
+    def _tracker_notice(self) -> str:
+        """What the connected tracker reports: its sampling rate, and a missing calibration."""
+        driver = self.driver
+        assert driver is not None
+        text = f"{self.settings.driver} tracker connected at {driver.nominal_rate_hz:g} Hz."
+        if getattr(driver, "calibrated", None) is False:
+            text += (
+                " It reports no calibration: its samples are invalid until it is calibrated. Calibrate it "
+                "with the tracker's own software before the first trial."
+            )
+        return text
+
     # --- 4. recording, calibration, labeling ---------------------------------------------------------
 
     def _start_recording(self, recogniser: Any) -> None:
-        assert self.store is not None and self.driver is not None
+        assert self.store is not None and self.driver is not None and self.plan is not None
+        used_recogniser = KEYBOARD_ONLY
+        if recogniser is not None and self._start_speech(recogniser):
+            used_recogniser = self.settings.recogniser
+        self.session_id, self.start_position = begin_session(
+            self.store,
+            self.plan,
+            settings={**self._stored_settings, "rate_hz": self.driver.nominal_rate_hz},
+            geometry=self.geometry,
+            tracker=self.settings.driver,
+            recogniser=used_recogniser,
+        )
         detector = DETECTORS[self.settings.detector](self.geometry)
         self._stack.callback(self.driver.close)
         self.recorder = self._stack.enter_context(
@@ -381,24 +423,33 @@ class SessionRun(QObject):
         self.labeling_view.finished.connect(self.finish)
         self.labeling_view.quit_requested.connect(self.finish)
         self._stack.callback(self.driver.add_event_listener(self.labeling_view.driver_events.posted.emit))
-        if recogniser is not None:
-            self._start_speech(recogniser, protocol, self.labeling_view)
+        if self.gate is not None:
+            self.gate.attach(protocol)
 
-    def _start_speech(self, recogniser: Any, protocol: LabelingProtocol, view: LabelingView) -> None:
-        gate = SpeechGate(
-            recogniser, view.recognitions.posted.emit, on_error=view.speech_problems.posted.emit
-        )
+    def _start_speech(self, recogniser: Any) -> bool:
+        """Open the microphone into a speech gate; False (and a notice) when there is none."""
+        gate = SpeechGate(recogniser, self._deliver_spoken, on_error=self._speech_problem)
         try:
             microphone = self._open_audio(self.settings.microphone, gate.feed)
         except _speech.SpeechUnavailable as err:
             gate.stop()
-            self.speech_notice = str(err)
-            view.set_speech_notice(self.speech_notice)
-            return
+            self.speech_notice = keys_text(str(err), len(self.settings.labels))
+            return False
         self.gate = gate
         self._stack.callback(gate.stop)  # after the microphone has closed (the stack unwinds backwards)
         self._stack.callback(microphone.close)
-        gate.attach(protocol)
+        return True
+
+    def _deliver_spoken(self, spoken: SpokenLabel) -> None:
+        """Speech-gate thread: hand a recognition to the labeling view (which exists once it listens)."""
+        view = self.labeling_view
+        if view is not None:
+            view.recognitions.posted.emit(spoken)
+
+    def _speech_problem(self, message: str) -> None:
+        view = self.labeling_view
+        if view is not None:
+            view.speech_problems.posted.emit(message)
 
     def _show_full_screen(self, widget: QWidget) -> None:
         if self._screen is not None:
@@ -566,16 +617,20 @@ class StudioApp(QObject):
             settings_file=self.settings_file,
         )
         view.start_requested.connect(self.start_session)
+        view.new_session_requested.connect(lambda settings: self.start_session(settings, new_session=True))
         self.setup_view = view
         return view
 
-    def start_session(self, settings: StudySettings) -> SessionRun | None:
-        """Run a labeling session with ``settings`` (one at a time)."""
+    def start_session(self, settings: StudySettings, *, new_session: bool = False) -> SessionRun | None:
+        """Run a labeling session with ``settings`` (one at a time).
+
+        The participant's unfinished session is resumed, unless ``new_session``.
+        """
         if self.run is not None:
             self.window.notify("A session is already running.")
             return None
         self.settings = settings
-        run = self.run = SessionRun(settings, parent_window=self.window)
+        run = self.run = SessionRun(settings, parent_window=self.window, new_session=new_session)
         run.ended.connect(self._ended)
         run.failed.connect(self._failed)
         run.notice.connect(self.window.notify)
@@ -586,12 +641,15 @@ class StudioApp(QObject):
     def _ended(self, outcome: SessionOutcome | None) -> None:
         self.run = None
         self.window.notify(outcome.summary if outcome is not None else "The session ended.")
+        if self.setup_view is not None:
+            self.setup_view.refresh_participants()
 
     def _failed(self, message: str) -> None:
         self.run = None
         self.window.notify(message)
         if self.setup_view is not None:
             self.setup_view.show_problem(message)
+            self.setup_view.refresh_participants()
 
     def _on_closing(self) -> None:
         if self.run is not None:

@@ -27,7 +27,8 @@ from analysis.geometry import ScreenGeometry
 from analysis.labels import LABELS, label_index
 from tracking.drivers import DRIVERS
 from tracking.drivers.base import GazeDriver
-from tracking.fixations import DETECTORS
+from tracking.fixations import DEFAULT_DETECTOR, DETECTORS
+from tracking.protocol import DEFAULT_ORDER_DESIGN, ORDER_DESIGNS
 from tracking.records import check_pseudonym
 
 __all__ = [
@@ -52,7 +53,7 @@ CONFIG_DIR_ENV = "RBDM_STUDIO_CONFIG_DIR"
 DATA_DIR_ENV = "RBDM_STUDIO_DATA_DIR"
 #: The embedded default stimuli: 2 synthetic faces per label from the test split, drawn at 512 px.
 DEFAULT_STIMULI = "synthetic:n=2,size=512"
-#: The recogniser choice meaning: no microphone, labels by keys 1–8 only.
+#: The recogniser choice meaning: no microphone, labels by the number keys only.
 KEYBOARD_ONLY = "keyboard"
 #: Driver parameters the GUI provides itself; they never appear on the setup screen.
 LENT_PARAMETERS = frozenset(
@@ -120,7 +121,10 @@ class StudySettings:
     distance_cm : float
         Eye-to-screen distance (70 cm in RBDM §5.3.1).
     seed : int
-        Seed of the stimulus order (and of the stimulus choice).
+        The study's seed: of the stimulus choice, and of the orders (with the design).
+    order_design : str
+        How each participant's order is made: a key of :data:`tracking.protocol.ORDER_DESIGNS`
+        (``per-participant`` random orders by default).
     calibrate : bool
         Run the 9-point calibration/validation before the first trial.
     """
@@ -133,7 +137,7 @@ class StudySettings:
     labels: tuple[str, ...] = LABELS
     driver: str = "mouse"
     driver_options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
-    detector: str = "idt"
+    detector: str = DEFAULT_DETECTOR
     recogniser: str = "pocketsphinx"
     vosk_model_dir: str = ""
     microphone: str = ""
@@ -142,6 +146,7 @@ class StudySettings:
     diagonal_in: float = 27.0
     distance_cm: float = 70.0
     seed: int = 0
+    order_design: str = DEFAULT_ORDER_DESIGN
     calibrate: bool = True
 
     def geometry(self) -> ScreenGeometry:
@@ -165,6 +170,10 @@ class StudySettings:
         if self.detector not in DETECTORS:
             raise ValueError(
                 f"unknown fixation detector {self.detector!r}; choose one of {', '.join(DETECTORS)}."
+            )
+        if self.order_design not in ORDER_DESIGNS:
+            raise ValueError(
+                f"unknown order design {self.order_design!r}; choose one of {', '.join(ORDER_DESIGNS)}."
             )
         if not self.labels:
             raise ValueError("choose at least one label.")

@@ -13,8 +13,8 @@ import math
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QObject, QRegularExpression, Qt, Signal, Slot
-from PySide6.QtGui import QGuiApplication, QHideEvent, QRegularExpressionValidator, QScreen, QShowEvent
+from PySide6.QtCore import QObject, Qt, QTimer, Signal, Slot
+from PySide6.QtGui import QGuiApplication, QHideEvent, QScreen, QShowEvent
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -39,6 +39,8 @@ from PySide6.QtWidgets import (
 from analysis.geometry import ScreenGeometry
 from analysis.labels import LABELS
 from rbdm_gui import _speech
+from rbdm_gui._layout import keys_text
+from rbdm_gui.participants_panel import ParticipantsPanel
 from rbdm_gui.settings import (
     KEYBOARD_ONLY,
     DriverOption,
@@ -50,12 +52,20 @@ from rbdm_gui.settings import (
 from rbdm_gui.workers import Task, run_task
 from tracking.drivers import DRIVERS
 from tracking.fixations import DETECTORS
+from tracking.protocol import ORDER_DESIGNS
+from tracking.records import check_pseudonym
 
 __all__ = ["SetupView", "screen_geometry"]
 
 _SYNTHETIC, _FOLDER = "Synthetic faces (embedded)", "Dataset folder"
 _SYNTHETIC_SPLITS = ("train", "validation", "test")
 _LEVEL_FLOOR_DBFS = -60.0
+_PSEUDONYM_HINT = "A pseudonym such as P07: 1–32 letters, digits, '_' or '-' (no spaces); never a name."
+_DESIGN_TEXT = {
+    "per-participant": "random, one per participant",
+    "latin-square": "balanced Latin square",
+    "same-for-all": "one random order for all",
+}
 
 
 def screen_geometry(screen: QScreen, *, distance_cm: float = 70.0) -> ScreenGeometry:
@@ -172,9 +182,13 @@ class SetupView(QWidget):
     -------
     start_requested(object)
         The user pressed "Start session"; carries the checked, saved :class:`StudySettings`.
+        An unfinished session of the participant is resumed.
+    new_session_requested(object)
+        The user pressed "New session": the same, but a new session is begun even when one is unfinished.
     """
 
     start_requested = Signal(object)
+    new_session_requested = Signal(object)
 
     def __init__(
         self,
@@ -193,8 +207,14 @@ class SetupView(QWidget):
         self._microphone_problem = ""
         self._meter_bridge = _LevelBridge(self)
         self._meter_bridge.level.connect(self._show_level, Qt.ConnectionType.QueuedConnection)
+        self._participants_timer = QTimer(self)
+        self._participants_timer.setSingleShot(True)
+        self._participants_timer.setInterval(150)
+        self._participants_timer.timeout.connect(self.refresh_participants)
         self._build()
         self.set_settings(settings)
+        self._watch_for_participants()
+        self.refresh_participants()
         if prefill_screen and self._screen is not None:
             self.use_screen()
 
@@ -228,12 +248,18 @@ class SetupView(QWidget):
         choose.clicked.connect(self._choose_study)
         form.addRow("Study file", _row(self.study_edit, choose))
         self.participant_edit = QLineEdit()
-        pattern = QRegularExpression("[A-Za-z0-9_-]{1,32}")
-        self.participant_edit.setValidator(QRegularExpressionValidator(pattern, self.participant_edit))
-        self.participant_edit.setToolTip(
-            "A pseudonym such as P07: letters, digits, '_' or '-'; never a name."
-        )
+        self.participant_edit.setMaxLength(32)
+        self.participant_edit.setToolTip(_PSEUDONYM_HINT)
+        self.participant_edit.textChanged.connect(self._check_pseudonym)
         form.addRow("Participant", self.participant_edit)
+        self.participant_hint = QLabel(_PSEUDONYM_HINT)
+        self.participant_hint.setWordWrap(True)
+        self.participant_hint.setStyleSheet("color: #333;")
+        form.addRow("", self.participant_hint)
+        self.participants = ParticipantsPanel()
+        self.participants.setFlat(True)
+        self.participants.chosen.connect(self.participant_edit.setText)
+        form.addRow(self.participants)
         return box
 
     def _stimuli_group(self) -> QGroupBox:
@@ -305,7 +331,7 @@ class SetupView(QWidget):
         self.recogniser_combo = QComboBox()
         for name in _speech.recogniser_names():
             self.recogniser_combo.addItem(name, name)
-        self.recogniser_combo.addItem("keyboard only (keys 1–8)", KEYBOARD_ONLY)
+        self.recogniser_combo.addItem("keyboard only (number keys)", KEYBOARD_ONLY)
         form.addRow("Recogniser", self.recogniser_combo)
         self.vosk_edit = QLineEdit()
         self.vosk_edit.setPlaceholderText("folder of a Vosk model, e.g. vosk-model-small-en-us-0.15")
@@ -352,9 +378,19 @@ class SetupView(QWidget):
         box = QGroupBox("Session")
         layout = QVBoxLayout(box)
         form = QFormLayout()
+        self.design_combo = QComboBox()
+        for name in ORDER_DESIGNS:
+            self.design_combo.addItem(f"{name}: {_DESIGN_TEXT.get(name, name)}", name)
+        self.design_combo.setToolTip(
+            "How each participant's stimulus order is made. One order for all lets order effects "
+            "confound the comparison of annotators."
+        )
+        form.addRow("Stimulus order", self.design_combo)
         self.seed_spin = _spin(0, 2**31 - 1, 0, "")
-        self.seed_spin.setToolTip("Seed of the random stimulus order.")
-        form.addRow("Random seed", self.seed_spin)
+        self.seed_spin.setToolTip(
+            "The study's seed: of the stimulus choice and, with the design, of the orders."
+        )
+        form.addRow("Study seed", self.seed_spin)
         layout.addLayout(form)
         self.problem_label = QLabel()
         self.problem_label.setWordWrap(True)
@@ -364,13 +400,15 @@ class SetupView(QWidget):
         self.start_button.setDefault(True)
         self.start_button.setMinimumHeight(36)
         self.start_button.clicked.connect(self.request_start)
-        layout.addWidget(self.start_button)
-        hint = QLabel(
-            "Full screen. Keys 1–8 label, Space goes on, Esc pauses. A finished session is resumed."
-        )
-        hint.setWordWrap(True)
-        hint.setStyleSheet("color: #555;")
-        layout.addWidget(hint)
+        self.new_button = QPushButton("New session")
+        self.new_button.setMinimumHeight(36)
+        self.new_button.setToolTip("Begin a new session even though this participant has an unfinished one.")
+        self.new_button.clicked.connect(self.request_new_session)
+        layout.addWidget(_row(self.start_button, self.new_button))
+        self.hint_label = QLabel()
+        self.hint_label.setWordWrap(True)
+        self.hint_label.setStyleSheet("color: #333;")
+        layout.addWidget(self.hint_label)
         layout.addStretch(1)
         return box
 
@@ -414,6 +452,8 @@ class SetupView(QWidget):
         self.diagonal_spin.setValue(settings.diagonal_in)
         self.distance_spin.setValue(settings.distance_cm)
         self.seed_spin.setValue(settings.seed)
+        index = self.design_combo.findData(settings.order_design)
+        self.design_combo.setCurrentIndex(max(index, 0))
         self._on_recogniser()
         self._show_geometry()
 
@@ -445,6 +485,7 @@ class SetupView(QWidget):
             diagonal_in=self.diagonal_spin.value(),
             distance_cm=self.distance_spin.value(),
             seed=self.seed_spin.value(),
+            order_design=str(self.design_combo.currentData()),
             calibrate=self.calibrate_check.isChecked(),
         )
 
@@ -459,20 +500,86 @@ class SetupView(QWidget):
 
     @Slot()
     def request_start(self) -> None:
-        """Check and save the settings, then ask for a session (``start_requested``)."""
+        """Check and save the settings, then ask for a session (``start_requested``): resume or begin."""
+        settings = self._checked()
+        if settings is not None:
+            self.start_requested.emit(settings)
+
+    @Slot()
+    def request_new_session(self) -> None:
+        """Check and save the settings, then ask for a new session (``new_session_requested``)."""
+        settings = self._checked()
+        if settings is not None:
+            self.new_session_requested.emit(settings)
+
+    def _checked(self) -> StudySettings | None:
         try:
             settings = self.settings()
             settings.check()
         except ValueError as err:
             self.problem_label.setText(str(err))
-            return
+            return None
         self.problem_label.setText("")
         save_settings(settings, self._settings_file)
-        self.start_requested.emit(settings)
+        return settings
 
     def show_problem(self, text: str) -> None:
         """Show why a session could not start."""
         self.problem_label.setText(text)
+
+    # --- participants ---------------------------------------------------------------------------
+
+    def _watch_for_participants(self) -> None:
+        """Re-read the study's participants shortly after any edit that changes what Start does."""
+        schedule = self._participants_timer.start
+        self.study_edit.textChanged.connect(schedule)
+        self.participant_edit.textChanged.connect(schedule)
+        self.folder_edit.textChanged.connect(schedule)
+        self.split_combo.currentTextChanged.connect(schedule)
+        self.design_combo.currentIndexChanged.connect(schedule)
+        for spin in (self.faces_spin, self.face_size_spin, self.max_spin, self.seed_spin):
+            spin.valueChanged.connect(schedule)
+        for box in self.label_boxes.values():
+            box.toggled.connect(schedule)
+            box.toggled.connect(self._on_recogniser)
+        self.source_combo.currentIndexChanged.connect(schedule)
+
+    @Slot()
+    def refresh_participants(self) -> None:
+        """Show the study's participants, what Start does, and the label keys (also after a session)."""
+        self._participants_timer.stop()
+        try:
+            settings = self.settings()
+        except ValueError:
+            return
+        self.participants.show_study(settings)
+        plan = self.participants.plan
+        state = self.participants.state_of(settings.participant)
+        resumes = plan is not None and not plan.new
+        self.start_button.setText("Resume session" if resumes else "Start session")
+        self.new_button.setVisible(resumes)
+        n_keys = len(settings.labels)
+        after = (
+            "An unfinished session is resumed where it stopped; finished sessions are never changed."
+            if state is None or state.state != "finished"
+            else f"{settings.participant} has finished a session; Start begins a new one."
+        )
+        self.hint_label.setText(
+            f"Full screen. Keys 1–{n_keys} label, Space goes on, Esc pauses. {after}"
+            if n_keys
+            else "Choose at least one label."
+        )
+
+    def _check_pseudonym(self, text: str) -> None:
+        """Say what is wrong with the pseudonym as typed, instead of dropping characters silently."""
+        try:
+            check_pseudonym(text.strip())
+        except ValueError as err:
+            self.participant_hint.setText(str(err))
+            self.participant_hint.setStyleSheet("color: #b00020;")
+            return
+        self.participant_hint.setText(_PSEUDONYM_HINT)
+        self.participant_hint.setStyleSheet("color: #333;")
 
     def _stimuli_spec(self) -> str:
         if self.source_combo.currentText() == _SYNTHETIC:
@@ -557,11 +664,14 @@ class SetupView(QWidget):
         self.microphone_combo.setEnabled(not keyboard and not self._microphone_problem)
         self.level_bar.setEnabled(not keyboard and not self._microphone_problem)
         if keyboard:
-            notice = "Labels by keys 1–8 only; nothing is recorded from the microphone."
-        else:  # the speech package's own text: what is missing, and that keys 1–8 still work
-            notice = self._microphone_problem
+            notice = f"Labels by keys 1–{self._n_labels()} only; nothing is recorded from the microphone."
+        else:  # the speech package's own text: what is missing, and that the keys still work
+            notice = keys_text(self._microphone_problem, self._n_labels())
         self.speech_notice.setText(notice)
         self._restart_meter()
+
+    def _n_labels(self) -> int:
+        return sum(box.isChecked() for box in self.label_boxes.values())
 
     def _fill_microphones(self) -> None:
         self.microphone_combo.clear()
@@ -602,7 +712,7 @@ class SetupView(QWidget):
         try:
             self._microphone = _speech.open_level_meter(device, lambda level: bridge.level.emit(level))
         except _speech.SpeechUnavailable as err:
-            self.speech_notice.setText(str(err))
+            self.speech_notice.setText(keys_text(str(err), self._n_labels()))
 
     @Slot(float)
     def _show_level(self, level_dbfs: float) -> None:

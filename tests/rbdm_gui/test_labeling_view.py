@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -215,3 +216,69 @@ def test_session_settings_store_the_stimulus_rectangle_and_scale(tmp_path: Path)
     assert stored["stimulus_rect"] == {"x_px": 680.0, "y_px": 120.0, "width_px": 1200.0, "height_px": 1200.0}
     assert stored["stimulus_scale"] == 1.0
     assert ScreenGeometry(2560, 1440).stimulus_rect().width_px == 1200.0
+
+
+def _quit(qtbot: QtBot, run: SessionRun) -> None:
+    run.finish()
+    qtbot.waitUntil(lambda: run.outcome is not None, timeout=10_000)
+
+
+def test_three_participants_get_three_stored_orders_and_the_setup_shows_their_states(
+    qtbot: QtBot, tmp_path: Path
+) -> None:
+    """Issue 19's "done when": on the old code all three got the study seed's one order."""
+    from rbdm_gui.setup_view import SetupView
+
+    gaze = Gaze()
+    base = settings_for(tmp_path, n=3)
+    first = start_run(qtbot, base, gaze, timing=FAST)
+    for k in range(3):
+        label_trial(qtbot, first, gaze, key=k + 1, look_at=(300.0, 300.0))
+    qtbot.waitUntil(lambda: first.outcome is not None and first.outcome.finished, timeout=10_000)
+    second = start_run(qtbot, replace(base, participant="P02"), gaze, timing=FAST)
+    label_trial(qtbot, second, gaze, key=2, look_at=(300.0, 300.0))
+    wait_for(qtbot, second, Phase.BLANK)
+    _quit(qtbot, second)
+    _quit(qtbot, start_run(qtbot, replace(base, participant="P03"), gaze, timing=FAST))
+
+    with SessionStore(tmp_path / "study.sqlite") as store:
+        sessions = store.sessions()
+        assert len(sessions) == 3 and len({s.stimulus_order for s in sessions}) == 3
+        assert {s.settings["order_design"] for s in sessions} == {"per-participant"}
+
+    view = SetupView(base, settings_file=tmp_path / "settings.json")
+    qtbot.addWidget(view)
+    table = view.participants.table
+    rows = {table.item(r, 0).text(): table.item(r, 1).text() for r in range(table.rowCount())}
+    assert rows == {"P01": "finished, 3 of 3", "P02": "unfinished, 1 of 3", "P03": "unfinished, 0 of 3"}
+    assert view.start_button.text() == "Start session" and not view.new_button.isVisibleTo(view)
+    assert "repeats the stimulus order of session 1" in view.participants.warning_label.text()
+    assert "has finished a session" in view.hint_label.text()
+    view.participants.chosen.emit("P02")  # as a click on P02's row
+    qtbot.waitUntil(lambda: view.start_button.text() == "Resume session", timeout=2000)
+    assert view.new_button.isVisibleTo(view) and "stimulus 2 of 3" in view.participants.plan_label.text()
+
+
+def test_a_failed_start_stores_no_session_and_the_next_records_the_tracker_it_used(
+    qtbot: QtBot, tmp_path: Path
+) -> None:
+    """Old code: the Eye Tribe attempt created the session row, resumed later with mouse data in it."""
+    failing = settings_for(
+        tmp_path, n=2, driver="eyetribe", driver_options={"eyetribe": {"port": 1, "connect_timeout_s": 0.2}}
+    )
+    run = SessionRun(failing, show_report=False)
+    failures: list[str] = []
+    run.failed.connect(failures.append)
+    run.start()
+    qtbot.waitUntil(lambda: bool(failures), timeout=20_000)
+    with SessionStore(tmp_path / "study.sqlite") as store:
+        assert store.sessions() == [] and store.participants() == []
+
+    gaze = Gaze()
+    again = start_run(qtbot, replace(failing, driver="mouse"), gaze, timing=FAST)
+    _quit(qtbot, again)
+    with SessionStore(tmp_path / "study.sqlite") as store:
+        (session,) = store.sessions()
+        assert (session.tracker, session.recogniser) == ("mouse", "keyboard")
+        assert store.recording_devices(session.session_id) == [("mouse", "keyboard")]
+        assert session.settings["rate_hz"] == 120.0

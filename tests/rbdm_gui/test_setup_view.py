@@ -108,3 +108,43 @@ def test_keyboard_only_needs_no_microphone(qtbot: QtBot) -> None:
     view.show()
     assert not view.microphone_combo.isEnabled()
     assert "keys 1–8 only" in view.speech_notice.text()
+
+
+def test_a_pseudonym_with_a_space_is_kept_and_explained_not_silently_changed(qtbot: QtBot) -> None:
+    view = SetupView(StudySettings(recogniser=KEYBOARD_ONLY))
+    qtbot.addWidget(view)
+    view.participant_edit.clear()
+    qtbot.keyClicks(view.participant_edit, "P 01")
+    assert view.participant_edit.text() == "P 01"  # the old validator dropped the space unseen
+    assert "got 'P 01'" in view.participant_hint.text() and "letters, digits" in view.participant_hint.text()
+    with qtbot.assertNotEmitted(view.start_requested):
+        view.request_start()
+    assert "pseudonym must be" in view.problem_label.text()
+    view.participant_edit.setText("P01")
+    assert "no spaces" in view.participant_hint.text()
+
+
+def test_label_key_texts_follow_the_label_set(qtbot: QtBot) -> None:
+    view = SetupView(StudySettings(recogniser=KEYBOARD_ONLY, labels=("neutral", "happy", "sad")))
+    qtbot.addWidget(view)
+    view.show()
+    assert "keys 1–3 only" in view.speech_notice.text() and "Keys 1–3 label" in view.hint_label.text()
+    view.label_boxes["anger"].setChecked(True)
+    view.refresh_participants()
+    assert "keys 1–4 only" in view.speech_notice.text() and "Keys 1–4 label" in view.hint_label.text()
+
+
+def test_the_fixation_detector_and_the_order_design_have_their_library_defaults(qtbot: QtBot) -> None:
+    from tracking.fixations import DEFAULT_DETECTOR
+    from tracking.protocol import DEFAULT_ORDER_DESIGN
+
+    assert StudySettings().detector == DEFAULT_DETECTOR == "adaptive"  # was "idt" (issue 16)
+    view = SetupView(StudySettings(recogniser=KEYBOARD_ONLY))
+    qtbot.addWidget(view)
+    shown = view.settings()
+    assert (shown.detector, shown.order_design) == ("adaptive", DEFAULT_ORDER_DESIGN)
+    view.design_combo.setCurrentIndex(view.design_combo.findData("latin-square"))
+    assert view.settings().order_design == "latin-square"
+    assert StudySettings.from_json({"order_design": "latin-square"}).order_design == "latin-square"
+    with pytest.raises(ValueError, match="unknown order design"):
+        StudySettings(order_design="shuffled").check()

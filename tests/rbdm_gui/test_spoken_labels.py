@@ -19,6 +19,7 @@ from numpy.typing import NDArray
 from PySide6.QtCore import Qt
 from pytestqt.qtbot import QtBot
 
+from analysis.labels import LABELS
 from rbdm_gui import _speech
 from rbdm_gui.app import SessionRun
 from rbdm_gui.labeling_view import LabelingView
@@ -179,7 +180,7 @@ def test_without_a_microphone_the_session_runs_by_keys(qtbot: QtBot, tmp_path: P
 
     notices: list[str] = []
     run = SessionRun(
-        settings_for(tmp_path, max_stimuli=1),
+        settings_for(tmp_path, max_stimuli=1, labels=LABELS[:6]),
         make_driver=lambda s, g: MouseSimulator(lambda: (SCREEN / 2, SCREEN / 2), rate_hz=60.0),
         timing=FAST,
         show_report=False,
@@ -190,19 +191,21 @@ def test_without_a_microphone_the_session_runs_by_keys(qtbot: QtBot, tmp_path: P
     qtbot.waitUntil(lambda: run.labeling_view is not None and run.labeling_view.isVisible(), timeout=20_000)
     view = run.labeling_view
     assert view is not None and run.gate is None
-    assert notices and "keys 1–8" in notices[0]
+    assert notices and "keys 1–6" in notices[0]  # the label set has 6 labels (old code: "keys 1–8")
     qtbot.waitUntil(image_shown(view), timeout=5000)
-    assert "keys 1–8" in view.speech_notice
+    assert "keys 1–6" in view.speech_notice
     qtbot.keyClick(view, Qt.Key.Key_2)
     qtbot.keyClick(view, Qt.Key.Key_Space)
     qtbot.waitUntil(lambda: run.outcome is not None, timeout=10_000)
     with SessionStore(tmp_path / "study.sqlite") as store:
-        (trial,) = store.trials(store.sessions()[0].session_id)
+        (session,) = store.sessions()
+        (trial,) = store.trials(session.session_id)
     assert (trial.label, trial.label_source) == ("happy", "keyboard")
+    assert session.recogniser == "keyboard"  # what was used, not the pocketsphinx that was asked for
 
 
 def test_the_setup_screen_says_when_there_is_no_microphone(qtbot: QtBot) -> None:
-    view = SetupView(StudySettings(recogniser="pocketsphinx"))
+    view = SetupView(StudySettings(recogniser="pocketsphinx", labels=LABELS[:6]))
     qtbot.addWidget(view)
     names, _ = _speech.microphone_names()
     if names:
@@ -210,6 +213,7 @@ def test_the_setup_screen_says_when_there_is_no_microphone(qtbot: QtBot) -> None
     view.show()
     assert view.recogniser_combo.currentData() == "pocketsphinx"
     assert "No audio input device" in view.speech_notice.text()
-    assert "keys 1–8" in view.speech_notice.text()
+    assert "keys 1–6" in view.speech_notice.text()  # follows the label set
+    assert "Keys 1–6 label" in view.hint_label.text()
     assert not view.microphone_combo.isEnabled()
     assert view.microphone_combo.currentText() == "none found"

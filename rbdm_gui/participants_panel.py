@@ -1,0 +1,140 @@
+"""The study's participants and their sessions, on the setup screen (RBDM §5.3.1: one session each).
+
+The panel lists every participant of the study file with their state on the chosen stimulus set
+(no session / unfinished k of n / finished, the session's date and tracker, from
+:func:`tracking.recording.participant_states`) and says what "Start" will do for the participant in
+the form (:func:`tracking.recording.plan_session`): resume an unfinished session, or begin a new one,
+with a warning when the new session would repeat a stored stimulus order. The study is opened
+read-only; nothing is written here.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import Signal
+from PySide6.QtGui import QColor
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QGroupBox,
+    QHeaderView,
+    QLabel,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from rbdm_gui.settings import StudySettings
+from tracking.errors import StoreError
+from tracking.recording import ParticipantState, SessionPlan, participant_states, plan_session
+from tracking.store import SessionStore
+
+__all__ = ["ParticipantsPanel"]
+
+_COLUMNS = ("Participant", "State", "Session", "Started (UTC)", "Tracker")
+_STATE_COLOURS = {"finished": "#1b5e20", "unfinished": "#8a4b00", "none": "#444444"}
+
+
+class ParticipantsPanel(QGroupBox):
+    """Participants of the study with their session state, and what Start will do.
+
+    Signals
+    -------
+    chosen(str)
+        The user clicked a participant: the setup form takes the pseudonym.
+    """
+
+    chosen = Signal(str)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__("Participants", parent)
+        self.states: list[ParticipantState] = []
+        self.plan: SessionPlan | None = None
+        layout = QVBoxLayout(self)
+        self.table = QTableWidget(0, len(_COLUMNS))
+        self.table.setHorizontalHeaderLabels(list(_COLUMNS))
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.verticalHeader().setVisible(False)
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        header.setStretchLastSection(True)
+        self.table.setMinimumHeight(110)
+        self.table.cellClicked.connect(self._on_click)
+        layout.addWidget(self.table)
+        self.plan_label = QLabel()
+        self.plan_label.setWordWrap(True)
+        layout.addWidget(self.plan_label)
+        self.warning_label = QLabel()
+        self.warning_label.setWordWrap(True)
+        self.warning_label.setStyleSheet("color: #8a4b00; font-weight: bold;")
+        layout.addWidget(self.warning_label)
+
+    def show_study(self, settings: StudySettings, *, new_session: bool = False) -> None:
+        """Read the study file of ``settings`` and show its participants and the plan for Start."""
+        path = settings.resolved_study_path()
+        self.states, self.plan = [], None
+        problem = ""
+        if path.is_file():
+            try:
+                self.states, self.plan = _read(path, settings, new_session=new_session)
+            except (StoreError, ValueError) as err:
+                problem = str(err)
+        self._fill_table()
+        if problem:
+            self.plan_label.setText(problem)
+            self.warning_label.setText("")
+            return
+        if self.plan is None:
+            self.plan = SessionPlan(settings.participant, None, 0, (), settings.order_design)
+        self.plan_label.setText(
+            self.plan.text if settings.participant else "Type a pseudonym, or click a participant above."
+        )
+        self.warning_label.setText(self.plan.warning)
+
+    def state_of(self, pseudonym: str) -> ParticipantState | None:
+        """The shown state of ``pseudonym`` (None when not in the study)."""
+        return next((s for s in self.states if s.pseudonym == pseudonym), None)
+
+    def _fill_table(self) -> None:
+        self.table.setRowCount(len(self.states))
+        for row, state in enumerate(self.states):
+            cells = (
+                state.pseudonym,
+                state.text,
+                "" if state.session_id is None else f"{state.session_id} ({state.n_sessions} in all)",
+                state.created_utc[:16].replace("T", " "),
+                state.tracker,
+            )
+            for column, text in enumerate(cells):
+                item = QTableWidgetItem(text)
+                if column == 1:
+                    item.setForeground(QColor(_STATE_COLOURS.get(state.state, "#444444")))
+                self.table.setItem(row, column, item)
+        if not self.states:
+            self.table.setRowCount(0)
+
+    def _on_click(self, row: int, column: int) -> None:
+        if 0 <= row < len(self.states):
+            self.chosen.emit(self.states[row].pseudonym)
+
+
+def _read(
+    path: Path, settings: StudySettings, *, new_session: bool
+) -> tuple[list[ParticipantState], SessionPlan | None]:
+    with SessionStore.open_read_only(path) as store:
+        key = settings.stimulus_set_key()
+        states = participant_states(store, stimulus_set=key)
+        plan = None
+        if settings.participant:
+            plan = plan_session(
+                store,
+                settings.participant,
+                stimulus_set=key,
+                design=settings.order_design,
+                seed=settings.seed,
+                new=new_session,
+            )
+    return states, plan
