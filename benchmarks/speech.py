@@ -100,6 +100,7 @@ ISSUE_17_VARIANTS = {
 """The pronunciation variants of the recogniser issue 17 measured."""
 
 ENERGY = Endpointing(detector="energy")
+WIDE = {"preroll_ms": 250.0}  # issue 17's endpointer kept 250 ms before the word; the default keeps 50
 TRIMMED = {"because", "being", "been", "same", "ago", "dunno", "got", "the", "year"}
 
 
@@ -109,27 +110,42 @@ def _candidate(read_file: FileApi = _recognise_file, **options: object) -> Candi
     return Candidate(functools.partial(build_recogniser, endpointing=endpointing, options=options), read_file)
 
 
-ISSUE_17 = {"pronunciation_variants": ISSUE_17_VARIANTS, "noise_floor_lsb": 0.0, "label_min_confidence": {}}
+ISSUE_17 = {
+    "pronunciation_variants": ISSUE_17_VARIANTS,
+    "noise_floor_lsb": 0.0,
+    "label_min_confidence": {},
+    "endpointing": Endpointing(**WIDE),
+}
 """The options of the recogniser issue 17 measured (its endpointer was the energy one)."""
 
 CANDIDATES: dict[str, Candidate] = {
     # issue 17's recogniser, files given to decode() whole: the baseline of every ratio
-    "baseline": _candidate(_decode_whole_file, endpointing=ENERGY, **ISSUE_17),
+    "baseline": _candidate(_decode_whole_file, **{**ISSUE_17, "endpointing": Endpointing("energy", **WIDE)}),
     # voice-activity detectors in front of the same decoder; files through recognise_file
-    "energy": _candidate(endpointing=ENERGY, **ISSUE_17),
-    **{f"webrtc{m}": _candidate(endpointing=Endpointing(webrtc_mode=m), **ISSUE_17) for m in (1, 2, 3)},
+    "energy": _candidate(**{**ISSUE_17, "endpointing": Endpointing("energy", **WIDE)}),
+    **{
+        f"webrtc{m}": _candidate(**{**ISSUE_17, "endpointing": Endpointing(webrtc_mode=m, **WIDE)})
+        for m in (1, 2, 3)
+    },
     # a noise floor under digital silence before decoding
     "noise10": _candidate(**{**ISSUE_17, "noise_floor_lsb": 10.0}),
     "noise30": _candidate(**{**ISSUE_17, "noise_floor_lsb": 30.0}),
     # accent variants of the label words, without the per-label threshold ("default" has both)
-    "variants": _candidate(label_min_confidence={}),
-    "variants-bw1e-22": _candidate(label_min_confidence={}, background_weight=1e-22),
+    "variants": _candidate(label_min_confidence={}, endpointing=Endpointing(**WIDE)),
+    "variants-bw1e-22": _candidate(
+        label_min_confidence={}, background_weight=1e-22, endpointing=Endpointing(**WIDE)
+    ),
     # background words that beat labels on the tuning voices taken out (others then win; rejected)
     "trim-background": _candidate(
-        min_confidence=0.3, background_words=[w for w in BACKGROUND_WORDS if w not in TRIMMED]
+        min_confidence=0.3,
+        background_words=[w for w in BACKGROUND_WORDS if w not in TRIMMED],
+        endpointing=Endpointing(**WIDE),
     ),
     # the default with the energy endpointer instead of WebRTC's detector
     "default-energy": _candidate(endpointing=ENERGY),
+    # how much room the endpointer keeps before the word (the default: 50 ms)
+    "preroll250": _candidate(endpointing=Endpointing(preroll_ms=250.0)),
+    "preroll0": _candidate(endpointing=Endpointing(preroll_ms=0.0)),
     "default": _candidate(),
 }
 

@@ -17,9 +17,9 @@ are added to the US dictionary, and "disgust" has its own, lower confidence thre
 
 Measured with ``python -m benchmarks.speech`` on espeak-ng voices under a −61 dBFS room floor, 7 voices
 held out from tuning × 130 and 170 words/min × 8 labels = 112 (right / wrong / rejected): through the
-app's path (30-ms blocks) issue 17's recogniser 84 / 0 / 28, this one 106 / 0 / 6; from files without a
+app's path (30-ms blocks) issue 17's recogniser 84 / 0 / 28, this one 108 / 0 / 4; from files without a
 lead-in 86 / 0 / 26 and 108 / 0 / 4; espeak-ng's own files 37 / 1 / 74 and 108 / 0 / 4. Other words
-rejected: 140 and 122 of 168 (the price of the variants); noise bursts: all 18. Rejecting is the safe
+rejected through the app's path: 140 of 168 with both; noise bursts: all 18. Rejecting is the safe
 failure: a rejected label is shown as unrecognised, and the annotator repeats it or presses its key —
 a wrong label would go unnoticed. Tried on the tuning voices and not kept: per-word weights in the
 grammar (no change up to a factor of 10⁵), fewer background words (more other words taken for

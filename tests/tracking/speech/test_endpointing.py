@@ -52,7 +52,7 @@ class TestFindUtterances:
         (u,) = find_utterances(x)
         assert abs(u.speech_start_sample - 8000) <= FRAME
         assert abs(u.speech_end_sample - 16000) <= FRAME
-        assert u.start_sample == u.speech_start_sample - 4000  # 250 ms of preroll
+        assert u.start_sample == u.speech_start_sample - 800  # 50 ms of preroll
         assert u.start_sample + u.pcm.size == u.speech_end_sample + 6400  # 400 ms of trailing silence
         np.testing.assert_array_equal(u.pcm, x[u.start_sample : u.start_sample + u.pcm.size])
         assert not u.truncated
