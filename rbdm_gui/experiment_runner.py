@@ -57,6 +57,8 @@ class ExperimentRunner(QObject):
         The worker runs; the run folder.
     progress(object)
         An :class:`analysis.experiment.Progress` record (``point`` set for a new curve point).
+    used(object)
+        The images per split the run really uses: a dict ``{"n_train", "n_val", "warnings"}``.
     finished(str, str)
         ``(status, text)``: status one of :data:`FINAL_STATUSES`; text the run folder, or for
         ``failed`` the error message to show.
@@ -64,6 +66,7 @@ class ExperimentRunner(QObject):
 
     started = Signal(str)
     progress = Signal(object)
+    used = Signal(object)
     finished = Signal(str, str)
 
     def __init__(
@@ -173,6 +176,8 @@ class ExperimentRunner(QObject):
             self.started.emit(str(event.get("run_dir", "")))
         elif kind == "progress":
             self.progress.emit(progress_from_event(event))
+        elif kind == "used":
+            self.used.emit({key: event.get(key) for key in ("n_train", "n_val", "warnings")})
         elif kind == "done":
             self._outcome = (str(event.get("status", "finished")), str(event.get("run_dir", "")))
         elif kind == "failed":

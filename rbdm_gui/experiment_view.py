@@ -87,7 +87,7 @@ from analysis.training import ModelCard, card_path
 from rbdm_gui._layout import sidebar_splitter
 from rbdm_gui.assets import DEFAULT_TRAINER
 from rbdm_gui.experiment_runner import ExperimentRunner
-from rbdm_gui.experiment_worker import METHODS, LaunchRequest, variant_names
+from rbdm_gui.experiment_worker import METHODS, LaunchRequest, partial_curves, run_state, variant_names
 from rbdm_gui.settings import config_dir, data_dir
 from rbdm_gui.workers import Progress as TaskProgress
 from rbdm_gui.workers import Task, run_task
@@ -188,7 +188,7 @@ class _Opened:
 
 def _open_runs(run_dirs: Sequence[Path]) -> Callable[[TaskProgress, Callable[[], bool]], _Opened]:
     def work(progress: TaskProgress, cancelled: Callable[[], bool]) -> _Opened:
-        runs = tuple(load_run(folder) for folder in run_dirs)
+        runs = tuple(_with_partial_curves(load_run(folder)) for folder in run_dirs)
         confusions = {}
         for run in runs:
             for result in run.results:
@@ -199,6 +199,21 @@ def _open_runs(run_dirs: Sequence[Path]) -> Callable[[TaskProgress, Callable[[],
         return _Opened(runs, confusions)
 
     return work
+
+
+def _with_partial_curves(run: ExperimentRun) -> ExperimentRun:
+    """The run as shown: an orphaned "running" run is ``interrupted``; curves include unfinished Trainees'."""
+    return dataclasses.replace(run, status=run_state(run), curves=partial_curves(run))
+
+
+def _run_used(run: ExperimentRun) -> dict[str, Any]:
+    """The ``used`` record of a run's ``run.json`` (images per split really used; empty for old runs)."""
+    try:
+        record = json.loads((run.run_dir / "run.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    used = record.get("used")
+    return dict(used) if isinstance(used, dict) else {}
 
 
 class ExperimentView(QWidget):
@@ -237,6 +252,7 @@ class ExperimentView(QWidget):
         self._build()
         self._fill_form(self._remembered(), trainer_path)
         self.runner.progress.connect(self.show_progress)
+        self.runner.used.connect(self.show_used)
         self.runner.finished.connect(self._on_finished)
         self._update_buttons()
         self.refresh_runs()
@@ -320,6 +336,11 @@ class ExperimentView(QWidget):
         )
         self.n_train_spin, self.n_val_spin = _count_spin(), _count_spin()
         form.addRow("Images", _row(QLabel("train"), self.n_train_spin, QLabel("val."), self.n_val_spin))
+        self.used_label = QLabel()
+        self.used_label.setWordWrap(True)
+        self.used_label.setStyleSheet("color: #8a4b00; font-weight: bold;")
+        self.used_label.hide()
+        form.addRow(self.used_label)
         form.addRow("Masks", self._method_boxes())
         self.study_edit = QLineEdit()
         self.study_edit.setToolTip("A study file whose annotators fixated the training images.")
@@ -604,6 +625,26 @@ class ExperimentView(QWidget):
             if self._showing_live():
                 self._draw_live_point(key)
 
+    def show_used(self, used: Mapping[str, Any]) -> None:
+        """Show the images per split the run really uses; the form takes those numbers, with a warning."""
+        warnings = [str(w) for w in used.get("warnings") or []]
+        for spin, key in ((self.n_train_spin, "n_train"), (self.n_val_spin, "n_val")):
+            value = used.get(key)
+            if isinstance(value, int) and value > 0:
+                spin.setValue(value)
+        self.used_label.setText("\n".join(f"⚠ {w}" for w in warnings))
+        self.used_label.setVisible(bool(warnings))
+
+    def closing_question(self) -> str:
+        """What to ask before the window closes ("" when nothing would be lost)."""
+        if not self.runner.running:
+            return ""
+        name = "" if self.live_dir is None else f" {self.live_dir.name}"
+        return (
+            f"The experiment{name} is still running. Quit anyway? It is cancelled after its current step "
+            "and keeps its curves so far."
+        )
+
     def _on_finished(self, status: str, text: str) -> None:
         self.progress_bar.hide()
         self._update_buttons()
@@ -632,6 +673,7 @@ class ExperimentView(QWidget):
         self._start("list", work, lambda runs: self._listed(runs, keep))
 
     def _listed(self, runs: list[ExperimentRun], select: Sequence[Path]) -> None:
+        runs = [dataclasses.replace(run, status=run_state(run)) for run in runs]
         self.runs = {run.run_dir: run for run in runs}
         with QSignalBlocker(self.runs_list):
             self.runs_list.clear()
@@ -676,7 +718,15 @@ class ExperimentView(QWidget):
             run = opened.runs[0]
             self._draw_curves(run.curves, title=_plot_title(run))
             if run.error:
-                self._say_if_idle(f"{run.run_dir.name} failed: {run.error}")
+                self._say_if_idle(f"{run.run_dir.name} {run.status}: {run.error}")
+            elif run.status == "interrupted":
+                self._say_if_idle(
+                    f"{run.run_dir.name} was interrupted (its process ended without a result); "
+                    "the curves it reached are shown."
+                )
+            warnings = _run_used(run).get("warnings") or []
+            self.used_label.setText("\n".join(f"⚠ {run.run_dir.name}: {w}" for w in warnings))
+            self.used_label.setVisible(bool(warnings))
         else:
             self._draw_comparison(opened.runs)
         self._fill_results()
@@ -693,6 +743,7 @@ class ExperimentView(QWidget):
     def _clear_plots(self, title: str) -> None:
         for plot in self.plots.values():
             plot.clear()
+            plot.enableAutoRange()  # the next run's range, not the last one's (or the user's zoom)
         self.legend.clear()
         self._live_items = {}
         self._switch_steps = set()
@@ -964,6 +1015,10 @@ def _form_of(run: ExperimentRun) -> dict[str, Any]:
         n_train=config.n_train or 0,
         n_val=config.n_val or 0,
     )
+    used = _run_used(run)
+    for key in ("n_train", "n_val"):  # what the run really used, where it said
+        if isinstance(used.get(key), int):
+            values[key] = used[key]
     return values
 
 
@@ -984,6 +1039,10 @@ def _run_tip(run: ExperimentRun) -> str:
         f"{config.val_split}: {config.n_val or 'all'}), Trainer {Path(config.trainer).name}",
         f"started {run.started_utc}" + (f", ended {run.finished_utc}" if run.finished_utc else ""),
     ]
+    used = _run_used(run)
+    if used:
+        lines.append(f"used {used.get('n_train')} training and {used.get('n_val')} validation images")
+        lines += [f"warning: {w}" for w in used.get("warnings") or []]
     if run.error:
         lines.append(f"error: {run.error}")
     return "\n".join(lines)

@@ -18,13 +18,20 @@ and nothing else (whatever else the process prints goes to standard error):
   "seed": ..., "point": {...} or null}``: an :class:`analysis.experiment.Progress` record, ``point`` a
   :class:`analysis.trainee.CurvePoint` row; ``total`` of the ``training`` stage counts every Trainee of
   the run, gaze ones included;
+- ``{"event": "used", "n_train": ..., "n_val": ..., "warnings": [...]}``: the images per split the run
+  really trains and validates on, and why they differ from the request (a split smaller than asked);
+  ``run.json`` records the same under ``used`` and ``warnings``;
 - ``{"event": "done", "status": "finished" or "cancelled", "run_dir": ...}``, or
   ``{"event": "failed", "error": ..., "run_dir": ...}``: the last line.
 
 Cancelling: SIGTERM or SIGINT, or, with ``--stdin-control``, a line ``cancel`` on standard input or the
 end of standard input (the launcher has gone). Training stops after the current step, the run folder
 keeps the curves so far and says ``cancelled``; cancelling while images load or relevance maps are
-computed ends the run there, also as ``cancelled``.
+computed ends the run there, also as ``cancelled``. When the launcher has gone (standard output is a
+broken pipe), the run is cancelled the same way instead of failing on the next progress line. Each
+Trainee's curve points are on disk as they arrive (``trainees/<variant>-seed<s>/curves.csv``), and
+``run.json`` names the worker's process id while it runs, so a run whose process died (``kill -9``) is
+recognised as interrupted and keeps its partial curves (:func:`run_state`, :func:`partial_curves`).
 
 Human-gaze masks
 ----------------
@@ -46,6 +53,8 @@ References
 from __future__ import annotations
 
 import argparse
+import contextlib
+import csv
 import dataclasses
 import json
 import os
@@ -89,12 +98,17 @@ __all__ = [
     "GAZE_VARIANTS",
     "METHODS",
     "LaunchRequest",
+    "SplitUse",
+    "annotate_run",
     "execute",
     "main",
     "mark_run",
     "parse_event",
+    "partial_curves",
     "progress_event",
     "progress_from_event",
+    "run_state",
+    "split_use",
     "variant_names",
 ]
 
@@ -310,6 +324,118 @@ def mark_run(run_dir: str | Path, *, status: str, error: str = "") -> bool:
     return True
 
 
+def annotate_run(run_dir: str | Path, **fields: Any) -> bool:
+    """Add top-level ``fields`` to a run folder's ``run.json`` (atomically); False when there is none."""
+    path = Path(run_dir) / "run.json"
+    if not path.is_file():
+        return False
+    record = json.loads(path.read_text(encoding="utf-8"))
+    record.update(fields)
+    atomic_write_text(path, json.dumps(record, indent=2, sort_keys=True) + "\n")
+    return True
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def run_state(run: ExperimentRun) -> str:
+    """The status to show: ``interrupted`` for a run still "running" whose worker process is gone."""
+    if run.status != "running":
+        return run.status
+    try:
+        record = json.loads((run.run_dir / "run.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return run.status
+    pid = record.get("worker_pid")
+    if isinstance(pid, int) and not isinstance(pid, bool) and pid > 0 and _alive(pid):
+        return run.status
+    return "interrupted"
+
+
+def partial_curves(run: ExperimentRun) -> dict[tuple[str, int], tuple[CurvePoint, ...]]:
+    """The run's curves, completed from each Trainee's own ``curves.csv`` (written point by point).
+
+    A run that died mid-Trainee has the points that Trainee reached in its folder only; they are added
+    for the (variant, seed) pairs the run's ``curves.csv`` lacks or holds fewer points of.
+    """
+    curves = dict(run.curves)
+    for file in sorted((run.run_dir / "trainees").glob("*-seed*/curves.csv")):
+        variant, _, seed_text = file.parent.name.rpartition("-seed")
+        if not seed_text.lstrip("-").isdigit():
+            continue
+        key = (variant, int(seed_text))
+        points = _read_points(file)
+        if len(points) > len(curves.get(key, ())):
+            curves[key] = points
+    return curves
+
+
+def _read_points(file: Path) -> tuple[CurvePoint, ...]:
+    """The curve points of a Trainee's ``curves.csv`` up to the first line a kill cut short."""
+    points = []
+    try:
+        with file.open(newline="", encoding="utf-8") as handle:
+            for row in csv.DictReader(handle):
+                try:
+                    points.append(CurvePoint.from_row(row))
+                except (KeyError, TypeError, ValueError):
+                    break
+    except OSError:
+        return ()
+    return tuple(points)
+
+
+@dataclass(frozen=True, slots=True)
+class SplitUse:
+    """How many images of each split a run really uses, against what it asked for.
+
+    Parameters
+    ----------
+    n_train, n_val : int
+        Images drawn from the training and validation splits.
+    warnings : tuple of str
+        One line per request that could not be met.
+    """
+
+    n_train: int
+    n_val: int
+    warnings: tuple[str, ...] = ()
+
+    def as_dict(self) -> dict[str, Any]:
+        """The ``used`` record of ``run.json`` (and of the ``used`` event)."""
+        return {"n_train": self.n_train, "n_val": self.n_val, "warnings": list(self.warnings)}
+
+
+def split_use(config: ExperimentConfig) -> SplitUse:
+    """The images per split ``config`` draws (the same draw as :func:`analysis.experiment.load_splits`).
+
+    Only the labels are read, no pixels; a cap above the split's size is met with the whole split and
+    a warning that says so.
+    """
+    from analysis.datasets import open_dataset, subset_positions
+
+    loader = open_dataset(config.dataset, size=config.size_px, rgb=config.rgb)
+    counts, warnings = [], []
+    for split, asked in ((config.train_split, config.n_train), (config.val_split, config.n_val)):
+        labels = loader.labels(split)
+        rng = np.random.default_rng(config.subset_seed)
+        chosen = len(subset_positions(labels, max_count=asked, rng=rng))
+        counts.append(chosen)
+        if asked is not None and chosen < asked:
+            warnings.append(
+                f"{split}: {chosen} images instead of the {asked} asked for; {config.dataset} has only "
+                f"{len(labels)} in that split."
+            )
+    return SplitUse(counts[0], counts[1], tuple(warnings))
+
+
 # --------------------------------------------------------------------------------------------------------
 # Running
 # --------------------------------------------------------------------------------------------------------
@@ -354,8 +480,17 @@ def execute(
     report = on_progress or (lambda _: None)
     stopped = cancel or (lambda: False)
     total = request.n_trainees
+    record: dict[str, Any] = {}
+    try:
+        record["used"] = split_use(request.config).as_dict()
+    except (OSError, ValueError, AnalysisError):
+        pass  # run_experiment reports the same problem with its own message
+    recorded = False
 
     def forward(progress: Progress) -> None:
+        nonlocal recorded
+        if not recorded:  # run.json exists from the first report on
+            recorded = annotate_run(request.run_dir, worker_pid=os.getpid(), **record)
         if progress.stage in _UNPOLLED_STAGES and stopped():
             raise _Cancelled
         if progress.stage == "training":
@@ -364,6 +499,20 @@ def execute(
             return  # the gaze Trainees follow
         report(progress)
 
+    try:
+        run = _execute(request, forward, report, stopped)
+    finally:
+        annotate_run(request.run_dir, **record)  # analysis rewrote run.json at the end
+    return run
+
+
+def _execute(
+    request: LaunchRequest,
+    forward: Callable[[Progress], None],
+    report: Callable[[Progress], None],
+    stopped: Callable[[], bool],
+) -> ExperimentRun:
+    total = request.n_trainees
     try:
         run = run_experiment(request.config, request.run_dir, on_progress=forward, cancel=stopped)
     except _Cancelled:
@@ -506,20 +655,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the request; write events on stdout. Exit status 0 for a finished or cancelled run, else 1."""
     args = _parser().parse_args(argv)
     channel = _json_channel()
+    run_dir = ""
+    flag = threading.Event()
 
     def emit(event: Mapping[str, Any]) -> None:
-        channel.write(json.dumps(event) + "\n")
-        channel.flush()
+        if flag.is_set() and channel.closed:
+            return
+        try:
+            channel.write(json.dumps(event) + "\n")
+            channel.flush()
+        except (BrokenPipeError, ValueError, OSError):  # the launcher has gone: cancel, keep the curves
+            flag.set()
+            with contextlib.suppress(OSError, ValueError):
+                channel.close()
 
-    run_dir = ""
     try:
         request = LaunchRequest.from_dict(json.loads(Path(args.request).read_text(encoding="utf-8")))
         run_dir = request.run_dir
-        flag = threading.Event()
         _install_cancel(flag, stdin_control=args.stdin_control)
         if request.nice and hasattr(os, "nice"):
             os.nice(request.nice)
         emit({"event": "started", "run_dir": run_dir, "pid": os.getpid()})
+        with contextlib.suppress(OSError, ValueError, AnalysisError):
+            emit({"event": "used", **split_use(request.config).as_dict()})
         run = execute(request, on_progress=lambda p: emit(progress_event(p)), cancel=flag.is_set)
     except Exception as err:
         traceback.print_exc()

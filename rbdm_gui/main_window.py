@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 
 from PySide6.QtCore import Signal
 from PySide6.QtGui import QCloseEvent
-from PySide6.QtWidgets import QListWidget, QListWidgetItem, QMainWindow, QStackedWidget, QWidget
+from PySide6.QtWidgets import QListWidget, QListWidgetItem, QMainWindow, QMessageBox, QStackedWidget, QWidget
 
 from rbdm_gui._layout import sidebar_splitter
 
@@ -33,6 +33,11 @@ class MainWindow(QMainWindow):
     -------
     closing
         The window is about to close (views save their settings).
+
+    Notes
+    -----
+    Before closing, every built view with a ``closing_question()`` method is asked; a non-empty
+    answer (a run still going on) is put to the user, who may keep the window open.
     """
 
     closing = Signal()
@@ -92,6 +97,30 @@ class MainWindow(QMainWindow):
         if current is not None:
             self.stack.setCurrentWidget(self._build(current.text()))
 
+    def closing_questions(self) -> list[str]:
+        """What the built views want to ask before the window closes."""
+        questions = []
+        for view in self._views.values():
+            ask = getattr(view, "closing_question", None)
+            question = ask() if callable(ask) else ""
+            if question:
+                questions.append(str(question))
+        return questions
+
     def closeEvent(self, event: QCloseEvent) -> None:
+        questions = self.closing_questions()
+        if questions:
+            answer = QMessageBox.question(
+                self,
+                "Quit RBDM Studio?",
+                "\n\n".join(questions),
+                QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+                QMessageBox.StandardButton.No,
+            )
+            if answer != QMessageBox.StandardButton.Yes:
+                event.ignore()
+                return
         self.closing.emit()
+        for view in self._views.values():  # views stop their work (an experiment is cancelled cleanly)
+            view.close()
         super().closeEvent(event)

@@ -13,6 +13,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+import shiboken6
 from PySide6.QtCore import QObject, QRunnable, Qt, QThreadPool, Signal, Slot
 
 __all__ = ["Progress", "Task", "run_task"]
@@ -43,9 +44,22 @@ class _Runnable(QRunnable):
         try:
             result = self._fn(task._report_progress, task.is_cancelled)
         except BaseException as err:  # handed to the GUI thread, which shows or re-raises it
-            task._emitter.failed.emit(err)
+            _emit(task._emitter, "failed", err)
         else:
-            task._emitter.succeeded.emit(result)
+            _emit(task._emitter, "succeeded", result)
+
+
+def _emit(emitter: _Emitter, name: str, *values: Any) -> None:
+    """Emit from the worker thread, unless the GUI side is gone (window closed, app quitting).
+
+    Qt then has deleted the emitter, and emitting would raise "Signal source has been deleted" on
+    the worker thread; there is nobody left to deliver to, so the news is dropped.
+    """
+    try:
+        getattr(emitter, name).emit(*values)
+    except RuntimeError:
+        if shiboken6.isValid(emitter):
+            raise
 
 
 class Task(QObject):
@@ -85,7 +99,7 @@ class Task(QObject):
 
     def _report_progress(self, fraction: float, text: str) -> None:
         if not self._cancel.is_set():
-            self._emitter.progress.emit(float(fraction), str(text))
+            _emit(self._emitter, "progress", float(fraction), str(text))
 
     @Slot(float, str)
     def _deliver_progress(self, fraction: float, text: str) -> None:

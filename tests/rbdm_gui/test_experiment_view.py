@@ -281,6 +281,85 @@ def test_a_runs_settings_can_be_reused(qtbot: QtBot, tmp_path: Path) -> None:
     assert "copied into the form" in view.status_label.text()
 
 
+def test_a_run_whose_process_died_is_listed_as_interrupted_with_its_partial_curves(
+    qtbot: QtBot, tmp_path: Path
+) -> None:
+    """Old code: listed as "running" (or "failed: Broken pipe"), reopened with empty plots."""
+    runs = tmp_path / "runs"
+    run = _write_run(runs / "r", started_utc="2025-01-01", variants=("none",), seeds=(0,))
+    record = json.loads((run / "run.json").read_text(encoding="utf-8"))
+    (run / "run.json").write_text(json.dumps({**record, "status": "running", "worker_pid": 0}), "utf-8")
+    (run / "curves.csv").unlink()
+    (run / "results.csv").unlink()
+    with (run / "trainees" / "none-seed0" / "curves.csv").open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=CURVE_FIELDS)
+        writer.writeheader()
+        writer.writerows(p.as_row() for p in _points(0, switch=False)[:3])
+    view = _view(qtbot, runs)
+    assert "interrupted" in view.runs_list.item(0).text()
+    view.open_runs([run])
+    qtbot.waitUntil(lambda: not view.busy and len(view.shown) == 1, timeout=10_000)
+    assert view.shown[0].status == "interrupted" and "interrupted" in view.status_label.text()
+    assert [list(item.xData) for item in _curves(view)] == [[1.0, 2.0, 3.0]]
+
+
+def test_opening_another_run_resets_the_plot_axes(qtbot: QtBot, tmp_path: Path) -> None:
+    """Old code: the previous run's (or the user's zoomed) axes stayed."""
+    runs = tmp_path / "runs"
+    a = _write_run(runs / "a", started_utc="2025-01-01", variants=("none",), seeds=(0,))
+    b = _write_run(runs / "b", started_utc="2025-01-02", variants=("none",), seeds=(0,))
+    view = _view(qtbot, runs)
+    view.show()
+    view.open_runs([a])
+    qtbot.waitUntil(lambda: not view.busy and view.shown and view.shown[0].run_dir == a, timeout=10_000)
+    plot = view.plots["val_macro_f1"]
+    plot.setXRange(0, 5000, padding=0)  # a long run's axis, or the user's zoom
+    view.open_runs([b])
+    qtbot.waitUntil(lambda: not view.busy and view.shown[0].run_dir == b, timeout=10_000)
+    qtbot.wait(50)
+    _low, high = plot.getViewBox().viewRange()[0]
+    assert high < 10  # the curve's 4 steps fill the plot again
+
+
+def test_the_form_shows_the_images_a_run_really_uses(qtbot: QtBot, tmp_path: Path) -> None:
+    view = _view(qtbot, tmp_path / "runs")
+    view.n_train_spin.setValue(800)
+    assert view.used_label.isHidden()
+    view.runner.used.emit({"n_train": 400, "n_val": 400, "warnings": ["train: 400 images instead of 800"]})
+    assert view.n_train_spin.value() == 400 and not view.used_label.isHidden()
+    assert "400 images instead of 800" in view.used_label.text()
+
+
+def test_closing_the_window_during_a_run_asks_first(
+    qtbot: QtBot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from PySide6.QtWidgets import QMessageBox
+
+    from rbdm_gui.main_window import MainWindow
+
+    window = MainWindow([("Experiments", lambda: ExperimentView(runs_dir=tmp_path / "runs"))])
+    qtbot.addWidget(window)
+    window.show()
+    view = window.view("Experiments")
+    assert isinstance(view, ExperimentView)
+    qtbot.waitUntil(lambda: not view.busy, timeout=10_000)
+    assert window.closing_questions() == []  # nothing runs: no question
+    monkeypatch.setattr(type(view.runner), "running", property(lambda self: True))
+    stopped: list[bool] = []
+    monkeypatch.setattr(view.runner, "stop", lambda **kw: stopped.append(True))
+    answers = iter([QMessageBox.StandardButton.No, QMessageBox.StandardButton.Yes])
+    asked: list[str] = []
+
+    def question(parent: object, title: str, text: str, *args: object) -> QMessageBox.StandardButton:
+        asked.append(text)
+        return next(answers)
+
+    monkeypatch.setattr(QMessageBox, "question", question)
+    assert not window.close() and window.isVisible() and stopped == []  # "No": the run goes on
+    assert "still running" in asked[0]
+    assert window.close() and stopped == [True]  # "Yes": cancelled cleanly before the window goes
+
+
 # --- a real run ------------------------------------------------------------------------------------------
 
 

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -21,8 +24,11 @@ from rbdm_gui.experiment_worker import (
     execute,
     mark_run,
     parse_event,
+    partial_curves,
     progress_event,
     progress_from_event,
+    run_state,
+    split_use,
     variant_names,
 )
 from tests.tracking._study import session_settings, write_study
@@ -173,6 +179,66 @@ def test_a_run_cancelled_before_training_is_stored_as_cancelled(tmp_path: Path) 
     assert run.status == "cancelled" and run.results == ()
     assert load_run(tmp_path / "runs" / "r").status == "cancelled"
     assert seen[-1].stage == "cancelled"
+
+
+def test_the_images_a_run_really_uses_are_recorded_with_a_warning(tmp_path: Path) -> None:
+    """Old code: synthetic:n=50 has 400 training images; run.json said n_train 800, nothing said 400."""
+    config = _config(dataset="synthetic:n=50", n_train=800, n_val=100)
+    use = split_use(config)
+    assert (use.n_train, use.n_val) == (400, 100)
+    assert len(use.warnings) == 1 and "400 images instead of the 800 asked for" in use.warnings[0]
+    request = LaunchRequest(config, str(tmp_path / "runs" / "r"))
+    execute(request, cancel=lambda: True)
+    record = json.loads((tmp_path / "runs" / "r" / "run.json").read_text(encoding="utf-8"))
+    assert record["used"] == {"n_train": 400, "n_val": 100, "warnings": list(use.warnings)}
+    assert record["status"] == "cancelled" and load_run(tmp_path / "runs" / "r").config.n_train == 800
+
+
+def test_a_run_whose_worker_died_is_interrupted_and_keeps_its_partial_curves(tmp_path: Path) -> None:
+    folder = tmp_path / "r"
+    request = LaunchRequest(_config(), str(folder))
+    execute(request, cancel=lambda: True)
+    mark_run(folder, status="running")
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    record = json.loads((folder / "run.json").read_text(encoding="utf-8"))
+    (folder / "run.json").write_text(json.dumps({**record, "worker_pid": dead.pid}), encoding="utf-8")
+    trainee = folder / "trainees" / "none-seed0"
+    trainee.mkdir(parents=True)
+    points = [CurvePoint(s, 1, "unmasked", 32 * s, 2.0, 2.0, 0.1, 0.1 * s) for s in (1, 2, 3)]
+    with (trainee / "curves.csv").open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(points[0].as_row()))
+        writer.writeheader()
+        writer.writerows(p.as_row() for p in points)
+        handle.write("4,1,unmas")  # the line the kill cut short
+    run = load_run(folder)
+    assert run.status == "running" and run.curves == {}
+    assert run_state(run) == "interrupted"
+    assert [p.step for p in partial_curves(run)[("none", 0)]] == [1, 2, 3]
+    alive = json.loads((folder / "run.json").read_text(encoding="utf-8")) | {"worker_pid": os.getpid()}
+    (folder / "run.json").write_text(json.dumps(alive), encoding="utf-8")
+    assert run_state(load_run(folder)) == "running"
+
+
+def test_a_launcher_that_goes_away_cancels_the_run_instead_of_failing_it(tmp_path: Path) -> None:
+    """Old code: the next progress line raised BrokenPipeError and run.json said failed: Broken pipe."""
+    folder = tmp_path / "runs" / "r"
+    request_file = tmp_path / "request.json"
+    request_file.write_text(json.dumps(LaunchRequest(_config(), str(folder), nice=0).to_dict()))
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "rbdm_gui.experiment_worker", str(request_file), "--stdin-control"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        cwd=Path(__file__).parents[2],
+    )
+    assert worker.stdout is not None and worker.stdin is not None
+    assert json.loads(worker.stdout.readline())["event"] == "started"
+    worker.stdout.close()  # the app was killed: nobody reads the channel any more
+    worker.wait(timeout=120)
+    worker.stdin.close()
+    run = load_run(folder)
+    assert run.status == "cancelled" and "Broken pipe" not in run.error
 
 
 # --- gaze Trainees ----------------------------------------------------------------------------------------
