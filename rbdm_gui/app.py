@@ -41,7 +41,7 @@ from rbdm_gui.settings import KEYBOARD_ONLY, StudySettings, build_driver, load_s
 from rbdm_gui.setup_view import SetupView
 from rbdm_gui.workers import Progress, Task, run_task
 from tracking import records
-from tracking.drivers.base import GazeDriver
+from tracking.drivers.base import DriverEvent, GazeDriver
 from tracking.fixations import DETECTORS
 from tracking.protocol import LabelingProtocol, ProtocolTiming, TimingReport, timing_report
 from tracking.recording import (
@@ -52,10 +52,12 @@ from tracking.recording import (
     SpeechGate,
     SpokenLabel,
     StimulusSet,
+    TrialQuality,
     begin_session,
     gaze_recording,
     load_stimuli,
     plan_session,
+    trial_quality,
 )
 from tracking.store import SessionStore
 from tracking.validation import ValidationProcedure
@@ -105,13 +107,21 @@ class CursorProbe(QObject):
 
 
 class SessionOutcome:
-    """How a session ended: the report's numbers and a one-line summary."""
+    """How a session ended: the report's numbers, each trial's gaze quality and a one-line summary."""
 
-    def __init__(self, session_id: int, report: TimingReport, summary: str, finished: bool) -> None:
+    def __init__(
+        self,
+        session_id: int,
+        report: TimingReport,
+        summary: str,
+        finished: bool,
+        quality: Sequence[TrialQuality] = (),
+    ) -> None:
         self.session_id = session_id
         self.report = report
         self.summary = summary
         self.finished = finished
+        self.quality = tuple(quality)
 
 
 def session_settings(
@@ -234,6 +244,7 @@ class SessionRun(QObject):
         self.labeling_view: LabelingView | None = None
         self.report_dialog: SessionReport | None = None
         self.outcome: SessionOutcome | None = None
+        self.driver_events: list[DriverEvent] = []  # appended on the driver's thread (list.append is atomic)
         self._closed = False
 
     # --- 1. stimuli ------------------------------------------------------------------------------
@@ -423,6 +434,7 @@ class SessionRun(QObject):
         self.labeling_view.finished.connect(self.finish)
         self.labeling_view.quit_requested.connect(self.finish)
         self._stack.callback(self.driver.add_event_listener(self.labeling_view.driver_events.posted.emit))
+        self._stack.callback(self.driver.add_event_listener(self.driver_events.append))
         if self.gate is not None:
             self.gate.attach(protocol)
 
@@ -481,9 +493,10 @@ class SessionRun(QObject):
         self._label()
 
     def _label(self) -> None:
-        assert self.labeling_view is not None
+        assert self.labeling_view is not None and self.driver is not None
         self._show_full_screen(self.labeling_view)
-        self.labeling_view.start()
+        uncalibrated = getattr(self.driver, "calibrated", None) is False
+        self.labeling_view.start(hold=self._tracker_notice() if uncalibrated else "")
 
     # --- 5. the end ------------------------------------------------------------------------------
 
@@ -509,7 +522,7 @@ class SessionRun(QObject):
         self.outcome = outcome
         if outcome is not None and self._show_report:
             self.report_dialog = SessionReport(
-                outcome.report, summary=outcome.summary, parent=self._parent_window
+                outcome.report, summary=outcome.summary, quality=outcome.quality, parent=self._parent_window
             )
             self.report_dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
             self.report_dialog.show()
@@ -543,7 +556,8 @@ class SessionRun(QObject):
             f"Participant {self.settings.participant}, session {self.session_id}: {len(trials)} of {total} "
             f"stimuli labelled ({sources['speech']} spoken, {sources['keyboard']} by key)."
         )
-        return SessionOutcome(self.session_id, report, summary, len(trials) == total)
+        quality = trial_quality(self.store, self.session_id, events=self.driver_events)
+        return SessionOutcome(self.session_id, report, summary, len(trials) == total, quality)
 
     def _fail(self, error: BaseException) -> None:
         self._close_progress()

@@ -10,7 +10,7 @@ keys become model calls: 1–8 label, Space/Enter/→ go on, Esc pauses.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 from numpy.typing import NDArray
@@ -32,7 +32,7 @@ from analysis.geometry import ScreenGeometry, StimulusRect
 from rbdm_gui.workers import run_task
 from tracking.clock import now_ms
 from tracking.protocol import LabelChoice, Phase, PhaseOnset, TimingReport
-from tracking.recording import LabelingSession, SpokenLabel, give_spoken_label
+from tracking.recording import LabelingSession, SpokenLabel, TrialQuality, give_spoken_label
 
 __all__ = [
     "BACKGROUND",
@@ -45,9 +45,10 @@ __all__ = [
 
 #: The blank screen's grey, also behind the image and the cross.
 BACKGROUND = QColor(128, 128, 128)
-_TEXT = QColor(88, 88, 88)
-_LABEL = QColor(40, 40, 40)
-_NOTICE = QColor(60, 40, 40)
+#: The keys' legend and the label: dark enough on the grey to read (contrast 5:1 and more, WCAG AA).
+_TEXT = QColor(20, 20, 20)
+_LABEL = QColor(0, 0, 0)
+_NOTICE = QColor(40, 0, 0)
 _ADVANCE_KEYS = {Qt.Key.Key_Space, Qt.Key.Key_Return, Qt.Key.Key_Enter, Qt.Key.Key_Right}
 _DIGITS = {getattr(Qt.Key, f"Key_{k}"): k for k in range(1, 10)}
 #: Plausible refresh rates; outside them the platform's answer is not trusted.
@@ -203,12 +204,19 @@ class LabelingView(QWidget):
 
     # --- running --------------------------------------------------------------------------------
 
-    def start(self) -> None:
-        """Start the protocol and the frame timer (call once the window is shown)."""
+    def start(self, *, hold: str = "") -> None:
+        """Start the protocol and the frame timer (call once the window is shown).
+
+        With ``hold`` (a tracker that is not calibrated, say) the session starts paused, showing the
+        text, so that nobody labels before reading it; Resume begins the first trial.
+        """
         self.protocol.start()
         self.setCursor(Qt.CursorShape.BlankCursor)
         self.pacer.start(self._refresh_hz)
         self.setFocus()
+        if hold:
+            self._problem = hold
+            self.protocol.pause()
 
     def stop(self) -> None:
         """Stop the frame timer (the session is closed by its owner)."""
@@ -263,7 +271,7 @@ class LabelingView(QWidget):
         painter.drawImage(QPointF(self._rect.x_px / dpr, self._rect.y_px / dpr), image)
 
     def _paint_status(self, painter: QPainter) -> None:
-        """The keys' legend and the label: small, low in contrast, below or beside the image."""
+        """The keys' legend and the label: small but legible, below or beside the image."""
         font = QFont(self.font())
         size = max(12, round(self.height() / 70))
         font.setPixelSize(size)
@@ -458,7 +466,10 @@ class LabelingView(QWidget):
     def _on_driver_event(self, event: object) -> None:
         message = str(getattr(event, "message", event))
         state = getattr(getattr(event, "state", None), "value", "")
-        if state in ("lost", "disconnected"):
+        kind = getattr(getattr(event, "kind", None), "value", "")
+        if kind == "device_notice":  # e.g. the tracker lost its calibration
+            self._notice = f"tracker: {message}"
+        elif state in ("lost", "disconnected"):
             self._problem = f"Tracker: {message}"
             if self.protocol.phase is Phase.STIMULUS:
                 self._notice = "tracker lost"
@@ -470,6 +481,17 @@ _PHASE_NAMES = {
     Phase.SECOND_BLANK: "second blank",
     Phase.STIMULUS: "image (self-paced)",
 }
+
+
+def _mean_sd(mean_ms: float, sd_ms: float) -> str:
+    """ "512.3 ± 4.1"; "512.3" for one trial; "–" for none (never "– ± –")."""
+    if not math.isfinite(mean_ms):
+        return "–"
+    return _ms(mean_ms) if not math.isfinite(sd_ms) else f"{_ms(mean_ms)} ± {_ms(sd_ms)}"
+
+
+def _range(low_ms: float, high_ms: float) -> str:
+    return "–" if not math.isfinite(low_ms) else f"{_ms(low_ms)} – {_ms(high_ms)}"
 
 
 def _ms(value: float) -> str:
@@ -496,7 +518,25 @@ class SessionReport(QDialog):
         "measured / intended",
     )
 
-    def __init__(self, report: TimingReport, *, summary: str, parent: QWidget | None = None) -> None:
+    TRIAL_COLUMNS = (
+        "trial",
+        "stimulus",
+        "samples",
+        "valid %",
+        "longest gap ms",
+        "fixations",
+        "tracker events",
+        "note",
+    )
+
+    def __init__(
+        self,
+        report: TimingReport,
+        *,
+        summary: str,
+        quality: Sequence[TrialQuality] = (),
+        parent: QWidget | None = None,
+    ) -> None:
         super().__init__(parent)
         self.setWindowTitle("Session report")
         self.table = QTableWidget(len(report.phases), len(self.COLUMNS))
@@ -508,8 +548,8 @@ class SessionReport(QDialog):
             cells = (
                 _PHASE_NAMES[timing.phase],
                 f"{timing.intended_ms:.0f} ({timing.intended_frames})" if timed else "–",
-                f"{_ms(timing.mean_ms)} ± {_ms(timing.sd_ms)}",
-                f"{_ms(timing.min_ms)} – {_ms(timing.max_ms)}",
+                _mean_sd(timing.mean_ms, timing.sd_ms),
+                _range(timing.min_ms, timing.max_ms),
                 f"{_ms(timing.max_error_ms)} ({timing.max_error_frames:.2f})"
                 if timed and timing.n_trials
                 else "–",
@@ -521,17 +561,55 @@ class SessionReport(QDialog):
                     item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
                 self.table.setItem(row, column, item)
         self.table.resizeColumnsToContents()
+        n_trials = max((timing.n_trials for timing in report.phases), default=0)
         frames = (
             f"{report.n_frames} frames at {report.refresh_hz:.2f} Hz, {report.dropped_frames} dropped "
             f"(intervals > 1.5 refresh periods) in {report.trials_with_drops} trials."
+            if n_trials
+            else "No trial was labelled in this session: there are no phase durations to measure yet."
         )
+        self.trials_table = self._trials_table(quality)
+        notes = sum(bool(q.note) for q in quality)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
         buttons.rejected.connect(self.reject)
         buttons.accepted.connect(self.accept)
         layout = QVBoxLayout(self)
         layout.addWidget(QLabel(summary))
         layout.addWidget(self.table)
-        layout.addWidget(QLabel(frames))
+        self.frames_label = QLabel(frames)
+        self.frames_label.setWordWrap(True)
+        layout.addWidget(self.frames_label)
+        self.quality_label = QLabel(
+            f"Gaze per trial ({notes} trial{'s' if notes != 1 else ''} to look at):" if quality else ""
+        )
+        self.quality_label.setVisible(bool(quality))
+        layout.addWidget(self.quality_label)
+        self.trials_table.setVisible(bool(quality))
+        layout.addWidget(self.trials_table, 1)
         layout.addWidget(buttons)
         width = sum(self.table.columnWidth(c) for c in range(len(self.COLUMNS)))
-        self.resize(width + 60, 330)
+        self.resize(max(width, 760) + 60, 560 if quality else 330)
+
+    def _trials_table(self, quality: Sequence[TrialQuality]) -> QTableWidget:
+        table = QTableWidget(len(quality), len(self.TRIAL_COLUMNS))
+        table.setHorizontalHeaderLabels(self.TRIAL_COLUMNS)
+        table.verticalHeader().hide()
+        table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+        for row, q in enumerate(quality):
+            cells = (
+                str(q.position + 1),
+                q.stimulus_id,
+                str(q.n_samples),
+                "–" if not math.isfinite(q.valid_share) else f"{100 * q.valid_share:.0f}",
+                f"{q.longest_gap_ms:.0f}",
+                str(q.n_fixations),
+                "; ".join(q.events),
+                q.note,
+            )
+            for column, text in enumerate(cells):
+                item = QTableWidgetItem(text)
+                if q.note:
+                    item.setForeground(QColor(150, 60, 0))
+                table.setItem(row, column, item)
+        table.resizeColumnsToContents()
+        return table

@@ -42,6 +42,7 @@ __all__ = [
     "build_driver",
     "config_dir",
     "data_dir",
+    "detector_description",
     "driver_options",
     "load_settings",
     "parse_option",
@@ -359,6 +360,41 @@ def parse_option(option: DriverOption, text: str) -> Any:
             f"the tracker option {option.label!r} must be one of {option.choices!r}; got {stripped!r}."
         )
     return stripped
+
+
+_UNIT_SUFFIXES = (("_deg_s", "°/s"), ("_deg", "°"), ("_ms", "ms"), ("_hz", "Hz"), ("_px", "px"))
+
+
+def _parameter_text(name: str, value: Any) -> str:
+    for suffix, unit in _UNIT_SUFFIXES:
+        if name.endswith(suffix):
+            words = name.removesuffix(suffix).replace("_", " ")
+            return f"{words} {value:,g} {unit}" if isinstance(value, (int, float)) else f"{words} {value}"
+    return f"{name.replace('_', ' ')} {value}"
+
+
+def detector_description(detector: str) -> str:
+    """One line about a fixation detector: what it is and its parameters in degrees and ms.
+
+    Read from ``DETECTORS[detector]``'s docstring and signature, so a new detector describes itself.
+
+    Raises
+    ------
+    ValueError
+        For an unknown detector.
+    """
+    if detector not in DETECTORS:
+        raise ValueError(f"unknown fixation detector {detector!r}; choose one of {', '.join(DETECTORS)}.")
+    factory = DETECTORS[detector]
+    summary = (inspect.getdoc(factory) or detector).splitlines()[0].rstrip(".")
+    parameters = [
+        _parameter_text(p.name, p.default)
+        for p in inspect.signature(factory).parameters.values()
+        if p.default is not inspect.Parameter.empty
+        and isinstance(p.default, (int, float, str))
+        and not isinstance(p.default, bool)
+    ]
+    return f"{summary}. Parameters: " + ", ".join(parameters) + "."
 
 
 def build_driver(

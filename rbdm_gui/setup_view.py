@@ -45,6 +45,8 @@ from rbdm_gui.settings import (
     KEYBOARD_ONLY,
     DriverOption,
     StudySettings,
+    build_driver,
+    detector_description,
     driver_options,
     parse_option,
     save_settings,
@@ -203,6 +205,8 @@ class SetupView(QWidget):
         self._screen = screen if screen is not None else QGuiApplication.primaryScreen()
         self._settings_file = settings_file
         self._split_task: Task | None = None
+        self._tracker_task: Task | None = None
+        self._start_problem = False
         self._microphone: _speech.AudioSource | None = None
         self._microphone_problem = ""
         self._meter_bridge = _LevelBridge(self)
@@ -321,8 +325,21 @@ class SetupView(QWidget):
         self.detector_combo = QComboBox()
         self.detector_combo.addItems(list(DETECTORS))
         form.addRow("Fixations", self.detector_combo)
+        self.detector_info = QLabel()
+        self.detector_info.setWordWrap(True)
+        self.detector_info.setStyleSheet("color: #333;")
+        form.addRow(self.detector_info)
+        self.detector_combo.currentTextChanged.connect(self._show_detector)
         self.calibrate_check = QCheckBox("9-point calibration/validation before the first trial")
         form.addRow(self.calibrate_check)
+        self.test_tracker_button = QPushButton("Test tracker")
+        self.test_tracker_button.setToolTip(
+            "Connect to the tracker, read its sampling rate and calibration, disconnect."
+        )
+        self.test_tracker_button.clicked.connect(self.test_tracker)
+        self.tracker_info = QLabel()
+        self.tracker_info.setWordWrap(True)
+        form.addRow(self.test_tracker_button, self.tracker_info)
         return box
 
     def _speech_group(self) -> QGroupBox:
@@ -439,6 +456,7 @@ class SetupView(QWidget):
                 self.option_editors[name].set_values(dict(values))
         if settings.detector in DETECTORS:
             self.detector_combo.setCurrentText(settings.detector)
+        self._show_detector(self.detector_combo.currentText())
         self.calibrate_check.setChecked(settings.calibrate)
         index = self.recogniser_combo.findData(settings.recogniser)
         self.recogniser_combo.setCurrentIndex(index if index >= 0 else self.recogniser_combo.count() - 1)
@@ -524,8 +542,9 @@ class SetupView(QWidget):
         return settings
 
     def show_problem(self, text: str) -> None:
-        """Show why a session could not start."""
+        """Show why a session could not start (until the next start, or another tracker is chosen)."""
         self.problem_label.setText(text)
+        self._start_problem = True
 
     # --- participants ---------------------------------------------------------------------------
 
@@ -616,8 +635,46 @@ class SetupView(QWidget):
             f"1° = {geometry.visual_span_px(1.0):.1f} px"
         )
 
+    def _show_detector(self, detector: str) -> None:
+        if detector in DETECTORS:
+            self.detector_info.setText(detector_description(detector))
+
+    @Slot()
+    def test_tracker(self) -> None:
+        """Connect the chosen tracker on a worker thread; show the sampling rate it reports, or why not."""
+        try:
+            settings = self.settings()
+            geometry = settings.geometry()
+        except ValueError as err:
+            self.tracker_info.setText(str(err))
+            return
+        name, options = settings.driver, dict(settings.driver_options.get(settings.driver, {}))
+        self.tracker_info.setStyleSheet("color: #333;")
+        self.tracker_info.setText(f"Connecting to {name}…")
+
+        def probe(progress: object, cancelled: object) -> str:
+            driver = build_driver(name, options, geometry=geometry, position_source=lambda: None)
+            try:
+                driver.connect()
+                return _tracker_report(name, driver)
+            finally:
+                driver.close()
+
+        def shown(text: str, *, problem: bool = False) -> None:
+            if self.driver_combo.currentText() == name:  # not a tracker chosen since
+                self.tracker_info.setStyleSheet("color: #b00020;" if problem else "color: #1b5e20;")
+                self.tracker_info.setText(text)
+
+        self._tracker_task = run_task(
+            probe, on_result=shown, on_error=lambda err: shown(f"{name}: {err}", problem=True)
+        )
+
     def _show_driver_options(self, driver: str) -> None:
-        """Show the options of ``driver``; the others take no room."""
+        """Show the options of ``driver``; the others take no room; an older tracker's error goes."""
+        self.tracker_info.setText("")
+        if self._start_problem:  # why the last start failed: it was about the tracker then chosen
+            self._start_problem = False
+            self.problem_label.setText("")
         for name, editor in self.option_editors.items():
             policy = QSizePolicy.Policy.Preferred if name == driver else QSizePolicy.Policy.Ignored
             editor.setSizePolicy(policy, policy)
@@ -742,6 +799,17 @@ class SetupView(QWidget):
         path = QFileDialog.getExistingDirectory(self, "Vosk model folder", self.vosk_edit.text())
         if path:
             self.vosk_edit.setText(path)
+
+
+def _tracker_report(name: str, driver: Any) -> str:
+    """What a connected tracker reports: its sampling rate, and whether it is calibrated."""
+    text = f"{name}: connected, {driver.nominal_rate_hz:g} Hz reported."
+    calibrated = getattr(driver, "calibrated", None)
+    if calibrated is False:
+        text += " Not calibrated: calibrate it with the tracker's software before the first trial."
+    elif calibrated is True:
+        text += " Calibrated."
+    return text
 
 
 def _row(*widgets: QWidget) -> QWidget:

@@ -38,7 +38,7 @@ from numpy.typing import NDArray
 from analysis._validation import check_count
 from analysis.datasets import open_dataset
 from analysis.geometry import ScreenGeometry
-from tracking.drivers.base import GazeDriver
+from tracking.drivers.base import DriverEvent, GazeDriver
 from tracking.fixations import FixationDetector
 from tracking.protocol import (
     DEFAULT_ORDER_DESIGN,
@@ -63,6 +63,7 @@ __all__ = [
     "SpeechGate",
     "SpokenLabel",
     "StimulusSet",
+    "TrialQuality",
     "begin_session",
     "gaze_recording",
     "give_spoken_label",
@@ -70,6 +71,7 @@ __all__ = [
     "open_labeling_session",
     "participant_states",
     "plan_session",
+    "trial_quality",
 ]
 
 
@@ -664,6 +666,99 @@ def begin_session(
         )
     store.start_recording(session_id, tracker=tracker, recogniser=recogniser)
     return session_id, store.resume_point(session_id)
+
+
+# --- the quality of each trial's gaze --------------------------------------------------------------
+
+#: Valid gaze on the image for at least this long without any fixation is reported, not stored silently.
+_SILENT_GAZE_MS = 100.0
+
+
+@dataclass(frozen=True, slots=True)
+class TrialQuality:
+    """The gaze behind one stored trial, for the session report (RBDM §5.3.1).
+
+    Parameters
+    ----------
+    position : int
+        The trial.
+    stimulus_id : str
+        Its stimulus.
+    n_samples : int
+        Samples from its first blank screen to the stimulus offset.
+    valid_share : float
+        Share of them that are valid, in [0, 1] (NaN without samples).
+    longest_gap_ms : float
+        Longest time in that window without a valid sample (the whole window without any).
+    n_fixations : int
+        Fixations stored for it (those that began while the image was shown).
+    events : tuple of str
+        The tracker's events during the trial (lost, reconnected, not calibrated...).
+    note : str
+        What deserves a look: valid gaze on the image but no fixation, no valid sample at all.
+    """
+
+    position: int
+    stimulus_id: str
+    n_samples: int
+    valid_share: float
+    longest_gap_ms: float
+    n_fixations: int
+    events: tuple[str, ...] = ()
+    note: str = ""
+
+
+def trial_quality(
+    store: SessionStore, session_id: int, *, events: Sequence[DriverEvent] = ()
+) -> list[TrialQuality]:
+    """Samples, valid share, longest gap, fixations and tracker events of each stored trial.
+
+    Parameters
+    ----------
+    store : SessionStore
+        The study.
+    session_id : int
+        The session.
+    events : sequence of DriverEvent
+        The tracker's events of this recording; each is listed with the trial whose window (first blank
+        to stimulus offset) holds its time.
+
+    Returns
+    -------
+    list of TrialQuality
+        One per stored trial, in order; a trial whose image had at least 100 ms of valid gaze but no
+        fixation says so in its ``note``.
+    """
+    out = []
+    for trial in store.trials(session_id):
+        phases = trial.phases
+        start, onset, stop = phases.blank_onset_ms, phases.stimulus_onset_ms, phases.stimulus_offset_ms
+        samples = store.trial_samples(session_id, trial.position)
+        valid_t = samples.t_ms[samples.valid]
+        edges = np.concatenate([[start], valid_t, [stop]])
+        on_image = valid_t[(valid_t >= onset) & (valid_t < stop)]
+        n_fixations = len(store.fixations(session_id, trial.position))
+        note = ""
+        if len(samples) and not valid_t.size:
+            note = "no valid gaze sample"
+        elif not n_fixations and on_image.size > 1 and on_image[-1] - on_image[0] >= _SILENT_GAZE_MS:
+            note = (
+                f"valid gaze on the image for {on_image[-1] - on_image[0]:.0f} ms but no fixation; "
+                "check the fixation detector's parameters"
+            )
+        out.append(
+            TrialQuality(
+                position=trial.position,
+                stimulus_id=trial.stimulus_id,
+                n_samples=len(samples),
+                valid_share=float(samples.valid.mean()) if len(samples) else math.nan,
+                longest_gap_ms=float(np.diff(edges).max()),
+                n_fixations=n_fixations,
+                events=tuple(f"{e.kind.value}: {e.message}" for e in events if start <= e.t_ms <= stop),
+                note=note,
+            )
+        )
+    return out
 
 
 # --- stimuli ------------------------------------------------------------------------------------

@@ -197,9 +197,35 @@ def test_the_session_report_shows_intended_and_measured_durations(qtbot: QtBot, 
     dialog = SessionReport(report, summary="1 of 1 stimuli labelled.")
     qtbot.addWidget(dialog)
     cells = [[dialog.table.item(r, c).text() for c in range(dialog.table.columnCount())] for r in range(4)]
-    assert cells[0][:3] == ["blank", "500 (30)", "516.7 ± –"]
+    assert cells[0][:3] == ["blank", "500 (30)", "516.7"]  # one trial: no sd
     assert cells[0][4] == "16.7 (1.00)"
     assert cells[3][1] == "–"
+
+
+def test_an_empty_session_report_says_so_instead_of_dashes(qtbot: QtBot) -> None:
+    """Old code: every cell of a session without trials read "– ± –"."""
+    from tracking.protocol import timing_report
+
+    dialog = SessionReport(timing_report([], timing=ProtocolTiming(), refresh_hz=60.0), summary="0 of 8.")
+    qtbot.addWidget(dialog)
+    cells = [[dialog.table.item(r, c).text() for c in range(dialog.table.columnCount())] for r in range(4)]
+    assert not any("±" in cell for row in cells for cell in row)
+    assert "No trial was labelled" in dialog.frames_label.text() and dialog.trials_table.isHidden()
+
+
+def test_the_session_report_lists_each_trials_gaze(qtbot: QtBot, tmp_path: Path) -> None:
+    gaze = Gaze()
+    run = start_run(qtbot, settings_for(tmp_path, n=2), gaze, timing=FAST)
+    label_trial(qtbot, run, gaze, key=1, look_at=(300.0, 320.0))
+    label_trial(qtbot, run, gaze, key=2, look_at=None)  # eyes closed on the second image
+    qtbot.waitUntil(lambda: run.outcome is not None, timeout=10_000)
+    assert run.outcome is not None
+    first, second = run.outcome.quality
+    assert first.n_samples > 50 and first.valid_share == 1.0 and first.n_fixations >= 1 and not first.note
+    assert second.valid_share < 1.0 and second.longest_gap_ms >= 300.0 and second.n_fixations == 0
+    dialog = SessionReport(run.outcome.report, summary=run.outcome.summary, quality=run.outcome.quality)
+    qtbot.addWidget(dialog)
+    assert dialog.trials_table.rowCount() == 2 and dialog.trials_table.item(0, 3).text() == "100"
 
 
 def test_session_settings_store_the_stimulus_rectangle_and_scale(tmp_path: Path) -> None:
@@ -282,3 +308,50 @@ def test_a_failed_start_stores_no_session_and_the_next_records_the_tracker_it_us
         assert (session.tracker, session.recogniser) == ("mouse", "keyboard")
         assert store.recording_devices(session.session_id) == [("mouse", "keyboard")]
         assert session.settings["rate_hz"] == 120.0
+
+
+def test_an_uncalibrated_tracker_holds_the_session_before_the_first_trial(
+    qtbot: QtBot, tmp_path: Path
+) -> None:
+    """Issue 16: the Eye Tribe's ``calibrated`` False is said before the first trial, not found later."""
+
+    class Uncalibrated(MouseSimulator):
+        calibrated = False
+
+    gaze = Gaze()
+    notices: list[str] = []
+    run = SessionRun(
+        settings_for(tmp_path, n=1),
+        make_driver=lambda s, g: Uncalibrated(gaze, rate_hz=120.0),
+        timing=FAST,
+        show_report=False,
+    )
+    run.notice.connect(notices.append)
+    run.start()
+    qtbot.waitUntil(lambda: run.labeling_view is not None and run.labeling_view.isVisible(), timeout=20_000)
+    view = run.labeling_view
+    assert view is not None
+    wait_for(qtbot, run, Phase.PAUSED)
+    assert view.protocol.position == 0 and "no calibration" in view._overlay_text.text()
+    assert any("120 Hz" in n and "no calibration" in n for n in notices)
+    qtbot.mouseClick(view.resume_button, Qt.MouseButton.LeftButton)
+    label_trial(qtbot, run, gaze, key=1, look_at=(300.0, 300.0))
+    qtbot.waitUntil(lambda: run.outcome is not None and run.outcome.finished, timeout=10_000)
+
+
+def _luminance(colour: object) -> float:
+    def channel(value: int) -> float:
+        c = value / 255
+        return c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4
+
+    r, g, b = (channel(v) for v in colour.getRgb()[:3])  # type: ignore[attr-defined]
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+
+@pytest.mark.parametrize("name", ["_TEXT", "_LABEL", "_NOTICE"])
+def test_the_key_legend_is_legible_on_the_grey(name: str) -> None:
+    """Old code: grey 88 on grey 128, a contrast of 1.9:1; WCAG asks 4.5:1 for small text."""
+    from rbdm_gui import labeling_view
+
+    low, high = sorted((_luminance(labeling_view.BACKGROUND), _luminance(getattr(labeling_view, name))))
+    assert (high + 0.05) / (low + 0.05) >= 4.5

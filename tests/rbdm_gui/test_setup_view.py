@@ -148,3 +148,30 @@ def test_the_fixation_detector_and_the_order_design_have_their_library_defaults(
     assert StudySettings.from_json({"order_design": "latin-square"}).order_design == "latin-square"
     with pytest.raises(ValueError, match="unknown order design"):
         StudySettings(order_design="shuffled").check()
+
+
+def test_the_fixation_detector_is_explained_in_degrees_and_ms(qtbot: QtBot) -> None:
+    view = SetupView(StudySettings(recogniser=KEYBOARD_ONLY, detector="idt"))
+    qtbot.addWidget(view)
+    assert "dispersion 1 °" in view.detector_info.text() and "min duration 100 ms" in view.detector_info.text()
+    view.detector_combo.setCurrentText("adaptive")
+    assert "Nyström" in view.detector_info.text() and "min peak 40 °/s" in view.detector_info.text()
+
+
+def test_testing_the_tracker_shows_the_rate_it_reports_and_errors_go_with_the_tracker(qtbot: QtBot) -> None:
+    settings = StudySettings(
+        recogniser=KEYBOARD_ONLY,
+        driver="eyetribe",
+        driver_options={"eyetribe": {"port": 1, "connect_timeout_s": 0.2}, "mouse": {"rate_hz": 120.0}},
+    )
+    view = SetupView(settings)
+    qtbot.addWidget(view)
+    view.test_tracker()
+    qtbot.waitUntil(lambda: "eyetribe:" in view.tracker_info.text(), timeout=10_000)
+    assert "not reachable" in view.tracker_info.text() or "refused" in view.tracker_info.text()
+    view.show_problem("EyeTribe server not reachable at localhost:1. Start EyeTribe Server.")
+    view.driver_combo.setCurrentText("mouse")  # old code: the Eye Tribe error stayed on screen
+    assert view.problem_label.text() == "" and view.tracker_info.text() == ""
+    view.test_tracker()
+    qtbot.waitUntil(lambda: "mouse: connected" in view.tracker_info.text(), timeout=10_000)
+    assert "120 Hz reported" in view.tracker_info.text()

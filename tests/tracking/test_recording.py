@@ -29,6 +29,7 @@ from tracking.recording import (
     open_labeling_session,
     participant_states,
     plan_session,
+    trial_quality,
 )
 from tracking.records import Fixation, GazeSample, PhaseOnsets, Trial
 from tracking.store import SessionStore
@@ -417,3 +418,28 @@ def test_no_session_row_exists_before_recording_starts_and_it_names_the_devices_
     with SessionStore(tmp_path / "study.db") as store:  # resumed later with another tracker
         assert _begin(store, "P01", tracker="eyetribe") == (session_id, 0)
         assert store.recording_devices(session_id) == [("mouse", "keyboard"), ("eyetribe", "keyboard")]
+
+
+def test_the_quality_of_each_trial_says_when_valid_gaze_gave_no_fixation(tmp_path: Path) -> None:
+    from tracking.drivers.base import DriverEvent, DriverEventKind, DriverState
+
+    with SessionStore(tmp_path / "study.db") as store:
+        session_id, _ = _begin(store, "P01")
+        order = store.session(session_id).stimulus_order
+        with store.sample_writer(session_id, batch_interval_s=0.01) as writer:
+            for k in range(0, 2000, 10):  # trial 0: 0-2000 ms, a 300 ms blink from 1300 ms
+                writer.add(GazeSample(float(k), 500.0, 400.0, valid=not 1300 <= k < 1600))
+            for k in range(3000, 5000, 10):  # trial 1: valid throughout
+                writer.add(GazeSample(float(k), 500.0, 400.0))
+        fixation = Fixation(1250.0, 40.0, 500.0, 400.0, 5)
+        for position, t0, fixations in ((0, 0.0, [fixation]), (1, 3000.0, [])):
+            phases = PhaseOnsets(t0, t0 + 500, t0 + 700, t0 + 1200, t0 + 1990)
+            trial = Trial(position, order[position], phases, "happy", "keyboard")
+            store.record_trial(session_id, trial, fixations)
+        lost = DriverEvent(DriverEventKind.CONNECTION_LOST, "tracker lost", 1400.0, DriverState.LOST, "x")
+        first, second = trial_quality(store, session_id, events=[lost])
+    assert (first.n_samples, first.n_fixations, first.note) == (200, 1, "")
+    assert first.valid_share == pytest.approx(170 / 200) and first.longest_gap_ms == pytest.approx(310.0)
+    assert first.events == ("connection_lost: tracker lost",)
+    assert second.n_fixations == 0 and second.events == () and second.longest_gap_ms == pytest.approx(10.0)
+    assert "no fixation" in second.note and "detector" in second.note
