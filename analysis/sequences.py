@@ -58,6 +58,7 @@ __all__ = [
     "compose_expression",
     "make_sequence",
     "make_sequences",
+    "make_unit_mix_sequences",
     "planted_stages",
     "sample_schedule",
     "schedule_agreement",
@@ -551,6 +552,94 @@ def make_sequences(
                     id=f"{name}/{index:03d}",
                 )
             )
+    return sequences
+
+
+def make_unit_mix_sequences(
+    n_sequences: int,
+    *,
+    rng: np.random.Generator,
+    p_active: float = 0.35,
+    onset_range: tuple[float, float] = (0.1, 0.5),
+    n_frames: tuple[int, int] = (16, 20),
+    size: int = 48,
+    rgb: bool = False,
+    noise_std: float = DEFAULT_NOISE_STD,
+    mirror_fraction: float = 0.5,
+) -> list[SyntheticSequence]:
+    """Sequences of random unit combinations: training data in which no unit predicts another.
+
+    In :data:`SEQUENCE_CLASSES` every unit comes with fixed companions: AU12 only in ``contempt``,
+    whose upper face stays neutral. A network trained on those alone can detect AU12 partly from
+    the *absence* of brow and lid movement (a co-occurrence shortcut), and how much it does differs
+    from one training run (seed, CPU kernels) to the next; its AU12 relevance then lies partly on the
+    eyes, the same for both planted strategies, and SpRAy (TP §3.3) can no longer tell the corners
+    apart. Mixed into the training data, these sequences switch each unit on independently, so the
+    only evidence for a unit is its own feature movement.
+
+    Each sequence switches every unit of :data:`UNIT_NAMES` on independently with probability
+    ``p_active`` (drawn again when none is on), each at an onset drawn uniformly from ``onset_range`` (fractions of the length)
+    and on to the end; its class name is ``""`` and its id ``"mix/<index:03d>"``;
+    ``round(mirror_fraction · n_sequences)`` of them, chosen at random, are mirrored.
+
+    Parameters
+    ----------
+    n_sequences : int
+        Number of sequences (≥ 0).
+    rng : numpy.random.Generator
+    p_active : float, default 0.35
+        Probability of each unit being switched on in a sequence, strictly between 0 and 1.
+    onset_range : (float, float), default (0.1, 0.5)
+        Earliest and latest onset as fractions of the sequence length, ``0 <= low <= high <= 1``.
+    n_frames, size, rgb, noise_std, mirror_fraction :
+        As in :func:`make_sequences`.
+
+    Returns
+    -------
+    list of SyntheticSequence
+
+    References
+    ----------
+    .. [1] Finzel et al. (2021), §3.1 (the multi-label AU network), §3.3 (SpRAy finds strategies only
+       where the network has them).
+    .. [2] Lapuschkin et al. (2019), Unmasking Clever Hans predictors: a network that uses a spurious
+       correlate of its label shows it in its relevance maps.
+    """
+    count = check_count(n_sequences=n_sequences)
+    p = check_fraction(p_active=p_active)
+    earliest, latest = (float(v) for v in onset_range)
+    if not 0.0 <= earliest <= latest <= 1.0:
+        raise ValueError(f"onset_range must be (low, high) with 0 <= low <= high <= 1; got {onset_range!r}.")
+    low, high = (int(v) for v in n_frames)
+    if not 4 <= low <= high:
+        raise ValueError(f"n_frames must be (low, high) with 4 <= low <= high; got {n_frames!r}.")
+    mirrors = rng.permutation(
+        np.arange(count) < round(count * check_fraction(mirror_fraction=mirror_fraction))
+    )
+    sequences = []
+    for index in range(count):
+        on = rng.random(len(UNIT_NAMES)) < p
+        while not on.any():
+            on = rng.random(len(UNIT_NAMES)) < p
+        onsets = {
+            unit: (float(rng.uniform(earliest, latest)), None)
+            for unit, chosen in zip(UNIT_NAMES, on, strict=True)
+            if chosen
+        }
+        length = int(rng.integers(low, high + 1))
+        schedule = sample_schedule(ClassTemplate("mix", onsets), n_frames=length, rng=rng)
+        sequences.append(
+            make_sequence(
+                schedule,
+                n_frames=length,
+                size=size,
+                rgb=rgb,
+                rng=rng,
+                mirrored=bool(mirrors[index]),
+                noise_std=noise_std,
+                id=f"mix/{index:03d}",
+            )
+        )
     return sequences
 
 

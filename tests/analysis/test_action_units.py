@@ -17,7 +17,9 @@ from numpy.typing import NDArray
 from sklearn.metrics import adjusted_rand_score
 
 from analysis.action_units import (
+    FOCUS_FRACTION,
     NO_CLASS,
+    SPRAY_INPUTS,
     PrototypeResult,
     default_spray_k,
     load_result,
@@ -69,6 +71,21 @@ def test_default_spray_k() -> None:
     assert default_spray_k([0, 2, 3]) == 10
     assert default_spray_k([12, 11, 0, 13]) == 36  # three times the median count
     assert default_spray_k([10] * 30) == 75  # a quarter of all maps
+
+
+def test_focus_input_keeps_the_top_share_of_each_map_by_magnitude(rng: np.random.Generator) -> None:
+    maps = rng.normal(size=(3, 20, 20))
+    maps[2] = 0.0
+    focus = SPRAY_INPUTS["focus"](maps)
+    assert set(np.unique(focus)) <= {0.0, 1.0}
+    n_kept = int(np.ceil(FOCUS_FRACTION * 400))
+    for index in (0, 1):
+        kept = focus[index].astype(bool)
+        assert kept.sum() == n_kept  # continuous values: no ties
+        assert np.abs(maps[index])[kept].min() >= np.abs(maps[index])[~kept].max()
+    assert not focus[2].any()  # a map without relevance focuses nowhere
+    scaled = SPRAY_INPUTS["focus"](maps * np.array([5.0, -0.1, 1.0])[:, None, None])
+    np.testing.assert_array_equal(scaled, focus)  # strength and sign do not change the focus
 
 
 def _toy_relevance(rng: np.random.Generator):  # type: ignore[no-untyped-def]

@@ -21,6 +21,7 @@ from analysis.sequences import (
     compose_expression,
     make_sequence,
     make_sequences,
+    make_unit_mix_sequences,
     planted_stages,
     sample_schedule,
     schedule_agreement,
@@ -205,6 +206,43 @@ def test_make_sequences_balances_mirroring_and_classes(rng: np.random.Generator)
     assert all(8 <= s.n_frames <= 10 and s.frames.shape[1:] == (32, 32) for s in sequences)
     frames, active = sequence_frames(sequences)
     assert frames.shape[0] == active.shape[0] == sum(s.n_frames for s in sequences)
+
+
+def _upper_face_active(active: np.ndarray) -> np.ndarray:
+    upper = [UNIT_NAMES.index(u) for u in ("AU01", "AU02", "AU04", "AU05")]
+    return active[:, upper].any(axis=1)
+
+
+def test_class_sequences_confound_au12_with_a_neutral_upper_face(rng: np.random.Generator) -> None:
+    """Why the default unit model also trains on mixed sequences: in the classes, AU12 never has company."""
+    _, active = sequence_frames(make_sequences(3, rng=rng, n_frames=(8, 10), size=24))
+    au12 = active[:, UNIT_NAMES.index(TWO_STRATEGY_UNIT)]
+    assert au12.any() and not (au12 & _upper_face_active(active)).any()
+
+
+def test_unit_mix_sequences_switch_units_independently() -> None:
+    sequences = make_unit_mix_sequences(120, rng=np.random.default_rng(4), n_frames=(8, 8), size=24)
+    assert len(sequences) == 120 and len({s.id for s in sequences}) == 120
+    assert sum(s.mirrored for s in sequences) == 60 and all(s.class_name == "" for s in sequences)
+    final = np.array([s.active[-1] for s in sequences])  # every unit stays on to the end
+    assert final.any(axis=1).all()  # at least one unit per sequence
+    share = final.mean(axis=0)
+    assert np.all((share > 0.2) & (share < 0.55)), share  # p_active 0.35 each (a bit more: ≥ 1 unit)
+    au12 = final[:, UNIT_NAMES.index(TWO_STRATEGY_UNIT)]
+    assert _upper_face_active(final)[au12].mean() > 0.6  # AU12 mostly has upper-face company (0 in classes)
+    for unit in ("AU01", "AU02", "AU04", "AU05", "AU26"):
+        other = final[:, UNIT_NAMES.index(unit)]
+        assert abs(np.corrcoef(au12, other)[0, 1]) < 0.3, unit  # no unit predicts AU12
+
+
+def test_unit_mix_sequences_reject_bad_options(rng: np.random.Generator) -> None:
+    with pytest.raises(ValueError, match="p_active"):
+        make_unit_mix_sequences(2, rng=rng, p_active=1.0)
+    with pytest.raises(ValueError, match="onset_range"):
+        make_unit_mix_sequences(2, rng=rng, onset_range=(0.6, 0.2))
+    with pytest.raises(ValueError, match="n_frames"):
+        make_unit_mix_sequences(2, rng=rng, n_frames=(3, 5))
+    assert make_unit_mix_sequences(0, rng=rng) == []
 
 
 def test_make_sequences_is_reproducible() -> None:
