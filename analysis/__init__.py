@@ -15,8 +15,9 @@ Modules, by paper section (RBDM = Schiller et al. 2020, TP = Finzel et al. 2021)
 - ``models``, ``training``, ``saliency`` — the Trainer and its relevance maps (RBDM §5.1, §5.2)
 - ``masked_dataset`` — masked copies of a dataset written to disk, resumable (RBDM §5.4, §5.5)
 - ``trainee``, ``experiment`` — the Trainee with the switch and the seven-variant grid (RBDM §5.5, §6)
-- ``learning_speed``, ``paired_statistics`` — learning-speed measures of a curve; CIs, paired tests, Holm
-  and verdicts over seeds (RBDM §6)
+- ``learning_speed``, ``paired_statistics``, ``experiment_report`` — learning-speed measures of a curve;
+  CIs, paired tests, Holm and verdicts over seeds; a run's report.md (RBDM §6)
+- ``evaluation`` — accuracy, macro-F1, per-class F1 and confusion matrix of any model on any images
 - ``datasets`` — FER2013 folders, FERPlus, CK+, AffectNet, synthetic faces (RBDM §4)
 - ``synthetic`` — synthetic faces with known discriminative regions
 - ``projection`` — Top-X relevance projection (TP §3.5)
@@ -34,7 +35,9 @@ from __future__ import annotations
 __all__ = [
     "action_units",
     "datasets",
+    "evaluation",
     "experiment",
+    "experiment_report",
     "files",
     "geometry",
     "heatmap",

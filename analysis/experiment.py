@@ -1,21 +1,34 @@
-"""The paper's experiment: seven Trainee variants compared by their learning curves (RBDM §5.5, §6).
+"""The paper's experiment: Trainee variants compared by how fast they learn (RBDM §5.5, §6).
 
 A Trainer's relevance maps (§5.2) of the training images are computed once (and cached on disk); each
-masking method of §5.4 turns them into masked training images; then a Trainee is trained per variant and
-seed and scored on the unmasked validation images every K steps:
+masking method of §5.4 turns them into masked training images; human gaze from a recorded study, the
+fusion of gaze and relevance and (synthetic faces) the ground-truth regions are further mask sources
+(:data:`MASK_SOURCES`). Then a Trainee is trained per cell — variant × seed × training-set size — and
+scored on the unmasked validation images every K steps:
 
 - ``none``: the original images (the paper's "no mask" baseline);
-- ``negative``, ``mean``, ``perceptive``: the masked images throughout;
-- ``negative+switch``, ``mean+switch``, ``perceptive+switch``: masked for ``switch_epoch`` epochs, then the
-  original images (the paper switched after nine epochs).
+- ``negative``, ``mean``, ``perceptive`` (and ``gaze``, ``fusion``, ``regions``): the masked images
+  throughout;
+- ``<source>+switch``: masked for ``switch_epoch`` epochs, then the original images (the paper switched
+  after nine epochs).
+
+Training-set sizes are class-balanced and nested (:func:`nested_subset`); a seed gives every variant the
+same initial weights and batch order, so each variant is compared with ``none`` in pairs. Each Trainee's
+best step is chosen on the validation images and scored on test images that choose nothing (a test split,
+or a stratified share of the validation draw held apart). A cell (:class:`Cell`, :func:`run_cell`) is an
+independent unit of work with the shared :class:`GridData`.
 
 Every run lives in its own folder, so that runs can be listed, reopened and compared later::
 
-    <run>/run.json                   config, status (running, finished, cancelled, failed), times
-    <run>/results.csv                one row per variant and seed: best and final validation macro-F1 ...
-    <run>/curves.csv                 every curve point of every variant and seed
-    <run>/learning_curves.png        mean curves over the seeds, one line per variant (RBDM Figure 10)
-    <run>/trainees/<variant>-seed<s>/curves.csv, confusion.csv, tensorboard/
+    <run>/run.json                   config, status (running, finished, cancelled, failed), times, test images
+    <run>/results.csv                one row per cell: best, final and test macro-F1, size, weights digest ...
+    <run>/curves.csv                 every curve point of every cell
+    <run>/report.md                  per size: measures with CIs, paired differences to none, verdicts
+    <run>/by_variant.csv             the same numbers as a table (analysis.experiment_report)
+    <run>/curves_n<size>.png         mean validation macro-F1 with 95 % bands per size
+    <run>/learning_curves.png        mean curves of the largest size, three panels (RBDM Figure 10)
+    <run>/trainees[/n<size>]/<variant>-seed<s>/curves.csv, confusion.csv, tensorboard/[, best.keras,
+                                     final.keras]
 
 :func:`run_experiment` reports through plain callables (``on_progress`` with :class:`Progress` records,
 ``cancel`` polled between steps), so a GUI can run it in a worker thread; a cancelled run keeps its
@@ -32,6 +45,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import json
+import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -39,13 +53,23 @@ from pathlib import Path
 from typing import Any, Final
 
 import numpy as np
-from numpy.typing import NDArray
+from numpy.typing import ArrayLike, NDArray
 
-from analysis.datasets import SplitArrays, load_arrays, open_dataset
+from analysis.datasets import SplitArrays, load_arrays, open_dataset, subset_positions
 from analysis.errors import AnalysisError
+from analysis.evaluation import evaluate_model
 from analysis.files import atomic_write, atomic_write_text
 from analysis.labels import LABELS
-from analysis.masked_dataset import DEFAULT_N_POINTS, perceptive_options, relevance_masks
+from analysis.learning_speed import DEFAULT_THRESHOLD_SHARE
+from analysis.masked_dataset import (
+    DEFAULT_N_POINTS,
+    Viewing,
+    fusion_masks,
+    gaze_heatmaps,
+    gaze_masks,
+    perceptive_options,
+    relevance_masks,
+)
 from analysis.masking import apply_mask
 from analysis.saliency import DEFAULT_ANALYZER, compute_relevance_maps
 from analysis.trainee import (
@@ -60,22 +84,39 @@ from analysis.trainee import (
 )
 
 __all__ = [
+    "ALL_VARIANTS",
+    "DEFAULT_SEEDS",
+    "DEFAULT_TEST_FRACTION",
+    "MASK_SOURCES",
     "RESULT_FIELDS",
     "RUN_STATUSES",
     "VARIANTS",
+    "Cell",
+    "Curves",
     "ExperimentConfig",
     "ExperimentRun",
+    "GridData",
+    "MaskedImages",
     "Progress",
+    "SeedCurves",
     "VariantResult",
+    "curves_at",
+    "grid_cells",
     "list_runs",
+    "load_grid_data",
     "load_run",
     "load_splits",
+    "masked_images",
     "mean_curves",
+    "nested_subset",
     "new_run_dir",
     "plot_learning_curves",
+    "run_cell",
     "run_experiment",
+    "stratified_holdout",
     "summary_by_variant",
     "train_into_run",
+    "trainee_dir",
     "variant_parts",
     "write_tables",
 ]
@@ -90,6 +131,17 @@ VARIANTS: Final = (
     "mean+switch",
     "perceptive+switch",
 )
+#: Where a variant's masks come from: the Trainer's relevance with each masking method of RBDM §5.4,
+#: human gaze from a recorded study (the perceptive mask with actual fixations, §6), the fusion of gaze and
+#: relevance (their normalised mean, mean-masked; §7's future work), and the ground-truth expression
+#: regions of synthetic faces (a known answer for tests).
+MASK_SOURCES: Final = ("negative", "mean", "perceptive", "gaze", "fusion", "regions")
+#: Every variant name: the baseline, each mask source masked throughout and with the switch.
+ALL_VARIANTS: Final = ("none", *MASK_SOURCES, *(f"{m}+switch" for m in MASK_SOURCES))
+#: Seeds of a study: five Trainees per variant and training-set size, paired across variants.
+DEFAULT_SEEDS: Final = (0, 1, 2, 3, 4)
+#: Share of the validation split held apart, stratified by class, as the test split when none is named.
+DEFAULT_TEST_FRACTION: Final = 0.2
 #: What ``run.json`` can say about a run.
 RUN_STATUSES: Final = ("running", "finished", "cancelled", "failed")
 
@@ -97,13 +149,13 @@ _SWITCH_SUFFIX = "+switch"
 
 
 def variant_parts(variant: str) -> tuple[str | None, bool]:
-    """``(masking method or None, switches to unmasked images)`` of a variant name.
+    """``(mask source or None, switches to unmasked images)`` of a variant name (:data:`ALL_VARIANTS`).
 
     >>> variant_parts("mean+switch")
     ('mean', True)
     """
-    if variant not in VARIANTS:
-        raise ValueError(f"unknown variant {variant!r}; expected one of {', '.join(VARIANTS)}.")
+    if variant not in ALL_VARIANTS:
+        raise ValueError(f"unknown variant {variant!r}; expected one of {', '.join(ALL_VARIANTS)}.")
     switch = variant.endswith(_SWITCH_SUFFIX)
     method = variant.removesuffix(_SWITCH_SUFFIX)
     return (None if method == "none" else method), switch
@@ -127,15 +179,26 @@ class ExperimentConfig:
         Splits to train on and to validate on (unmasked).
     n_train, n_val : int or None
         At most this many images per split, drawn class by class (balanced where the classes allow, see
-        :func:`analysis.datasets.subset_positions`); None for the whole split.
+        :func:`analysis.datasets.subset_positions`); None for the whole split. ``train_sizes`` replaces
+        ``n_train`` when given.
     subset_seed : int
         Seed of that draw.
+    train_sizes : tuple of int or None
+        Training-set sizes to run the grid at (None: the whole split), class-balanced and nested: for one
+        subset seed each size's images are part of every larger size's (:func:`nested_subset`). Empty:
+        the one size ``n_train``.
+    test_split : str or None
+        Split scored at each Trainee's best validation step, never used to choose it; None holds
+        ``test_fraction`` of the validation images apart instead (stratified by class, subset seed).
+    test_fraction : float
+        That share (:data:`DEFAULT_TEST_FRACTION`).
     analyzer : str
         Relevance analyzer (:data:`analysis.saliency.ANALYZERS`; the paper's deep Taylor by default).
     variants : tuple of str
-        Which of :data:`VARIANTS` to train, in this order.
+        Which of :data:`ALL_VARIANTS` to train, in this order (the paper's seven: :data:`VARIANTS`).
     seeds : tuple of int
-        One Trainee per variant and seed (weights, batch order).
+        One Trainee per variant, seed and size; a seed gives every variant the same initial weights and
+        batch order, so variants are compared with ``none`` in pairs (:data:`DEFAULT_SEEDS`).
     architecture : str
         Trainee architecture (RBDM §5.5: MobileNetV2).
     options : mapping
@@ -163,6 +226,17 @@ class ExperimentConfig:
         Relevance map cache; None: ``relevance_cache`` beside the run folder.
     tensorboard : bool
         Also write TensorBoard logs per Trainee.
+    auc_steps : int or None
+        K of the normalised area under the validation macro-F1 curve (:mod:`analysis.learning_speed`);
+        None: the shortest Trainee's steps at each size.
+    threshold_share : float
+        Steps-to-threshold waits for this share of the ``none`` Trainee's best validation macro-F1 (same
+        seed and size).
+    keep_models : bool
+        Save each Trainee's best and final weights (``best.keras``, ``final.keras``) in its folder.
+    gaze_study : str or None
+        The study file the ``gaze`` and ``fusion`` masks were read from (recorded; the fixations are passed
+        to :func:`run_experiment` as viewings, ``analysis`` never reads a study itself).
 
     References
     ----------
@@ -178,9 +252,12 @@ class ExperimentConfig:
     n_train: int | None = 800
     n_val: int | None = 400
     subset_seed: int = 0
+    train_sizes: tuple[int | None, ...] = ()
+    test_split: str | None = None
+    test_fraction: float = DEFAULT_TEST_FRACTION
     analyzer: str = DEFAULT_ANALYZER
     variants: tuple[str, ...] = VARIANTS
-    seeds: tuple[int, ...] = (0,)
+    seeds: tuple[int, ...] = DEFAULT_SEEDS
     architecture: str = DEFAULT_TRAINEE
     options: Mapping[str, Any] = field(default_factory=lambda: dict(DEFAULT_TRAINEE_OPTIONS))
     epochs: int = 6
@@ -195,6 +272,10 @@ class ExperimentConfig:
     deterministic: bool = True
     cache_dir: str | None = None
     tensorboard: bool = True
+    auc_steps: int | None = None
+    threshold_share: float = DEFAULT_THRESHOLD_SHARE
+    keep_models: bool = False
+    gaze_study: str | None = None
 
     def __post_init__(self) -> None:
         if not self.variants:
@@ -205,12 +286,34 @@ class ExperimentConfig:
             raise ValueError(f"variants and seeds must not repeat; got {self.variants!r}, {self.seeds!r}.")
         if not self.seeds or not all(isinstance(s, int) and not isinstance(s, bool) for s in self.seeds):
             raise ValueError(f"seeds must be one or more integers; got {self.seeds!r}.")
+        self._check_sizes()
+        if not 0 < self.test_fraction < 1:
+            raise ValueError(f"test_fraction must lie in (0, 1); got {self.test_fraction!r}.")
+        if not 0 < self.threshold_share <= 1:
+            raise ValueError(f"threshold_share must lie in (0, 1]; got {self.threshold_share!r}.")
+        if self.auc_steps is not None and (isinstance(self.auc_steps, bool) or self.auc_steps < 1):
+            raise ValueError(f"auc_steps must be an integer ≥ 1 or None; got {self.auc_steps!r}.")
         switching = any(variant_parts(v)[1] for v in self.variants)
         if switching and not 1 <= self.switch_epoch < self.epochs:
             raise ValueError(
                 f"switch_epoch must satisfy 1 ≤ switch_epoch < epochs ({self.epochs}); got "
                 f"{self.switch_epoch!r}. Raise epochs or lower switch_epoch."
             )
+
+    def _check_sizes(self) -> None:
+        sizes = [s for s in self.train_sizes if s is not None]
+        if any(isinstance(s, bool) or not isinstance(s, int) or s < 1 for s in sizes):
+            raise ValueError(
+                f"train_sizes must be integers ≥ 1 or None (the whole split); got {self.train_sizes!r}."
+            )
+        if len(set(self.train_sizes)) != len(self.train_sizes):
+            raise ValueError(f"train_sizes must not repeat; got {self.train_sizes!r}.")
+
+    @property
+    def sizes(self) -> tuple[int | None, ...]:
+        """The training-set sizes of the grid, smallest first (None, the whole split, last)."""
+        sizes = self.train_sizes or (self.n_train,)
+        return tuple(sorted(sizes, key=lambda s: (s is None, s or 0)))
 
     def to_dict(self) -> dict[str, Any]:
         """The config as JSON-compatible values."""
@@ -227,7 +330,7 @@ class ExperimentConfig:
         if unknown:
             raise ValueError(f"unknown experiment settings {unknown!r}; known are {sorted(names)!r}.")
         values = dict(raw)
-        for key in ("variants", "seeds"):
+        for key in ("variants", "seeds", "train_sizes"):
             if key in values:
                 values[key] = tuple(values[key])
         return cls(**values)
@@ -252,6 +355,8 @@ class Progress:
         Its seed.
     point : CurvePoint or None
         A new curve point of that Trainee.
+    train_size : int or None
+        Its training-set size.
     """
 
     stage: str
@@ -261,6 +366,7 @@ class Progress:
     variant: str | None = None
     seed: int | None = None
     point: CurvePoint | None = None
+    train_size: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -270,7 +376,7 @@ class VariantResult:
     Parameters
     ----------
     variant : str
-        One of :data:`VARIANTS`.
+        One of :data:`ALL_VARIANTS`.
     seed : int
         Its seed.
     status : str
@@ -282,12 +388,20 @@ class VariantResult:
     final_val_macro_f1, final_val_accuracy, final_val_loss : float
         Scores after the last step.
     mean_val_macro_f1 : float
-        Mean validation macro-F1 over the curve points: the normalised area under the F1 curve, high when
-        a Trainee learns early (the paper's "accelerated training").
+        Mean validation macro-F1 over the curve points (the learning-speed measures of
+        :mod:`analysis.experiment_report` compare variants over a common window instead).
     steps : int
         Training steps done.
     duration_s : float
         Wall time of building and training.
+    train_size : int
+        Training images of its cell (the original images; a gaze Trainee masks only the fixated ones).
+    test_macro_f1, test_accuracy : float
+        On the test split with the weights of the best validation step (NaN when not scored).
+    final_test_macro_f1 : float
+        On the test split after the last step.
+    initial_weights_sha256 : str
+        Digest of the initial weights: one value per seed across variants (paired comparison).
     """
 
     variant: str
@@ -302,10 +416,23 @@ class VariantResult:
     mean_val_macro_f1: float
     steps: int
     duration_s: float
+    train_size: int = 0
+    test_macro_f1: float = math.nan
+    test_accuracy: float = math.nan
+    final_test_macro_f1: float = math.nan
+    initial_weights_sha256: str = ""
 
     @classmethod
-    def of(cls, variant: str, seed: int, result: TraineeResult) -> VariantResult:
-        """Summarise a Trainee's curves."""
+    def of(
+        cls,
+        variant: str,
+        seed: int,
+        result: TraineeResult,
+        *,
+        train_size: int = 0,
+        test: tuple[float, float, float] = (math.nan, math.nan, math.nan),
+    ) -> VariantResult:
+        """Summarise a Trainee's curves; ``test`` is (best-step macro-F1, accuracy, final macro-F1)."""
         best, final = result.best, result.final
         return cls(
             variant=variant,
@@ -320,21 +447,37 @@ class VariantResult:
             mean_val_macro_f1=float(np.mean([p.val_macro_f1 for p in result.curves])),
             steps=final.step,
             duration_s=result.duration_s,
+            train_size=train_size,
+            test_macro_f1=test[0],
+            test_accuracy=test[1],
+            final_test_macro_f1=test[2],
+            initial_weights_sha256=result.initial_weights_sha256,
         )
 
     @classmethod
     def from_row(cls, row: Mapping[str, str]) -> VariantResult:
-        """Parse a row of ``results.csv``."""
-        kinds = {f.name: f.type for f in dataclasses.fields(cls)}
+        """Parse a row of ``results.csv`` (columns added later than a file keep their defaults)."""
         parse: dict[str, Callable[[str], Any]] = {"str": str, "int": int, "float": float}
-        return cls(**{name: parse[str(kind)](row[name]) for name, kind in kinds.items()})
+        values = {
+            f.name: parse[str(f.type)](row[f.name])
+            for f in dataclasses.fields(cls)
+            if row.get(f.name) not in (None, "")
+        }
+        return cls(**values)
 
 
 #: Columns of ``results.csv``.
 RESULT_FIELDS: Final = tuple(f.name for f in dataclasses.fields(VariantResult))
 
-#: Curve points of each (variant, seed).
-Curves = Mapping[tuple[str, int], Sequence[CurvePoint]]
+#: Curve points of each (variant, seed, training-set size).
+Curves = Mapping[tuple[str, int, int], Sequence[CurvePoint]]
+#: Curve points of each (variant, seed) at one size, as :func:`mean_curves` and the figures take them.
+SeedCurves = Mapping[tuple[str, int], Sequence[CurvePoint]]
+
+
+def curves_at(curves: Curves, train_size: int) -> dict[tuple[str, int], Sequence[CurvePoint]]:
+    """The curves of one training-set size, keyed ``(variant, seed)``."""
+    return {(v, s): points for (v, s, n), points in curves.items() if n == train_size}
 
 
 @dataclass(frozen=True, slots=True)
@@ -356,7 +499,9 @@ class ExperimentRun:
     results : tuple of VariantResult
         Rows of ``results.csv``.
     curves : mapping
-        ``(variant, seed)`` → curve points.
+        ``(variant, seed, train_size)`` → curve points.
+    test_source : str
+        Which images the test scores come from (named in the report).
     """
 
     run_dir: Path
@@ -367,11 +512,410 @@ class ExperimentRun:
     error: str = ""
     results: tuple[VariantResult, ...] = ()
     curves: Curves = field(default_factory=dict)
+    test_source: str = ""
 
     @property
     def plot_path(self) -> Path:
-        """The learning-curve figure of the run."""
+        """The learning-curve figure of the run (the largest training-set size)."""
         return self.run_dir / "learning_curves.png"
+
+    @property
+    def train_sizes(self) -> tuple[int, ...]:
+        """The training-set sizes the results have, ascending."""
+        return tuple(sorted({r.train_size for r in self.results}))
+
+    def trainee_dir(self, result: VariantResult) -> Path:
+        """The folder of one Trainee (curves, confusion matrix, kept models)."""
+        return trainee_dir(self.run_dir, self.config, result.variant, result.seed, result.train_size)
+
+
+def trainee_dir(
+    run_dir: str | Path, config: ExperimentConfig, variant: str, seed: int, train_size: int
+) -> Path:
+    """``trainees/<variant>-seed<s>`` of a one-size run, ``trainees/n<size>/<variant>-seed<s>`` otherwise."""
+    folder = Path(run_dir) / "trainees"
+    if len(config.sizes) > 1:
+        folder = folder / f"n{train_size}"
+    return folder / f"{variant}-seed{seed}"
+
+
+# --------------------------------------------------------------------------------------------------------
+# The data of a grid: nested training subsets, validation, test, masked images
+# --------------------------------------------------------------------------------------------------------
+
+
+def nested_subset(labels: Sequence[str], size: int | None, *, seed: int) -> NDArray[np.intp]:
+    """Positions of a class-balanced training subset of ``size`` items; nested across sizes.
+
+    Each class is shuffled with ``seed`` and items are taken round-robin over the classes
+    (:func:`analysis.datasets.subset_positions`), so for one seed the subset of a smaller size is part of
+    every larger one's: a training-set-size curve adds images, it never swaps them.
+
+    Parameters
+    ----------
+    labels : sequence of str
+        Label of each item of the pool.
+    size : int or None
+        Items to take; None or at least the pool's size: all of them.
+    seed : int
+        The subset seed.
+
+    Returns
+    -------
+    ndarray of intp
+        Positions into ``labels``, ascending.
+    """
+    positions = subset_positions(labels, max_count=size, rng=np.random.default_rng(seed))
+    return np.asarray(positions, dtype=np.intp)
+
+
+def stratified_holdout(
+    labels: ArrayLike, fraction: float, *, seed: int
+) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
+    """Split positions into (kept, held apart): ``round(fraction · n_c)`` of each class c held apart.
+
+    A class with a single item keeps it. The choice within a class is a permutation drawn with ``seed``.
+
+    Returns
+    -------
+    kept, held : ndarray of intp
+        Ascending positions; together all of them.
+    """
+    y = np.asarray(labels)
+    rng = np.random.default_rng(seed)
+    held: list[int] = []
+    for label in np.unique(y):
+        members = np.flatnonzero(y == label)
+        n_held = min(int(np.floor(fraction * len(members) + 0.5)), len(members) - 1)
+        held.extend(int(p) for p in rng.permutation(members)[:n_held])
+    held_array = np.asarray(sorted(held), dtype=np.intp)
+    kept = np.setdiff1d(np.arange(len(y)), held_array).astype(np.intp)
+    return kept, held_array
+
+
+def _take(arrays: SplitArrays, positions: NDArray[np.intp]) -> SplitArrays:
+    masks = None if arrays.region_masks is None else arrays.region_masks[positions]
+    return SplitArrays(
+        images=arrays.images[positions],
+        label_indices=arrays.label_indices[positions],
+        ids=tuple(arrays.ids[p] for p in positions),
+        region_masks=masks,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class MaskedImages:
+    """The training images one mask source could mask: their pool positions and the masked pixels."""
+
+    positions: NDArray[np.intp]
+    images: NDArray[np.float32]
+
+
+@dataclass(frozen=True, slots=True)
+class GridData:
+    """Everything the cells of a grid train and score on (computed once, shared by every cell).
+
+    Parameters
+    ----------
+    train : SplitArrays
+        The training pool: the largest training-set size; each cell takes its :func:`nested_subset`.
+    validation : SplitArrays
+        Unmasked validation images; the curves and the best step come from them.
+    test : SplitArrays
+        Images scored at the best step and never used to choose it.
+    test_source : str
+        What ``test`` is, for the report.
+    masked : mapping of str to MaskedImages
+        Per mask source of :data:`MASK_SOURCES` the variants need, its masked pool images.
+    """
+
+    train: SplitArrays
+    validation: SplitArrays
+    test: SplitArrays
+    test_source: str
+    masked: Mapping[str, MaskedImages] = field(default_factory=dict)
+
+
+def load_grid_data(
+    config: ExperimentConfig, report: Callable[[Progress], None] = lambda _: None
+) -> tuple[SplitArrays, SplitArrays, SplitArrays, str]:
+    """The run's training pool, validation and test images and a sentence naming the test images.
+
+    The pool is the largest of ``config.sizes`` drawn with the subset seed; without ``test_split`` the test
+    images are ``test_fraction`` of the validation draw, held apart by :func:`stratified_holdout`.
+    """
+    report(Progress("loading", 0, 3, f"loading {config.dataset}"))
+    loader = open_dataset(config.dataset, size=config.size_px, rgb=config.rgb)
+    pool_size = None if None in config.sizes else max(s for s in config.sizes if s is not None)
+    wanted = [(config.train_split, pool_size), (config.val_split, config.n_val)]
+    if config.test_split is not None:
+        wanted.append((config.test_split, config.n_val))
+    splits = []
+    for k, (split, count) in enumerate(wanted):
+        arrays = load_arrays(loader, split, max_count=count, rng=np.random.default_rng(config.subset_seed))
+        if len(arrays.ids) == 0:
+            raise AnalysisError(
+                f"split {split!r} of {config.dataset!r} gave no images; choose another split."
+            )
+        splits.append(arrays)
+        report(Progress("loading", k + 1, 3, f"loaded {len(arrays.ids)} {split} images"))
+    if config.test_split is not None:
+        return (
+            splits[0],
+            splits[1],
+            splits[2],
+            f"the {config.test_split!r} split ({len(splits[2].ids)} images)",
+        )
+    kept, held = stratified_holdout(splits[1].label_indices, config.test_fraction, seed=config.subset_seed)
+    source = (
+        f"{config.test_fraction:.0%} of the {config.val_split!r} images held apart, stratified by class "
+        f"(subset seed {config.subset_seed}): {len(held)} images; validation keeps {len(kept)}"
+    )
+    return splits[0], _take(splits[1], kept), _take(splits[1], held), source
+
+
+def load_splits(
+    config: ExperimentConfig, report: Callable[[Progress], None] = lambda _: None
+) -> tuple[SplitArrays, SplitArrays]:
+    """The run's training pool and validation images (:func:`load_grid_data` without the test images)."""
+    train, validation, _, _ = load_grid_data(config, report)
+    return train, validation
+
+
+def masked_images(
+    config: ExperimentConfig,
+    train: SplitArrays,
+    *,
+    cache_dir: str | Path,
+    viewings: Mapping[str, Sequence[Viewing]] | None = None,
+    report: Callable[[Progress], None] = lambda _: None,
+) -> dict[str, MaskedImages]:
+    """The pool images masked by each mask source the variants need (relevance computed once, cached).
+
+    Parameters
+    ----------
+    config : ExperimentConfig
+        Variants, Trainer, analyzer and masking options.
+    train : SplitArrays
+        The training pool.
+    cache_dir : str or Path
+        Relevance-map cache.
+    viewings : mapping, optional
+        Recorded fixations per image id, for ``gaze`` and ``fusion`` (e.g. read from a study by the CLI).
+
+    Raises
+    ------
+    AnalysisError
+        When gaze variants get no viewings of any pool image, or ``regions`` a dataset without region masks.
+    """
+    methods = sorted({m for m in (variant_parts(v)[0] for v in config.variants) if m is not None})
+    maps: NDArray[np.float32] | None = None
+    if set(methods) & {"negative", "mean", "perceptive", "fusion"}:
+        maps = _relevance(config, train, cache_dir, report)
+    shape = (int(train.images.shape[1]), int(train.images.shape[2]))
+    out = {}
+    for k, method in enumerate(methods):
+        positions, masks = _masks(config, method, train, maps, viewings, shape)
+        images = np.stack(
+            [apply_mask(train.images[p], m) for p, m in zip(positions, masks, strict=True)]
+        ).astype(np.float32)
+        out[method] = MaskedImages(positions, images)
+        kept = float(masks.mean())
+        text = f"{method} masks keep {kept:.1%} of the pixels of {len(positions)} images"
+        report(Progress("masking", k + 1, len(methods), text))
+    return out
+
+
+def _relevance(
+    config: ExperimentConfig, train: SplitArrays, cache_dir: str | Path, report: Callable[[Progress], None]
+) -> NDArray[np.float32]:
+    total = len(train.ids)
+    maps = compute_relevance_maps(
+        config.trainer,
+        train.images,
+        train.ids,
+        analyzer=config.analyzer,
+        cache_dir=cache_dir,
+        on_batch=lambda done, n: report(Progress("relevance", done, n, f"relevance maps {done}/{n}")),
+    )
+    report(Progress("relevance", total, total, f"relevance maps ready ({maps.cache_file})"))
+    return np.asarray(maps.maps, dtype=np.float32)
+
+
+def _masks(
+    config: ExperimentConfig,
+    method: str,
+    train: SplitArrays,
+    maps: NDArray[np.float32] | None,
+    viewings: Mapping[str, Sequence[Viewing]] | None,
+    shape: tuple[int, int],
+) -> tuple[NDArray[np.intp], NDArray[np.bool_]]:
+    """(pool positions, masks) of one mask source."""
+    everyone = np.arange(len(train.ids), dtype=np.intp)
+    if method == "regions":
+        if train.region_masks is None:
+            raise AnalysisError(
+                f"'regions' masks need ground-truth region masks, which {config.dataset!r} does not carry "
+                "(only synthetic faces do); leave 'regions' out."
+            )
+        return everyone, train.region_masks
+    if method in ("gaze", "fusion"):
+        gaze = gaze_masks(viewings or {}, train.ids, shape)
+        if len(gaze.positions) == 0:
+            raise AnalysisError(
+                f"none of the {len(train.ids)} {config.train_split!r} images of {config.dataset!r} has "
+                "recorded fixations. Label these images in a study first (the same dataset and split) and "
+                f"pass it (--study), or leave 'gaze' and 'fusion' out."
+            )
+        if method == "gaze":
+            return gaze.positions, gaze.masks
+        positions, heat = gaze_heatmaps(viewings or {}, train.ids, shape)
+        assert maps is not None
+        return positions, fusion_masks(maps[positions], heat)
+    assert maps is not None
+    options: dict[str, dict[str, Any]] = {
+        "negative": {"fraction": config.negative_fraction},
+        "mean": {},
+        "perceptive": perceptive_options(shape, n_points=config.n_points, angle_deg=config.angle_deg),
+    }
+    return everyone, relevance_masks(maps, method, options=options[method]).masks
+
+
+# --------------------------------------------------------------------------------------------------------
+# Cells: one Trainee each, the grid's unit of work
+# --------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Cell:
+    """One Trainee of the grid: a variant, a seed and a training-set size.
+
+    A cell is the unit of work: :func:`run_cell` trains it from the cell, the run's config and the shared
+    :class:`GridData` alone, writes only into its own folder and returns its result, so cells can run in
+    any order, in other processes or on other machines, and give the same curves (deterministic mode).
+
+    Parameters
+    ----------
+    variant : str
+        One of :data:`ALL_VARIANTS`.
+    seed : int
+        Initial weights and batch order (shared by every variant of the seed).
+    train_size : int or None
+        Requested training-set size; None: the whole pool.
+    """
+
+    variant: str
+    seed: int
+    train_size: int | None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The cell as JSON-compatible values."""
+        return {"variant": self.variant, "seed": self.seed, "train_size": self.train_size}
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> Cell:
+        """Parse :meth:`to_dict`'s output."""
+        size = raw["train_size"]
+        return cls(str(raw["variant"]), int(raw["seed"]), None if size is None else int(size))
+
+
+def grid_cells(config: ExperimentConfig) -> tuple[Cell, ...]:
+    """Every cell of a run: sizes (smallest first) × variants (config order) × seeds."""
+    return tuple(
+        Cell(variant, seed, size)
+        for size in config.sizes
+        for variant in config.variants
+        for seed in config.seeds
+    )
+
+
+def run_cell(
+    config: ExperimentConfig,
+    cell: Cell,
+    data: GridData,
+    run_dir: str | Path,
+    *,
+    progress: tuple[int, int] = (0, 1),
+    report: Callable[[Progress], None] = lambda _: None,
+    cancel: Callable[[], bool] = lambda: False,
+) -> tuple[VariantResult, tuple[CurvePoint, ...]]:
+    """Train one cell into its folder; score its best and final weights on the test images.
+
+    Parameters
+    ----------
+    config : ExperimentConfig
+        The run's settings.
+    cell : Cell
+        What to train.
+    data : GridData
+        The shared data (:func:`load_grid_data`, :func:`masked_images`).
+    run_dir : str or Path
+        The run's folder; the cell writes ``trainees/…`` (:func:`trainee_dir`) and nothing else.
+    progress : tuple of int
+        ``(cells done before this one, cells in the run)`` for the progress records.
+    report, cancel : callable
+        As for :func:`run_experiment`.
+
+    Returns
+    -------
+    tuple
+        Its :class:`VariantResult` and curve points.
+
+    References
+    ----------
+    .. [1] Schiller et al. (2020), Relevance-Based Data Masking, §5.5 and §6.
+    """
+    positions = nested_subset(data.train.labels, cell.train_size, seed=config.subset_seed)
+    train = _take(data.train, positions)
+    method, switch = variant_parts(cell.variant)
+    masked = None
+    if method is not None:
+        source = data.masked[method]
+        chosen = np.isin(source.positions, positions)
+        if not np.any(chosen):
+            raise AnalysisError(
+                f"{cell.variant!r} has no masked images among the {len(positions)} training images of size "
+                f"{cell.train_size}; use a larger size or record fixations on these images."
+            )
+        masked = (source.images[chosen], data.train.label_indices[source.positions[chosen]])
+    folder = trainee_dir(run_dir, config, cell.variant, cell.seed, len(positions))
+    result = train_into_run(
+        config,
+        run_dir,
+        cell.variant,
+        cell.seed,
+        masked,
+        train,
+        data.validation,
+        switch=switch or method is None,
+        progress=progress,
+        report=report,
+        cancel=cancel,
+        folder=folder,
+        train_size=len(positions),
+    )
+    try:
+        test = _test_scores(result, data.test, folder if config.keep_models else None)
+    finally:
+        result.model.close()
+    return VariantResult.of(
+        cell.variant, cell.seed, result, train_size=len(positions), test=test
+    ), result.curves
+
+
+def _test_scores(result: TraineeResult, test: SplitArrays, keep: Path | None) -> tuple[float, float, float]:
+    """(best-step macro-F1, best-step accuracy, final macro-F1) on the test images; saves both models."""
+    from analysis.models import save_model_file
+
+    final = evaluate_model(result.model, test.images, test.label_indices)
+    if keep is not None:
+        save_model_file(result.model, keep / "final.keras")
+    with result.model.scope() as model:
+        model.set_weights(list(result.best_weights))
+    best = evaluate_model(result.model, test.images, test.label_indices)
+    if keep is not None:
+        save_model_file(result.model, keep / "best.keras")
+    return best.macro_f1, best.accuracy, final.macro_f1
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -394,10 +938,12 @@ def run_experiment(
     config: ExperimentConfig,
     run_dir: str | Path,
     *,
+    data: GridData | None = None,
+    viewings: Mapping[str, Sequence[Viewing]] | None = None,
     on_progress: Callable[[Progress], None] | None = None,
     cancel: Callable[[], bool] | None = None,
 ) -> ExperimentRun:
-    """Run the variants × seeds of ``config`` and write the run folder (see the module docstring).
+    """Run every cell of ``config`` (sizes × variants × seeds) and write the run folder and its report.
 
     Parameters
     ----------
@@ -405,6 +951,12 @@ def run_experiment(
         What to run.
     run_dir : str or Path
         The run's folder; must not exist yet or be empty (:func:`new_run_dir` makes a fresh name).
+    data : GridData, optional
+        Train on these arrays instead of loading ``config.dataset`` (arrays made in a test or notebook);
+        ``data.masked`` must hold every mask source the variants name.
+    viewings : mapping, optional
+        Recorded fixations per training image id, for the ``gaze`` and ``fusion`` variants (the CLI and
+        the GUI read them from a study with ``tracking``).
     on_progress : callable, optional
         Called with :class:`Progress` records (from the calling thread).
     cancel : callable, optional
@@ -436,142 +988,76 @@ def run_experiment(
     run = ExperimentRun(folder, config, "running", _utc_now())
     _write_run_json(run)
     try:
-        run = _run(run, report, stopped)
+        data = data or _grid_data(config, folder, viewings, report)
+        run = dataclasses.replace(run, test_source=data.test_source)
+        _write_run_json(run)
+        run = _run(run, data, report, stopped)
     except BaseException as err:
         _write_run_json(dataclasses.replace(run, status="failed", finished_utc=_utc_now(), error=str(err)))
         raise
     _write_run_json(run)
-    report(Progress(run.status, len(run.results), _n_trainees(config), f"run {run.status}: {folder}"))
+    report(Progress(run.status, len(run.results), len(grid_cells(config)), f"run {run.status}: {folder}"))
     return run
 
 
-def _n_trainees(config: ExperimentConfig) -> int:
-    return len(config.variants) * len(config.seeds)
+def _grid_data(
+    config: ExperimentConfig,
+    run_dir: Path,
+    viewings: Mapping[str, Sequence[Viewing]] | None,
+    report: Callable[[Progress], None],
+) -> GridData:
+    train, validation, test, source = load_grid_data(config, report)
+    cache = Path(config.cache_dir) if config.cache_dir else run_dir.parent / "relevance_cache"
+    masked = masked_images(config, train, cache_dir=cache, viewings=viewings, report=report)
+    return GridData(train, validation, test, source, masked)
 
 
 def _run(
-    run: ExperimentRun, report: Callable[[Progress], None], stopped: Callable[[], bool]
+    run: ExperimentRun, data: GridData, report: Callable[[Progress], None], stopped: Callable[[], bool]
 ) -> ExperimentRun:
+    from analysis.experiment_report import write_report
+
     config = run.config
-    train, validation = load_splits(config, report)
-    masked = _masked_images(config, run.run_dir, train, report)
+    needed = {m for m in (variant_parts(v)[0] for v in config.variants) if m is not None}
+    missing = sorted(needed - set(data.masked))
+    if missing:
+        raise ValueError(f"the grid data holds no masked images for {missing!r}; compute them first.")
     results: list[VariantResult] = []
-    curves: dict[tuple[str, int], tuple[CurvePoint, ...]] = {}
-    jobs = [(variant, seed) for variant in config.variants for seed in config.seeds]
-    for done, (variant, seed) in enumerate(jobs):
+    curves: dict[tuple[str, int, int], tuple[CurvePoint, ...]] = {}
+    cells = grid_cells(config)
+    for done, cell in enumerate(cells):
         if stopped():
             break
-        report(Progress("training", done, len(jobs), f"training {variant}, seed {seed}", variant, seed))
-        result = _train_variant(
-            config, run.run_dir, variant, seed, train, masked, validation, report, stopped
+        text = f"training {cell.variant}, seed {cell.seed}, size {cell.train_size or 'all'}"
+        report(Progress("training", done, len(cells), text, cell.variant, cell.seed))
+        result, points = run_cell(
+            config, cell, data, run.run_dir, progress=(done, len(cells)), report=report, cancel=stopped
         )
-        results.append(VariantResult.of(variant, seed, result))
-        curves[(variant, seed)] = result.curves
-        result.model.close()
+        results.append(result)
+        curves[(cell.variant, cell.seed, result.train_size)] = points
         write_tables(run.run_dir, results, curves)
-        if result.cancelled:
+        if result.status == "cancelled":
             break
     status = (
         "finished"
-        if len(results) == len(jobs) and not any(r.status == "cancelled" for r in results)
+        if len(results) == len(cells) and not any(r.status == "cancelled" for r in results)
         else "cancelled"
     )
-    if curves:
-        plot_learning_curves(curves, run.plot_path, title=_title(config))
-    return dataclasses.replace(
+    run = dataclasses.replace(
         run, status=status, finished_utc=_utc_now(), results=tuple(results), curves=curves
     )
+    if curves:
+        largest = max(r.train_size for r in results)
+        plot_learning_curves(curves_at(curves, largest), run.plot_path, title=_title(config, largest))
+        write_report(run)
+    return run
 
 
-def _title(config: ExperimentConfig) -> str:
+def _title(config: ExperimentConfig, train_size: int) -> str:
     return (
-        f"{Path(config.dataset).name or config.dataset}: {config.architecture} Trainees, "
-        f"{config.epochs} epochs (switch after {config.switch_epoch}), seeds {list(config.seeds)}"
-    )
-
-
-def load_splits(
-    config: ExperimentConfig, report: Callable[[Progress], None] = lambda _: None
-) -> tuple[SplitArrays, SplitArrays]:
-    """The run's training and validation subsets (its loader, caps and subset seed)."""
-    report(Progress("loading", 0, 2, f"loading {config.dataset}"))
-    loader = open_dataset(config.dataset, size=config.size_px, rgb=config.rgb)
-    splits = []
-    for k, (split, count) in enumerate(
-        ((config.train_split, config.n_train), (config.val_split, config.n_val))
-    ):
-        rng = np.random.default_rng(config.subset_seed)
-        arrays = load_arrays(loader, split, max_count=count, rng=rng)
-        if len(arrays.ids) == 0:
-            raise AnalysisError(
-                f"split {split!r} of {config.dataset!r} gave no images; choose another split."
-            )
-        splits.append(arrays)
-        report(Progress("loading", k + 1, 2, f"loaded {len(arrays.ids)} {split} images"))
-    return splits[0], splits[1]
-
-
-def _masked_images(
-    config: ExperimentConfig, run_dir: Path, train: SplitArrays, report: Callable[[Progress], None]
-) -> dict[str, NDArray[np.float32]]:
-    """The training images masked by each method the variants need (relevance computed once, cached)."""
-    methods = sorted({m for m in (variant_parts(v)[0] for v in config.variants) if m is not None})
-    if not methods:
-        return {}
-    cache = Path(config.cache_dir) if config.cache_dir else run_dir.parent / "relevance_cache"
-    total = len(train.ids)
-    maps = compute_relevance_maps(
-        config.trainer,
-        train.images,
-        train.ids,
-        analyzer=config.analyzer,
-        cache_dir=cache,
-        on_batch=lambda done, n: report(Progress("relevance", done, n, f"relevance maps {done}/{n}")),
-    )
-    report(Progress("relevance", total, total, f"relevance maps ready ({maps.cache_file})"))
-    shape = (train.images.shape[1], train.images.shape[2])
-    options: dict[str, dict[str, Any]] = {
-        "negative": {"fraction": config.negative_fraction},
-        "mean": {},
-        "perceptive": perceptive_options(shape, n_points=config.n_points, angle_deg=config.angle_deg),
-    }
-    masked = {}
-    for k, method in enumerate(methods):
-        mask_set = relevance_masks(maps.maps, method, options=options[method])
-        masked[method] = np.stack(
-            [apply_mask(image, mask) for image, mask in zip(train.images, mask_set.masks, strict=True)]
-        ).astype(np.float32)
-        kept = float(mask_set.masks.mean())
-        report(Progress("masking", k + 1, len(methods), f"{method} masks keep {kept:.1%} of the pixels"))
-    return masked
-
-
-def _train_variant(
-    config: ExperimentConfig,
-    run_dir: Path,
-    variant: str,
-    seed: int,
-    train: SplitArrays,
-    masked: Mapping[str, NDArray[np.float32]],
-    validation: SplitArrays,
-    report: Callable[[Progress], None],
-    stopped: Callable[[], bool],
-) -> TraineeResult:
-    method, switch = variant_parts(variant)
-    masked_split = None if method is None else (masked[method], train.label_indices)
-    done = len(config.seeds) * config.variants.index(variant) + config.seeds.index(seed)
-    return train_into_run(
-        config,
-        run_dir,
-        variant,
-        seed,
-        masked_split,
-        train,
-        validation,
-        switch=switch or method is None,
-        progress=(done, _n_trainees(config)),
-        report=report,
-        cancel=stopped,
+        f"{Path(config.dataset).name or config.dataset}, {train_size} training images: "
+        f"{config.architecture} Trainees, {config.epochs} epochs (switch after {config.switch_epoch}), "
+        f"seeds {list(config.seeds)}"
     )
 
 
@@ -588,12 +1074,13 @@ def train_into_run(
     progress: tuple[int, int],
     report: Callable[[Progress], None],
     cancel: Callable[[], bool],
+    folder: str | Path | None = None,
+    train_size: int | None = None,
 ) -> TraineeResult:
     """Train one Trainee of a run with the run's settings; its curves and confusion matrix go to its folder.
 
-    The grid's variants and any further mask source (the GUI's human-gaze Trainees) share this, so every
-    Trainee of a run is trained and recorded alike: ``trainees/<variant>-seed<seed>/`` with the curves
-    (CSV, TensorBoard) and ``confusion.csv``.
+    Every cell of a run (:func:`run_cell`) is trained and recorded through this: its folder (default
+    ``trainees/<variant>-seed<seed>/``) gets the curves (CSV, TensorBoard) and ``confusion.csv``.
 
     Parameters
     ----------
@@ -615,19 +1102,23 @@ def train_into_run(
         ``(Trainees done before this one, Trainees in the run)`` for the progress records.
     report, cancel : callable
         Progress sink and cancel poll, as for :func:`run_experiment`.
+    folder : str or Path, optional
+        The Trainee's folder (:func:`trainee_dir`).
+    train_size : int, optional
+        Its training-set size, for the progress records.
 
     References
     ----------
     .. [1] Schiller et al. (2020), Relevance-Based Data Masking, §5.5 (switching to the full images).
     """
-    folder = Path(run_dir) / "trainees" / f"{variant}-seed{seed}"
+    folder = Path(folder) if folder is not None else Path(run_dir) / "trainees" / f"{variant}-seed{seed}"
     done, total = progress
     with CurveLog(folder, tensorboard=config.tensorboard) as log:
 
         def on_curve(point: CurvePoint) -> None:
             log.add(point)
             text = f"{variant}, seed {seed}: step {point.step}, val. macro-F1 {point.val_macro_f1:.3f}"
-            report(Progress("training", done, total, text, variant, seed, point))
+            report(Progress("training", done, total, text, variant, seed, point, train_size))
 
         result = train_trainee(
             masked,
@@ -675,22 +1166,26 @@ def _write_run_json(run: ExperimentRun) -> None:
         "started_utc": run.started_utc,
         "finished_utc": run.finished_utc,
         "error": run.error,
+        "test_source": run.test_source,
     }
     atomic_write_text(run.run_dir / "run.json", json.dumps(record, indent=2, sort_keys=True) + "\n")
 
 
 def write_tables(run_dir: str | Path, results: Sequence[VariantResult], curves: Curves) -> None:
-    """Write a run's ``results.csv`` (:data:`RESULT_FIELDS`) and ``curves.csv`` (variant, seed, curves)."""
+    """Write a run's ``results.csv`` (:data:`RESULT_FIELDS`) and ``curves.csv`` (variant, seed, size,
+    curves)."""
     run_dir = Path(run_dir)
     with atomic_write(run_dir / "results.csv", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=RESULT_FIELDS)
         writer.writeheader()
         writer.writerows(dataclasses.asdict(r) for r in results)
     with atomic_write(run_dir / "curves.csv", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=("variant", "seed", *CURVE_FIELDS))
+        writer = csv.DictWriter(handle, fieldnames=("variant", "seed", "train_size", *CURVE_FIELDS))
         writer.writeheader()
-        for (variant, seed), points in curves.items():
-            writer.writerows({"variant": variant, "seed": seed, **p.as_row()} for p in points)
+        for (variant, seed, size), points in curves.items():
+            writer.writerows(
+                {"variant": variant, "seed": seed, "train_size": size, **p.as_row()} for p in points
+            )
 
 
 def load_run(run_dir: str | Path) -> ExperimentRun:
@@ -707,14 +1202,15 @@ def load_run(run_dir: str | Path) -> ExperimentRun:
         raise FileNotFoundError(f"no run.json in {str(folder)!r}; it is not an experiment run folder.")
     record = json.loads(path.read_text(encoding="utf-8"))
     results: tuple[VariantResult, ...] = ()
-    curves: dict[tuple[str, int], list[CurvePoint]] = {}
+    curves: dict[tuple[str, int, int], list[CurvePoint]] = {}
     if (folder / "results.csv").is_file():
         with (folder / "results.csv").open(newline="", encoding="utf-8") as handle:
             results = tuple(VariantResult.from_row(row) for row in csv.DictReader(handle))
     if (folder / "curves.csv").is_file():
         with (folder / "curves.csv").open(newline="", encoding="utf-8") as handle:
             for row in csv.DictReader(handle):
-                curves.setdefault((row["variant"], int(row["seed"])), []).append(CurvePoint.from_row(row))
+                key = (row["variant"], int(row["seed"]), int(row.get("train_size") or 0))
+                curves.setdefault(key, []).append(CurvePoint.from_row(row))
     return ExperimentRun(
         run_dir=folder,
         config=ExperimentConfig.from_dict(record["config"]),
@@ -724,6 +1220,7 @@ def load_run(run_dir: str | Path) -> ExperimentRun:
         error=str(record.get("error", "")),
         results=results,
         curves={key: tuple(points) for key, points in curves.items()},
+        test_source=str(record.get("test_source", "")),
     )
 
 
@@ -758,7 +1255,7 @@ def summary_by_variant(results: Iterable[VariantResult]) -> list[dict[str, Any]]
     return rows
 
 
-def mean_curves(curves: Curves) -> dict[str, dict[str, NDArray[np.float64]]]:
+def mean_curves(curves: SeedCurves) -> dict[str, dict[str, NDArray[np.float64]]]:
     """Per variant, the curves averaged over its seeds at the steps all seeds reached.
 
     Returns
@@ -790,7 +1287,7 @@ def mean_curves(curves: Curves) -> dict[str, dict[str, NDArray[np.float64]]]:
 _COLOURS: Final = {"none": "black", "negative": "tab:blue", "mean": "tab:orange", "perceptive": "tab:green"}
 
 
-def plot_learning_curves(curves: Curves, path: str | Path, *, title: str = "") -> Path:
+def plot_learning_curves(curves: SeedCurves, path: str | Path, *, title: str = "") -> Path:
     """Draw the mean learning curves of each variant into a PNG (RBDM Figure 10).
 
     Three panels against the training step: training loss, validation loss and validation macro-F1.

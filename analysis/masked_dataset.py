@@ -54,6 +54,8 @@ __all__ = [
     "MaskSet",
     "Viewing",
     "WriteResult",
+    "fusion_masks",
+    "gaze_heatmaps",
     "gaze_masks",
     "image_file_name",
     "load_masked_images",
@@ -280,6 +282,78 @@ def gaze_masks(
     spans = sorted({(v.span.c, v.span.radius) for views in viewings.values() for v in views})
     options = {"spans_px": [{"c": c, "radius": r} for c, r in spans]}
     return MaskSet("gaze", options, stacked, np.asarray(positions, dtype=np.intp), tuple(missing))
+
+
+def gaze_heatmaps(
+    viewings: Mapping[str, Sequence[Viewing]], ids: Sequence[str], image_shape: tuple[int, int]
+) -> tuple[NDArray[np.intp], NDArray[np.float64]]:
+    """The summed fixation heatmap of every viewed image: where human gaze fell (RBDM §5.3.2).
+
+    Parameters
+    ----------
+    viewings, ids, image_shape
+        As for :func:`gaze_masks`.
+
+    Returns
+    -------
+    positions : ndarray of intp, shape (M,)
+        Images with at least one fixation (indices into ``ids``), ascending.
+    maps : ndarray of float64, shape (M, H, W)
+        Σ over their viewings of the visual-span heatmap I (≥ 0, > 0 somewhere).
+
+    References
+    ----------
+    .. [1] Schiller et al. (2020), Relevance-Based Data Masking, §5.3.2, I(x, y).
+    """
+    shape = check_shape(image_shape=image_shape)
+    maps, positions = [], []
+    for position, sample_id in enumerate(ids):
+        seen = [v for v in viewings.get(sample_id, ()) if len(v.fixations_image_px)]
+        if seen:
+            maps.append(sum(fixation_heatmap(v.fixations_image_px, shape, v.span) for v in seen))
+            positions.append(position)
+    stacked = np.stack(maps).astype(np.float64) if maps else np.zeros((0, *shape), dtype=np.float64)
+    return np.asarray(positions, dtype=np.intp), stacked
+
+
+def fusion_masks(relevance: ArrayLike, gaze: ArrayLike) -> NDArray[np.bool_]:
+    """Masks from the fusion of a Trainer's relevance and human gaze: the mean mask of their normalised mean.
+
+    Per image F = (R⁺ / max R⁺ + G / max G) / 2, with R⁺ the positive relevance and G the gaze heatmap (a
+    map whose maximum is 0 contributes 0), then m_i = 1 where F_i ≥ mean(F) (:func:`analysis.masking.
+    mean_mask`). Both sources count equally whatever their scale; pixels that only one source marks are
+    kept when that source is strong there.
+
+    Parameters
+    ----------
+    relevance, gaze : array_like, shape (N, H, W)
+        Relevance maps and gaze heatmaps of the same N images.
+
+    Returns
+    -------
+    ndarray of bool, shape (N, H, W)
+
+    References
+    ----------
+    .. [1] Schiller et al. (2020), Relevance-Based Data Masking, §5.4 (mean masking) and §7 (combining
+       human and model relevance as future work).
+    """
+    r = np.clip(np.asarray(relevance, dtype=np.float64), 0, None)
+    g = np.asarray(gaze, dtype=np.float64)
+    if r.ndim != 3 or r.shape != g.shape:
+        raise ValueError(
+            f"relevance and gaze must be (N, H, W) maps of the same images; got shapes {r.shape!r} and "
+            f"{g.shape!r}."
+        )
+    if not (np.all(np.isfinite(r)) and np.all(np.isfinite(g)) and np.all(g >= 0)):
+        raise ValueError("relevance must be finite and gaze heatmaps finite and ≥ 0; replace bad values.")
+    fused = (_unit_max(r) + _unit_max(g)) / 2
+    return np.stack([MASKS["mean"](f) for f in fused]) if len(fused) else np.zeros(r.shape, dtype=np.bool_)
+
+
+def _unit_max(maps: NDArray[np.float64]) -> NDArray[np.float64]:
+    peak = maps.reshape(len(maps), -1).max(axis=1, initial=0.0)[:, None, None]
+    return np.divide(maps, peak, out=np.zeros_like(maps), where=peak > 0)
 
 
 def _json_safe(options: Mapping[str, Any]) -> dict[str, Any]:

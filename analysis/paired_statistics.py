@@ -238,7 +238,7 @@ def verdict(
     d = 3 if abs(difference.mean) < 10 else 0
     numbers = (
         f"{measure} {difference.mean:+.{d}f} [{difference.low:.{d}f}, {difference.high:.{d}f}], "
-        f"p = {_format_p(adjusted_p)}"
+        f"p {_format_p(adjusted_p)}"
     )
     if not (np.isfinite(adjusted_p) and adjusted_p <= alpha) or difference.mean == 0:
         return f"no detectable difference ({numbers})"
@@ -248,5 +248,5 @@ def verdict(
 
 def _format_p(p: float) -> str:
     if not np.isfinite(p):
-        return "n/a"
-    return "< 0.001" if p < 0.001 else f"{p:.3f}" if p < 0.01 else f"{p:.2f}"
+        return "= n/a"
+    return "< 0.001" if p < 0.001 else f"= {p:.3f}" if p < 0.01 else f"= {p:.2f}"

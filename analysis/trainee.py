@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import dataclasses
+import hashlib
 import json
 import time
 from collections.abc import Callable, Mapping
@@ -155,6 +156,12 @@ class TraineeResult:
         True when ``cancel()`` stopped the training early; the curves end where it stopped.
     duration_s : float
         Wall time of building and training.
+    best_weights : tuple of ndarray
+        The weights at :attr:`best` (the model's ``get_weights()`` order), so that a score on data that
+        played no part in choosing that step (a test split) can be taken afterwards.
+    initial_weights_sha256 : str
+        SHA-256 of the initial weights: equal for every Trainee of one seed and architecture, which is what
+        makes the comparison of variants paired.
     """
 
     model: BoundModel
@@ -163,6 +170,8 @@ class TraineeResult:
     settings: Mapping[str, Any] = field(default_factory=dict)
     cancelled: bool = False
     duration_s: float = 0.0
+    best_weights: tuple[NDArray[Any], ...] = ()
+    initial_weights_sha256: str = ""
 
     @property
     def final(self) -> CurvePoint:
@@ -245,9 +254,10 @@ def train_trainee(
         Applied to training batches; none by default (the paper names augmentation for the Trainer only,
         and augmenting masked images would move the masks off the faces' features).
     seed : int
-        Seeds weight initialisation (when ``deterministic``), batch order and augmentation.
+        Seeds weight initialisation (always: one seed, one set of initial weights, whatever the images),
+        batch order (a permutation of the image count) and augmentation.
     deterministic : bool
-        Build and train inside :func:`analysis.training.determinism` (RBDM §5.6): the same seed gives the
+        Also train inside :func:`analysis.training.determinism` (RBDM §5.6): the same seed gives the
         same curves.
     on_curve : callable, optional
         Called with each :class:`CurvePoint` as soon as it is scored (e.g. :meth:`CurveLog.add`).
@@ -285,22 +295,35 @@ def train_trainee(
     graph, session = new_session()
     with graph.as_default(), session.as_default():
         with determinism(seed) if deterministic else contextlib.nullcontext():
-            keras_model = build_model(
-                architecture, input_shape=input_shape, n_classes=n_classes, options=options
-            )
-            if batch_norm_momentum is not None:
-                keras_model = _with_batch_norm_momentum(keras_model, batch_norm_momentum)
+            # seeded even without deterministic kernels: one seed, one set of initial weights
+            with contextlib.nullcontext() if deterministic else determinism(seed):
+                keras_model = build_model(
+                    architecture, input_shape=input_shape, n_classes=n_classes, options=options
+                )
+                if batch_norm_momentum is not None:
+                    keras_model = _with_batch_norm_momentum(keras_model, batch_norm_momentum)
             bound = BoundModel(model=keras_model, graph=graph, session=session)
-            curves, cancelled = _fit(bound, phases, x_va, y_va, settings, augmentation, on_curve, cancel)
+            initial = _weights_sha256(keras_model.get_weights())
+            recorder = _Recorder(bound, x_va, y_va, every=settings["eval_every_steps"], on_curve=on_curve)
+            cancelled = _fit(bound, phases, recorder, settings, augmentation, cancel)
             confusion = _confusion(bound, x_va, y_va, n_classes)
     return TraineeResult(
         model=bound,
-        curves=tuple(curves),
+        curves=tuple(recorder.points),
         confusion=confusion,
         settings=settings,
         cancelled=cancelled,
         duration_s=time.perf_counter() - start,
+        best_weights=recorder.best_weights,
+        initial_weights_sha256=initial,
     )
+
+
+def _weights_sha256(weights: list[Any]) -> str:
+    digest = hashlib.sha256()
+    for array in weights:
+        digest.update(np.ascontiguousarray(array).tobytes())
+    return digest.hexdigest()
 
 
 def _with_batch_norm_momentum(model: Any, momentum: float) -> Any:
@@ -420,17 +443,15 @@ def _phase_of(epoch: int, phases: list[_Phase], switch_epoch: int | None) -> _Ph
 def _fit(
     bound: BoundModel,
     phases: list[_Phase],
-    x_va: NDArray[np.float32],
-    y_va: NDArray[np.int64],
+    recorder: _Recorder,
     settings: Mapping[str, Any],
     augmentation: Augmentation,
-    on_curve: Callable[[CurvePoint], None] | None,
     cancel: Callable[[], bool] | None,
-) -> tuple[list[CurvePoint], bool]:
-    """The step loop, inside the model's graph and session; returns the curve and whether it was cancelled."""
+) -> bool:
+    """The step loop, inside the model's graph and session; the curve goes to ``recorder``. Returns whether
+    it was cancelled."""
     compile_model(bound.model, learning_rate=settings["learning_rate"])
     rng = np.random.default_rng(settings["seed"])
-    recorder = _Recorder(bound, x_va, y_va, every=settings["eval_every_steps"], on_curve=on_curve)
     batch_size = settings["batch_size"]
     epoch, phase = 1, phases[0]
     for epoch in range(1, settings["epochs"] + 1):
@@ -448,13 +469,14 @@ def _fit(
             recorder.add(loss, min(batch_size, len(phase.y) - index * batch_size), epoch, phase.name)
             if cancel is not None and cancel():
                 recorder.finish(epoch, phase.name)
-                return recorder.points, True
+                return True
     recorder.finish(epoch, phase.name)
-    return recorder.points, False
+    return False
 
 
 class _Recorder:
-    """Collects batch losses and scores a curve point every ``every`` steps and once after the last step."""
+    """Collects batch losses and scores a curve point every ``every`` steps and once after the last step;
+    keeps the weights of the best point (highest validation macro-F1, the earliest among ties)."""
 
     def __init__(
         self,
@@ -469,6 +491,7 @@ class _Recorder:
         self._every, self._on_curve = every, on_curve
         self._losses: list[float] = []
         self.points: list[CurvePoint] = []
+        self.best_weights: tuple[NDArray[Any], ...] = ()
         self.step = self.images_seen = 0
 
     def add(self, loss: float, n_images: int, epoch: int, phase: str) -> None:
@@ -497,6 +520,8 @@ class _Recorder:
             val_macro_f1=val_f1,
         )
         self._losses = []
+        if not self.points or val_f1 > max(p.val_macro_f1 for p in self.points):
+            self.best_weights = tuple(np.array(w, copy=True) for w in self._bound.model.get_weights())
         self.points.append(point)
         if self._on_curve is not None:
             self._on_curve(point)

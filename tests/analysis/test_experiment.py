@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import functools
 import json
 from pathlib import Path
@@ -11,21 +12,32 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from analysis.datasets import SplitArrays
 from analysis.experiment import (
+    DEFAULT_SEEDS,
     RESULT_FIELDS,
     VARIANTS,
+    Cell,
     ExperimentConfig,
+    ExperimentRun,
+    GridData,
+    MaskedImages,
     Progress,
     VariantResult,
+    grid_cells,
     list_runs,
+    load_grid_data,
     load_run,
     mean_curves,
+    nested_subset,
     new_run_dir,
     plot_learning_curves,
     run_experiment,
+    stratified_holdout,
     summary_by_variant,
     variant_parts,
 )
+from analysis.experiment_report import compare_variants, seed_measures
 from analysis.trainee import CurvePoint
 
 #: A tiny grid: small CNN Trainees, 48 faces, 2 epochs with the switch after the first, a point every 2
@@ -44,6 +56,7 @@ TINY = {
     "eval_every_steps": 2,
     "n_points": 6,
     "tensorboard": True,
+    "seeds": (0,),
 }
 
 
@@ -94,8 +107,10 @@ def test_the_seven_variants_of_the_paper() -> None:
         ("mean", True),
         ("perceptive", True),
     ]
-    with pytest.raises(ValueError, match="unknown variant 'gaze'"):
-        variant_parts("gaze")
+    assert variant_parts("gaze+switch") == ("gaze", True)
+    assert variant_parts("fusion") == ("fusion", False)
+    with pytest.raises(ValueError, match="unknown variant 'median'"):
+        variant_parts("median")
 
 
 def test_configs_round_trip_through_json_and_refuse_nonsense() -> None:
@@ -197,11 +212,12 @@ def test_the_grid_trains_all_seven_variants_and_writes_table_curves_and_plot(
     assert all(r.steps == 6 and r.status == "finished" for r in run.results)  # 2 epochs of 3 steps
     for result in run.results:
         assert 0 <= result.final_val_macro_f1 <= result.best_val_macro_f1 <= 1
-    phases = {variant: [p.phase for p in run.curves[(variant, 0)]] for variant in VARIANTS}
+    assert all(r.train_size == 48 for r in run.results)
+    phases = {variant: [p.phase for p in run.curves[(variant, 0, 48)]] for variant in VARIANTS}
     assert phases["none"] == ["unmasked"] * 3
     assert phases["mean"] == ["masked"] * 3
     assert phases["mean+switch"] == ["masked", "unmasked", "unmasked"]  # points at steps 2, 4, 6
-    losses = {variant: run.curves[(variant, 0)][0].train_loss for variant in VARIANTS}
+    losses = {variant: run.curves[(variant, 0, 48)][0].train_loss for variant in VARIANTS}
     assert len({losses["none"], losses["negative"], losses["mean"], losses["perceptive"]}) == 4
 
     stages = [r.stage for r in reports]
@@ -244,7 +260,166 @@ def test_a_cancelled_run_keeps_its_partial_curves(tmp_path: Path, trainer: str) 
         ("none", 0, "finished"),
         ("none", 1, "cancelled"),
     ]
-    assert [p.step for p in run.curves[("none", 1)]] == [2]
+    assert [p.step for p in run.curves[("none", 1, 48)]] == [2]
     stored = load_run(tmp_path / "run")
     assert stored.status == "cancelled" and stored.curves == run.curves
     assert (tmp_path / "run" / "learning_curves.png").is_file()
+
+
+# --------------------------------------------------------------------------------------------------------
+# Training-set sizes, held-out test images, configs of a study
+# --------------------------------------------------------------------------------------------------------
+
+
+def test_training_subsets_are_class_balanced_and_nested() -> None:
+    from analysis.labels import LABELS
+
+    labels = [LABELS[k % 3] for k in range(90)] + [LABELS[3]] * 4  # 30, 30, 30 and a rare class of 4
+    previous: set[int] = set()
+    for size in (8, 20, 60, None):
+        chosen = nested_subset(labels, size, seed=7)
+        assert len(chosen) == (94 if size is None else size)
+        assert previous <= set(chosen.tolist())  # nested
+        previous = set(chosen.tolist())
+        counts = np.bincount([LABELS.index(labels[p]) for p in chosen], minlength=4)
+        if size == 20:
+            assert counts.tolist() == [6, 5, 5, 4]  # round-robin: the rare class gives all it has
+    assert np.array_equal(nested_subset(labels, 20, seed=7), nested_subset(labels, 20, seed=7))
+    assert not np.array_equal(nested_subset(labels, 20, seed=7), nested_subset(labels, 20, seed=8))
+
+
+def test_the_held_out_test_images_are_a_stratified_share() -> None:
+    y = np.array([0] * 10 + [1] * 5 + [2] * 1)
+    kept, held = stratified_holdout(y, 0.2, seed=0)
+    assert np.bincount(y[held], minlength=3).tolist() == [2, 1, 0]  # 2.0, 1.0; a lone item stays
+    assert sorted(kept.tolist() + held.tolist()) == list(range(16))
+    again_kept, again_held = stratified_holdout(y, 0.2, seed=0)
+    assert np.array_equal(held, again_held) and np.array_equal(kept, again_kept)
+
+
+def test_a_study_config_has_five_seeds_sizes_and_round_trips() -> None:
+    config = ExperimentConfig(dataset="d", trainer="t", train_sizes=(2000, None, 500))
+    assert config.seeds == DEFAULT_SEEDS and len(config.seeds) >= 5
+    assert config.sizes == (500, 2000, None)
+    assert ExperimentConfig(dataset="d", trainer="t").sizes == (800,)  # n_train when no sizes are given
+    assert ExperimentConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
+    with pytest.raises(ValueError, match="train_sizes must be integers"):
+        ExperimentConfig(dataset="d", trainer="t", train_sizes=(0,))
+    with pytest.raises(ValueError, match="must not repeat"):
+        ExperimentConfig(dataset="d", trainer="t", train_sizes=(5, 5))
+    with pytest.raises(ValueError, match="test_fraction"):
+        ExperimentConfig(dataset="d", trainer="t", test_fraction=1.0)
+    cells = grid_cells(dataclasses.replace(config, variants=("none", "mean"), seeds=(0, 1)))
+    assert len(cells) == 3 * 2 * 2 and cells[0] == Cell("none", 0, 500) and cells[-1] == Cell("mean", 1, None)
+    assert all(Cell.from_dict(json.loads(json.dumps(c.to_dict()))) == c for c in cells)
+
+
+# --------------------------------------------------------------------------------------------------------
+# A planted effect: the pipeline must find it, and must not find one where none can be
+# --------------------------------------------------------------------------------------------------------
+
+#: Four expressions of the synthetic faces at 24 px: the small CNN tells them apart within a few dozen steps.
+_PLANTED_LABELS = ("happy", "sad", "surprise", "anger")
+
+
+def _planted_split(n: int, rng: np.random.Generator, *, clutter: bool, tag: str) -> SplitArrays:
+    """Synthetic faces reduced to their ground-truth expression regions (the rest black); with ``clutter``
+    every pixel outside the regions is uniform noise, independent of the label."""
+    from analysis.synthetic import make_faces
+
+    x, y, regions = make_faces(n, size=24, rng=rng, labels=_PLANTED_LABELS)
+    clean = (x * regions).astype(np.float32)
+    noise = rng.uniform(0, 1, size=x.shape).astype(np.float32)
+    images = np.where(regions, clean, noise).astype(np.float32) if clutter else clean
+    return SplitArrays(images, y, tuple(f"{tag}/{k}" for k in range(n)), regions)
+
+
+def _planted_run(tmp_path: Path, *, clutter: bool) -> ExperimentRun:
+    rng = np.random.default_rng(0)
+    train = _planted_split(128, rng, clutter=clutter, tag="train")
+    validation = _planted_split(64, rng, clutter=False, tag="validation")
+    test = _planted_split(64, rng, clutter=False, tag="test")
+    regions = MaskedImages(np.arange(128), (train.images * train.region_masks).astype(np.float32))
+    data = GridData(train, validation, test, "64 clean faces", {"regions": regions})
+    config = ExperimentConfig(
+        dataset="planted",
+        trainer="none needed",
+        size_px=24,
+        n_train=None,
+        variants=("none", "regions"),
+        architecture="small_cnn",
+        options={},
+        epochs=6,
+        switch_epoch=1,
+        batch_size=16,
+        eval_every_steps=4,
+        tensorboard=False,
+    )
+    assert len(config.seeds) == 5
+    return run_experiment(config, tmp_path / "run", data=data)
+
+
+@pytest.mark.tf
+def test_masking_with_the_ground_truth_regions_is_detected_as_faster(tmp_path: Path) -> None:
+    """Planted effect: the training images carry label-independent noise around the expression regions,
+    the validation and test images do not. Masked with the ground-truth regions, the training images are
+    exactly what validation shows, so the masked Trainee must learn faster than the unmasked one."""
+    run = _planted_run(tmp_path, clutter=True)
+    measures = seed_measures(run.results, run.curves)
+    row = next(c for c in compare_variants(measures) if c.variant == "regions")
+    assert row.verdict.startswith("accelerates learning: AULC +"), row.verdict
+    assert row.differences["aulc"].low > 0.1 and row.adjusted_p["aulc"] < 0.01
+    assert row.differences["test_macro_f1"].mean > 0.2  # and on images that chose nothing
+    text = (run.run_dir / "report.md").read_text(encoding="utf-8")
+    assert "| regions | 5 |" in text and "accelerates learning" in text
+
+
+@pytest.mark.tf
+def test_masks_that_remove_nothing_are_found_to_make_no_difference(tmp_path: Path) -> None:
+    """No effect possible: without the noise the pixels outside the regions are already black, so the
+    masks change no pixel. The paired seeds then give identical curves, and the verdict must say so."""
+    run = _planted_run(tmp_path, clutter=False)
+    row = next(c for c in compare_variants(seed_measures(run.results, run.curves)) if c.variant == "regions")
+    assert row.verdict.startswith("no detectable difference"), row.verdict
+    assert row.differences["aulc"].mean == 0 and row.adjusted_p["aulc"] == 1
+    digests = {(r.seed, r.initial_weights_sha256) for r in run.results}
+    assert len(digests) == 5  # one set of initial weights per seed, shared by both variants
+
+
+@pytest.mark.tf
+def test_sizes_test_scores_kept_models_and_the_report(tmp_path: Path, trainer: str) -> None:
+    from analysis.evaluation import evaluate_model
+    from analysis.models import load_model_file
+
+    settings = {**TINY, "variants": ("none", "mean"), "train_sizes": (16, None), "keep_models": True}
+    config = ExperimentConfig(trainer=trainer, **settings)  # type: ignore[arg-type]
+    run = run_experiment(config, tmp_path / "run")
+
+    assert run.train_sizes == (16, 48) and [r.train_size for r in run.results] == [16, 16, 48, 48]
+    assert [r.steps for r in run.results] == [2, 2, 6, 6]  # 1 and 3 batches of 16 per epoch
+    assert "held apart, stratified by class" in run.test_source and "8 images" in run.test_source
+    small = run.results[0]
+    folder = run.trainee_dir(small)
+    assert folder == tmp_path / "run" / "trainees" / "n16" / "none-seed0"
+    best = load_model_file(folder / "best.keras")
+    try:
+        # the test score is the best step's weights on the held-out images, reproducible from the kept file
+        _, validation, test, _ = load_grid_data(config)
+        assert evaluate_model(best, test.images, test.label_indices).macro_f1 == pytest.approx(
+            small.test_macro_f1
+        )
+        assert evaluate_model(best, validation.images, validation.label_indices).macro_f1 == pytest.approx(
+            small.best_val_macro_f1
+        )
+    finally:
+        best.close()
+    assert (folder / "final.keras").is_file()
+    text = (run.run_dir / "report.md").read_text(encoding="utf-8")
+    assert "## 16 training images" in text and "## 48 training images" in text
+    assert (run.run_dir / "curves_n16.png").is_file() and (run.run_dir / "by_variant.csv").is_file()
+    stored = load_run(run.run_dir)
+    assert (
+        stored.results == run.results
+        and stored.curves == run.curves
+        and stored.test_source == run.test_source
+    )

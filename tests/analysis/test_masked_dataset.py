@@ -312,3 +312,18 @@ def test_loading_masked_images_needs_a_manifest_and_shared_ids(
     np.testing.assert_allclose(images, expected, atol=1e-6)
     assert math.isclose(float(images.max()), float(expected.max()), abs_tol=1e-6)
     assert set(LABELS) >= {row["label"] for row in read_manifest(tmp_path)}
+
+
+def test_fusion_masks_keep_pixels_above_the_mean_of_the_normalised_mean() -> None:
+    from analysis.masked_dataset import fusion_masks
+
+    relevance = np.array([[[4.0, -2.0], [0.0, 2.0]]])  # R⁺ / max: 1, 0, 0, 0.5
+    gaze = np.array([[[0.0, 3.0], [0.0, 0.0]]])  # G / max: 0, 1, 0, 0
+    # F = 0.5, 0.5, 0, 0.25 with mean 0.3125: keep the first two
+    np.testing.assert_array_equal(fusion_masks(relevance, gaze), [[[True, True], [False, False]]])
+    # a source that is zero everywhere contributes nothing: only the relevance decides
+    np.testing.assert_array_equal(
+        fusion_masks(relevance, np.zeros_like(gaze)), [[[True, False], [False, True]]]
+    )
+    with pytest.raises(ValueError, match="same images"):
+        fusion_masks(relevance, gaze[:, :1])

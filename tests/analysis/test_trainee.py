@@ -261,3 +261,31 @@ def test_a_saved_trainee_still_predicts_in_graph_mode(tmp_path: Path, data: tupl
     np.testing.assert_allclose(
         load_model_file(tmp_path / "trainee.keras").predict(validation[0]), before, rtol=1e-6
     )
+
+
+@pytest.mark.tf
+@pytest.mark.parametrize("deterministic", [True, False])
+def test_one_seed_gives_every_variant_the_same_initial_weights(
+    data: tuple[Data, Data, Data], deterministic: bool
+) -> None:
+    original, masked, validation = data
+    kwargs: dict[str, Any] = {"epochs": 1, "deterministic": deterministic}
+    unmasked = _train(None, original, validation, seed=5, **kwargs)
+    masked_only = _train(masked, None, validation, seed=5, **kwargs)
+    other = _train(None, original, validation, seed=6, **kwargs)
+    assert len(unmasked.initial_weights_sha256) == 64
+    assert unmasked.initial_weights_sha256 == masked_only.initial_weights_sha256
+    assert other.initial_weights_sha256 != unmasked.initial_weights_sha256
+    assert _values(unmasked) != _values(masked_only)  # the images differ, the start does not
+
+
+@pytest.mark.tf
+def test_the_best_weights_score_the_best_point(data: tuple[Data, Data, Data]) -> None:
+    from analysis.evaluation import evaluate_model
+
+    original, _, validation = data
+    result = _train(None, original, validation, epochs=3, eval_every_steps=1)
+    assert result.best.step != result.final.step or len(result.curves) == 1  # a best that is not the last
+    with result.model.scope() as model:
+        model.set_weights(list(result.best_weights))
+    assert evaluate_model(result.model, *validation).macro_f1 == pytest.approx(result.best.val_macro_f1)
