@@ -761,7 +761,8 @@ def _focus(maps: NDArray[np.float64]) -> NDArray[np.float64]:
     if flat.shape[1] == 0:
         return np.zeros_like(maps)
     cut = np.quantile(flat, 1.0 - FOCUS_FRACTION, axis=1, keepdims=True)
-    return ((flat >= cut) & (flat > 0)).reshape(maps.shape).astype(np.float64)
+    focus: NDArray[np.float64] = ((flat >= cut) & (flat > 0)).reshape(maps.shape).astype(np.float64)
+    return focus
 
 
 #: What SpRAy clusters of each relevance map (TP §3.3, pre-processing). ``"focus"`` (default): where

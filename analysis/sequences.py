@@ -578,8 +578,9 @@ def make_unit_mix_sequences(
     only evidence for a unit is its own feature movement.
 
     Each sequence switches every unit of :data:`UNIT_NAMES` on independently with probability
-    ``p_active`` (drawn again when none is on), each at an onset drawn uniformly from ``onset_range`` (fractions of the length)
-    and on to the end; its class name is ``""`` and its id ``"mix/<index:03d>"``;
+    ``p_active`` (drawn again when none is on), each at an onset drawn uniformly from
+    ``onset_range`` (fractions of the length) and on to the end; its class name is ``""`` and its
+    id ``"mix/<index:03d>"``;
     ``round(mirror_fraction · n_sequences)`` of them, chosen at random, are mirrored.
 
     Parameters
