@@ -20,6 +20,7 @@ pocketsphinx, a study file in the user's data folder). "Start session" runs a
 
 from __future__ import annotations
 
+import importlib
 import sys
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -582,16 +583,26 @@ def default_pages(app: StudioApp) -> list[Page]:
     The study setup comes first; the comparison view, the experiment launcher and the prototypes
     view follow as further pairs.
     """
-    from rbdm_gui.comparison_view import ComparisonView
-    from rbdm_gui.experiment_view import ExperimentView
-    from rbdm_gui.prototypes_view import PrototypesView
-
     return [
         ("Study setup", app.make_setup_view),
-        ("Compare", ComparisonView),
-        ("Experiments", ExperimentView),
-        ("Temporal prototypes", PrototypesView),
+        ("Compare", app.make_comparison_view),
+        ("Experiments", app.make_experiment_view),
+        ("Temporal prototypes", _lazy_view("rbdm_gui.prototypes_view", "PrototypesView")),
     ]
+
+
+def _lazy_view(module: str, name: str) -> Callable[[], QWidget]:
+    """A page factory that imports its screen's module when the screen is first shown.
+
+    The screens behind the first one pull in pyqtgraph, scikit-learn and (for training) TensorFlow;
+    importing them only when chosen keeps the first window quick (``python -m benchmarks.startup``).
+    """
+
+    def build() -> QWidget:
+        view: QWidget = getattr(importlib.import_module(module), name)()
+        return view
+
+    return build
 
 
 class StudioApp(QObject):
@@ -603,7 +614,14 @@ class StudioApp(QObject):
         The settings file (the user's config folder by default).
     pages : sequence of Page, optional
         The main window's screens; :func:`default_pages` by default.
+
+    Signals
+    -------
+    study_changed(str)
+        The study file chosen in Study setup changed; Compare and Experiments follow it at once.
     """
+
+    study_changed = Signal(str)
 
     def __init__(self, *, settings_file: Path | None = None, pages: Sequence[Page] | None = None) -> None:
         super().__init__()
@@ -631,8 +649,25 @@ class StudioApp(QObject):
             settings_file=self.settings_file,
         )
         view.start_requested.connect(self.start_session)
+        view.study_path_changed.connect(self.study_changed.emit)
         view.new_session_requested.connect(lambda settings: self.start_session(settings, new_session=True))
         self.setup_view = view
+        return view
+
+    def make_comparison_view(self) -> QWidget:
+        """The Compare screen, on the study file chosen in Study setup (and following later changes)."""
+        from rbdm_gui.comparison_view import ComparisonView
+
+        view = ComparisonView()
+        self.study_changed.connect(view.follow_study)
+        return view
+
+    def make_experiment_view(self) -> QWidget:
+        """The Experiments screen (its gaze Trainees' study follows Study setup)."""
+        from rbdm_gui.experiment_view import ExperimentView
+
+        view = ExperimentView()
+        self.study_changed.connect(view.follow_study)
         return view
 
     def start_session(self, settings: StudySettings, *, new_session: bool = False) -> SessionRun | None:

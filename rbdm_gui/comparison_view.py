@@ -338,6 +338,17 @@ class ComparisonView(QWidget):
         self._say(f"Opening {study_path.name}…")
         self._start("open", _open(study_path, model_path, stimulus_set), self._opened, progress=True)
 
+    def follow_study(self, path: str | Path) -> None:
+        """Study setup chose another study file: open it here at once (when it exists)."""
+        target = Path(path).expanduser()
+        if Path(self.study_edit.text()).expanduser() == target and self.model is not None:
+            return
+        if target.is_file():
+            self.open_study(target)
+        else:
+            self.study_edit.setText(str(target))
+            self._say(f"No study file at {target}. Record sessions in 'Study setup' first.")
+
     def _opened(self, opened: _Opened) -> None:
         if self._unsubscribe is not None:
             self._unsubscribe()

@@ -625,6 +625,10 @@ class ExperimentView(QWidget):
             if self._showing_live():
                 self._draw_live_point(key)
 
+    def follow_study(self, path: str | Path) -> None:
+        """Study setup chose another study file: the gaze Trainees' study follows it."""
+        self.study_edit.setText(str(Path(path).expanduser()))
+
     def show_used(self, used: Mapping[str, Any]) -> None:
         """Show the images per split the run really uses; the form takes those numbers, with a warning."""
         warnings = [str(w) for w in used.get("warnings") or []]

@@ -187,10 +187,13 @@ class SetupView(QWidget):
         An unfinished session of the participant is resumed.
     new_session_requested(object)
         The user pressed "New session": the same, but a new session is begun even when one is unfinished.
+    study_path_changed(str)
+        The study file (resolved path) changed; other screens follow it.
     """
 
     start_requested = Signal(object)
     new_session_requested = Signal(object)
+    study_path_changed = Signal(str)
 
     def __init__(
         self,
@@ -207,6 +210,7 @@ class SetupView(QWidget):
         self._split_task: Task | None = None
         self._tracker_task: Task | None = None
         self._start_problem = False
+        self._study_path = ""
         self._microphone: _speech.AudioSource | None = None
         self._microphone_problem = ""
         self._meter_bridge = _LevelBridge(self)
@@ -572,6 +576,10 @@ class SetupView(QWidget):
         except ValueError:
             return
         self.participants.show_study(settings)
+        path = str(settings.resolved_study_path())
+        if path != self._study_path:
+            self._study_path = path
+            self.study_path_changed.emit(path)
         plan = self.participants.plan
         state = self.participants.state_of(settings.participant)
         resumes = plan is not None and not plan.new

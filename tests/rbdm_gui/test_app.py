@@ -179,3 +179,42 @@ def test_tasks_run_off_the_gui_thread_and_report_back_on_it(qtbot: QtBot) -> Non
     gate.set()
     qtbot.wait(200)
     assert cancelled_task.done and results == []
+
+
+def test_the_first_window_loads_no_heavy_module() -> None:
+    """Old code: the default pages imported pyqtgraph and scikit-learn before the first window."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from PySide6.QtWidgets import QApplication\n"
+        "app = QApplication([])\n"
+        "from rbdm_gui.app import StudioApp\n"
+        "StudioApp().window.show(); app.processEvents()\n"
+        "print(sorted(m for m in ('tensorflow', 'pyqtgraph', 'sklearn', 'matplotlib') if m in sys.modules))\n"
+    )
+    root = Path(__file__).parents[2]
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=True, timeout=120
+    )
+    assert done.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_compare_and_experiments_follow_the_study_chosen_in_setup(qtbot: QtBot, tmp_path: Path) -> None:
+    """Old code: Compare kept the study it had until the app was restarted."""
+    from rbdm_gui.comparison_view import ComparisonView
+    from rbdm_gui.experiment_view import ExperimentView
+
+    studio = StudioApp()
+    qtbot.addWidget(studio.window)
+    compare = studio.window.show_page("Compare")
+    experiments = studio.window.show_page("Experiments")
+    assert isinstance(compare, ComparisonView) and isinstance(experiments, ExperimentView)
+    setup = studio.setup_view
+    assert setup is not None
+    other = tmp_path / "other-study.sqlite"
+    setup.study_edit.setText(str(other))
+    qtbot.waitUntil(lambda: compare.study_edit.text() == str(other), timeout=3000)
+    assert experiments.study_edit.text() == str(other)
+    assert "No study file" in compare.status_label.text()
