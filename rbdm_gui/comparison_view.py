@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -58,7 +58,7 @@ from analysis.metrics import ComparisonTable
 from analysis.study import stimulus_rows_csv
 from rbdm_gui._layout import sidebar_splitter
 from rbdm_gui.assets import DEFAULT_TRAINER
-from rbdm_gui.figures import save_comparison_figure
+from rbdm_gui.figures import MAP_COLOURS, map_colours, save_comparison_figure
 from rbdm_gui.settings import config_dir, load_settings
 from rbdm_gui.workers import Progress, Task, run_task
 from tracking.study import (
@@ -89,11 +89,6 @@ METRIC_TITLES: dict[str, str] = {
     "auc_judd": "AUC-Judd",
 }
 
-#: One colour per heatmap, in map order: matplotlib's default cycle, so the PNG export matches.
-MAP_COLOURS: tuple[str, ...] = (
-    "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
-    "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf",
-)  # fmt: skip
 
 _UNDEFINED = "–"
 
@@ -379,11 +374,12 @@ class ComparisonView(QWidget):
             self.stimulus_list.clear()
             self.stimulus_list.addItems(list(study.stimuli))
             self.annotator_list.clear()
-            for k, annotator in enumerate(study.annotators):
+            colours = map_colours(study.annotators, annotators=study.annotators)
+            for annotator in study.annotators:
                 item = QListWidgetItem(annotator)
                 item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
                 item.setCheckState(Qt.CheckState.Checked)
-                item.setForeground(QColor(MAP_COLOURS[k % len(MAP_COLOURS)]))
+                item.setForeground(QColor(colours[annotator]))
                 self.annotator_list.addItem(item)
 
     def _trainer_text(self, trainer: TrainerInfo | None) -> str:
@@ -549,8 +545,9 @@ class ComparisonView(QWidget):
         self.image_box.addItem(self.image_item)
         self.legend.clear()
         scale = _frame_scale(comparison)
-        for k, key in enumerate(comparison.heatmaps):
-            colour = MAP_COLOURS[k % len(MAP_COLOURS)]
+        colours = self.colours(comparison.heatmaps)
+        for key in comparison.heatmaps:
+            colour = colours[key]
             curve = pg.PlotCurveItem(
                 *_joined(shown.contours[key], scale), pen=pg.mkPen(colour, width=2), connect="finite"
             )
@@ -570,8 +567,9 @@ class ComparisonView(QWidget):
             if widget is not None:
                 widget.deleteLater()
         scale = _frame_scale(comparison)
+        colours = self.colours(comparison.heatmaps)
         for k, (key, heat) in enumerate(comparison.heatmaps.items()):
-            colour = MAP_COLOURS[k % len(MAP_COLOURS)]
+            colour = colours[key]
             panel = pg.GraphicsLayoutWidget()
             panel.setBackground("#202020")
             panel.addLabel(_panel_title(key, comparison), row=0, col=0, color=colour, size="9pt")
@@ -581,6 +579,11 @@ class ComparisonView(QWidget):
             box.addItem(_point_marks(comparison.points[key], scale, colour, size=5))
             box.autoRange(padding=0.0)
             self.panel_grid.addWidget(panel, *divmod(k, 2))
+
+    def colours(self, keys: Iterable[str]) -> dict[str, str]:
+        """Each heatmap's colour: an annotator's by its place in the study, the model's always the same."""
+        annotators = self.model.study.annotators if self.model is not None else ()
+        return map_colours(list(keys), annotators=annotators)
 
     def _panel_items(self, comparison: StimulusComparison, heat: NDArray[np.float32]) -> list[pg.ImageItem]:
         """The image, dimmed, and the heatmap over it (coloured, transparent where low)."""
@@ -599,15 +602,15 @@ class ComparisonView(QWidget):
 
     def _tables_ready(self, tables: StudyTables) -> None:
         self.tables = tables
-        _fill_table(self.study_table, tables.study)
+        _fill_table(self.study_table, tables.study, counts=_pair_counts(tables))
         model = self.model
         frame = ""
         if model is not None and model.study.stimuli:
             height, width = model.shape(model.study.stimuli[0])
             frame = f", compared at {width} × {height} px"
         self.study_caption.setText(
-            f"RBDM Table 1: mean over the {len(tables.stimuli)} stimuli with a pair to compare "
-            f"(n = {tables.n_points} points{frame})."
+            f"RBDM Table 1: per pair, the mean over the stimuli both have a map of (column 'stimuli'; "
+            f"{len(tables.stimuli)} stimuli in all, n = {tables.n_points} points{frame})."
         )
         self._update_exports()
 
@@ -639,7 +642,12 @@ class ComparisonView(QWidget):
             raise ValueError("no stimulus is shown yet; open a study and pick a stimulus.")
         comparison = self.shown.comparison
         return save_comparison_figure(
-            path, [comparison.image], [comparison.heatmaps], [{}], titles=[comparison.stimulus_id]
+            path,
+            [comparison.image],
+            [comparison.heatmaps],
+            [{}],
+            titles=[comparison.stimulus_id],
+            colours=self.colours(comparison.heatmaps),
         )
 
     def export_csv(self, folder: str | Path) -> list[Path]:
@@ -784,9 +792,22 @@ def _table_widget() -> QTableWidget:
     return table
 
 
-def _fill_table(widget: QTableWidget, table: ComparisonTable) -> None:
-    """RBDM Table 1's layout: ID_1, ID_2, then one column per metric, three decimals."""
-    titles = ["ID_1", "ID_2", *(METRIC_TITLES.get(m, m) for m in table.metrics)]
+def _pair_counts(tables: StudyTables) -> dict[tuple[str, str], int]:
+    """How many stimuli each pair of the study table was compared on (a value that is not NaN)."""
+    counts: dict[tuple[str, str], int] = {}
+    for table in tables.stimuli.values():
+        for row in table.rows:
+            if not all(np.isnan(v) for v in row.values):
+                counts[(row.id_1, row.id_2)] = counts.get((row.id_1, row.id_2), 0) + 1
+    return counts
+
+
+def _fill_table(
+    widget: QTableWidget, table: ComparisonTable, *, counts: Mapping[tuple[str, str], int] | None = None
+) -> None:
+    """RBDM Table 1's layout: ID_1, ID_2, (the stimuli each pair shares,) one column per metric."""
+    extra = ["stimuli"] if counts is not None else []
+    titles = ["ID_1", "ID_2", *extra, *(METRIC_TITLES.get(m, m) for m in table.metrics)]
     widget.clear()
     widget.setColumnCount(len(titles))
     widget.setHorizontalHeaderLabels(titles)
@@ -795,7 +816,12 @@ def _fill_table(widget: QTableWidget, table: ComparisonTable) -> None:
     for r, row in enumerate(table.rows):
         widget.setItem(r, 0, QTableWidgetItem(row.id_1))
         widget.setItem(r, 1, QTableWidgetItem(row.id_2))
-        for c, value in enumerate(row.values, start=2):
+        if counts is not None:
+            item = QTableWidgetItem(str(counts.get((row.id_1, row.id_2), 0)))
+            item.setTextAlignment(right)
+            item.setToolTip("stimuli on which both have a heatmap to compare; the mean is over these")
+            widget.setItem(r, 2, item)
+        for c, value in enumerate(row.values, start=2 + len(extra)):
             item = QTableWidgetItem(_UNDEFINED if np.isnan(value) else f"{value:.3f}")
             item.setTextAlignment(right)
             undefined = row.note or "undefined: no fixations to score"

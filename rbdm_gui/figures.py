@@ -12,7 +12,27 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["save_comparison_figure"]
+__all__ = ["MAP_COLOURS", "MODEL_COLOUR", "map_colours", "save_comparison_figure"]
+
+#: Heatmap colours: matplotlib's default cycle, so the screen and the PNG export agree.
+MAP_COLOURS: tuple[str, ...] = (
+    "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
+    "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf",
+)  # fmt: skip
+#: The model's (Trainer's) heatmap is always this colour, however many annotators there are.
+MODEL_COLOUR = "#d62728"
+
+
+def map_colours(keys: Sequence[str], *, annotators: Sequence[str]) -> dict[str, str]:
+    """A colour per heatmap that stays the same when maps come and go.
+
+    Each annotator keeps the colour of its place among all the study's ``annotators`` (unchecking one
+    does not recolour the others); every other key (a model) is :data:`MODEL_COLOUR`, which no
+    annotator gets.
+    """
+    palette = [c for c in MAP_COLOURS if c != MODEL_COLOUR]
+    place = {name: k for k, name in enumerate(annotators)}
+    return {key: palette[place[key] % len(palette)] if key in place else MODEL_COLOUR for key in keys}
 
 
 def save_comparison_figure(
@@ -22,12 +42,15 @@ def save_comparison_figure(
     masks: Sequence[Mapping[str, NDArray[np.bool_]]],
     *,
     titles: Sequence[str],
+    colours: Mapping[str, str] | None = None,
 ) -> Path:
     """One row per stimulus: the image with each heatmap's contour, each heatmap, then each mask.
 
     The layout follows RBDM Figure 7 (heatmaps of two annotators and the model) and Figure 8 (the
     three masking methods applied to the image). An image of another size than its heatmaps (a
     stimulus compared at the model's input size) is stretched over the heatmaps' pixel grid.
+    ``colours`` gives each heatmap's contour colour by key (:func:`map_colours`); by default the
+    colours follow the maps' order.
     """
     import matplotlib
 
@@ -36,12 +59,13 @@ def save_comparison_figure(
 
     n_cols = 1 + len(heatmaps[0]) + len(masks[0])
     fig, axes = plt.subplots(len(images), n_cols, figsize=(1.9 * n_cols, 1.9 * len(images)), squeeze=False)
-    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    cycle = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for row, (image, heat, mask, title) in enumerate(zip(images, heatmaps, masks, titles, strict=True)):
         grey = image if image.ndim == 2 else image.mean(axis=-1)
         extent = _grid_extent(next(iter(heat.values()), grey))
         axes[row, 0].imshow(image, cmap="gray", vmin=0, vmax=1, extent=extent)
-        for colour, values in zip(colours, heat.values(), strict=False):
+        for k, (key, values) in enumerate(heat.items()):
+            colour = colours[key] if colours is not None and key in colours else cycle[k % len(cycle)]
             if values.max() > 0:
                 axes[row, 0].contour(values > 0, levels=[0.5], colors=[colour], linewidths=1.0)
         axes[row, 0].set_ylabel(title, fontsize=8)

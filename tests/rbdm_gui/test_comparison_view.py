@@ -21,6 +21,7 @@ from tests.tracking import _study
 from tests.tracking._study import GEOMETRY, SPEC, STIMULI, write_study
 from tracking.protocol import ProtocolTiming
 from tracking.recording import StimulusSet
+from tracking.records import Fixation, PhaseOnsets, Trial
 
 pytestmark = pytest.mark.gui
 
@@ -98,10 +99,46 @@ def test_a_stimulus_shows_its_contours_panels_and_table(qtbot: QtBot, view: Comp
 
 def test_the_study_tab_is_rbdm_table_one(view: ComparisonView) -> None:
     assert view.tables is not None
-    assert _header(view.study_table) == HEADER
-    assert [row[:2] for row in _cells(view.study_table)] == [["P01", "P02"]]
-    assert _cells(view.study_table)[0][2] == f"{view.tables.study.value('P01', 'P02', 'zero_measure'):.3f}"
+    assert _header(view.study_table) == ["ID_1", "ID_2", "stimuli", *HEADER[2:]]
+    assert [row[:3] for row in _cells(view.study_table)] == [["P01", "P02", "3"]]  # old code: no count
+    assert _cells(view.study_table)[0][3] == f"{view.tables.study.value('P01', 'P02', 'zero_measure'):.3f}"
     assert "3 stimuli" in view.study_caption.text()
+
+
+def test_table_one_counts_the_stimuli_each_pair_shares(qtbot: QtBot, tmp_path: Path) -> None:
+    """Old code: a pair sharing 2 of 3 stimuli was still "mean over the 3 stimuli", with no count."""
+    from tracking.store import SessionStore
+
+    path = _study_file(tmp_path)
+    with SessionStore(path) as store:  # a third annotator who labelled two of the three faces
+        settings = store.sessions()[0].settings
+        pid = store.create_participant("P03")
+        sid = store.create_session(
+            pid, settings=settings, geometry=GEOMETRY, tracker="mouse", recogniser="keyboard",
+            stimulus_order=list(STIMULI),
+        )  # fmt: skip
+        for position, stimulus in enumerate(STIMULI[:2]):
+            t = 10_000.0 * position
+            phases = PhaseOnsets(t, t + 500, t + 700, t + 1200, t + 3000)
+            trial = Trial(position, stimulus, phases, "sad", "keyboard")
+            store.record_trial(sid, trial, [Fixation(t + 1300, 300.0, 960.0, 540.0, 30)])
+    view = ComparisonView(study_path=path, model_path=tmp_path / "no-model.keras")
+    qtbot.addWidget(view)
+    _ready(qtbot, view)
+    counts = {(row[0], row[1]): row[2] for row in _cells(view.study_table)}
+    assert counts == {("P01", "P02"): "3", ("P01", "P03"): "2", ("P02", "P03"): "2"}
+
+
+def test_colours_stay_with_their_annotator_and_the_model(view: ComparisonView) -> None:
+    """Old code: colours followed the maps' order, so the Trainer's changed with the number of annotators."""
+    from rbdm_gui.figures import MODEL_COLOUR, map_colours
+
+    two = map_colours(["P01", "P02", "tiny"], annotators=["P01", "P02"])
+    three = map_colours(["P01", "P02", "P03", "tiny"], annotators=["P01", "P02", "P03"])
+    only_second = map_colours(["P02", "tiny"], annotators=["P01", "P02", "P03"])
+    assert two["tiny"] == three["tiny"] == only_second["tiny"] == MODEL_COLOUR
+    assert only_second["P02"] == three["P02"] == two["P02"] and MODEL_COLOUR not in {two["P01"], two["P02"]}
+    assert view.colours(["P01", "P02", "tiny"]) == two
 
 
 def test_unchecking_an_annotator_changes_the_model_and_not_the_boxes(
