@@ -37,8 +37,16 @@ from rbdm_gui import _speech
 from rbdm_gui._layout import keys_text
 from rbdm_gui.calibration_view import CalibrationView
 from rbdm_gui.labeling_view import LabelingView, SessionReport, screen_refresh, to_qimage
+from rbdm_gui.logs import third_party_warnings_to
 from rbdm_gui.main_window import MainWindow, Page
-from rbdm_gui.settings import KEYBOARD_ONLY, StudySettings, build_driver, load_settings, settings_path
+from rbdm_gui.settings import (
+    KEYBOARD_ONLY,
+    StudySettings,
+    build_driver,
+    data_dir,
+    load_settings,
+    settings_path,
+)
 from rbdm_gui.setup_view import SetupView
 from rbdm_gui.workers import Progress, Task, run_task
 from tracking import records
@@ -636,7 +644,7 @@ class StudioApp(QObject):
         self.run: SessionRun | None = None
         self.window = MainWindow(default_pages(self) if pages is None else pages)
         self.window.closing.connect(self._on_closing)
-        self.window.resize(1280, 860)
+        self.window.resize(1280, 800)
         if self.notice:
             self.window.notify(self.notice)
 
@@ -712,6 +720,7 @@ def main(argv: Sequence[str] | None = None, *, settings_file: Path | None = None
     """Open the main window and run the event loop; returns the exit status."""
     app = QApplication.instance() or QApplication(list(argv) if argv is not None else sys.argv[:1])
     app.setApplicationName("RBDM Studio")
-    studio = StudioApp(settings_file=settings_file)
-    studio.window.show()
-    return int(app.exec())
+    with third_party_warnings_to(data_dir() / "logs" / "third-party-warnings.log"):
+        studio = StudioApp(settings_file=settings_file)
+        studio.window.show()
+        return int(app.exec())

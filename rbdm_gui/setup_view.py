@@ -230,16 +230,16 @@ class SetupView(QWidget):
 
     def _build(self) -> None:
         content = QWidget()
-        grid = QGridLayout(content)
-        grid.addWidget(self._study_group(), 0, 0)
-        grid.addWidget(self._stimuli_group(), 1, 0)
-        grid.addWidget(self._screen_group(), 2, 0)
-        grid.addWidget(self._tracker_group(), 0, 1)
-        grid.addWidget(self._speech_group(), 1, 1)
-        grid.addWidget(self._session_group(), 2, 1)
-        grid.setColumnStretch(0, 1)
-        grid.setColumnStretch(1, 1)
-        grid.setRowStretch(3, 1)
+        columns = QHBoxLayout(content)
+        # two independent columns (each group at its own height): who, when and where; what and how
+        left, right = QVBoxLayout(), QVBoxLayout()
+        for group in (self._study_group(), self._session_group(), self._screen_group()):
+            left.addWidget(group)
+        for group in (self._stimuli_group(), self._tracker_group(), self._speech_group()):
+            right.addWidget(group)
+        for column in (left, right):
+            column.addStretch(1)
+            columns.addLayout(column, 1)
         scroll = QScrollArea()
         scroll.setWidgetResizable(True)
         scroll.setWidget(content)

@@ -218,3 +218,30 @@ def test_compare_and_experiments_follow_the_study_chosen_in_setup(qtbot: QtBot, 
     qtbot.waitUntil(lambda: compare.study_edit.text() == str(other), timeout=3000)
     assert experiments.study_edit.text() == str(other)
     assert "No study file" in compare.status_label.text()
+
+
+@pytest.mark.parametrize("size", [(1280, 800), (2560, 1440)])
+def test_every_screen_fits_the_window_at_1280_by_800_and_at_a_large_size(
+    qtbot: QtBot, size: tuple[int, int]
+) -> None:
+    """Rendered offscreen: no screen forces the window larger; Start is on screen without scrolling."""
+    from PySide6.QtCore import QRect
+
+    studio = StudioApp()
+    qtbot.addWidget(studio.window)
+    window = studio.window
+    window.resize(*size)
+    window.show()
+    for title in window.titles:
+        view = window.show_page(title)
+        qtbot.wait(20)
+        hint = window.minimumSizeHint()
+        assert hint.width() <= 1280 and hint.height() <= 800, (title, hint)
+        assert (window.width(), window.height()) == size, title
+        assert view.width() >= 0.7 * size[0] - 200, title  # the screen takes the room it is given
+    setup = window.show_page("Study setup")
+    assert isinstance(setup, SetupView)
+    start = QRect(
+        setup.start_button.mapTo(window, setup.start_button.rect().topLeft()), setup.start_button.size()
+    )
+    assert window.rect().contains(start), (start, window.rect())

@@ -219,3 +219,17 @@ def test_the_trainers_rows_appear_once_its_saliency_is_computed(
     assert view.shown is not None and view.shown.comparison.shape == (48, 48)
     assert "48 × 48" in view.info_label.text() and "tiny" in view.model_label.text()
     assert view.panel_grid.count() == 3
+
+
+@pytest.mark.parametrize("size", [(1280, 800), (2560, 1440)])
+def test_table_headers_are_never_clipped(qtbot: QtBot, view: ComparisonView, size: tuple[int, int]) -> None:
+    """Old code: at 1280 px the stretched columns cut "Cosine distance", "ZeroMeasure" ..."""
+    view.resize(*size)
+    view.show()
+    qtbot.wait(50)
+    for table in (view.stimulus_table, view.study_table):
+        header = table.horizontalHeader()
+        metrics = header.fontMetrics()
+        for column in range(table.columnCount()):
+            text = _text(table.horizontalHeaderItem(column))
+            assert header.sectionSize(column) >= metrics.horizontalAdvance(text), text

@@ -153,7 +153,8 @@ def test_the_fixation_detector_and_the_order_design_have_their_library_defaults(
 def test_the_fixation_detector_is_explained_in_degrees_and_ms(qtbot: QtBot) -> None:
     view = SetupView(StudySettings(recogniser=KEYBOARD_ONLY, detector="idt"))
     qtbot.addWidget(view)
-    assert "dispersion 1 °" in view.detector_info.text() and "min duration 100 ms" in view.detector_info.text()
+    text = view.detector_info.text()
+    assert "dispersion 1 °" in text and "min duration 100 ms" in text
     view.detector_combo.setCurrentText("adaptive")
     assert "Nyström" in view.detector_info.text() and "min peak 40 °/s" in view.detector_info.text()
 
