@@ -138,7 +138,8 @@ VARIANTS: Final = (
 MASK_SOURCES: Final = ("negative", "mean", "perceptive", "gaze", "fusion", "regions")
 #: Every variant name: the baseline, each mask source masked throughout and with the switch.
 ALL_VARIANTS: Final = ("none", *MASK_SOURCES, *(f"{m}+switch" for m in MASK_SOURCES))
-#: Seeds of a study: five Trainees per variant and training-set size, paired across variants.
+#: Seeds of a study (``rbdm experiment``'s default): five Trainees per variant and size, paired across
+#: variants; with fewer the t intervals are wide and the tests weak.
 DEFAULT_SEEDS: Final = (0, 1, 2, 3, 4)
 #: Share of the validation split held apart, stratified by class, as the test split when none is named.
 DEFAULT_TEST_FRACTION: Final = 0.2
@@ -198,7 +199,8 @@ class ExperimentConfig:
         Which of :data:`ALL_VARIANTS` to train, in this order (the paper's seven: :data:`VARIANTS`).
     seeds : tuple of int
         One Trainee per variant, seed and size; a seed gives every variant the same initial weights and
-        batch order, so variants are compared with ``none`` in pairs (:data:`DEFAULT_SEEDS`).
+        batch order, so variants are compared with ``none`` in pairs. One seed by default (a quick look,
+        no statistics); a study uses :data:`DEFAULT_SEEDS`, the default of ``rbdm experiment``.
     architecture : str
         Trainee architecture (RBDM §5.5: MobileNetV2).
     options : mapping
@@ -257,7 +259,7 @@ class ExperimentConfig:
     test_fraction: float = DEFAULT_TEST_FRACTION
     analyzer: str = DEFAULT_ANALYZER
     variants: tuple[str, ...] = VARIANTS
-    seeds: tuple[int, ...] = DEFAULT_SEEDS
+    seeds: tuple[int, ...] = (0,)
     architecture: str = DEFAULT_TRAINEE
     options: Mapping[str, Any] = field(default_factory=lambda: dict(DEFAULT_TRAINEE_OPTIONS))
     epochs: int = 6
@@ -475,9 +477,9 @@ Curves = Mapping[tuple[str, int, int], Sequence[CurvePoint]]
 SeedCurves = Mapping[tuple[str, int], Sequence[CurvePoint]]
 
 
-def curves_at(curves: Curves, train_size: int) -> dict[tuple[str, int], Sequence[CurvePoint]]:
+def curves_at(curves: Curves, train_size: int) -> dict[tuple[str, int], tuple[CurvePoint, ...]]:
     """The curves of one training-set size, keyed ``(variant, seed)``."""
-    return {(v, s): points for (v, s, n), points in curves.items() if n == train_size}
+    return {(v, s): tuple(points) for (v, s, n), points in curves.items() if n == train_size}
 
 
 @dataclass(frozen=True, slots=True)
@@ -499,9 +501,14 @@ class ExperimentRun:
     results : tuple of VariantResult
         Rows of ``results.csv``.
     curves : mapping
-        ``(variant, seed, train_size)`` → curve points.
+        ``(variant, seed)`` → curve points at the run's largest training-set size (what the figure and
+        the Experiments screen show).
+    curves_by_size : mapping
+        ``(variant, seed, train_size)`` → curve points, every size.
     test_source : str
         Which images the test scores come from (named in the report).
+    masked_images : mapping of str to int
+        Per mask source, how many training-pool images it masked (gaze: the fixated ones).
     """
 
     run_dir: Path
@@ -511,8 +518,10 @@ class ExperimentRun:
     finished_utc: str = ""
     error: str = ""
     results: tuple[VariantResult, ...] = ()
-    curves: Curves = field(default_factory=dict)
+    curves: SeedCurves = field(default_factory=dict)
+    curves_by_size: Curves = field(default_factory=dict)
     test_source: str = ""
+    masked_images: Mapping[str, int] = field(default_factory=dict)
 
     @property
     def plot_path(self) -> Path:
@@ -572,9 +581,11 @@ def nested_subset(labels: Sequence[str], size: int | None, *, seed: int) -> NDAr
 def stratified_holdout(
     labels: ArrayLike, fraction: float, *, seed: int
 ) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
-    """Split positions into (kept, held apart): ``round(fraction · n_c)`` of each class c held apart.
+    """Split positions into (kept, held apart), holding ``round(fraction · N)`` items (at least one) apart.
 
-    A class with a single item keeps it. The choice within a class is a permutation drawn with ``seed``.
+    Stratified: class c gives ``⌊fraction · n_c⌋`` (never its last item), and the items still missing come
+    one each from the classes with the largest remainders (ties to the lower class index), which may take a
+    rare class's only item. At least one item is kept. The items of a class are drawn with ``seed``.
 
     Returns
     -------
@@ -582,12 +593,20 @@ def stratified_holdout(
         Ascending positions; together all of them.
     """
     y = np.asarray(labels)
+    classes, counts = np.unique(y, return_counts=True)
+    quota = fraction * counts
+    held_counts = np.minimum(np.floor(quota).astype(int), counts - 1)
+    target = min(max(1, int(np.floor(fraction * len(y) + 0.5))), len(y) - 1)
+    for k in np.argsort(-(quota - np.floor(quota)), kind="stable"):
+        if held_counts.sum() >= target:
+            break
+        held_counts[k] += int(held_counts[k] < counts[k])
     rng = np.random.default_rng(seed)
-    held: list[int] = []
-    for label in np.unique(y):
-        members = np.flatnonzero(y == label)
-        n_held = min(int(np.floor(fraction * len(members) + 0.5)), len(members) - 1)
-        held.extend(int(p) for p in rng.permutation(members)[:n_held])
+    held = [
+        int(p)
+        for label, n in zip(classes, held_counts, strict=True)
+        for p in rng.permutation(np.flatnonzero(y == label))[:n]
+    ]
     held_array = np.asarray(sorted(held), dtype=np.intp)
     kept = np.setdiff1d(np.arange(len(y)), held_array).astype(np.intp)
     return kept, held_array
@@ -667,6 +686,11 @@ def load_grid_data(
             f"the {config.test_split!r} split ({len(splits[2].ids)} images)",
         )
     kept, held = stratified_holdout(splits[1].label_indices, config.test_fraction, seed=config.subset_seed)
+    if len(held) == 0 or len(kept) == 0:
+        raise AnalysisError(
+            f"{len(splits[1].ids)} {config.val_split!r} images cannot give both validation and test images; "
+            "draw more (--max-val) or name a --test-split."
+        )
     source = (
         f"{config.test_fraction:.0%} of the {config.val_split!r} images held apart, stratified by class "
         f"(subset seed {config.subset_seed}): {len(held)} images; validation keeps {len(kept)}"
@@ -764,8 +788,9 @@ def _masks(
         if len(gaze.positions) == 0:
             raise AnalysisError(
                 f"none of the {len(train.ids)} {config.train_split!r} images of {config.dataset!r} has "
-                "recorded fixations. Label these images in a study first (the same dataset and split) and "
-                f"pass it (--study), or leave 'gaze' and 'fusion' out."
+                f"fixations{f' in {config.gaze_study!r}' if config.gaze_study else ''}. Label these images "
+                "in a study first (the same dataset and split) and pass it (--study), or leave 'gaze' and "
+                "'fusion' out."
             )
         if method == "gaze":
             return gaze.positions, gaze.masks
@@ -989,7 +1014,8 @@ def run_experiment(
     _write_run_json(run)
     try:
         data = data or _grid_data(config, folder, viewings, report)
-        run = dataclasses.replace(run, test_source=data.test_source)
+        counts = {name: len(images.positions) for name, images in data.masked.items()}
+        run = dataclasses.replace(run, test_source=data.test_source, masked_images=counts)
         _write_run_json(run)
         run = _run(run, data, report, stopped)
     except BaseException as err:
@@ -1043,12 +1069,17 @@ def _run(
         if len(results) == len(cells) and not any(r.status == "cancelled" for r in results)
         else "cancelled"
     )
+    largest = max((r.train_size for r in results), default=0)
     run = dataclasses.replace(
-        run, status=status, finished_utc=_utc_now(), results=tuple(results), curves=curves
+        run,
+        status=status,
+        finished_utc=_utc_now(),
+        results=tuple(results),
+        curves=curves_at(curves, largest),
+        curves_by_size=curves,
     )
     if curves:
-        largest = max(r.train_size for r in results)
-        plot_learning_curves(curves_at(curves, largest), run.plot_path, title=_title(config, largest))
+        plot_learning_curves(run.curves, run.plot_path, title=_title(config, largest))
         write_report(run)
     return run
 
@@ -1167,6 +1198,7 @@ def _write_run_json(run: ExperimentRun) -> None:
         "finished_utc": run.finished_utc,
         "error": run.error,
         "test_source": run.test_source,
+        "masked_images": dict(run.masked_images),
     }
     atomic_write_text(run.run_dir / "run.json", json.dumps(record, indent=2, sort_keys=True) + "\n")
 
@@ -1211,6 +1243,7 @@ def load_run(run_dir: str | Path) -> ExperimentRun:
             for row in csv.DictReader(handle):
                 key = (row["variant"], int(row["seed"]), int(row.get("train_size") or 0))
                 curves.setdefault(key, []).append(CurvePoint.from_row(row))
+    sized = {key: tuple(points) for key, points in curves.items()}
     return ExperimentRun(
         run_dir=folder,
         config=ExperimentConfig.from_dict(record["config"]),
@@ -1219,8 +1252,10 @@ def load_run(run_dir: str | Path) -> ExperimentRun:
         finished_utc=str(record.get("finished_utc", "")),
         error=str(record.get("error", "")),
         results=results,
-        curves={key: tuple(points) for key, points in curves.items()},
+        curves=curves_at(sized, max((n for (_, _, n) in sized), default=0)),
+        curves_by_size=sized,
         test_source=str(record.get("test_source", "")),
+        masked_images={str(k): int(v) for k, v in (record.get("masked_images") or {}).items()},
     )
 
 

@@ -467,14 +467,15 @@ def write_report(run: ExperimentRun) -> Path:
 
     measures = seed_measures(
         run.results,
-        run.curves,
+        run.curves_by_size,
         auc_steps=run.config.auc_steps,
         threshold_share=run.config.threshold_share,
     )
     comparisons = compare_variants(measures)
     for size in run.train_sizes:
         title = f"{size} training images, {len(run.config.seeds)} seed(s)"
-        plot_curves_with_bands(curves_at(run.curves, size), run.run_dir / f"curves_n{size}.png", title=title)
+        target = run.run_dir / f"curves_n{size}.png"
+        plot_curves_with_bands(curves_at(run.curves_by_size, size), target, title=title)
     _write_table(run.run_dir / "by_variant.csv", comparisons)
     path = run.run_dir / "report.md"
     atomic_write_text(path, report_markdown(run, comparisons))

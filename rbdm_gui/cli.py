@@ -316,6 +316,11 @@ COMMANDS: list[Command] = [
         *_models_command("experiment"),
     ),
     Command(
+        "evaluate",
+        "any model on any split: accuracy, macro-F1, per-class F1, confusion matrix, CSV",
+        *_models_command("evaluate"),
+    ),
+    Command(
         "prototypes",
         "temporal prototypes of an action unit model on sequences: strips and Table 1 (TP §3.2-3.5)",
         _add_prototypes,

@@ -4,7 +4,9 @@
 - ``rbdm saliency`` (§5.2): computes the Trainer's relevance maps of a split into the disk cache.
 - ``rbdm mask`` (§5.4, §5.5): writes a masked copy of a dataset with one method, resumable.
 - ``rbdm train-trainee`` (§5.5): trains a Trainee on a masked dataset, optionally switching to the originals.
-- ``rbdm experiment`` (§6): the seven Trainee variants, one results table and one learning-curve plot.
+- ``rbdm experiment`` (§6): Trainee variants × seeds × training-set sizes, with report.md: learning-speed
+  measures, confidence intervals, paired tests against ``none`` and verdicts.
+- ``rbdm evaluate``: any model on any split: accuracy, macro-F1, per-class F1, confusion matrix, CSV.
 
 Each command is an ``add_<name>(parser)`` / ``run_<name>(args)`` pair registered in :mod:`rbdm_gui.cli`;
 everything numeric happens in :mod:`analysis`. Study files are read here, at the edge, through
@@ -16,7 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import shlex
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -29,12 +31,14 @@ if TYPE_CHECKING:
     from analysis.masked_dataset import Viewing
 
 __all__ = [
+    "add_evaluate",
     "add_experiment",
     "add_mask",
     "add_saliency",
     "add_train_trainee",
     "add_train_trainer",
     "command_line",
+    "run_evaluate",
     "run_experiment",
     "run_mask",
     "run_saliency",
@@ -52,13 +56,14 @@ __all__ = [
 
 def _finish(parser: argparse.ArgumentParser, name: str) -> None:
     """Remember the command's options so that :func:`command_line` can write the full command back."""
-    parser.set_defaults(_command=name, _actions=[a for a in parser._actions if a.option_strings])
+    parser.set_defaults(_command=name, _actions=[a for a in parser._actions if a.dest != "help"])
 
 
 def command_line(args: argparse.Namespace) -> str:
     """The command that reproduces ``args``: ``rbdm <command>`` with every option written out."""
     words = ["rbdm", args._command]
-    for action in args._actions:
+    words += [str(getattr(args, a.dest)) for a in args._actions if not a.option_strings]
+    for action in (a for a in args._actions if a.option_strings):
         value = getattr(args, action.dest, None)
         flag = next((o for o in action.option_strings if o.startswith("--")), action.option_strings[0])
         if action.dest == "help" or value is None:
@@ -629,13 +634,47 @@ def _csv_list(text: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in text.split(",") if part.strip())
 
 
+def _sizes(text: str) -> tuple[int | None, ...]:
+    """``--train-sizes``: comma-separated counts, ``all`` for the whole split."""
+    sizes: list[int | None] = []
+    for part in _csv_list(text):
+        if part.lower() == "all":
+            sizes.append(None)
+            continue
+        try:
+            sizes.append(int(part))
+        except ValueError as err:
+            raise ValueError(
+                f"--train-sizes takes counts or 'all', e.g. 500,2000,8000,all; got {part!r}."
+            ) from err
+    return tuple(sizes)
+
+
 def add_experiment(parser: argparse.ArgumentParser) -> None:
     """Options of ``rbdm experiment``."""
-    from analysis.experiment import VARIANTS
+    from analysis.experiment import ALL_VARIANTS, DEFAULT_SEEDS, DEFAULT_TEST_FRACTION, VARIANTS
+    from analysis.learning_speed import DEFAULT_THRESHOLD_SHARE
     from analysis.masked_dataset import DEFAULT_N_POINTS
 
     _add_data(parser, default="synthetic:n=50")
     parser.set_defaults(max_train=800, max_val=400)
+    parser.add_argument(
+        "--train-sizes",
+        default=None,
+        help="training-set sizes, class-balanced and nested, e.g. 500,2000,8000,all (default: --max-train)",
+    )
+    parser.add_argument(
+        "--test-split",
+        default=None,
+        help="split scored at each Trainee's best validation step (default: hold part of --val-split apart)",
+    )
+    parser.add_argument(
+        "--test-fraction",
+        type=float,
+        default=DEFAULT_TEST_FRACTION,
+        help=f"share of the validation images held apart as test images without --test-split "
+        f"(default: {DEFAULT_TEST_FRACTION})",
+    )
     parser.add_argument(
         "--trainer",
         type=Path,
@@ -644,9 +683,32 @@ def add_experiment(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--analyzer", default="deep_taylor", help="relevance analyzer (default: deep_taylor)")
     parser.add_argument(
-        "--variants", default=",".join(VARIANTS), help="comma-separated variants (default: all seven)"
+        "--variants",
+        default=",".join(VARIANTS),
+        help=f"comma-separated variants of {', '.join(ALL_VARIANTS)} (default: the paper's seven)",
     )
-    parser.add_argument("--seeds", default="0", help="comma-separated seeds, one Trainee each (default: 0)")
+    parser.add_argument(
+        "--study",
+        type=Path,
+        default=None,
+        help="study file whose fixations make the 'gaze' and 'fusion' masks (RBDM §6, §7)",
+    )
+    seeds = ",".join(str(s) for s in DEFAULT_SEEDS)
+    parser.add_argument(
+        "--seeds", default=seeds, help=f"comma-separated seeds, paired across variants (default: {seeds})"
+    )
+    parser.add_argument(
+        "--auc-steps", type=int, default=None, help="K of the AULC (default: the shortest Trainee's steps)"
+    )
+    parser.add_argument(
+        "--threshold-share",
+        type=float,
+        default=DEFAULT_THRESHOLD_SHARE,
+        help=f"steps to this share of none's best val. macro-F1 (default: {DEFAULT_THRESHOLD_SHARE})",
+    )
+    parser.add_argument(
+        "--keep-models", action="store_true", help="save each Trainee's best.keras and final.keras"
+    )
     _add_training(parser, architecture="MobileNetV2", epochs=6)
     parser.add_argument(
         "--switch-epoch", type=int, default=3, help="last masked epoch of +switch (default: 3)"
@@ -709,19 +771,44 @@ def run_experiment(args: argparse.Namespace) -> int:
         deterministic=args.deterministic,
         cache_dir=None if args.cache_dir is None else str(args.cache_dir),
         tensorboard=not args.no_tensorboard,
+        train_sizes=_sizes(args.train_sizes or ""),
+        test_split=args.test_split,
+        test_fraction=args.test_fraction,
+        auc_steps=args.auc_steps,
+        threshold_share=args.threshold_share,
+        keep_models=bool(args.keep_models),
+        gaze_study=None if args.study is None else str(args.study),
     )
+    viewings = _experiment_viewings(config)
     run_dir = new_run_dir(args.out, name=args.name)
     print(f"experiment run folder: {run_dir}")
     (Path(args.out)).mkdir(parents=True, exist_ok=True)
     progress = _ProgressPrinter()
     try:
-        run = run_grid(config, run_dir, on_progress=progress)
+        run = run_grid(config, run_dir, viewings=viewings, on_progress=progress)
     finally:
         progress.close()
     atomic_write_text(run.run_dir / "command.txt", command_line(args) + "\n")
-    _print_results(run.results)
-    print(f"wrote {run.run_dir}/results.csv, curves.csv, learning_curves.png ({run.status})")
+    _print_results(run)
+    print(
+        f"wrote {run.run_dir}/report.md, results.csv, curves.csv, by_variant.csv and figures ({run.status})"
+    )
     return 0
+
+
+def _experiment_viewings(config: Any) -> dict[str, Any] | None:
+    """The study's fixations in the images' pixels when a variant needs gaze; None otherwise."""
+    from analysis.experiment import variant_parts
+
+    sources = {variant_parts(v)[0] for v in config.variants}
+    if not sources & {"gaze", "fusion"}:
+        return None
+    if config.gaze_study is None:
+        raise ValueError(
+            "the 'gaze' and 'fusion' variants need --study, a study file with recorded fixations."
+        )
+    shape = (config.size_px, config.size_px)
+    return dict(study_viewings(config.gaze_study, shape, angle_deg=config.angle_deg))
 
 
 class _ProgressPrinter:
@@ -748,12 +835,92 @@ class _ProgressPrinter:
             self._bar = None
 
 
-def _print_results(results: Sequence[Any]) -> None:
-    from analysis.experiment import summary_by_variant
+def _print_results(run: Any) -> None:
+    """Per training-set size: AULC and best validation macro-F1 (mean over seeds) and the verdict."""
+    from analysis.experiment_report import compare_variants, seed_measures
 
-    print(f"\n{'variant':20s} {'seeds':>5s} {'best F1':>8s} {'final F1':>9s} {'mean F1':>8s}")
-    for row in summary_by_variant(results):
-        print(
-            f"{row['variant']:20s} {row['seeds']:5d} {row['best_val_macro_f1']:8.3f} "
-            f"{row['final_val_macro_f1']:9.3f} {row['mean_val_macro_f1']:8.3f}"
-        )
+    measures = seed_measures(
+        run.results,
+        run.curves_by_size,
+        auc_steps=run.config.auc_steps,
+        threshold_share=run.config.threshold_share,
+    )
+    for row in compare_variants(measures):
+        aulc, best = row.means.get("aulc"), row.means.get("best_val_macro_f1")
+        numbers = f"AULC {aulc.mean:.3f}, best val. macro-F1 {best.mean:.3f}" if aulc and best else "–"
+        print(f"n={row.train_size:<6d} {row.variant:20s} {len(row.seeds)} seed(s)  {numbers}  {row.verdict}")
+
+
+# --------------------------------------------------------------------------------------------------------
+# rbdm evaluate
+# --------------------------------------------------------------------------------------------------------
+
+
+def add_evaluate(parser: argparse.ArgumentParser) -> None:
+    """Options of ``rbdm evaluate``."""
+    parser.add_argument(
+        "model", type=Path, help="model file (.keras): a Trainer, or a Trainee kept by --keep-models"
+    )
+    parser.add_argument("--dataset", required=True, help="dataset spec or folder, e.g. 'synthetic:n=20'")
+    parser.add_argument("--split", default="test", help="split to score (default: test)")
+    parser.add_argument(
+        "--max-count", type=int, default=None, help="at most this many images, class-balanced (default: all)"
+    )
+    parser.add_argument("--subset-seed", type=int, default=0, help="seed of that draw (default: 0)")
+    parser.add_argument(
+        "--csv", type=Path, default=None, help="write the scores here and the confusion matrix beside it"
+    )
+    _finish(parser, "evaluate")
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    """Score a model on a split at the model's input size; print and optionally write the scores."""
+    import numpy as np
+
+    from analysis.datasets import load_arrays, open_dataset
+    from analysis.evaluation import evaluate_model
+    from analysis.models import load_model_file
+
+    model = load_model_file(args.model)
+    try:
+        height, _, channels = model.input_shape
+        loader = open_dataset(args.dataset, size=height, rgb=channels == 3)
+        rng = np.random.default_rng(args.subset_seed)
+        arrays = load_arrays(loader, args.split, max_count=args.max_count, rng=rng)
+        if len(arrays.ids) == 0:
+            raise ValueError(
+                f"split {args.split!r} of {args.dataset!r} holds no images; choose another split."
+            )
+        evaluation = evaluate_model(model, arrays.images, arrays.label_indices)
+    finally:
+        model.close()
+    print(f"{args.model.name} on {args.dataset} {args.split!r}: {evaluation.n_images} images")
+    print(f"accuracy {evaluation.accuracy:.4f}, macro-F1 {evaluation.macro_f1:.4f}")
+    print("F1 per class: " + ", ".join(f"{k} {v:.3f}" for k, v in evaluation.per_class_f1.items()))
+    labels = list(evaluation.per_class_f1)
+    print("confusion (rows true, columns predicted): " + " ".join(labels))
+    for label, row in zip(labels, evaluation.confusion, strict=True):
+        print(f"  {label:10s} " + " ".join(f"{int(v):4d}" for v in row))
+    if args.csv is not None:
+        _write_evaluation(args.csv, evaluation)
+        print(f"wrote {args.csv} and {_confusion_path(args.csv)}")
+    return 0
+
+
+def _confusion_path(path: Path) -> Path:
+    return path.with_name(f"{path.stem}_confusion.csv")
+
+
+def _write_evaluation(path: Path, evaluation: Any) -> None:
+    rows = ["measure,value", f"n_images,{evaluation.n_images}", f"accuracy,{evaluation.accuracy!r}"]
+    rows.append(f"macro_f1,{evaluation.macro_f1!r}")
+    rows += [f"f1_{label},{value!r}" for label, value in evaluation.per_class_f1.items()]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, "\n".join(rows) + "\n")
+    labels = list(evaluation.per_class_f1)
+    matrix = ["true \\ predicted," + ",".join(labels)]
+    matrix += [
+        f"{k}," + ",".join(str(int(v)) for v in row)
+        for k, row in zip(labels, evaluation.confusion, strict=True)
+    ]
+    atomic_write_text(_confusion_path(path), "\n".join(matrix) + "\n")

@@ -39,10 +39,11 @@ The ``gaze`` and ``gaze+switch`` Trainees are perceptive masking "with actual hu
 §6): each training image is masked by the union of its annotators' fixation heatmaps > 0
 (:func:`analysis.masked_dataset.gaze_masks`), read from a study file. Images nobody looked at have no
 mask: ``gaze`` trains on the fixated images only, ``gaze+switch`` on them for ``switch_epoch`` epochs and
-then on every training image. They are trained after the grid's Trainees, on the same data subset, into
-the same run folder (``results.csv``, ``curves.csv``, ``trainees/gaze-seed<s>/``, the figure), and
-``gaze.json`` records the study and how many images had fixations. A run with gaze Trainees needs at
-least one Trainee of the grid too (the ``none`` baseline, say), which it is compared against.
+then on every training image. They are variants of :func:`analysis.experiment.run_experiment` itself:
+this module reads the study's fixations (``tracking``) and passes them in as viewings, so they train in
+the same grid, on the same data subset, paired by seed with the others, into the same run folder and
+report; ``gaze.json`` records the study and how many images had fixations, for launching the run again.
+A run with gaze Trainees needs at least one other Trainee (the ``none`` baseline, say) to compare with.
 
 References
 ----------
@@ -77,22 +78,15 @@ from analysis.experiment import (
     ExperimentConfig,
     ExperimentRun,
     Progress,
-    VariantResult,
     load_run,
-    load_splits,
-    plot_learning_curves,
     run_experiment,
-    train_into_run,
-    write_tables,
 )
 from analysis.files import atomic_write_text
 from analysis.masking import MASKS
 from analysis.trainee import CurvePoint
 
 if TYPE_CHECKING:
-    from numpy.typing import NDArray
-
-    from analysis.datasets import SplitArrays
+    pass
 
 __all__ = [
     "GAZE_VARIANTS",
@@ -365,7 +359,7 @@ def partial_curves(run: ExperimentRun) -> dict[tuple[str, int], tuple[CurvePoint
     A run that died mid-Trainee has the points that Trainee reached in its folder only; they are added
     for the (variant, seed) pairs the run's ``curves.csv`` lacks or holds fewer points of.
     """
-    curves = dict(run.curves)
+    curves: dict[tuple[str, int], tuple[CurvePoint, ...]] = {k: tuple(v) for k, v in run.curves.items()}
     for file in sorted((run.run_dir / "trainees").glob("*-seed*/curves.csv")):
         variant, _, seed_text = file.parent.name.rpartition("-seed")
         if not seed_text.lstrip("-").isdigit():
@@ -495,8 +489,6 @@ def execute(
             raise _Cancelled
         if progress.stage == "training":
             progress = dataclasses.replace(progress, total=total)
-        if progress.stage == "finished" and request.gaze_variants:
-            return  # the gaze Trainees follow
         report(progress)
 
     try:
@@ -512,92 +504,30 @@ def _execute(
     report: Callable[[Progress], None],
     stopped: Callable[[], bool],
 ) -> ExperimentRun:
-    total = request.n_trainees
+    config, viewings = request.config, None
+    if request.gaze_variants:
+        from rbdm_gui.commands_models import study_viewings
+
+        shape = (config.size_px, config.size_px)
+        viewings = study_viewings(str(request.study), shape, angle_deg=config.angle_deg)
+        variants = (*config.variants, *request.gaze_variants)
+        config = dataclasses.replace(config, variants=variants, gaze_study=str(request.study))
     try:
-        run = run_experiment(request.config, request.run_dir, on_progress=forward, cancel=stopped)
+        run = run_experiment(config, request.run_dir, viewings=viewings, on_progress=forward, cancel=stopped)
     except _Cancelled:
         mark_run(request.run_dir, status="cancelled")
-        report(Progress("cancelled", 0, total, f"run cancelled: {request.run_dir}"))
+        report(Progress("cancelled", 0, request.n_trainees, f"run cancelled: {request.run_dir}"))
         return load_run(request.run_dir)
-    if request.gaze_variants and run.status == "finished":
-        try:
-            run = _run_gaze(request, run, report, stopped)
-        except BaseException as err:
-            mark_run(request.run_dir, status="failed", error=str(err))
-            raise
+    if request.gaze_variants:
+        _write_gaze_record(request, run)
     return run
 
 
-def _run_gaze(
-    request: LaunchRequest,
-    run: ExperimentRun,
-    report: Callable[[Progress], None],
-    stopped: Callable[[], bool],
-) -> ExperimentRun:
-    """Train the gaze Trainees into the finished grid's run folder (see the module docstring)."""
-    config, folder, total = request.config, Path(request.run_dir), request.n_trainees
-    mark_run(folder, status="running")
-    train, validation = load_splits(config)
-    masked, labels, n_fixated = _gaze_images(str(request.study), config, train)
-    report(Progress("masking", 1, 1, f"gaze masks for {n_fixated} of {len(train.ids)} training images"))
-    results, curves = list(run.results), dict(run.curves)
-    jobs = [(variant, seed) for variant in request.gaze_variants for seed in config.seeds]
-    cancelled = False
-    for variant, seed in jobs:
-        if cancelled or stopped():
-            cancelled = True
-            break
-        report(Progress("training", len(results), total, f"training {variant}, seed {seed}", variant, seed))
-        result = train_into_run(
-            config,
-            folder,
-            variant,
-            seed,
-            (masked, labels),
-            train,
-            validation,
-            switch=variant.endswith(_SWITCH),
-            progress=(len(results), total),
-            report=report,
-            cancel=stopped,
-        )
-        results.append(VariantResult.of(variant, seed, result))
-        curves[(variant, seed)] = result.curves
-        result.model.close()
-        write_tables(folder, results, curves)
-        cancelled = result.cancelled
-    status = "cancelled" if cancelled else "finished"
-    plot_learning_curves(curves, run.plot_path, title=f"{Path(config.dataset).name or config.dataset}")
-    gaze_record: dict[str, Any] = {"study": str(request.study), "variants": list(request.gaze_variants)}
-    gaze_record |= {"n_fixated_images": n_fixated, "n_train_images": len(train.ids)}
-    atomic_write_text(folder / "gaze.json", json.dumps(gaze_record, indent=2) + "\n")
-    mark_run(folder, status=status)
-    report(Progress(status, len(results), total, f"run {status}: {folder}"))
-    return load_run(folder)
-
-
-def _gaze_images(
-    study: str, config: ExperimentConfig, train: SplitArrays
-) -> tuple[NDArray[np.float32], NDArray[np.int64], int]:
-    """The fixated training images masked by their annotators' gaze, their labels, and their count."""
-    from analysis.masked_dataset import gaze_masks
-    from analysis.masking import apply_mask
-    from rbdm_gui.commands_models import study_viewings
-
-    shape = (int(train.images.shape[1]), int(train.images.shape[2]))
-    viewings = study_viewings(study, shape, angle_deg=config.angle_deg)
-    mask_set = gaze_masks(viewings, train.ids, shape)
-    if len(mask_set.positions) == 0:
-        raise AnalysisError(
-            f"none of the {len(train.ids)} {config.train_split!r} images of {config.dataset!r} has "
-            f"fixations in {study!r}. Label these images in a study first (the same dataset and split), "
-            "or leave 'gaze' out."
-        )
-    images = np.stack(
-        [apply_mask(train.images[p], m) for p, m in zip(mask_set.positions, mask_set.masks, strict=True)]
-    ).astype(np.float32)
-    labels = np.asarray(train.label_indices)[mask_set.positions].astype(np.int64)
-    return images, labels, len(mask_set.positions)
+def _write_gaze_record(request: LaunchRequest, run: ExperimentRun) -> None:
+    """``gaze.json``: the study and the gaze variants, so that the screen can launch the run again."""
+    record: dict[str, Any] = {"study": str(request.study), "variants": list(request.gaze_variants)}
+    record |= {"n_fixated_images": run.masked_images.get("gaze", 0), "n_train_images": max(run.train_sizes)}
+    atomic_write_text(Path(request.run_dir) / "gaze.json", json.dumps(record, indent=2) + "\n")
 
 
 # --------------------------------------------------------------------------------------------------------

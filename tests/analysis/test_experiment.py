@@ -24,6 +24,7 @@ from analysis.experiment import (
     MaskedImages,
     Progress,
     VariantResult,
+    curves_at,
     grid_cells,
     list_runs,
     load_grid_data,
@@ -213,11 +214,11 @@ def test_the_grid_trains_all_seven_variants_and_writes_table_curves_and_plot(
     for result in run.results:
         assert 0 <= result.final_val_macro_f1 <= result.best_val_macro_f1 <= 1
     assert all(r.train_size == 48 for r in run.results)
-    phases = {variant: [p.phase for p in run.curves[(variant, 0, 48)]] for variant in VARIANTS}
+    phases = {variant: [p.phase for p in run.curves[(variant, 0)]] for variant in VARIANTS}
     assert phases["none"] == ["unmasked"] * 3
     assert phases["mean"] == ["masked"] * 3
     assert phases["mean+switch"] == ["masked", "unmasked", "unmasked"]  # points at steps 2, 4, 6
-    losses = {variant: run.curves[(variant, 0, 48)][0].train_loss for variant in VARIANTS}
+    losses = {variant: run.curves[(variant, 0)][0].train_loss for variant in VARIANTS}
     assert len({losses["none"], losses["negative"], losses["mean"], losses["perceptive"]}) == 4
 
     stages = [r.stage for r in reports]
@@ -260,7 +261,7 @@ def test_a_cancelled_run_keeps_its_partial_curves(tmp_path: Path, trainer: str) 
         ("none", 0, "finished"),
         ("none", 1, "cancelled"),
     ]
-    assert [p.step for p in run.curves[("none", 1, 48)]] == [2]
+    assert [p.step for p in run.curves[("none", 1)]] == [2]
     stored = load_run(tmp_path / "run")
     assert stored.status == "cancelled" and stored.curves == run.curves
     assert (tmp_path / "run" / "learning_curves.png").is_file()
@@ -292,14 +293,18 @@ def test_the_held_out_test_images_are_a_stratified_share() -> None:
     y = np.array([0] * 10 + [1] * 5 + [2] * 1)
     kept, held = stratified_holdout(y, 0.2, seed=0)
     assert np.bincount(y[held], minlength=3).tolist() == [2, 1, 0]  # 2.0, 1.0; a lone item stays
+    few = np.repeat(np.arange(8), 2)  # 0.4 per class: round(3.2) = 3 items, by the largest remainders
+    assert (
+        np.bincount(few[stratified_holdout(few, 0.2, seed=0)[1]], minlength=8).tolist() == [1, 1, 1] + [0] * 5
+    )
     assert sorted(kept.tolist() + held.tolist()) == list(range(16))
     again_kept, again_held = stratified_holdout(y, 0.2, seed=0)
     assert np.array_equal(held, again_held) and np.array_equal(kept, again_kept)
 
 
 def test_a_study_config_has_five_seeds_sizes_and_round_trips() -> None:
-    config = ExperimentConfig(dataset="d", trainer="t", train_sizes=(2000, None, 500))
-    assert config.seeds == DEFAULT_SEEDS and len(config.seeds) >= 5
+    config = ExperimentConfig(dataset="d", trainer="t", train_sizes=(2000, None, 500), seeds=DEFAULT_SEEDS)
+    assert len(DEFAULT_SEEDS) >= 5 and ExperimentConfig(dataset="d", trainer="t").seeds == (0,)
     assert config.sizes == (500, 2000, None)
     assert ExperimentConfig(dataset="d", trainer="t").sizes == (800,)  # n_train when no sizes are given
     assert ExperimentConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
@@ -353,9 +358,9 @@ def _planted_run(tmp_path: Path, *, clutter: bool) -> ExperimentRun:
         switch_epoch=1,
         batch_size=16,
         eval_every_steps=4,
+        seeds=DEFAULT_SEEDS,
         tensorboard=False,
     )
-    assert len(config.seeds) == 5
     return run_experiment(config, tmp_path / "run", data=data)
 
 
@@ -365,7 +370,7 @@ def test_masking_with_the_ground_truth_regions_is_detected_as_faster(tmp_path: P
     the validation and test images do not. Masked with the ground-truth regions, the training images are
     exactly what validation shows, so the masked Trainee must learn faster than the unmasked one."""
     run = _planted_run(tmp_path, clutter=True)
-    measures = seed_measures(run.results, run.curves)
+    measures = seed_measures(run.results, run.curves_by_size)
     row = next(c for c in compare_variants(measures) if c.variant == "regions")
     assert row.verdict.startswith("accelerates learning: AULC +"), row.verdict
     assert row.differences["aulc"].low > 0.1 and row.adjusted_p["aulc"] < 0.01
@@ -379,7 +384,9 @@ def test_masks_that_remove_nothing_are_found_to_make_no_difference(tmp_path: Pat
     """No effect possible: without the noise the pixels outside the regions are already black, so the
     masks change no pixel. The paired seeds then give identical curves, and the verdict must say so."""
     run = _planted_run(tmp_path, clutter=False)
-    row = next(c for c in compare_variants(seed_measures(run.results, run.curves)) if c.variant == "regions")
+    row = next(
+        c for c in compare_variants(seed_measures(run.results, run.curves_by_size)) if c.variant == "regions"
+    )
     assert row.verdict.startswith("no detectable difference"), row.verdict
     assert row.differences["aulc"].mean == 0 and row.adjusted_p["aulc"] == 1
     digests = {(r.seed, r.initial_weights_sha256) for r in run.results}
@@ -397,7 +404,7 @@ def test_sizes_test_scores_kept_models_and_the_report(tmp_path: Path, trainer: s
 
     assert run.train_sizes == (16, 48) and [r.train_size for r in run.results] == [16, 16, 48, 48]
     assert [r.steps for r in run.results] == [2, 2, 6, 6]  # 1 and 3 batches of 16 per epoch
-    assert "held apart, stratified by class" in run.test_source and "8 images" in run.test_source
+    assert "held apart, stratified by class" in run.test_source and "5 images" in run.test_source
     small = run.results[0]
     folder = run.trainee_dir(small)
     assert folder == tmp_path / "run" / "trainees" / "n16" / "none-seed0"
@@ -418,8 +425,6 @@ def test_sizes_test_scores_kept_models_and_the_report(tmp_path: Path, trainer: s
     assert "## 16 training images" in text and "## 48 training images" in text
     assert (run.run_dir / "curves_n16.png").is_file() and (run.run_dir / "by_variant.csv").is_file()
     stored = load_run(run.run_dir)
-    assert (
-        stored.results == run.results
-        and stored.curves == run.curves
-        and stored.test_source == run.test_source
-    )
+    assert stored.results == run.results and stored.curves_by_size == run.curves_by_size
+    assert stored.curves == curves_at(run.curves_by_size, 48) == run.curves
+    assert stored.test_source == run.test_source

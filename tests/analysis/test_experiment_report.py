@@ -120,7 +120,7 @@ def test_the_report_has_tables_verdicts_and_figures(tmp_path: Path) -> None:
     config = ExperimentConfig(
         dataset="synthetic:n=2", trainer="t.keras", variants=("none", "mean", "negative")
     )
-    run = ExperimentRun(tmp_path, config, "finished", "t0", results=tuple(results), curves=curves,
+    run = ExperimentRun(tmp_path, config, "finished", "t0", results=tuple(results), curves_by_size=curves,
                         test_source="20 % of 'validation'")  # fmt: skip
     text = write_report(run).read_text(encoding="utf-8")
     assert "## 100 training images (K = 50 steps)" in text and "![validation macro-F1" in text

@@ -19,7 +19,7 @@ from rbdm_gui.commands_models import DEFAULT_TRAINER, command_line, study_fixati
 from tracking.records import Fixation, PhaseOnsets, Trial
 from tracking.store import SessionStore
 
-MODEL_COMMANDS = ("train-trainer", "saliency", "mask", "train-trainee", "experiment")
+MODEL_COMMANDS = ("train-trainer", "saliency", "mask", "train-trainee", "experiment", "evaluate")
 #: Sixteen 48 px synthetic faces per split (2 per label), the shipped Trainer's input size.
 TINY = "synthetic:n=2"
 
@@ -93,6 +93,17 @@ def test_the_model_commands_are_registered_with_help() -> None:
         ],
         ["mask", "--method", "perceptive", "--rgb", "--n-points", "7", "--out", "a b"],
         ["experiment", "--variants", "none,mean", "--seeds", "0,1", "--options", '{"alpha": 0.5}'],
+        [
+            "experiment",
+            "--train-sizes",
+            "500,all",
+            "--test-split",
+            "test",
+            "--keep-models",
+            "--study",
+            "s.db",
+        ],
+        ["evaluate", "m.keras", "--dataset", "synthetic:n=2", "--split", "validation", "--csv", "out/e.csv"],
         ["train-trainee", "--switch-epoch", "2", "--masked", "m/mean"],
     ],
 )
@@ -124,6 +135,9 @@ def test_the_recorded_command_line_parses_back_to_the_same_options(argv: list[st
         (["train-trainee", "--masked", "no/masked"], "Write one with 'rbdm mask'"),
         (["train-trainee", "--switch-epoch", "2"], "--switch-epoch needs --masked"),
         (["experiment", "--trainer", "nowhere.keras"], "Train one with 'rbdm train-trainer"),
+        (["experiment", "--train-sizes", "500,most"], "--train-sizes takes counts or 'all'"),
+        (["experiment", "--variants", "none,gaze"], "need --study"),
+        (["evaluate", "nowhere.keras", "--dataset", "synthetic:n=2"], "nowhere.keras"),
     ],
 )
 def test_missing_inputs_are_error_messages(
@@ -306,13 +320,34 @@ def test_experiment_runs_the_chosen_variants_and_prints_the_table(
         "--cache-dir",
         str(tmp_path / "cache"),
     ]
+    argv += ["--seeds", "0,1", "--train-sizes", "8,all", "--keep-models"]
     assert main(argv) == 0
     text = _out(capsys)
     (run_dir,) = tmp_path.glob("*-tiny")
-    assert f"wrote {run_dir}/results.csv" in text and "mean+switch" in text
+    assert f"wrote {run_dir}/report.md" in text and "mean+switch" in text
+    assert "n=8 " in text and "n=16 " in text and "baseline" in text
     with (run_dir / "results.csv").open() as handle:
-        assert [row["variant"] for row in csv.DictReader(handle)] == ["none", "mean+switch"]
-    assert (run_dir / "learning_curves.png").is_file()
+        rows = list(csv.DictReader(handle))
+    assert [(r["variant"], r["train_size"]) for r in rows] == [
+        (v, n) for n in ("8", "16") for v in ("none", "none", "mean+switch", "mean+switch")
+    ]
+    assert (run_dir / "learning_curves.png").is_file() and (run_dir / "report.md").is_file()
     assert (run_dir / "command.txt").read_text().startswith("rbdm experiment ")
     run = json.loads((run_dir / "run.json").read_text())
     assert run["status"] == "finished" and run["config"]["options"] == {}
+    assert run["config"]["train_sizes"] == [8, None] and run["config"]["seeds"] == [0, 1]
+
+    # a kept Trainee scored later on a split the run never saw, by rbdm evaluate
+    kept = run_dir / "trainees" / "n16" / "none-seed0" / "best.keras"
+    out = tmp_path / "eval" / "scores.csv"
+    assert main(["evaluate", str(kept), "--dataset", TINY, "--split", "test", "--csv", str(out)]) == 0
+    text = _out(capsys)
+    assert "16 images" in text and "macro-F1" in text and "confusion" in text
+    with out.open() as handle:
+        scores = {row["measure"]: float(row["value"]) for row in csv.DictReader(handle)}
+    assert scores["n_images"] == 16 and 0 <= scores["macro_f1"] <= scores["accuracy"] + 1
+    assert set(scores) >= {"accuracy", "macro_f1", "f1_neutral", "f1_contempt"}
+    with (tmp_path / "eval" / "scores_confusion.csv").open() as handle:
+        matrix = [[int(v) for v in row[1:]] for row in list(csv.reader(handle))[1:]]
+    assert sum(map(sum, matrix)) == 16
+    assert sum(matrix[k][k] for k in range(8)) / 16 == pytest.approx(scores["accuracy"])
