@@ -579,7 +579,11 @@ def plan_session(
 
     The newest unfinished session on the set is resumed unless ``new``; otherwise a new session gets
     :func:`~tracking.protocol.counterbalanced_order` for the participant (its index is the number of
-    participants who joined the set before it).
+    participants who joined the set before it). Under the ``per-participant`` design an order that
+    repeats a stored session's (likely with few stimuli, and for a participant's second session) is
+    drawn again with the pseudonym tagged ``/1``, ``/2`` ...; :attr:`SessionPlan.repeats` names the
+    sessions a plan still repeats (always so under ``same-for-all``, after n participants under
+    ``latin-square``).
 
     Parameters
     ----------
@@ -618,9 +622,20 @@ def plan_session(
         return SessionPlan(pseudonym, None, 0, (), design)
     joined = list(dict.fromkeys(names[s.participant_id] for s in sessions))
     index = joined.index(pseudonym) if pseudonym in joined else len(joined)
+    stored = {s.stimulus_order for s in sessions}
     order = counterbalanced_order(ids, design=design, seed=seed, participant=pseudonym, index=index)
+    if design == "per-participant":  # a short list repeats orders by chance: draw again, reproducibly
+        for attempt in range(1, _REDRAWS + 1):
+            if order not in stored:
+                break
+            tag = f"{pseudonym}/{attempt}"
+            order = counterbalanced_order(ids, design=design, seed=seed, participant=tag, index=index)
     repeats = tuple(s.session_id for s in sessions if s.stimulus_order == order)
     return SessionPlan(pseudonym, None, 0, order, design, repeats)
+
+
+#: How often a per-participant order that repeats a stored one is drawn again before the repeat stands.
+_REDRAWS = 50
 
 
 def begin_session(

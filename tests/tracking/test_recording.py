@@ -394,8 +394,17 @@ def test_start_resumes_an_unfinished_session_and_warns_when_a_new_one_repeats_an
         assert (plan.resume_session_id, plan.start_position, plan.warning) == (first, 2, "")
         assert "resumes" in plan.text and "stimulus 3 of 6" in plan.text
         again = plan_session(store, "P01", stimulus_set=SET, seed=0, new=True)  # ids from the stored session
-        assert again.new and again.repeats == (first,) and f"session {first}" in again.warning
-        fresh = plan_session(store, "P02", stimulus_set=SET, seed=0)
+        assert (
+            again.new and again.repeats == () and again.stimulus_order != store.session(first).stimulus_order
+        )
+        fixed = plan_session(store, "P02", stimulus_set=SET, seed=0, design="same-for-all")
+        twin = begin_session(
+            store, fixed, settings={"stimulus_set": SET}, geometry=ScreenGeometry(), tracker="mouse",
+            recogniser="keyboard",
+        )[0]  # fmt: skip
+        third = plan_session(store, "P03", stimulus_set=SET, seed=0, design="same-for-all")
+        assert third.repeats == (twin,) and f"session {twin}" in third.warning
+        fresh = plan_session(store, "P04", stimulus_set=SET, seed=0)
         assert fresh.new and fresh.repeats == () and fresh.warning == ""
         assert plan_session(store, "P09", stimulus_set="empty set", seed=0).stimulus_order == ()
 
@@ -443,3 +452,18 @@ def test_the_quality_of_each_trial_says_when_valid_gaze_gave_no_fixation(tmp_pat
     assert first.events == ("connection_lost: tracker lost",)
     assert second.n_fixations == 0 and second.events == () and second.longest_gap_ms == pytest.approx(10.0)
     assert "no fixation" in second.note and "detector" in second.note
+
+
+def test_per_participant_orders_of_a_short_list_do_not_repeat_by_chance(tmp_path: Path) -> None:
+    three = STIMULI[:3]  # six orders only: five participants would share some by chance
+    with SessionStore(tmp_path / "study.db") as store:
+        for k in range(6):
+            plan = plan_session(store, f"P{k:02d}", stimulus_set=SET, stimulus_ids=three, seed=7)
+            assert plan.repeats == ()
+            begin_session(
+                store, plan, settings={"stimulus_set": SET}, geometry=ScreenGeometry(), tracker="mouse",
+                recogniser="keyboard",
+            )  # fmt: skip
+        assert len({s.stimulus_order for s in store.sessions()}) == 6
+        seventh = plan_session(store, "P06", stimulus_set=SET, stimulus_ids=three, seed=7)
+        assert len(seventh.repeats) == 1 and "repeats the stimulus order" in seventh.warning
