@@ -351,3 +351,24 @@ def test_experiment_runs_the_chosen_variants_and_prints_the_table(
         matrix = [[int(v) for v in row[1:]] for row in list(csv.reader(handle))[1:]]
     assert sum(map(sum, matrix)) == 16
     assert sum(matrix[k][k] for k in range(8)) / 16 == pytest.approx(scores["accuracy"])
+
+
+@pytest.mark.tf
+def test_experiment_masks_with_gaze_and_its_fusion_with_relevance_from_a_study(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    study = _study(tmp_path / "study.sqlite", [f"synthetic/train/{k}" for k in range(5)])  # 4 fixated
+    argv = ["experiment", "--dataset", TINY, "--max-train", "16", "--max-val", "16", "--study", str(study)]
+    argv += ["--variants", "none,gaze,fusion+switch", "--seeds", "0", "--architecture", "small_cnn"]
+    argv += ["--epochs", "2", "--switch-epoch", "1", "--eval-every", "1", "--no-tensorboard"]
+    argv += ["--out", str(tmp_path / "runs"), "--cache-dir", str(tmp_path / "cache")]
+    assert main(argv) == 0
+    (run_dir,) = (tmp_path / "runs").glob("*-experiment")
+    run = json.loads((run_dir / "run.json").read_text())
+    assert run["status"] == "finished" and run["config"]["gaze_study"] == str(study)
+    assert run["masked_images"] == {"fusion": 4, "gaze": 4}  # only the fixated training images
+    with (run_dir / "results.csv").open() as handle:
+        steps = {row["variant"]: int(row["steps"]) for row in csv.DictReader(handle)}
+    assert steps == {"none": 2, "gaze": 2, "fusion+switch": 2}  # one batch per epoch each
+    assert "| fusion+switch | 1 |" in (run_dir / "report.md").read_text(encoding="utf-8")
+    assert "fusion+switch" in _out(capsys)
