@@ -790,7 +790,6 @@ def _table_widget() -> QTableWidget:
     table.verticalHeader().setVisible(False)
     header = table.horizontalHeader()  # headers never clipped: a narrow window scrolls the table instead
     header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-    header.setStretchLastSection(True)
     return table
 
 

@@ -21,7 +21,7 @@ import numpy as np
 import pyqtgraph as pg
 from numpy.typing import NDArray
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QPixmap
+from PySide6.QtGui import QColor, QImage, QPainter, QPixmap
 from PySide6.QtWidgets import (
     QComboBox,
     QDoubleSpinBox,
@@ -46,7 +46,6 @@ from analysis.visualisation import (
     label_colours,
     name_colour,
     prototype_strip,
-    save_png,
     top_x_overlay,
     upscale,
 )
@@ -356,16 +355,21 @@ class PrototypesView(QWidget):
     # ------------------------------------------------------------------------------------------
 
     def export_png(self, path: str | Path) -> Path:
-        """Write the strip on show as a PNG file; returns the path.
+        """Write the strip on show with a legend of the units' colours below it as a PNG file.
 
         Raises
         ------
         ValueError
             When no strip is on show.
+        OSError
+            When the file cannot be written.
         """
         if self.strip is None:
             raise ValueError("no prototype strip on show; open or compute a result and pick a sequence.")
-        return save_png(path, self.strip)
+        out = Path(path)
+        if not _strip_with_legend(self.strip, self._colours).save(str(out), "PNG"):
+            raise OSError(f"cannot write {out}; choose a folder you can write to.")
+        return out
 
     def start_compute(self) -> Task:
         """Run the compute function on a worker thread; the result is shown when it arrives."""
@@ -404,6 +408,28 @@ class PrototypesView(QWidget):
                 self.status.setText(f"wrote {self.export_png(path)}")
             except (OSError, ValueError) as err:
                 self.status.setText(f"cannot export: {err}")
+
+
+def _strip_with_legend(strip: NDArray[np.uint8], colours: dict[str, tuple[int, int, int]]) -> QImage:
+    """The strip with a white band below: a coloured square and the name of each unit."""
+    image = to_qimage(strip)
+    size_px = max(12, min(24, image.height() // 12))
+    band = 2 * size_px if colours else 0
+    out = QImage(image.width(), image.height() + band, QImage.Format.Format_RGB888)
+    out.fill(QColor("white"))
+    painter = QPainter(out)
+    painter.drawImage(0, 0, image)
+    font = painter.font()
+    font.setPixelSize(size_px)
+    painter.setFont(font)
+    x, y = size_px // 2, image.height() + size_px // 2
+    for unit, (r, g, b) in colours.items():
+        painter.fillRect(x, y, size_px, size_px, QColor(r, g, b))
+        painter.setPen(QColor(20, 20, 20))
+        painter.drawText(x + size_px + 4, y + size_px - 2, unit)
+        x += size_px + 12 + painter.fontMetrics().horizontalAdvance(unit)
+    painter.end()
+    return out
 
 
 def _legend_html(colours: dict[str, tuple[int, int, int]]) -> str:

@@ -106,8 +106,15 @@ def test_open_result_file_and_export_png(qtbot, result: PrototypeResult, tmp_pat
         view.open_result(save_result(tmp_path / "result.npz", result))
     view.select_sequence(5)
     path = view.export_png(tmp_path / "strip.png")
+    assert view.strip is not None
     with Image.open(path) as image:
-        np.testing.assert_array_equal(np.asarray(image.convert("RGB")), view.strip)
+        pixels = np.asarray(image.convert("RGB"))
+    height = view.strip.shape[0]
+    np.testing.assert_array_equal(pixels[:height], view.strip)
+    legend = pixels[height:].reshape(-1, 3)  # old code: the strip alone, no legend
+    assert len(legend) and view._colours
+    for colour in view._colours.values():
+        assert (legend == np.array(colour, dtype=np.uint8)).all(axis=1).any(), colour
 
 
 def test_compute_runs_on_a_worker_and_shows_the_result(qtbot) -> None:  # type: ignore[no-untyped-def]
