@@ -39,6 +39,11 @@ __all__ = ["gaze_heatmap", "relevance_heatmap", "top_n_points"]
 #: larger ones use the inscribed-square split (the two cost the same near 0.5 M terms, 2-core machine).
 _DENSE_TERMS = 1 << 19
 
+#: Maps with at least this many pixels choose their top pixels among candidates read off every
+#: ``_SAMPLE_STRIDE``-th pixel (a full partition of a 224 × 224 map costs about 0.4 ms).
+_SAMPLE_FROM = 4096
+_SAMPLE_STRIDE = 16
+
 Floats = NDArray[np.float64]
 
 
@@ -178,15 +183,41 @@ def relevance_heatmap(
 
 def _top_indices(flat: Floats, k: int) -> NDArray[np.intp]:
     """Flat indices of the k largest values: by value descending, then index ascending."""
-    if k == 0:
-        return np.zeros(0, dtype=np.intp)
-    cut = flat.size - k
-    threshold = np.partition(flat, cut)[cut]
-    above = np.flatnonzero(flat > threshold)
-    tied = np.flatnonzero(flat == threshold)[: k - above.size]
-    chosen = np.concatenate([above, tied])
+    chosen = _top_set(flat, k)
     ranked: NDArray[np.intp] = chosen[np.lexsort((chosen, -flat[chosen]))]
     return ranked
+
+
+def _top_set(flat: Floats, k: int) -> NDArray[np.intp]:
+    """Flat indices of the k largest values, ties by lower index, in no particular order.
+
+    The k-th largest value is looked for among the candidates at least as large as a value read
+    off a strided sample, chosen so that there are k of them for any map not made to defeat the
+    sample; where there are fewer, among all pixels. Either way the result is exact: whenever k
+    candidates are >= a value, the k largest are among them.
+    """
+    if k == 0:
+        return np.zeros(0, dtype=np.intp)
+    candidates = _candidates(flat, k)
+    values = flat[candidates]
+    cut = values.size - k
+    threshold = np.partition(values, cut)[cut]
+    above = candidates[values > threshold]
+    tied = candidates[values == threshold][: k - above.size]
+    chosen: NDArray[np.intp] = np.concatenate([above, tied])
+    return chosen
+
+
+def _candidates(flat: Floats, k: int) -> NDArray[np.intp]:
+    """Ascending flat indices of pixels that hold the k largest (all pixels for small maps)."""
+    if flat.size < _SAMPLE_FROM or 2 * k > flat.size:
+        return np.arange(flat.size)
+    sample = flat[::_SAMPLE_STRIDE]
+    expected = k / _SAMPLE_STRIDE
+    rank = min(sample.size, math.ceil(expected + 4.0 * math.sqrt(expected) + 4.0))
+    floor_value = np.partition(sample, sample.size - rank)[sample.size - rank]
+    candidates = np.flatnonzero(flat >= floor_value)
+    return candidates if candidates.size >= k else np.arange(flat.size)
 
 
 def _check_weights(weights: ArrayLike | None, n_points: int) -> Floats:

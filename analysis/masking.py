@@ -12,6 +12,10 @@ arguments:
 - ``"perceptive"``: ``n_points``, ``c`` and ``radius`` (required; ``c`` and ``radius`` in image
   pixels, e.g. from :func:`analysis.perception.visual_span_in_image`).
 
+Each accepts one map (H, W) or a stack of maps (B, H, W) and returns masks of the same shape; a
+stack is masked in one pass over each chunk of maps, with the checks paid once per chunk, and gives
+the same masks as masking the maps one by one.
+
 References
 ----------
 .. [1] Schiller et al. (2020), Relevance-Based Data Masking, §5.4, "Masking the Input".
@@ -27,13 +31,22 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from analysis._validation import check_count, check_fraction, check_map, check_positive, check_same_shape
-from analysis.heatmap import relevance_heatmap, top_n_points
+from analysis.heatmap import _top_set, relevance_heatmap
+
+Floats = NDArray[np.float64]
 
 __all__ = ["MASKS", "apply_mask", "mean_mask", "negative_mask", "perceptive_mask"]
 
 Mask = NDArray[np.bool_]
 
 _EPS = float(np.finfo(np.float64).eps)
+
+#: Maps are processed in chunks of about this many pixels, so that the passes over a chunk find it
+#: in the cache (one 224 × 224 float64 map is 400 kB).
+_CHUNK_PIXELS = 1 << 16
+
+#: A Gaussian at least this large (float64) stays > 0 when the heatmap is rounded to float32.
+_SAFE_GAUSSIAN = 2.0**-140
 
 
 def negative_mask(relevance: ArrayLike, fraction: float = 0.10) -> Mask:
@@ -46,32 +59,35 @@ def negative_mask(relevance: ArrayLike, fraction: float = 0.10) -> Mask:
 
     Parameters
     ----------
-    relevance : array_like, shape (H, W)
-        Finite relevance map R.
+    relevance : array_like, shape (H, W) or (B, H, W)
+        Finite relevance map R, or a stack of maps masked each on its own.
     fraction : float
         Share of pixels to zero, 0 < fraction < 1 (0.10 in the paper).
 
     Returns
     -------
-    ndarray of bool, shape (H, W)
+    ndarray of bool, shape of ``relevance``
         False on the ⌈fraction · N⌉ most relevant pixels, True elsewhere.
 
     Raises
     ------
     ValueError
-        For a non-finite or non-2-D map, or ``fraction`` outside (0, 1).
+        For a non-finite map, or one neither (H, W) nor (B, H, W), or ``fraction`` outside (0, 1).
 
     References
     ----------
     .. [1] Schiller et al. (2020), Relevance-Based Data Masking, §5.4, negative masking, m_i.
     """
-    values = check_map(relevance=relevance)
+    maps = _maps(relevance)
     share = check_fraction(fraction=fraction)
-    count = math.ceil(share * values.size)
-    points = top_n_points(values, count).astype(np.intp)
-    mask = np.ones(values.shape, dtype=np.bool_)
-    mask[points[:, 1], points[:, 0]] = False
-    return mask
+    flat = maps.reshape(len(maps), maps.shape[1] * maps.shape[2])
+    count = math.ceil(share * flat.shape[1])
+    mask = np.ones(flat.shape, dtype=np.bool_)
+    for start, stop in _chunks(maps):
+        _checked_sums(maps[start:stop])
+        for i in range(start, stop):
+            mask[i, _top_set(flat[i], count)] = False
+    return mask.reshape(np.shape(relevance))
 
 
 def mean_mask(relevance: ArrayLike) -> Mask:
@@ -85,24 +101,67 @@ def mean_mask(relevance: ArrayLike) -> Mask:
 
     Parameters
     ----------
-    relevance : array_like, shape (H, W)
-        Finite relevance map R.
+    relevance : array_like, shape (H, W) or (B, H, W)
+        Finite relevance map R, or a stack of maps masked each on its own.
 
     Returns
     -------
-    ndarray of bool, shape (H, W)
+    ndarray of bool, shape of ``relevance``
         True where R_i >= mean(R).
 
     Raises
     ------
     ValueError
-        For a non-finite or non-2-D map.
+        For a non-finite map, or one neither (H, W) nor (B, H, W).
 
     References
     ----------
     .. [1] Schiller et al. (2020), Relevance-Based Data Masking, §5.4, mean masking, m_i.
     """
-    values = check_map(relevance=relevance)
+    maps = _maps(relevance)
+    mask = np.empty(maps.shape, dtype=np.bool_)
+    with np.errstate(over="ignore"):  # Σ R_i² of huge maps; those are decided by _mean_mask_one
+        for start, stop in _chunks(maps):
+            _mean_chunk(maps[start:stop], mask[start:stop])
+    return mask.reshape(np.shape(relevance))
+
+
+def _mean_chunk(maps: Floats, out: NDArray[np.bool_]) -> None:
+    """Mean masks of a chunk of maps (b, H, W) into ``out``, as :func:`_mean_mask_one` decides them.
+
+    Σ R_i comes from one fast sum per map, and its error is bounded through Σ|R_i| <=
+    sqrt(N · Σ R_i²) (one dot product), so no pass over |R|. Pixels farther from the mean than
+    four times that bound are decided by one comparison; the few within it exactly as in
+    :func:`_mean_mask_one` (N · R_i against the correctly rounded sum), so are maps whose Σ R_i²
+    is not safely finite.
+    """
+    values = maps.reshape(len(maps), maps.shape[1] * maps.shape[2])
+    keep = out.reshape(values.shape)
+    count = values.shape[1]
+    totals = _checked_sums(maps)
+    squares = (
+        np.array([row @ row for row in values]) if len(values) < 4 else np.einsum("ij,ij->i", values, values)
+    )
+    safe = squares < 2.0**999  # so max |R_i| < 2^500: no rescaling in _mean_mask_one
+    magnitude = np.sqrt(count * np.where(safe, squares, 0.0) * (1.0 + 4.0 * count * _EPS)) + count * 2.0**-510
+    error = 2.0 * count * _EPS * magnitude + 4.0 * count * 2.0**-1074
+    slack = error + _EPS * (np.abs(totals) + error) + 2.0**-1060
+    pad = 4.0 * (slack + _EPS * np.abs(totals)) / count + 2.0**-1070
+    centre = totals / count
+    np.greater_equal(values, (centre - pad)[:, None], out=keep)
+    sure = np.greater(values, (centre + pad)[:, None])
+    if safe.all() and np.count_nonzero(keep) == np.count_nonzero(sure):
+        return
+    for i in np.flatnonzero(~safe | (np.count_nonzero(keep, axis=1) != np.count_nonzero(sure, axis=1))):
+        if not safe[i]:
+            out[i] = _mean_mask_one(maps[i])
+            continue
+        unsure = keep[i] & ~sure[i]
+        keep[i, unsure] = values[i, unsure] * count >= math.fsum(values[i].tolist())
+
+
+def _mean_mask_one(values: Floats) -> Mask:
+    """The mean mask of one finite map, with its own Σ|R_i| and rescaling of huge values."""
     magnitudes = np.abs(values)
     if float(magnitudes.max()) > 2.0**500:  # keep N · R_i and the sums finite; exact power-of-two scaling
         scale = -math.frexp(float(magnitudes.max()))[1]
@@ -131,8 +190,8 @@ def perceptive_mask(relevance: ArrayLike, n_points: int, c: float, radius: float
 
     Parameters
     ----------
-    relevance : array_like, shape (H, W)
-        Finite relevance map R.
+    relevance : array_like, shape (H, W) or (B, H, W)
+        Finite relevance map R, or a stack of maps masked each on its own.
     n_points : int
         n, the average number of fixations of the annotators (RBDM §5.3.2); 0 <= n_points <= H · W.
     c : float
@@ -144,26 +203,125 @@ def perceptive_mask(relevance: ArrayLike, n_points: int, c: float, radius: float
 
     Returns
     -------
-    ndarray of bool, shape (H, W)
+    ndarray of bool, shape of ``relevance``
         True inside the union of the disks around the selected pixels.
 
     Raises
     ------
     ValueError
-        For a non-finite or non-2-D map, ``n_points`` above the number of pixels, or ``c`` or
-        ``radius`` <= 0.
+        For a non-finite map, or one neither (H, W) nor (B, H, W), ``n_points`` above the number of
+        pixels, or ``c`` or ``radius`` <= 0.
 
     References
     ----------
     .. [1] Schiller et al. (2020), Relevance-Based Data Masking, §5.4, perceptive masking, m_i, and
        §5.3.2 (heatmap, n most relevant pixels, visual span).
     """
-    values = check_map(relevance=relevance)
-    check_count(n_points=n_points)
-    check_positive(c=c)
-    check_positive(radius=radius)
-    heat = relevance_heatmap(values, n_points, c, radius=radius)
-    return np.asarray(heat > 0, dtype=np.bool_)
+    maps = _maps(relevance)
+    count = check_count(n_points=n_points)
+    c_px, radius_px = check_positive(c=c), check_positive(radius=radius)
+    _, height, width = maps.shape
+    if count > height * width:
+        raise ValueError(
+            f"n_points must not exceed the number of pixels ({height * width} in a {(height, width)!r} "
+            f"map); got {n_points!r}. Lower n_points or use a larger map."
+        )
+    widths = _disk_half_widths(radius_px, c_px, height, width)
+    flat = maps.reshape(len(maps), maps.shape[1] * maps.shape[2])
+    mask = np.empty(maps.shape, dtype=np.bool_)
+    chunks = _chunks(maps)
+    longest = max((stop - start for start, stop in chunks), default=0)
+    edges = np.empty(longest * height * (width + 1), dtype=np.int64)
+    for start, stop in chunks:
+        _checked_sums(maps[start:stop])
+        if widths is None:
+            for i in range(start, stop):
+                mask[i] = relevance_heatmap(maps[i], count, c_px, radius=radius_px) > 0
+        else:
+            points = [_top_set(flat[i], count) for i in range(start, stop)]
+            _disk_union(points, widths, edges, mask[start:stop])
+    return mask.reshape(np.shape(relevance))
+
+
+def _maps(relevance: ArrayLike) -> Floats:
+    """One map (H, W) or a stack (B, H, W) as a float64 (B, H, W) array (finiteness checked later)."""
+    arr = np.asarray(relevance)
+    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
+        raise TypeError(f"relevance must be a numeric array; got dtype {arr.dtype!r}.")
+    if arr.ndim not in (2, 3):
+        raise ValueError(
+            f"relevance must be a 2-D (H, W) map or a (B, H, W) stack of maps; got shape {arr.shape!r}. "
+            "Sum colour relevance over its channel axis first."
+        )
+    if arr.shape[-1] * arr.shape[-2] == 0:
+        raise ValueError(f"relevance must not be empty; got shape {arr.shape!r}.")
+    maps = arr.astype(np.float64, copy=False)
+    return maps if maps.ndim == 3 else maps[None]
+
+
+def _chunks(maps: Floats) -> list[tuple[int, int]]:
+    """[start, stop) ranges of maps holding about ``_CHUNK_PIXELS`` pixels each (at least one map)."""
+    step = max(1, _CHUNK_PIXELS // (maps.shape[1] * maps.shape[2]))
+    return [(start, min(start + step, len(maps))) for start in range(0, len(maps), step)]
+
+
+def _checked_sums(maps: Floats) -> Floats:
+    """Σ R_i of each map (b, H, W); raises as :func:`check_map` does for a map with NaN or infinity.
+
+    A finite sum proves every term finite, so only a map whose sum is not finite is looked at.
+    """
+    totals: Floats = np.add.reduce(maps.reshape(len(maps), maps.shape[1] * maps.shape[2]), axis=1)
+    if not np.isfinite(totals).all():
+        for i in np.flatnonzero(~np.isfinite(totals)):
+            check_map(relevance=maps[i])
+    return totals
+
+
+def _disk_half_widths(radius_px: float, c_px: float, height: int, width: int) -> NDArray[np.intp] | None:
+    """Per row offset dy = 0, 1, ...: the largest dx with dx² + dy² <= radius² (float64, the disk
+    test of :func:`analysis.heatmap.gaze_heatmap`), for the offsets that reach a pixel of the image.
+
+    ``None`` when a Gaussian inside the disk might round to 0 in the float32 heatmap (radius / c above
+    about 13.9) or the radius is too large for exact integer squares: the heatmap decides then.
+    """
+    r2 = radius_px * radius_px
+    if r2 >= 2.0**52 or math.exp(r2 * (-0.5 / (c_px * c_px))) < _SAFE_GAUSSIAN:
+        return None
+    dy2 = np.square(np.arange(min(height - 1, math.isqrt(int(r2)) + 1) + 1, dtype=np.float64))
+    dy2 = dy2[dy2 <= r2]
+    dx = np.minimum(np.floor(np.sqrt(r2 - dy2)), float(width))
+    dx += (np.square(dx + 1.0) + dy2 <= r2) & (dx < width)
+    dx -= np.square(dx) + dy2 > r2
+    widths: NDArray[np.intp] = dx.astype(np.intp)
+    return widths
+
+
+def _disk_union(
+    points: list[NDArray[np.intp]], widths: NDArray[np.intp], edges: NDArray[np.int64], out: NDArray[np.bool_]
+) -> None:
+    """Mark in ``out`` (b, H, W) the pixels within the disks around each map's points (flat indices).
+
+    Each disk is a run of pixels per row: +1 where a run starts, -1 past its end, and a running sum
+    along the rows counts the runs covering each pixel, for all maps of the chunk at once. ``edges``
+    is scratch space of at least b · H · (W + 1) integers, reused from chunk to chunk.
+    """
+    count, height, width = out.shape
+    reach = widths.size - 1
+    offsets = np.arange(-reach, reach + 1)
+    half = widths[np.abs(offsets)]
+    which = np.repeat(np.arange(count), [len(p) for p in points])
+    rows, cols = np.divmod(np.concatenate(points), width)
+    y = rows[:, None] + offsets
+    inside = (y >= 0) & (y < height)
+    starts = np.maximum(cols[:, None] - half, 0)
+    stops = np.minimum(cols[:, None] + half + 1, width)
+    base = (which[:, None] * height + y) * (width + 1)
+    runs = edges[: count * height * (width + 1)].reshape(count, height, width + 1)
+    runs.fill(0)
+    np.add.at(edges, (base + starts)[inside], 1)
+    np.add.at(edges, (base + stops)[inside], -1)
+    np.cumsum(runs, axis=2, out=runs)
+    np.greater(runs[:, :, :width], 0, out=out)
 
 
 def apply_mask(image: ArrayLike, mask: ArrayLike) -> NDArray[np.generic]:

@@ -372,3 +372,21 @@ def test_relevance_heatmap_centres_on_the_most_relevant_pixels() -> None:
     np.testing.assert_array_equal(heat, expected)
     assert heat[5, 7] == pytest.approx(1.0) and heat[0, 0] == 0.0 and heat[12, 12] == 0.0
     assert not relevance_heatmap(relevance, 0, 1.5).any()
+
+
+@pytest.mark.parametrize("n", [1, 15, 231, 2000, 4608, 9000])
+def test_top_n_points_on_large_maps_equal_a_full_sort(n: int, rng: np.random.Generator) -> None:
+    """Large maps choose among candidates read off a strided sample; a full sort is the oracle,
+    also on maps whose largest values all lie on the sample grid or all off it."""
+    flat = np.arange(96 * 96)
+    candidates = [
+        rng.normal(size=(96, 96)),
+        np.round(rng.normal(size=(96, 96)), 1),
+        np.where(flat % 16 == 0, 10.0 + flat / flat.size, -flat / flat.size).reshape(96, 96),
+        np.where(flat % 16 == 7, 5.0, 0.0).reshape(96, 96),
+        np.zeros((96, 96)),
+    ]
+    for relevance in candidates:
+        order = sorted(range(flat.size), key=lambda i: (-relevance.ravel()[i], i))[:n]
+        rows, cols = np.divmod(np.array(order), 96)
+        np.testing.assert_array_equal(top_n_points(relevance, n), np.column_stack([cols, rows]))

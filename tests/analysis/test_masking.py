@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from numpy.typing import NDArray
 
+from analysis.heatmap import gaze_heatmap
 from analysis.masking import MASKS, apply_mask, mean_mask, negative_mask, perceptive_mask
 
 Floats = NDArray[np.float64]
@@ -28,6 +29,11 @@ maps = arrays(
     np.float64,
     st.tuples(st.integers(1, 12), st.integers(1, 12)),
     elements=st.floats(-1e3, 1e3, allow_subnormal=False),
+)
+any_finite_maps_early = arrays(
+    np.float64,
+    st.tuples(st.integers(1, 8), st.integers(1, 8)),
+    elements=st.floats(allow_nan=False, allow_infinity=False),
 )
 tie_heavy_maps = arrays(
     np.float64,
@@ -66,6 +72,157 @@ def reference_perceptive(relevance: Floats, n_points: int, radius: float) -> NDA
         for col in range(width):
             mask[row, col] = any((col - x) ** 2 + (row - y) ** 2 <= radius**2 for y, x in centres)
     return mask
+
+
+# --- the implementation before issue 22, kept as the oracle of the vectorised masks -------------
+
+
+def previous_top_indices(flat: Floats, k: int) -> NDArray[np.intp]:
+    """The k largest by a full partition: value descending, index ascending."""
+    if k == 0:
+        return np.zeros(0, dtype=np.intp)
+    cut = flat.size - k
+    threshold = np.partition(flat, cut)[cut]
+    above = np.flatnonzero(flat > threshold)
+    tied = np.flatnonzero(flat == threshold)[: k - above.size]
+    chosen = np.concatenate([above, tied])
+    ranked: NDArray[np.intp] = chosen[np.lexsort((chosen, -flat[chosen]))]
+    return ranked
+
+
+def previous_negative(relevance: Floats, fraction: float) -> NDArray[np.bool_]:
+    mask = np.ones(relevance.size, dtype=bool)
+    mask[previous_top_indices(relevance.ravel(), math.ceil(fraction * relevance.size))] = False
+    return mask.reshape(relevance.shape)
+
+
+def previous_mean(values: Floats) -> NDArray[np.bool_]:
+    """Fast sum, its error bound from Σ|R_i|, and math.fsum for the pixels within the bound."""
+    eps = float(np.finfo(np.float64).eps)
+    magnitudes = np.abs(values)
+    if float(magnitudes.max()) > 2.0**500:
+        scale = -math.frexp(float(magnitudes.max()))[1]
+        values, magnitudes = np.ldexp(values, scale), np.ldexp(magnitudes, scale)
+    count = values.size
+    scaled = values * count
+    total = float(np.sum(values))
+    bound = 2.0 * count * eps * float(np.sum(magnitudes)) + 4.0 * count * 2.0**-1074
+    keep = scaled >= total
+    unsure = np.abs(scaled - total) <= bound + eps * np.abs(scaled)
+    if unsure.any():
+        keep[unsure] = scaled[unsure] >= math.fsum(values.ravel().tolist())
+    return keep
+
+
+def previous_perceptive(relevance: Floats, n_points: int, c: float, radius: float) -> NDArray[np.bool_]:
+    rows, cols = np.divmod(previous_top_indices(relevance.ravel(), n_points), relevance.shape[1])
+    points = np.column_stack([cols, rows]).astype(np.float64)
+    return gaze_heatmap(points, relevance.shape, c, radius=radius) > 0
+
+
+def previous(name: str, relevance: Floats, options: dict[str, Any]) -> NDArray[np.bool_]:
+    if name == "negative":
+        return previous_negative(relevance, options.get("fraction", 0.10))
+    if name == "mean":
+        return previous_mean(relevance)
+    return previous_perceptive(relevance, **options)
+
+
+def smooth_maps(rng: np.random.Generator, count: int, size: int) -> Floats:
+    """Relevance-like maps: a few blobs on a little noise, some rounded so that values tie."""
+    rows, cols = np.mgrid[0:size, 0:size]
+    maps = 0.05 * rng.normal(size=(count, size, size))
+    for i in range(count):
+        for _ in range(4):
+            y, x, width = rng.uniform(0, size), rng.uniform(0, size), rng.uniform(1, max(2.0, size / 4))
+            maps[i] += rng.normal() * np.exp(-((rows - y) ** 2 + (cols - x) ** 2) / (2 * width**2))
+        if i % 3 == 0:
+            maps[i] = np.round(maps[i], 1)
+    return maps
+
+
+def awkward_maps(size: int) -> Floats:
+    """Maps that defeat a strided sample or tie everywhere: constant, zeros, stripes off the sample
+    grid, the largest values all on it, a single spike, tiny and huge values."""
+    flat = np.arange(size * size)
+    off_grid = np.where(flat % 16 == 7, 5.0, 0.0).reshape(size, size)
+    on_grid = np.where(flat % 16 == 0, 10.0 + flat / flat.size, -flat / flat.size).reshape(size, size)
+    spike = np.zeros((size, size))
+    spike[size // 2, size // 3] = 1.0
+    return np.stack(
+        [
+            np.zeros((size, size)),
+            np.full((size, size), 0.3),
+            off_grid,
+            -off_grid,
+            on_grid,
+            spike,
+            np.ldexp(np.cos(flat).reshape(size, size), -1060),
+            np.cos(flat).reshape(size, size) * 1e300,
+            np.cos(flat).reshape(size, size) * 2.0**520,
+        ]
+    )
+
+
+STACK_OPTIONS: dict[str, list[dict[str, Any]]] = {
+    "negative": [{"fraction": 0.10}, {"fraction": 0.003}, {"fraction": 0.6}],
+    "mean": [{}],
+    "perceptive": [
+        {"n_points": 15, "c": 44.505 * 224 / 1200, "radius": 261.79 * 224 / 1200},
+        {"n_points": 15, "c": 44.505 * 64 / 1200, "radius": 261.79 * 64 / 1200},
+        {"n_points": 40, "c": 1.0, "radius": 3.3},
+        {"n_points": 3, "c": 2.0, "radius": 40.0},  # radius / c = 20: Gaussians underflow float32
+        {"n_points": 2, "c": 5.0, "radius": 500.0},
+    ],
+}
+
+
+@pytest.mark.parametrize("name", sorted(MASKS))
+@pytest.mark.parametrize("size", [7, 48, 96])
+def test_masks_of_a_stack_equal_the_previous_implementation(
+    name: str, size: int, rng: np.random.Generator
+) -> None:
+    stack = np.concatenate([smooth_maps(rng, 9, size), awkward_maps(size), rng.normal(size=(3, size, size))])
+    for options in STACK_OPTIONS[name]:
+        if name == "perceptive":
+            options = options | {"n_points": min(options["n_points"], size * size)}
+        masks = MASKS[name](stack, **options)
+        assert masks.shape == stack.shape and masks.dtype == np.bool_
+        for relevance, mask in zip(stack, masks, strict=True):
+            expected = previous(name, relevance, options)
+            np.testing.assert_array_equal(mask, expected)
+            np.testing.assert_array_equal(MASKS[name](relevance, **options), expected)
+
+
+@pytest.mark.parametrize("name", sorted(MASKS))
+@given(relevance=maps | tie_heavy_maps | arrays(np.float64, (3, 5, 4), elements=st.floats(-1e3, 1e3)))
+def test_masks_equal_the_previous_implementation(name: str, relevance: Floats) -> None:
+    options = dict(MASK_OPTIONS[name])
+    if name == "perceptive":
+        options["n_points"] = min(options["n_points"], relevance.shape[-1] * relevance.shape[-2])
+    stack = relevance if relevance.ndim == 3 else relevance[None]
+    expected = np.stack([previous(name, r, options) for r in stack]).reshape(relevance.shape)
+    np.testing.assert_array_equal(MASKS[name](relevance, **options), expected)
+
+
+@given(relevance=any_finite_maps_early)
+def test_mean_mask_equals_the_previous_implementation_on_any_finite_map(relevance: Floats) -> None:
+    np.testing.assert_array_equal(mean_mask(relevance), previous_mean(relevance))
+    np.testing.assert_array_equal(mean_mask(np.stack([relevance, relevance])), [previous_mean(relevance)] * 2)
+
+
+@pytest.mark.parametrize("name", sorted(MASKS))
+def test_masks_of_an_empty_stack_are_an_empty_stack(name: str) -> None:
+    masks = MASKS[name](np.zeros((0, 4, 5)), **MASK_OPTIONS[name])
+    assert masks.shape == (0, 4, 5) and masks.dtype == np.bool_
+
+
+@pytest.mark.parametrize("name", sorted(MASKS))
+def test_masks_name_the_stack_map_that_is_not_finite(name: str) -> None:
+    stack = np.zeros((3, 70, 70))
+    stack[1, 5, 5] = np.nan
+    with pytest.raises(ValueError, match="finite"):
+        MASKS[name](stack, **MASK_OPTIONS[name])
 
 
 # --- each mask against its definition ------------------------------------------------------------
@@ -203,8 +360,8 @@ def test_masks_refuse_non_finite_relevance(name: str, bad: float) -> None:
 
 
 @pytest.mark.parametrize("name", sorted(MASKS))
-@pytest.mark.parametrize("shape", [(4,), (2, 3, 4), (0, 3)])
-def test_masks_refuse_maps_that_are_not_2d(name: str, shape: tuple[int, ...]) -> None:
+@pytest.mark.parametrize("shape", [(4,), (1, 2, 3, 4), (0, 3), (2, 0, 3)])
+def test_masks_refuse_maps_that_are_neither_a_map_nor_a_stack(name: str, shape: tuple[int, ...]) -> None:
     with pytest.raises(ValueError, match="relevance must"):
         MASKS[name](np.zeros(shape), **MASK_OPTIONS[name])
 
@@ -222,7 +379,7 @@ def test_negative_mask_refuses_fractions_outside_zero_one(fraction: float) -> No
 @pytest.mark.parametrize(
     ("options", "error", "match"),
     [
-        ({"n_points": 10}, ValueError, "n must not exceed"),
+        ({"n_points": 10}, ValueError, "n_points must not exceed"),
         ({"n_points": -1}, ValueError, "n_points"),
         ({"n_points": 1.5}, TypeError, "n_points"),
         ({"c": 0.0}, ValueError, "c must"),
