@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import importlib
 import sys
-from collections import Counter
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from pathlib import Path
@@ -36,7 +35,14 @@ from analysis.geometry import ScreenGeometry
 from rbdm_gui import _speech
 from rbdm_gui._layout import keys_text
 from rbdm_gui.calibration_view import CalibrationView
-from rbdm_gui.labeling_view import LabelingView, SessionReport, screen_refresh, to_qimage
+from rbdm_gui.labeling_view import (
+    LabelingView,
+    SessionOutcome,
+    SessionReport,
+    screen_refresh,
+    session_outcome,
+    to_qimage,
+)
 from rbdm_gui.logs import third_party_warnings_to
 from rbdm_gui.main_window import MainWindow, Page
 from rbdm_gui.settings import (
@@ -52,7 +58,7 @@ from rbdm_gui.workers import Progress, Task, run_task
 from tracking import records
 from tracking.drivers.base import DriverEvent, GazeDriver
 from tracking.fixations import DETECTORS
-from tracking.protocol import LabelingProtocol, ProtocolTiming, TimingReport, timing_report
+from tracking.protocol import LabelingProtocol, ProtocolTiming
 from tracking.recording import (
     Cancelled,
     GazeRecorder,
@@ -61,12 +67,10 @@ from tracking.recording import (
     SpeechGate,
     SpokenLabel,
     StimulusSet,
-    TrialQuality,
     begin_session,
     gaze_recording,
     load_stimuli,
     plan_session,
-    trial_quality,
 )
 from tracking.store import SessionStore
 from tracking.validation import ValidationProcedure
@@ -113,24 +117,6 @@ class CursorProbe(QObject):
     def stop(self) -> None:
         """Stop reading."""
         self._timer.stop()
-
-
-class SessionOutcome:
-    """How a session ended: the report's numbers, each trial's gaze quality and a one-line summary."""
-
-    def __init__(
-        self,
-        session_id: int,
-        report: TimingReport,
-        summary: str,
-        finished: bool,
-        quality: Sequence[TrialQuality] = (),
-    ) -> None:
-        self.session_id = session_id
-        self.report = report
-        self.summary = summary
-        self.finished = finished
-        self.quality = tuple(quality)
 
 
 def session_settings(
@@ -556,17 +542,14 @@ class SessionRun(QObject):
 
     def _outcome(self) -> SessionOutcome:
         assert self.store is not None
-        trials = self.store.trials(self.session_id)
-        frames = list(self.store.trial_frames(self.session_id).values())
-        report = timing_report(trials, timing=self.timing, refresh_hz=self.refresh_hz, frames=frames)
-        total = len(self.store.session(self.session_id).stimulus_order)
-        sources = Counter(t.label_source for t in trials)
-        summary = (
-            f"Participant {self.settings.participant}, session {self.session_id}: {len(trials)} of {total} "
-            f"stimuli labelled ({sources['speech']} spoken, {sources['keyboard']} by key)."
+        return session_outcome(
+            self.store,
+            self.session_id,
+            participant=self.settings.participant,
+            timing=self.timing,
+            refresh_hz=self.refresh_hz,
+            events=self.driver_events,
         )
-        quality = trial_quality(self.store, self.session_id, events=self.driver_events)
-        return SessionOutcome(self.session_id, report, summary, len(trials) == total, quality)
 
     def _fail(self, error: BaseException) -> None:
         self._close_progress()

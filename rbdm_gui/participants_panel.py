@@ -19,6 +19,7 @@ from PySide6.QtWidgets import (
     QGroupBox,
     QHeaderView,
     QLabel,
+    QPushButton,
     QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
@@ -43,9 +44,12 @@ class ParticipantsPanel(QGroupBox):
     -------
     chosen(str)
         The user clicked a participant: the setup form takes the pseudonym.
+    review_requested(int)
+        "Review" of the chosen participant's session: the session id.
     """
 
     chosen = Signal(str)
+    review_requested = Signal(int)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__("Participants", parent)
@@ -64,10 +68,16 @@ class ParticipantsPanel(QGroupBox):
         self.table.setMinimumHeight(96)
         self.table.setMaximumHeight(200)
         self.table.cellClicked.connect(self._on_click)
+        self.table.itemSelectionChanged.connect(self._update_review)
         layout.addWidget(self.table)
         self.plan_label = QLabel()
         self.plan_label.setWordWrap(True)
         layout.addWidget(self.plan_label)
+        self.review_button = QPushButton("Review session…")
+        self.review_button.setToolTip("The chosen participant's session report: timing and gaze per trial.")
+        self.review_button.setEnabled(False)
+        self.review_button.clicked.connect(self._review)
+        layout.addWidget(self.review_button)
         self.warning_label = QLabel()
         self.warning_label.setWordWrap(True)
         self.warning_label.setStyleSheet("color: #8a4b00; font-weight: bold;")
@@ -84,6 +94,7 @@ class ParticipantsPanel(QGroupBox):
             except (StoreError, ValueError) as err:
                 problem = str(err)
         self._fill_table()
+        self._update_review()
         if problem:
             self.plan_label.setText(problem)
             self.warning_label.setText("")
@@ -94,6 +105,11 @@ class ParticipantsPanel(QGroupBox):
             self.plan.text if settings.participant else "Type a pseudonym, or click a participant above."
         )
         self.warning_label.setText(self.plan.warning)
+
+    def _update_review(self) -> None:
+        row = self.table.currentRow()
+        ok = 0 <= row < len(self.states) and self.states[row].session_id is not None
+        self.review_button.setEnabled(ok)
 
     def state_of(self, pseudonym: str) -> ParticipantState | None:
         """The shown state of ``pseudonym`` (None when not in the study)."""
@@ -120,6 +136,11 @@ class ParticipantsPanel(QGroupBox):
     def _on_click(self, row: int, column: int) -> None:
         if 0 <= row < len(self.states):
             self.chosen.emit(self.states[row].pseudonym)
+
+    def _review(self) -> None:
+        row = self.table.currentRow()
+        if 0 <= row < len(self.states) and self.states[row].session_id is not None:
+            self.review_requested.emit(int(self.states[row].session_id))  # type: ignore[arg-type]
 
 
 def _read(

@@ -40,6 +40,7 @@ from analysis.geometry import ScreenGeometry
 from analysis.labels import LABELS
 from rbdm_gui import _speech
 from rbdm_gui._layout import keys_text
+from rbdm_gui.labeling_view import SessionReport, session_outcome
 from rbdm_gui.participants_panel import ParticipantsPanel
 from rbdm_gui.settings import (
     KEYBOARD_ONLY,
@@ -53,9 +54,11 @@ from rbdm_gui.settings import (
 )
 from rbdm_gui.workers import Task, run_task
 from tracking.drivers import DRIVERS
+from tracking.errors import StoreError
 from tracking.fixations import DETECTORS
 from tracking.protocol import ORDER_DESIGNS
 from tracking.records import check_pseudonym
+from tracking.store import SessionStore
 
 __all__ = ["SetupView", "screen_geometry"]
 
@@ -211,6 +214,7 @@ class SetupView(QWidget):
         self._tracker_task: Task | None = None
         self._start_problem = False
         self._study_path = ""
+        self.review_dialog: SessionReport | None = None
         self._microphone: _speech.AudioSource | None = None
         self._microphone_problem = ""
         self._meter_bridge = _LevelBridge(self)
@@ -267,6 +271,7 @@ class SetupView(QWidget):
         self.participants = ParticipantsPanel()
         self.participants.setFlat(True)
         self.participants.chosen.connect(self.participant_edit.setText)
+        self.participants.review_requested.connect(self.review_session)
         form.addRow(self.participants)
         return box
 
@@ -596,6 +601,25 @@ class SetupView(QWidget):
             if n_keys
             else "Choose at least one label."
         )
+
+    @Slot(int)
+    def review_session(self, session_id: int) -> SessionReport | None:
+        """Open the report of a stored session (phase timing, gaze per trial); None when it cannot be read."""
+        path = self.settings().resolved_study_path()
+        state = next((s for s in self.participants.states if s.session_id == session_id), None)
+        try:
+            with SessionStore.open_read_only(path) as store:
+                outcome = session_outcome(
+                    store, session_id, participant=state.pseudonym if state is not None else "?"
+                )
+        except (StoreError, ValueError) as err:
+            self.problem_label.setText(str(err))
+            return None
+        dialog = SessionReport(outcome.report, summary=outcome.summary, quality=outcome.quality, parent=self)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.show()
+        self.review_dialog = dialog
+        return dialog
 
     def _check_pseudonym(self, text: str) -> None:
         """Say what is wrong with the pseudonym as typed, instead of dropping characters silently."""

@@ -283,6 +283,15 @@ def test_three_participants_get_three_stored_orders_and_the_setup_shows_their_st
     view.participants.chosen.emit("P02")  # as a click on P02's row
     qtbot.waitUntil(lambda: view.start_button.text() == "Resume session", timeout=2000)
     assert view.new_button.isVisibleTo(view) and "stimulus 2 of 3" in view.participants.plan_label.text()
+    table.selectRow(0)  # review P01's finished session
+    assert view.participants.review_button.isEnabled()
+    view.participants.review_button.click()
+    report = view.review_dialog
+    assert (
+        report is not None
+        and report.trials_table.rowCount() == 3
+        and "3 of 3" in report.windowTitle() + (report.findChildren(type(view.hint_label))[0].text())
+    )
 
 
 def test_a_failed_start_stores_no_session_and_the_next_records_the_tracker_it_used(
