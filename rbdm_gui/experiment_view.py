@@ -10,8 +10,10 @@ Above it, the kept runs of the runs folder: pick one to reopen it, several to co
 Centre, three pyqtgraph plots against the training step, as RBDM Figure 10: training loss, validation
 loss and validation macro-F1; colour tells the masking method, dashed lines the ``+switch`` Trainees, a
 dotted vertical line the switch. Below, the results table (one row per Trainee: best, final and mean
-validation macro-F1 ...), a table by variant (mean ± sd over the seeds) and the confusion matrix of the
-Trainee chosen in the table (rows true class, columns predicted; RBDM Figures 11 and 12).
+validation macro-F1 ...), a table by variant (mean ± sd over the seeds), the comparison with ``none``
+per training-set size (means with 95 % confidence intervals, paired differences, verdicts; computed by
+:mod:`analysis.experiment_report` on the worker thread that opens the run) and the confusion matrix of
+the Trainee chosen in the table (rows true class, columns predicted; RBDM Figures 11 and 12).
 
 The view is thin. A run executes in a worker process (:class:`rbdm_gui.experiment_runner.ExperimentRunner`
 running :mod:`rbdm_gui.experiment_worker`, i.e. :func:`analysis.experiment.run_experiment`), so
@@ -80,6 +82,7 @@ from analysis.experiment import (
     new_run_dir,
     summary_by_variant,
 )
+from analysis.experiment_report import VariantComparison, compare_variants, seed_measures
 from analysis.labels import LABELS
 from analysis.models import ARCHITECTURES
 from analysis.trainee import DEFAULT_TRAINEE, DEFAULT_TRAINEE_OPTIONS, CurvePoint
@@ -93,12 +96,15 @@ from rbdm_gui.workers import Progress as TaskProgress
 from rbdm_gui.workers import Task, run_task
 
 __all__ = [
+    "COMPARISON_COLUMNS",
     "METHOD_COLOURS",
     "PANELS",
     "ExperimentView",
+    "comparison_cells",
     "default_runs_dir",
     "experiments_config_path",
     "read_confusion",
+    "run_comparisons",
 ]
 
 #: Line colour per masking method, as in :func:`analysis.experiment.plot_learning_curves`.
@@ -146,6 +152,18 @@ _TRAINEE_COLUMNS: Final = (
     "time (s)",
 )
 _SUMMARY_COLUMNS: Final = ("variant", "seeds", "best F1", "final F1", "mean F1")
+#: Columns of the comparison with ``none`` (analysis.experiment_report), per training-set size.
+COMPARISON_COLUMNS: Final = (
+    "images",
+    "variant",
+    "seeds",
+    "AULC [95 % CI]",
+    "steps to threshold (reached)",
+    "best val. F1 [95 % CI]",
+    "test F1 [95 % CI]",
+    "Δ AULC vs none, Holm p",
+    "verdict",
+)
 _SWITCH = "+switch"
 _DEFAULTS: Final[dict[str, Any]] = {f.name: f.default for f in dataclasses.fields(ExperimentConfig)}
 
@@ -184,6 +202,7 @@ class _Opened:
 
     runs: tuple[ExperimentRun, ...]
     confusions: Mapping[TraineeKey, NDArray[np.int64]]
+    comparisons: Mapping[Path, tuple[VariantComparison, ...]] = dataclasses.field(default_factory=dict)
 
 
 def _open_runs(run_dirs: Sequence[Path]) -> Callable[[TaskProgress, Callable[[], bool]], _Opened]:
@@ -192,13 +211,51 @@ def _open_runs(run_dirs: Sequence[Path]) -> Callable[[TaskProgress, Callable[[],
         confusions = {}
         for run in runs:
             for result in run.results:
-                path = run.run_dir / "trainees" / f"{result.variant}-seed{result.seed}" / "confusion.csv"
-                matrix = read_confusion(path)
+                matrix = read_confusion(run.trainee_dir(result) / "confusion.csv")
                 if matrix is not None:
                     confusions[(run.run_dir, result.variant, result.seed)] = matrix
-        return _Opened(runs, confusions)
+        return _Opened(runs, confusions, {run.run_dir: run_comparisons(run) for run in runs})
 
     return work
+
+
+def run_comparisons(run: ExperimentRun) -> tuple[VariantComparison, ...]:
+    """A run's comparison with ``none`` per size and variant (:mod:`analysis.experiment_report`)."""
+    config = run.config
+    measures = seed_measures(
+        run.results, run.curves_by_size, auc_steps=config.auc_steps, threshold_share=config.threshold_share
+    )
+    return tuple(compare_variants(measures))
+
+
+def comparison_cells(row: VariantComparison) -> list[str]:
+    """One row of the comparison table (:data:`COMPARISON_COLUMNS`)."""
+
+    def ci(measure: str, digits: int = 3) -> str:
+        value = row.means.get(measure)
+        if value is None:
+            return "–"
+        if value.n < 2:
+            return f"{value.mean:.{digits}f}"
+        return f"{value.mean:.{digits}f} [{value.low:.{digits}f}, {value.high:.{digits}f}]"
+
+    difference, p = row.differences.get("aulc"), row.adjusted_p.get("aulc")
+    delta = (
+        "–" if difference is None else f"{difference.mean:+.3f} [{difference.low:.3f}, {difference.high:.3f}]"
+    )
+    if difference is not None and p is not None:
+        delta += f", p = {p:.3g}"
+    return [
+        str(row.train_size) if row.train_size else "?",  # runs written before sizes were recorded
+        row.variant,
+        str(len(row.seeds)),
+        ci("aulc"),
+        f"{ci('steps_to_threshold', 0)} ({row.reached}/{len(row.seeds)})",
+        ci("best_val_macro_f1"),
+        ci("test_macro_f1"),
+        delta,
+        row.verdict,
+    ]
 
 
 def _with_partial_curves(run: ExperimentRun) -> ExperimentRun:
@@ -243,6 +300,7 @@ class ExperimentView(QWidget):
         self.runs: dict[Path, ExperimentRun] = {}
         self.shown: tuple[ExperimentRun, ...] = ()
         self.confusions: dict[TraineeKey, NDArray[np.int64]] = {}
+        self.comparisons: dict[Path, tuple[VariantComparison, ...]] = {}
         self.live_dir: Path | None = None
         self.live_curves: dict[tuple[str, int], list[CurvePoint]] = {}
         self._live_items: dict[tuple[str, int], list[pg.PlotDataItem]] = {}
@@ -417,8 +475,10 @@ class ExperimentView(QWidget):
         self.results_table = _table_widget()
         self.results_table.itemSelectionChanged.connect(self._on_trainee_selected)
         self.summary_table = _table_widget()
+        self.comparison_table = _table_widget()
         self.tabs.addTab(self.results_table, "Trainees")
         self.tabs.addTab(self.summary_table, "By variant (mean ± sd over seeds)")
+        self.tabs.addTab(self.comparison_table, "By variant vs none (95 % CI, verdict)")
         bottom.addWidget(self.tabs)
         confusion = QWidget()
         layout = QVBoxLayout(confusion)
@@ -718,6 +778,7 @@ class ExperimentView(QWidget):
     def _opened(self, opened: _Opened) -> None:
         self.shown = opened.runs
         self.confusions = dict(opened.confusions)
+        self.comparisons = dict(opened.comparisons)
         if len(opened.runs) == 1:
             run = opened.runs[0]
             self._draw_curves(run.curves, title=_plot_title(run))
@@ -848,6 +909,7 @@ class ExperimentView(QWidget):
                 for c, text in enumerate(cells):
                     self.results_table.setItem(r, c, _cell(text, numeric=c >= (3 if several else 2)))
         self._fill_summary(several)
+        self._fill_comparison(several)
         if rows:
             best = max(range(len(rows)), key=lambda r: rows[r][1].best_val_macro_f1)
             self.results_table.selectRow(best)
@@ -869,6 +931,21 @@ class ExperimentView(QWidget):
                 cells.append(f"{row[name]:.3f} ± {row[name + '_sd']:.3f}")
             for c, text in enumerate(cells):
                 table.setItem(r, c, _cell(text, numeric=c >= len(cells) - 4))
+
+    def _fill_comparison(self, several: bool) -> None:
+        titles = (["run"] if several else []) + list(COMPARISON_COLUMNS)
+        rows = [(run, row) for run in self.shown for row in self.comparisons.get(run.run_dir, ())]
+        table = self.comparison_table
+        table.clear()
+        table.setColumnCount(len(titles))
+        table.setHorizontalHeaderLabels(titles)
+        table.setRowCount(len(rows))
+        for r, (run, row) in enumerate(rows):
+            cells = ([run.run_dir.name] if several else []) + comparison_cells(row)
+            for c, text in enumerate(cells):
+                item = _cell(text, numeric=0 < c < len(cells) - 1)
+                item.setToolTip(text)
+                table.setItem(r, c, item)
 
     def _on_trainee_selected(self) -> None:
         rows = sorted({index.row() for index in self.results_table.selectedIndexes()})

@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -18,10 +19,17 @@ from PySide6.QtWidgets import QTableWidget, QTableWidgetItem
 from pytestqt.qtbot import QtBot
 
 from analysis.experiment import RESULT_FIELDS, VARIANTS, ExperimentConfig, VariantResult, load_run
+from analysis.experiment_report import VariantComparison
 from analysis.labels import LABELS
 from analysis.trainee import CURVE_FIELDS, CurvePoint
 from rbdm_gui.assets import DEFAULT_TRAINER
-from rbdm_gui.experiment_view import ExperimentView, default_runs_dir, read_confusion
+from rbdm_gui.experiment_view import (
+    COMPARISON_COLUMNS,
+    ExperimentView,
+    comparison_cells,
+    default_runs_dir,
+    read_confusion,
+)
 
 pytestmark = pytest.mark.gui
 
@@ -425,3 +433,48 @@ def test_cancelling_a_training_run_keeps_its_curves(qtbot: QtBot, tmp_path: Path
     assert run.status == "cancelled" and "Run cancelled" in view.status_label.text()
     assert [r.status for r in run.results] == ["cancelled"]  # the baseline stopped; mean+switch never began
     assert 2 <= run.results[0].steps < 50 * 4
+
+
+def test_a_kept_run_shows_its_comparison_with_none_with_intervals_and_verdicts(
+    qtbot: QtBot, tmp_path: Path
+) -> None:
+    run = _write_run(
+        tmp_path / "runs" / "r", started_utc="2025-01-01", variants=("none", "mean+switch"), seeds=(0, 1, 2)
+    )
+    view = _view(qtbot, tmp_path / "runs")
+    view.open_runs([run])
+    qtbot.waitUntil(lambda: not view.busy and len(view.shown) == 1, timeout=10_000)
+    header = view.comparison_table.horizontalHeaderItem(len(COMPARISON_COLUMNS) - 1)
+    assert header is not None and header.text() == "verdict"
+    rows = _cells(view.comparison_table)
+    assert [r[1:3] for r in rows] == [["none", "3"], ["mean+switch", "3"]]
+    assert rows[0][-1] == "baseline" and rows[0][-2] == "–"
+    assert rows[1][-1].startswith(("accelerates learning", "no detectable difference", "slower"))
+    assert re.fullmatch(r"0\.\d{3} \[-?\d\.\d{3}, \d\.\d{3}\]", rows[1][5])  # best val. F1 with its CI
+
+
+def test_comparison_cells_show_means_intervals_and_the_verdict() -> None:
+    from analysis.paired_statistics import MeanCI, PairedDifference
+
+    row = VariantComparison(
+        train_size=500,
+        variant="mean",
+        seeds=(0, 1, 2, 3, 4),
+        k_steps=100,
+        means={"aulc": MeanCI(0.41, 0.39, 0.43, 5), "steps_to_threshold": MeanCI(150.0, 120.0, 180.0, 5)},
+        differences={"aulc": PairedDifference(0.04, 0.02, 0.06, 0.002, 5)},
+        adjusted_p={"aulc": 0.01},
+        reached=4,
+        verdict="accelerates learning: AULC +0.040 [0.020, 0.060], p = 0.01",
+    )
+    assert comparison_cells(row) == [
+        "500",
+        "mean",
+        "5",
+        "0.410 [0.390, 0.430]",
+        "150 [120, 180] (4/5)",
+        "–",
+        "–",
+        "+0.040 [0.020, 0.060], p = 0.01",
+        "accelerates learning: AULC +0.040 [0.020, 0.060], p = 0.01",
+    ]
