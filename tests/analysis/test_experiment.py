@@ -33,6 +33,7 @@ from analysis.experiment import (
     nested_subset,
     new_run_dir,
     plot_learning_curves,
+    run_cell,
     run_experiment,
     stratified_holdout,
     summary_by_variant,
@@ -339,7 +340,7 @@ def _planted_split(n: int, rng: np.random.Generator, *, clutter: bool, tag: str)
     return SplitArrays(images, y, tuple(f"{tag}/{k}" for k in range(n)), regions)
 
 
-def _planted_run(tmp_path: Path, *, clutter: bool) -> ExperimentRun:
+def _planted_run(tmp_path: Path, *, clutter: bool) -> tuple[ExperimentRun, GridData]:
     rng = np.random.default_rng(0)
     train = _planted_split(128, rng, clutter=clutter, tag="train")
     validation = _planted_split(64, rng, clutter=False, tag="validation")
@@ -361,7 +362,7 @@ def _planted_run(tmp_path: Path, *, clutter: bool) -> ExperimentRun:
         seeds=DEFAULT_SEEDS,
         tensorboard=False,
     )
-    return run_experiment(config, tmp_path / "run", data=data)
+    return run_experiment(config, tmp_path / "run", data=data), data
 
 
 @pytest.mark.tf
@@ -369,7 +370,7 @@ def test_masking_with_the_ground_truth_regions_is_detected_as_faster(tmp_path: P
     """Planted effect: the training images carry label-independent noise around the expression regions,
     the validation and test images do not. Masked with the ground-truth regions, the training images are
     exactly what validation shows, so the masked Trainee must learn faster than the unmasked one."""
-    run = _planted_run(tmp_path, clutter=True)
+    run, data = _planted_run(tmp_path, clutter=True)
     measures = seed_measures(run.results, run.curves_by_size)
     row = next(c for c in compare_variants(measures) if c.variant == "regions")
     assert row.verdict.startswith("accelerates learning: AULC +"), row.verdict
@@ -378,12 +379,18 @@ def test_masking_with_the_ground_truth_regions_is_detected_as_faster(tmp_path: P
     text = (run.run_dir / "report.md").read_text(encoding="utf-8")
     assert "| regions | 5 |" in text and "accelerates learning" in text
 
+    # a cell is a unit of work: trained alone, elsewhere, it gives the curves it gave in the grid
+    alone, points = run_cell(run.config, Cell("regions", 3, None), data, tmp_path / "elsewhere")
+    assert points == run.curves[("regions", 3)]
+    same = next(r for r in run.results if (r.variant, r.seed) == ("regions", 3))
+    assert dataclasses.replace(alone, duration_s=0) == dataclasses.replace(same, duration_s=0)
+
 
 @pytest.mark.tf
 def test_masks_that_remove_nothing_are_found_to_make_no_difference(tmp_path: Path) -> None:
     """No effect possible: without the noise the pixels outside the regions are already black, so the
     masks change no pixel. The paired seeds then give identical curves, and the verdict must say so."""
-    run = _planted_run(tmp_path, clutter=False)
+    run, _ = _planted_run(tmp_path, clutter=False)
     row = next(
         c for c in compare_variants(seed_measures(run.results, run.curves_by_size)) if c.variant == "regions"
     )
