@@ -103,6 +103,7 @@ __all__ = [
     "comparison_cells",
     "default_runs_dir",
     "experiments_config_path",
+    "parse_sizes",
     "read_confusion",
     "run_comparisons",
 ]
@@ -394,6 +395,12 @@ class ExperimentView(QWidget):
         )
         self.n_train_spin, self.n_val_spin = _count_spin(), _count_spin()
         form.addRow("Images", _row(QLabel("train"), self.n_train_spin, QLabel("val."), self.n_val_spin))
+        self.sizes_edit = QLineEdit()
+        self.sizes_edit.setPlaceholderText("e.g. 500, 2000, all (empty: the train count above)")
+        self.sizes_edit.setToolTip(
+            "Training-set sizes to run every variant and seed at: class-balanced, each part of the next."
+        )
+        form.addRow("Train sizes", self.sizes_edit)
         self.used_label = QLabel()
         self.used_label.setWordWrap(True)
         self.used_label.setStyleSheet("color: #8a4b00; font-weight: bold;")
@@ -522,6 +529,8 @@ class ExperimentView(QWidget):
         self.alpha_spin.setValue(float(options.get("alpha", DEFAULT_TRAINEE_OPTIONS["alpha"])))
         self.epochs_spin.setValue(int(values.get("epochs") or _DEFAULTS["epochs"]))
         self.switch_spin.setValue(int(values.get("switch_epoch") or _DEFAULTS["switch_epoch"]))
+        sizes = values.get("train_sizes") or ""
+        self.sizes_edit.setText(sizes if isinstance(sizes, str) else _sizes_text(sizes))
         seeds = values.get("seeds") or _DEFAULTS["seeds"]
         self.seeds_edit.setText(seeds if isinstance(seeds, str) else ", ".join(str(s) for s in seeds))
         self.eval_spin.setValue(int(values.get("eval_every_steps") or _DEFAULTS["eval_every_steps"]))
@@ -571,6 +580,7 @@ class ExperimentView(QWidget):
             "switch_epoch": self.switch_spin.value(),
             "seeds": self.seeds_edit.text(),
             "eval_every_steps": self.eval_spin.value(),
+            "train_sizes": self.sizes_edit.text().strip(),
         }
 
     def form_request(self) -> LaunchRequest:
@@ -608,6 +618,7 @@ class ExperimentView(QWidget):
             n_val=values["n_val"] or None,
             variants=grid,
             seeds=_parse_seeds(values["seeds"]),
+            train_sizes=parse_sizes(values["train_sizes"]),
             architecture=values["architecture"],
             options=values["options"],
             epochs=values["epochs"],
@@ -1071,6 +1082,35 @@ def _parse_seeds(text: str) -> tuple[int, ...]:
     return seeds
 
 
+def parse_sizes(text: str) -> tuple[int | None, ...]:
+    """Training-set sizes from the form: whole numbers ≥ 1 or 'all', separated by commas; empty: none.
+
+    Raises
+    ------
+    ValueError
+        With a message for the user.
+    """
+    sizes: list[int | None] = []
+    for part in (p.strip() for p in text.replace(";", ",").split(",")):
+        if not part:
+            continue
+        if part.lower() == "all":
+            sizes.append(None)
+        elif part.isdigit() and int(part) > 0:
+            sizes.append(int(part))
+        else:
+            raise ValueError(
+                f"Training-set sizes are whole numbers or 'all', e.g. '500, 2000, all'; got {text!r}."
+            )
+    if len(set(sizes)) != len(sizes):
+        raise ValueError(f"Give each training-set size once; got {text!r}.")
+    return tuple(sizes)
+
+
+def _sizes_text(sizes: Sequence[int | None]) -> str:
+    return ", ".join("all" if s is None else str(s) for s in sizes)
+
+
 def _run_name(dataset: str) -> str:
     """A folder-safe name part from the dataset spec: ``synthetic-n-50``, ``FER2013``."""
     base = Path(dataset).name or dataset
@@ -1095,6 +1135,7 @@ def _form_of(run: ExperimentRun) -> dict[str, Any]:
         switch=any(v.endswith(_SWITCH) for v in variants),
         n_train=config.n_train or 0,
         n_val=config.n_val or 0,
+        train_sizes=_sizes_text(config.train_sizes),
     )
     used = _run_used(run)
     for key in ("n_train", "n_val"):  # what the run really used, where it said

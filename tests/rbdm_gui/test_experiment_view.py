@@ -148,10 +148,12 @@ def test_the_form_describes_the_chosen_run(qtbot: QtBot, tmp_path: Path) -> None
     view.architecture_combo.setCurrentText("small_cnn")
     assert not view.alpha_spin.isEnabled()
     view.seeds_edit.setText("3, 1")
+    view.sizes_edit.setText("500, all, 2000")
     view.n_val_spin.setValue(0)
     view.epochs_spin.setValue(4)
     view.switch_spin.setValue(2)
     request = view.form_request()
+    assert request.config.train_sizes == (500, None, 2000) and request.config.sizes == (500, 2000, None)
     assert request.config.variants == ("none", "mean+switch")
     assert request.gaze_variants == ("gaze+switch",) and request.study == str(study)
     assert request.config.seeds == (3, 1) and request.config.n_val is None
@@ -176,6 +178,8 @@ def test_the_form_describes_the_chosen_run(qtbot: QtBot, tmp_path: Path) -> None
         ),
         (lambda v: v.seeds_edit.setText("0, x"), "Seeds must be whole numbers"),
         (lambda v: v.seeds_edit.setText("1, 1"), "different seeds"),
+        (lambda v: v.sizes_edit.setText("500, most"), "Training-set sizes are whole numbers or 'all'"),
+        (lambda v: v.sizes_edit.setText("0"), "Training-set sizes are whole numbers or 'all'"),
         (lambda v: v.switch_spin.setValue(6), "switch_epoch must satisfy"),
     ],
 )
@@ -193,6 +197,7 @@ def test_the_form_is_remembered(qtbot: QtBot, tmp_path: Path) -> None:
     view = _view(qtbot, tmp_path / "runs")
     view.dataset_edit.setText("synthetic:n=7")
     view.seeds_edit.setText("4, 12")
+    view.sizes_edit.setText("40, all")
     view.n_train_spin.setValue(0)
     view.method_boxes["perceptive"].setChecked(False)
     view.save_form()
