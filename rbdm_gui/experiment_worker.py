@@ -15,9 +15,9 @@ and nothing else (whatever else the process prints goes to standard error):
 
 - ``{"event": "started", "run_dir": ..., "pid": ...}``;
 - ``{"event": "progress", "stage": ..., "done": ..., "total": ..., "message": ..., "variant": ...,
-  "seed": ..., "point": {...} or null}``: an :class:`analysis.experiment.Progress` record, ``point`` a
-  :class:`analysis.trainee.CurvePoint` row; ``total`` of the ``training`` stage counts every Trainee of
-  the run, gaze ones included;
+  "seed": ..., "point": {...} or null, "train_size": ... or null}``: an
+  :class:`analysis.experiment.Progress` record, ``point`` a :class:`analysis.trainee.CurvePoint` row;
+  ``total`` of the ``training`` stage counts every Trainee of the run, gaze ones included;
 - ``{"event": "used", "n_train": ..., "n_val": ..., "warnings": [...]}``: the images per split the run
   really trains and validates on, and why they differ from the request (a split smaller than asked);
   ``run.json`` records the same under ``used`` and ``warnings``;
@@ -261,13 +261,14 @@ def progress_event(progress: Progress) -> dict[str, Any]:
         "variant": progress.variant,
         "seed": progress.seed,
         "point": None if progress.point is None else progress.point.as_row(),
+        "train_size": progress.train_size,
     }
 
 
 def progress_from_event(event: Mapping[str, Any]) -> Progress:
     """The :class:`analysis.experiment.Progress` record of a ``progress`` event."""
     point = event.get("point")
-    seed = event.get("seed")
+    seed, size = event.get("seed"), event.get("train_size")
     return Progress(
         stage=str(event["stage"]),
         done=int(event["done"]),
@@ -276,6 +277,7 @@ def progress_from_event(event: Mapping[str, Any]) -> Progress:
         variant=None if event.get("variant") is None else str(event["variant"]),
         seed=None if seed is None else int(seed),
         point=None if point is None else CurvePoint.from_row(point),
+        train_size=None if size is None else int(size),
     )
 
 

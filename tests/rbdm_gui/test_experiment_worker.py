@@ -137,6 +137,7 @@ _progress = st.builds(
     variant=st.none() | st.sampled_from(VARIANTS + GAZE_VARIANTS),
     seed=st.none() | st.integers(-(2**31), 2**31),
     point=st.none() | _points,
+    train_size=st.none() | st.integers(1, 10**6),
 )
 
 
