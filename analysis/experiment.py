@@ -189,8 +189,9 @@ class ExperimentConfig:
         subset seed each size's images are part of every larger size's (:func:`nested_subset`). Empty:
         the one size ``n_train``.
     test_split : str or None
-        Split scored at each Trainee's best validation step, never used to choose it; None holds
-        ``test_fraction`` of the validation images apart instead (stratified by class, subset seed).
+        Split scored at each Trainee's best validation step, never used to choose it (at most ``n_val``
+        images, drawn like the validation images); None holds ``test_fraction`` of the validation images
+        apart instead (stratified by class, subset seed).
     test_fraction : float
         That share (:data:`DEFAULT_TEST_FRACTION`).
     analyzer : str
@@ -1274,14 +1275,15 @@ def list_runs(runs_dir: str | Path) -> list[ExperimentRun]:
 
 
 def summary_by_variant(results: Iterable[VariantResult]) -> list[dict[str, Any]]:
-    """Per variant, in first-seen order: the number of seeds and the mean and standard deviation over seeds
-    of the best, final and mean validation macro-F1 (standard deviation 0 for one seed)."""
-    groups: dict[str, list[VariantResult]] = {}
+    """Per variant and training-set size, in first-seen order: the size, the number of seeds and the mean
+    and standard deviation over seeds of the best, final and mean validation macro-F1 (standard deviation
+    0 for one seed). The statistics that answer RBDM's question are :mod:`analysis.experiment_report`'s."""
+    groups: dict[tuple[str, int], list[VariantResult]] = {}
     for result in results:
-        groups.setdefault(result.variant, []).append(result)
+        groups.setdefault((result.variant, result.train_size), []).append(result)
     rows = []
-    for variant, group in groups.items():
-        row: dict[str, Any] = {"variant": variant, "seeds": len(group)}
+    for (variant, size), group in groups.items():
+        row: dict[str, Any] = {"variant": variant, "train_size": size, "seeds": len(group)}
         for name in ("best_val_macro_f1", "final_val_macro_f1", "mean_val_macro_f1"):
             values = np.array([getattr(r, name) for r in group], dtype=np.float64)
             row[name] = float(values.mean())

@@ -937,7 +937,11 @@ class ExperimentView(QWidget):
         table.setRowCount(len(rows))
         for r, (run, row) in enumerate(rows):
             cells = [run.run_dir.name] if several else []
-            cells += [row["variant"], str(row["seeds"])]
+            sized = len(run.train_sizes) > 1
+            cells += [
+                f"{row['variant']} · {row['train_size']}" if sized else row["variant"],
+                str(row["seeds"]),
+            ]
             for name in ("best_val_macro_f1", "final_val_macro_f1", "mean_val_macro_f1"):
                 cells.append(f"{row[name]:.3f} ± {row[name + '_sd']:.3f}")
             for c, text in enumerate(cells):

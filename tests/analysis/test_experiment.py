@@ -168,6 +168,9 @@ def test_the_summary_gives_mean_and_spread_over_seeds() -> None:
     assert rows[0]["seeds"] == 2 and rows[0]["best_val_macro_f1"] == pytest.approx(0.5)
     assert rows[0]["best_val_macro_f1_sd"] == pytest.approx(np.std([0.4, 0.6], ddof=1))
     assert rows[1]["best_val_macro_f1_sd"] == 0.0
+    larger = dataclasses.replace(result("mean", 0, 0.9), train_size=100)
+    sized = summary_by_variant([result("mean", 0, 0.4), larger, result("mean", 1, 0.6)])
+    assert [(r["variant"], r["train_size"], r["seeds"]) for r in sized] == [("mean", 0, 2), ("mean", 100, 1)]
 
 
 def test_the_plot_is_a_png_with_three_panels(tmp_path: Path) -> None:
