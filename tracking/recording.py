@@ -687,6 +687,8 @@ def begin_session(
 
 #: Valid gaze on the image for at least this long without any fixation is reported, not stored silently.
 _SILENT_GAZE_MS = 100.0
+#: A stretch without valid gaze at least this long is pointed out (longer than a blink's 100-400 ms).
+_LONG_GAP_MS = 500.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -710,7 +712,8 @@ class TrialQuality:
     events : tuple of str
         The tracker's events during the trial (lost, reconnected, not calibrated...).
     note : str
-        What deserves a look: valid gaze on the image but no fixation, no valid sample at all.
+        What deserves a look: valid gaze on the image but no fixation, no valid sample at all, or
+        no valid sample for 500 ms and more.
     """
 
     position: int
@@ -753,6 +756,7 @@ def trial_quality(
         edges = np.concatenate([[start], valid_t, [stop]])
         on_image = valid_t[(valid_t >= onset) & (valid_t < stop)]
         n_fixations = len(store.fixations(session_id, trial.position))
+        gap_ms = float(np.diff(edges).max())
         note = ""
         if len(samples) and not valid_t.size:
             note = "no valid gaze sample"
@@ -761,13 +765,15 @@ def trial_quality(
                 f"valid gaze on the image for {on_image[-1] - on_image[0]:.0f} ms but no fixation; "
                 "check the fixation detector's parameters"
             )
+        elif gap_ms >= _LONG_GAP_MS:
+            note = f"no valid gaze for {gap_ms:.0f} ms (a blink, lost tracking or a stalled tracker)"
         out.append(
             TrialQuality(
                 position=trial.position,
                 stimulus_id=trial.stimulus_id,
                 n_samples=len(samples),
                 valid_share=float(samples.valid.mean()) if len(samples) else math.nan,
-                longest_gap_ms=float(np.diff(edges).max()),
+                longest_gap_ms=gap_ms,
                 n_fixations=n_fixations,
                 events=tuple(f"{e.kind.value}: {e.message}" for e in events if start <= e.t_ms <= stop),
                 note=note,

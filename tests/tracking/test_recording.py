@@ -452,6 +452,16 @@ def test_the_quality_of_each_trial_says_when_valid_gaze_gave_no_fixation(tmp_pat
     assert first.events == ("connection_lost: tracker lost",)
     assert second.n_fixations == 0 and second.events == () and second.longest_gap_ms == pytest.approx(10.0)
     assert "no fixation" in second.note and "detector" in second.note
+    with SessionStore(tmp_path / "study.db") as store:  # a tracker that stalled during the image
+        stalled_id, _ = _begin(store, "P02")
+        stalled_order = store.session(stalled_id).stimulus_order
+        with store.sample_writer(stalled_id, batch_interval_s=0.01) as writer:
+            for k in [*range(20_000, 21_200, 10), *range(21_900, 22_000, 10)]:
+                writer.add(GazeSample(float(k), 500.0, 400.0))
+        phases = PhaseOnsets(20_000.0, 20_500.0, 20_700.0, 21_200.0, 21_990.0)
+        store.record_trial(stalled_id, Trial(0, stalled_order[0], phases, "sad", "keyboard"), [])
+        (stalled,) = trial_quality(store, stalled_id)
+    assert stalled.valid_share == 1.0 and "no valid gaze for 710 ms" in stalled.note
 
 
 def test_per_participant_orders_of_a_short_list_do_not_repeat_by_chance(tmp_path: Path) -> None:
