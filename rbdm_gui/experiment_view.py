@@ -304,6 +304,7 @@ class ExperimentView(QWidget):
         self.comparisons: dict[Path, tuple[VariantComparison, ...]] = {}
         self.live_dir: Path | None = None
         self.live_curves: dict[tuple[str, int], list[CurvePoint]] = {}
+        self.live_size: int | None = None  # the training-set size whose curves are shown live
         self._live_items: dict[tuple[str, int], list[pg.PlotDataItem]] = {}
         self._switch_steps: set[int] = set()
         self._tasks: dict[str, Task] = {}
@@ -671,7 +672,7 @@ class ExperimentView(QWidget):
     def follow(self, run_dir: Path) -> None:
         """Show the run starting in ``run_dir`` live: its curves as :meth:`show_progress` receives them."""
         self.live_dir = Path(run_dir)
-        self.live_curves, self._live_listed = {}, False
+        self.live_curves, self._live_listed, self.live_size = {}, False, None
         self._show_live()
 
     def show_progress(self, progress: Progress) -> None:
@@ -690,6 +691,10 @@ class ExperimentView(QWidget):
             self.progress_bar.setRange(0, 0)
             self.progress_bar.setFormat(progress.stage)
         self._say(progress.message)
+        if progress.train_size is not None and progress.train_size != self.live_size:
+            self.live_size, self.live_curves = progress.train_size, {}  # a larger size: show its curves
+            if self._showing_live():
+                self._show_live()
         if progress.point is not None and progress.variant is not None and progress.seed is not None:
             key = (progress.variant, progress.seed)
             self.live_curves.setdefault(key, []).append(progress.point)
@@ -831,7 +836,8 @@ class ExperimentView(QWidget):
     def _show_live(self) -> None:
         self.shown, self.confusions = (), {}
         name = "" if self.live_dir is None else self.live_dir.name
-        self._clear_plots(f"{name} (running)")
+        size = "" if self.live_size is None else f", {self.live_size} training images"
+        self._clear_plots(f"{name} (running{size})")
         for key in self.live_curves:
             self._draw_live_point(key)
         self._fill_results()

@@ -18,7 +18,7 @@ import pytest
 from PySide6.QtWidgets import QTableWidget, QTableWidgetItem
 from pytestqt.qtbot import QtBot
 
-from analysis.experiment import RESULT_FIELDS, VARIANTS, ExperimentConfig, VariantResult, load_run
+from analysis.experiment import RESULT_FIELDS, VARIANTS, ExperimentConfig, Progress, VariantResult, load_run
 from analysis.experiment_report import VariantComparison
 from analysis.labels import LABELS
 from analysis.trainee import CURVE_FIELDS, CurvePoint
@@ -483,3 +483,16 @@ def test_comparison_cells_show_means_intervals_and_the_verdict() -> None:
         "+0.040 [0.020, 0.060], p = 0.01",
         "accelerates learning: AULC +0.040 [0.020, 0.060], p = 0.01",
     ]
+
+
+def test_live_curves_follow_the_training_set_size_being_trained(qtbot: QtBot, tmp_path: Path) -> None:
+    view = _view(qtbot, tmp_path / "runs")
+    view.follow(tmp_path / "runs" / "live")
+    for size, step in ((8, 2), (8, 4), (16, 2)):
+        point = CurvePoint(step, 1, "unmasked", 16 * step, 1.0, 1.1, 0.3, 0.2)
+        view.show_progress(Progress("training", 0, 4, "training", "none", 0, point, size))
+    assert view.live_size == 16
+    assert {key: [p.step for p in points] for key, points in view.live_curves.items()} == {("none", 0): [2]}
+    assert "16 training images" in view.plot_title.text
+    assert len(_curves(view)) == 1 and list(_curves(view)[0].xData) == [2]
+    qtbot.waitUntil(lambda: not view.busy, timeout=10_000)
