@@ -437,7 +437,8 @@ def _pairing(run: ExperimentRun) -> str:
     paired = sum(len(d) == 1 for d in digests.values())
     return (
         f"Pairing: within {paired} of {len(digests)} (seed, size) groups every variant started from the "
-        "same initial weights (SHA-256 of the weights) and drew the same batch order."
+        "same initial weights (SHA-256 of the weights); variants that train on as many images as none "
+        "(all but gaze and fusion, which mask only the fixated images) also drew its batch order."
     )
 
 
