@@ -410,7 +410,8 @@ class SplitUse:
 
 
 def split_use(config: ExperimentConfig) -> SplitUse:
-    """The images per split ``config`` draws (the same draw as :func:`analysis.experiment.load_splits`).
+    """The images per split ``config`` draws (the same draw as :func:`analysis.experiment.load_grid_data`:
+    the training pool is the largest training-set size; the test images are part of the validation draw).
 
     Only the labels are read, no pixels; a cap above the split's size is met with the whole split and
     a warning that says so.
@@ -419,7 +420,8 @@ def split_use(config: ExperimentConfig) -> SplitUse:
 
     loader = open_dataset(config.dataset, size=config.size_px, rgb=config.rgb)
     counts, warnings = [], []
-    for split, asked in ((config.train_split, config.n_train), (config.val_split, config.n_val)):
+    pool = None if None in config.sizes else max(n for n in config.sizes if n is not None)
+    for split, asked in ((config.train_split, pool), (config.val_split, config.n_val)):
         labels = loader.labels(split)
         rng = np.random.default_rng(config.subset_seed)
         chosen = len(subset_positions(labels, max_count=asked, rng=rng))

@@ -193,6 +193,8 @@ def test_the_images_a_run_really_uses_are_recorded_with_a_warning(tmp_path: Path
     record = json.loads((tmp_path / "runs" / "r" / "run.json").read_text(encoding="utf-8"))
     assert record["used"] == {"n_train": 400, "n_val": 100, "warnings": list(use.warnings)}
     assert record["status"] == "cancelled" and load_run(tmp_path / "runs" / "r").config.n_train == 800
+    sized = split_use(_config(dataset="synthetic:n=50", train_sizes=(40, 120), n_val=100))
+    assert sized.n_train == 120 and not sized.warnings  # the pool: the largest training-set size
 
 
 def test_a_run_whose_worker_died_is_interrupted_and_keeps_its_partial_curves(tmp_path: Path) -> None:
