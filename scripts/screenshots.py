@@ -14,6 +14,7 @@ Settings and the study file go to a temporary folder; the gaze comes from the mo
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import subprocess
@@ -83,14 +84,12 @@ def main() -> None:
 
     # --- setup ----------------------------------------------------------------------------------
     studio = StudioApp()
-    studio.window.resize(1440, 900)
+    studio.window.resize(1280, 800)  # the smallest window the screens are laid out for
     studio.window.show()
     wait_until(lambda: studio.window.isVisible() and studio.setup_view is not None)
     setup = studio.setup_view
     assert setup is not None
-    setup.recogniser_combo.setCurrentIndex(setup.recogniser_combo.findData("pocketsphinx"))
-    save(studio.window, "setup.png")
-    studio.window.hide()
+    studio.window.hide()  # photographed after the first session, with its participant listed
 
     # --- labeling -------------------------------------------------------------------------------
     settings = StudySettings(
@@ -133,6 +132,12 @@ def main() -> None:
     assert run.report_dialog is not None
     save(run.report_dialog, "session_report.png")
     run.report_dialog.close()
+    setup.set_settings(dataclasses.replace(settings, participant="P02", recogniser="pocketsphinx"))
+    setup.refresh_participants()
+    studio.window.show()
+    studio.window.resize(1280, 800)
+    save(studio.window, "setup.png")
+    studio.window.hide()
 
     # --- calibration/validation ---------------------------------------------------------------------
     holder: dict[str, CalibrationView] = {}
