@@ -29,6 +29,7 @@ import math
 from collections.abc import Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, fields
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -537,12 +538,11 @@ def make_sequences(
     for name in names:
         mirrors = rng.permutation(np.arange(count) < round(count * mirror))
         for index in range(count):
-            length = int(rng.integers(low, high + 1))
-            schedule = sample_schedule(name, n_frames=length, rng=rng, jitter_frames=jitter_frames)
             sequences.append(
-                make_sequence(
-                    schedule,
-                    n_frames=length,
+                _draw_sequence(
+                    _template(name),
+                    n_frames=(low, high),
+                    jitter_frames=jitter_frames,
                     size=size,
                     rgb=rgb,
                     rng=rng,
@@ -553,6 +553,20 @@ def make_sequences(
                 )
             )
     return sequences
+
+
+def _draw_sequence(
+    template: ClassTemplate,
+    *,
+    n_frames: tuple[int, int],
+    jitter_frames: int,
+    rng: np.random.Generator,
+    **render: Any,
+) -> SyntheticSequence:
+    """A random length in ``n_frames``, a jittered schedule of ``template``, then the rendered frames."""
+    length = int(rng.integers(n_frames[0], n_frames[1] + 1))
+    schedule = sample_schedule(template, n_frames=length, rng=rng, jitter_frames=jitter_frames)
+    return make_sequence(schedule, n_frames=length, rng=rng, **render)
 
 
 def make_unit_mix_sequences(
@@ -627,12 +641,11 @@ def make_unit_mix_sequences(
             for unit, chosen in zip(UNIT_NAMES, on, strict=True)
             if chosen
         }
-        length = int(rng.integers(low, high + 1))
-        schedule = sample_schedule(ClassTemplate("mix", onsets), n_frames=length, rng=rng)
         sequences.append(
-            make_sequence(
-                schedule,
-                n_frames=length,
+            _draw_sequence(
+                ClassTemplate("mix", onsets),
+                n_frames=(low, high),
+                jitter_frames=2,
                 size=size,
                 rgb=rgb,
                 rng=rng,

@@ -431,6 +431,21 @@ def _out_kernel_and_bias(cls: str, weights: list[NDArray[Any]], use_bias: bool) 
     return kernel, (kernel + 1 if use_bias else -1)
 
 
+def _linear_source(config: Mapping[str, Any], name: str) -> dict[str, Any] | None:
+    """Layer ``name`` when a following layer may be merged into it: a convolution or dense layer without
+    an activation of its own whose output feeds only that one layer (and is no model output)."""
+    source = _by_name(config).get(name)
+    if (
+        source is None
+        or source["class_name"] not in _FOLDABLE
+        or source["config"].get("activation", "linear") != "linear"
+        or len(_consumers(config, name)) != 1
+        or _is_output(config, name)
+    ):
+        return None
+    return source
+
+
 def fold_batch_norm(config: dict[str, Any], weights: _Weights) -> tuple[dict[str, Any], _Weights, list[str]]:
     """Fold each ``BatchNormalization`` that follows a convolution or dense layer into it (inference).
 
@@ -452,15 +467,8 @@ def fold_batch_norm(config: dict[str, Any], weights: _Weights) -> tuple[dict[str
     lines = []
     for bn in [layer for layer in config["layers"] if layer["class_name"] == "BatchNormalization"]:
         source_name = bn["inbound_nodes"][0][0][0]
-        source = _by_name(config).get(source_name)
-        if (
-            source is None
-            or source["class_name"] not in _FOLDABLE
-            or source["config"].get("activation", "linear") != "linear"
-            or len(_consumers(config, source_name)) != 1
-            or _is_output(config, source_name)
-            or not _bn_axis_is_channels(bn)
-        ):
+        source = _linear_source(config, source_name)
+        if source is None or not _bn_axis_is_channels(bn):
             continue
         factor, shift = _bn_parameters(bn, weights.pop(bn["name"], []))
         layer_weights = [np.asarray(w, np.float64) for w in weights[source_name]]
@@ -513,14 +521,8 @@ def fuse_activations(config: dict[str, Any]) -> tuple[dict[str, Any], list[str]]
     lines = []
     for layer in [item for item in config["layers"] if _activation_of(item) is not None]:
         source_name = layer["inbound_nodes"][0][0][0]
-        source = _by_name(config).get(source_name)
-        if (
-            source is None
-            or source["class_name"] not in _FOLDABLE
-            or source["config"].get("activation", "linear") != "linear"
-            or len(_consumers(config, source_name)) != 1
-            or _is_output(config, source_name)
-        ):
+        source = _linear_source(config, source_name)
+        if source is None:
             continue
         source["config"]["activation"] = _activation_of(layer)
         config["layers"] = [item for item in config["layers"] if item["name"] != layer["name"]]
