@@ -15,6 +15,7 @@ Modules, by paper section (RBDM = Schiller et al. 2020, TP = Finzel et al. 2021)
 - ``models``, ``training``, ``saliency`` — the Trainer and its relevance maps (RBDM §5.1, §5.2)
 - ``masked_dataset`` — masked copies of a dataset written to disk, resumable (RBDM §5.4, §5.5)
 - ``trainee``, ``experiment`` — the Trainee with the switch and the seven-variant grid (RBDM §5.5, §6)
+- ``grid_engine`` — an experiment grid's cells as tasks on Ray, locally or on a cluster; resumable (§6)
 - ``learning_speed``, ``paired_statistics``, ``experiment_report`` — learning-speed measures of a curve;
   CIs, paired tests, Holm and verdicts over seeds; a run's report.md (RBDM §6)
 - ``evaluation`` — accuracy, macro-F1, per-class F1 and confusion matrix of any model on any images
@@ -40,6 +41,7 @@ __all__ = [
     "experiment_report",
     "files",
     "geometry",
+    "grid_engine",
     "heatmap",
     "labels",
     "learning_speed",

@@ -653,6 +653,7 @@ def _sizes(text: str) -> tuple[int | None, ...]:
 def add_experiment(parser: argparse.ArgumentParser) -> None:
     """Options of ``rbdm experiment``."""
     from analysis.experiment import ALL_VARIANTS, DEFAULT_SEEDS, DEFAULT_TEST_FRACTION, VARIANTS
+    from analysis.grid_engine import DEFAULT_CPUS_PER_CELL
     from analysis.learning_speed import DEFAULT_THRESHOLD_SHARE
     from analysis.masked_dataset import DEFAULT_N_POINTS
 
@@ -731,13 +732,33 @@ def add_experiment(parser: argparse.ArgumentParser) -> None:
         "--out", type=Path, default=Path("out/experiments"), help="runs folder (default: out/experiments)"
     )
     parser.add_argument("--name", default="experiment", help="run folder name suffix (default: experiment)")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="cells at a time as tasks on a local Ray instance with this many CPUs (default: 1, one after "
+        "the other in this process)",
+    )
+    parser.add_argument(
+        "--ray-address",
+        default=None,
+        help="run the cells on this Ray cluster instead ('ray start --head' prints it; 'auto': the one "
+        "started on this machine)",
+    )
+    parser.add_argument(
+        "--cpus-per-cell",
+        type=int,
+        default=DEFAULT_CPUS_PER_CELL,
+        help=f"CPUs and TensorFlow threads per cell on Ray (default: {DEFAULT_CPUS_PER_CELL})",
+    )
     _finish(parser, "experiment")
 
 
 def run_experiment(args: argparse.Namespace) -> int:
-    """Run the grid; print the results table; write the run folder."""
+    """Run the grid (in this process or on Ray; resuming an unfinished run of the same settings in --out);
+    print the results table and any failed cell; write the run folder."""
     from analysis.experiment import ExperimentConfig, new_run_dir
-    from analysis.experiment import run_experiment as run_grid
+    from analysis.grid_engine import Engine, resumable_run, run_grid
     from analysis.trainee import DEFAULT_TRAINEE, DEFAULT_TRAINEE_OPTIONS
 
     seeds = tuple(int(s) for s in _csv_list(args.seeds))
@@ -779,21 +800,30 @@ def run_experiment(args: argparse.Namespace) -> int:
         keep_models=bool(args.keep_models),
         gaze_study=None if args.study is None else str(args.study),
     )
+    engine = Engine(workers=args.workers, address=args.ray_address, cpus_per_cell=args.cpus_per_cell)
     viewings = _experiment_viewings(config)
-    run_dir = new_run_dir(args.out, name=args.name)
-    print(f"experiment run folder: {run_dir}")
+    resumed = resumable_run(args.out, config, name=args.name)
+    run_dir = resumed or new_run_dir(args.out, name=args.name)
+    print(f"experiment run folder: {run_dir}{' (resuming its missing cells)' if resumed else ''}")
     (Path(args.out)).mkdir(parents=True, exist_ok=True)
     progress = _ProgressPrinter()
     try:
-        run = run_grid(config, run_dir, viewings=viewings, on_progress=progress)
+        outcome = run_grid(config, run_dir, engine=engine, viewings=viewings, on_progress=progress)
     finally:
         progress.close()
+    run = outcome.run
     atomic_write_text(run.run_dir / "command.txt", command_line(args) + "\n")
     _print_results(run)
+    for failure in outcome.failures:
+        cell = failure.cell
+        print(f"FAILED {cell.variant}, seed {cell.seed}, size {cell.train_size or 'all'}: {failure.error}")
     print(
-        f"wrote {run.run_dir}/report.md, results.csv, curves.csv, by_variant.csv and figures ({run.status})"
+        f"wrote {run.run_dir}/report.md, results.csv, curves.csv, by_variant.csv and figures ({run.status}; "
+        f"{len(outcome.trained)} cells trained, {len(outcome.kept)} kept)"
     )
-    return 0
+    if outcome.failures:
+        print("re-run the same command to train the failed cells again; the finished ones are kept")
+    return 1 if outcome.failures else 0
 
 
 def _experiment_viewings(config: Any) -> dict[str, Any] | None:
