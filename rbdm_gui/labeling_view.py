@@ -4,7 +4,7 @@ The view is thin: :class:`~tracking.recording.LabelingSession` and its
 :class:`~tracking.protocol.LabelingProtocol` decide what is shown and record it. The view paints the
 phase the model asks for (blank, fixation cross, or the image in its 1200 × 1200 px square), paced
 by a frame timer at the screen's refresh rate, and tells the model when each frame was presented;
-keys become model calls: 1–8 label, Space/Enter/→ go on, Esc pauses.
+keys become model calls: 1–n label (n labels in the set), Space/Enter/→ go on, Esc pauses.
 """
 
 from __future__ import annotations
