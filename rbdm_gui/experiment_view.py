@@ -82,7 +82,7 @@ from analysis.experiment import (
     new_run_dir,
     summary_by_variant,
 )
-from analysis.experiment_report import VariantComparison, compare_variants, seed_measures
+from analysis.experiment_report import VariantComparison, band_curves, compare_variants, seed_measures
 from analysis.labels import LABELS
 from analysis.models import ARCHITECTURES
 from analysis.trainee import DEFAULT_TRAINEE, DEFAULT_TRAINEE_OPTIONS, CurvePoint
@@ -115,6 +115,8 @@ METHOD_COLOURS: Final = {
     "mean": "#ff7f0e",
     "perceptive": "#2ca02c",
     "gaze": "#d62728",
+    "fusion": "#9467bd",
+    "regions": "#8c564b",
 }
 #: The plots: curve field and title (RBDM Figure 10).
 PANELS: Final = (
@@ -305,6 +307,7 @@ class ExperimentView(QWidget):
         self.live_dir: Path | None = None
         self.live_curves: dict[tuple[str, int], list[CurvePoint]] = {}
         self.live_size: int | None = None  # the training-set size whose curves are shown live
+        self.bands: list[pg.FillBetweenItem] = []  # the confidence bands drawn for the shown run
         self._live_items: dict[tuple[str, int], list[pg.PlotDataItem]] = {}
         self._switch_steps: set[int] = set()
         self._tasks: dict[str, Task] = {}
@@ -828,6 +831,7 @@ class ExperimentView(QWidget):
         self.legend.clear()
         self._live_items = {}
         self._switch_steps = set()
+        self.bands = []
         self.plot_title.setText(title, color="#222")
 
     def _showing_live(self) -> bool:
@@ -867,6 +871,21 @@ class ExperimentView(QWidget):
                 item.setData(steps, np.array([getattr(p, name) for p in points], dtype=np.float64))
             if variant.endswith(_SWITCH):
                 self._mark_switch([p.step for p in points if p.phase == "unmasked"][:1])
+        self._draw_bands(curves)
+
+    def _draw_bands(self, curves: Mapping[tuple[str, int], Sequence[CurvePoint]]) -> None:
+        """Shade each variant's 95 % interval over its seeds on the validation macro-F1 panel."""
+        for variant, table in band_curves(curves).items():
+            if len({s for v, s in curves if v == variant}) < 2 or len(table["step"]) < 2:
+                continue
+            colour = QColor(METHOD_COLOURS.get(variant.removesuffix(_SWITCH), METHOD_COLOURS["gaze"]))
+            colour.setAlpha(40)
+            low = pg.PlotCurveItem(table["step"], table["low"])
+            high = pg.PlotCurveItem(table["step"], table["high"])
+            band = pg.FillBetweenItem(low, high, brush=pg.mkBrush(colour))
+            band.setToolTip(f"{variant}: 95 % confidence interval over the seeds")
+            self.plots["val_macro_f1"].addItem(band)
+            self.bands.append(band)
 
     def _draw_comparison(self, runs: Sequence[ExperimentRun]) -> None:
         self._clear_plots("Comparing " + ", ".join(run.run_dir.name for run in runs) + " (mean over seeds)")

@@ -496,3 +496,29 @@ def test_live_curves_follow_the_training_set_size_being_trained(qtbot: QtBot, tm
     assert "16 training images" in view.plot_title.text
     assert len(_curves(view)) == 1 and list(_curves(view)[0].xData) == [2]
     qtbot.waitUntil(lambda: not view.busy, timeout=10_000)
+
+
+def test_a_kept_run_with_several_seeds_shades_each_variants_confidence_band(
+    qtbot: QtBot, tmp_path: Path
+) -> None:
+    from analysis.experiment_report import band_curves
+
+    run = _write_run(
+        tmp_path / "runs" / "r", started_utc="2025-01-01", variants=("none", "mean+switch"), seeds=(0, 1, 2)
+    )
+    single = _write_run(tmp_path / "runs" / "s", started_utc="2025-01-02", variants=("none",), seeds=(0,))
+    view = _view(qtbot, tmp_path / "runs")
+    view.open_runs([run])
+    qtbot.waitUntil(lambda: not view.busy and len(view.shown) == 1, timeout=10_000)
+    assert len(view.bands) == 2 and all(
+        band.scene() is view.plots["val_macro_f1"].scene() for band in view.bands
+    )
+    assert len(_curves(view)) == 6  # the bands add no curve: one line per Trainee as before
+    expected = band_curves(view.shown[0].curves)["none"]
+    low, high = view.bands[0].curves
+    np.testing.assert_allclose(low.getData()[1], expected["low"])
+    np.testing.assert_allclose(high.getData()[1], expected["high"])
+    assert np.all(expected["low"] <= expected["high"])
+    view.open_runs([single])
+    qtbot.waitUntil(lambda: not view.busy and view.shown[0].run_dir == single, timeout=10_000)
+    assert view.bands == []  # one seed: no interval
