@@ -580,8 +580,8 @@ class SessionReport(QDialog):
         "valid %",
         "longest gap ms",
         "fixations",
-        "tracker events",
         "note",
+        "tracker events",
     )
 
     def __init__(
@@ -658,8 +658,8 @@ class SessionReport(QDialog):
                 "–" if not math.isfinite(q.valid_share) else f"{100 * q.valid_share:.0f}",
                 f"{q.longest_gap_ms:.0f}",
                 str(q.n_fixations),
-                "; ".join(q.events),
                 q.note,
+                "; ".join(q.events),
             )
             for column, text in enumerate(cells):
                 item = QTableWidgetItem(text)
