@@ -137,6 +137,10 @@ class CellFailure:
     error: str
 
 
+#: What an engine gives per cell: the cell, its outcome or failure, the Ray node it ran on (None here).
+Landed = tuple[Cell, CellOutcome | CellFailure, str | None]
+
+
 @dataclass(frozen=True, slots=True)
 class GridOutcome:
     """What :func:`run_grid` did.
@@ -151,12 +155,15 @@ class GridOutcome:
         Finished cells found in the folder and not trained again.
     failures : tuple of CellFailure
         Cells that raised, with their errors.
+    nodes : mapping of Cell to str
+        The Ray node (its id) each cell trained by this call ran on; empty in this process.
     """
 
     run: ExperimentRun
     trained: tuple[Cell, ...] = ()
     kept: tuple[Cell, ...] = ()
     failures: tuple[CellFailure, ...] = ()
+    nodes: Mapping[Cell, str] = dataclasses.field(default_factory=dict)
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -325,16 +332,20 @@ def _train_missing(
     failures: list[CellFailure] = []
     run_on = _on_ray if engine.on_ray else _in_process
     source = run_on(config, missing, data, run.run_dir, engine, tracker, stopped)
-    for cell, outcome in source:
+    nodes: dict[Cell, str] = {}
+    for cell, outcome, node in source:
         if isinstance(outcome, CellFailure):
             failures.append(outcome)
             tracker.failed(cell, outcome.error)
             continue
         done[cell] = outcome
         trained.append(cell)
+        if node is not None:
+            nodes[cell] = node
         _write_tables(run.run_dir, cells, done)
         tracker.finished(cell, outcome[0])
-    return GridOutcome(_finish(run, cells, done, failures), tuple(trained), kept, tuple(failures))
+    run = _finish(run, cells, done, failures)
+    return GridOutcome(run, tuple(trained), kept, tuple(failures), nodes)
 
 
 def _cell_dir(run_dir: Path, config: ExperimentConfig, data: GridData, cell: Cell) -> Path:
@@ -448,7 +459,7 @@ def _in_process(
     engine: Engine,
     tracker: _Tracker,
     stopped: Callable[[], bool],
-) -> Iterator[tuple[Cell, CellOutcome | CellFailure]]:
+) -> Iterator[Landed]:
     for cell in cells:
         if stopped():
             return
@@ -461,15 +472,15 @@ def _in_process(
         try:
             result, points = run_cell(config, cell, data, run_dir, report=on_point, cancel=stopped)
         except Exception as err:
-            yield cell, CellFailure(cell, _error_text(err))
+            yield cell, CellFailure(cell, _error_text(err)), None
             continue
         if result.status == "cancelled":
             return
-        yield cell, (result, points)
+        yield cell, (result, points), None
 
 
-def _ray(caller: str) -> ModuleType:
-    return import_optional("ray", caller=caller)
+def _ray(module: str = "ray") -> ModuleType:
+    return import_optional(module, caller="analysis.grid_engine", package="ray")
 
 
 @contextlib.contextmanager
@@ -479,7 +490,7 @@ def ray_session(engine: Engine) -> Iterator[ModuleType]:
     A Ray already initialised in this process (a notebook's, a test's) is used as it is and left running;
     one started here is shut down on exit, also on error.
     """
-    ray = _ray("analysis.grid_engine.ray_session")
+    ray = _ray()
     if ray.is_initialized():
         yield ray
         return
@@ -528,7 +539,7 @@ class _Inbox:
 
 def _cell_task(config: ExperimentConfig, cell: Cell, data: GridData, inbox: Any) -> tuple[Any, ...]:
     """One cell on a Ray worker: threads limited, trained into a node-local folder, its files returned."""
-    ray = _ray("analysis.grid_engine")
+    ray = _ray()
     threads = int(ray.get_runtime_context().get_assigned_resources().get("CPU", 1))
     limit_tensorflow_threads(max(1, threads))
     inbox.put.remote(cell, None, None)
@@ -543,7 +554,7 @@ def _cell_task(config: ExperimentConfig, cell: Cell, data: GridData, inbox: Any)
         files = {
             str(path.relative_to(folder)): path.read_bytes() for path in folder.rglob("*") if path.is_file()
         }
-    return result, points, files
+    return result, points, files, ray.get_runtime_context().get_node_id()
 
 
 def _on_ray(
@@ -554,11 +565,15 @@ def _on_ray(
     engine: Engine,
     tracker: _Tracker,
     stopped: Callable[[], bool],
-) -> Iterator[tuple[Cell, CellOutcome | CellFailure]]:
+) -> Iterator[Landed]:
     if not cells:
         return
     with ray_session(engine) as ray:
-        inbox = ray.remote(num_cpus=0)(_Inbox).remote()
+        strategies = _ray("ray.util.scheduling_strategies")
+        here = strategies.NodeAffinitySchedulingStrategy(
+            ray.get_runtime_context().get_node_id(), soft=False
+        )  # on the driver's node: a worker node lost mid-run takes no news with it
+        inbox = ray.remote(num_cpus=0, scheduling_strategy=here)(_Inbox).remote()
         task = ray.remote(num_cpus=engine.cpus_per_cell, max_retries=DEFAULT_TASK_RETRIES)(_cell_task)
         shared = ray.put(data)
         pending = {task.remote(config, cell, shared, inbox): cell for cell in cells}
@@ -580,15 +595,13 @@ def _on_ray(
             ray.kill(inbox)
 
 
-def _collect(
-    ray: ModuleType, ref: Any, cell: Cell, config: ExperimentConfig, run_dir: Path
-) -> tuple[Cell, CellOutcome | CellFailure]:
+def _collect(ray: ModuleType, ref: Any, cell: Cell, config: ExperimentConfig, run_dir: Path) -> Landed:
     """A finished task's outcome; its folder's files written into the run folder."""
     try:
-        result, points, files = ray.get(ref)
+        result, points, files, node = ray.get(ref)
     except ray.exceptions.RayError as err:
-        return cell, CellFailure(cell, _error_text(err))
+        return cell, CellFailure(cell, _error_text(err)), None
     folder = trainee_dir(run_dir, config, cell.variant, cell.seed, result.train_size)
     for name, blob in files.items():
         atomic_write_bytes(folder / name, blob)
-    return cell, (result, tuple(points))
+    return cell, (result, tuple(points)), str(node)
