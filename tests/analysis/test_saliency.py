@@ -515,3 +515,100 @@ def test_all_zero_maps_are_warned_about_unless_the_caller_reports_them_itself() 
         warnings.simplefilter("error")
         quiet = explainer.explain(black, warn_empty=False)
     np.testing.assert_array_equal(quiet.relevance, explanation.relevance)
+
+
+# --------------------------------------------------------------------------------------------------------
+# Fused element-wise operations (issue 22): the same maps as iNNvestigate's stock analyzers
+# --------------------------------------------------------------------------------------------------------
+
+
+def _inverted_residual_model(rng: np.random.Generator) -> models.BoundModel:
+    """Two MobileNetV2 blocks in miniature: the second expands the signed sum of the first with a 1 × 1
+    convolution (both α1β0 halves), with biases, batch norms, ReLU6 and residual adds."""
+
+    def make() -> object:
+        tf = models.ensure_graph_mode()
+        layers = tf.keras.layers
+        inputs = layers.Input((16, 16, 1), name="image")
+        x = layers.Conv2D(4, 3, padding="same", name="stem")(inputs)
+        x = layers.BatchNormalization(name="stem_bn")(x)
+        x = layers.ReLU(6.0, name="stem_relu")(x)
+        for block in ("first", "second"):
+            y = layers.Conv2D(8, 1, name=f"{block}_expand")(x)
+            y = layers.BatchNormalization(name=f"{block}_expand_bn")(y)
+            y = layers.ReLU(6.0, name=f"{block}_expand_relu")(y)
+            y = layers.DepthwiseConv2D(3, padding="same", use_bias=False, name=f"{block}_depthwise")(y)
+            y = layers.BatchNormalization(name=f"{block}_depthwise_bn")(y)
+            y = layers.ReLU(6.0, name=f"{block}_depthwise_relu")(y)
+            y = layers.Conv2D(4, 1, use_bias=False, name=f"{block}_project")(y)
+            y = layers.BatchNormalization(name=f"{block}_project_bn")(y)
+            x = layers.Add(name=f"{block}_add")([x, y])
+        x = layers.GlobalAveragePooling2D(name="pool")(x)
+        logits = layers.Dense(3, name="logits")(x)
+        return tf.keras.Model(inputs, layers.Activation("softmax", name="softmax")(logits), name="blocks")
+
+    bound = models.new_bound_model(make)
+    with bound.scope() as model:
+        model.set_weights(
+            [
+                np.abs(rng.normal(1.0, 0.3, w.shape))
+                if "variance" in v.name
+                else rng.normal(0.0, 0.5, w.shape)
+                for w, v in zip(model.get_weights(), model.weights, strict=True)
+            ]
+        )
+    return bound
+
+
+@pytest.mark.tf
+@pytest.mark.parametrize("analyzer", ["deep_taylor", "lrp.sequential_preset_a_flat"])
+def test_fused_analyzers_give_the_stock_analyzers_maps_on_inverted_residual_blocks(
+    analyzer: str, rng: np.random.Generator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Within 1e-6 of each map's scale of iNNvestigate's own analyzer, built without fusion."""
+    model = _inverted_residual_model(rng)
+    images = rng.random((8, 16, 16), dtype=np.float32)
+    # Explain each class once in a while, so that deep Taylor (max(logit, 0)) has something to explain.
+    classes = np.arange(8) % 3
+    ours = saliency.RelevanceExplainer(model, analyzer, allow_untested_layers=True)
+    monkeypatch.setitem(
+        saliency.ANALYZERS, "stock", functools.partial(saliency._innvestigate_analyzer, analyzer)
+    )
+    stock = saliency.RelevanceExplainer(model, "stock", allow_untested_layers=True)
+    fused = ours.explain(images, class_index=classes, warn_empty=False).relevance.reshape(8, -1)
+    expected = stock.explain(images, class_index=classes, warn_empty=False).relevance.reshape(8, -1)
+    scale = np.abs(expected).max(axis=1)
+    assert (scale > 0).sum() >= 3  # maps to compare
+    assert (np.abs(fused - expected).max(axis=1) <= 1e-6 * scale).all()
+
+
+def _compiled_by_xla(op: Any) -> bool:
+    return "_XlaCompile" in op.node_def.attr and bool(op.node_def.attr["_XlaCompile"].b)
+
+
+def _operations_behind(tensors: list[Any]) -> list[Any]:
+    """The graph operations that the given tensors are computed from."""
+    seen: dict[str, Any] = {}
+    stack = [t.op for t in tensors]
+    while stack:
+        op = stack.pop()
+        if op.name not in seen:
+            seen[op.name] = op
+            stack.extend(t.op for t in op.inputs)
+            stack.extend(op.control_inputs)
+    return list(seen.values())
+
+
+@pytest.mark.tf
+def test_only_the_marked_analyzers_fuse_and_never_the_convolutions(rng: np.random.Generator) -> None:
+    model = _inverted_residual_model(rng)
+    marked: dict[str, set[str]] = {}
+    for analyzer in saliency.ANALYZERS:
+        explainer = saliency.RelevanceExplainer(model, analyzer, allow_untested_layers=True)
+        with model.scope():
+            operations = _operations_behind(explainer._analyzer._analyzer_model.outputs)
+        marked[analyzer] = {op.type for op in operations if _compiled_by_xla(op)}
+    assert not marked["gradient"] and not marked["lrp.epsilon"]  # stock
+    for analyzer in ("deep_taylor", "lrp.sequential_preset_a_flat"):
+        assert {"Mul", "RealDiv"} <= marked[analyzer]
+    assert not set().union(*marked.values()) & saliency._UNFUSED_OPERATIONS
