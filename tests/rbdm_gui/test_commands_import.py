@@ -75,7 +75,7 @@ def test_saliency_mask_and_experiment_run_on_the_imported_trainer(
     header = json.loads((tmp_path / "m" / "mean" / "masked_dataset.json").read_text())
     assert header["provenance"]["model"] == str(fer_trainer)
     argv = ["experiment", *TINY, "--trainer", str(fer_trainer), "--max-train", "16", "--max-val", "16"]
-    argv += ["--variants", "none,mean+switch", "--architecture", "small_cnn", "--epochs", "2"]
+    argv += ["--variants", "none,mean+switch", "--seeds", "0", "--architecture", "small_cnn", "--epochs", "2"]
     argv += ["--switch-epoch", "1", "--eval-every", "1", "--no-tensorboard", "--out", str(tmp_path / "runs")]
     argv += ["--name", "fer", *cache]
     assert main(argv) == 0
