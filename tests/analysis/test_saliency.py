@@ -612,3 +612,15 @@ def test_only_the_marked_analyzers_fuse_and_never_the_convolutions(rng: np.rando
     for analyzer in ("deep_taylor", "lrp.sequential_preset_a_flat"):
         assert {"Mul", "RealDiv"} <= marked[analyzer]
     assert not set().union(*marked.values()) & saliency._UNFUSED_OPERATIONS
+
+
+@pytest.mark.tf
+def test_fusion_is_chosen_for_networks_with_batch_norm_only(rng: np.random.Generator) -> None:
+    """On plain CNNs the fused clusters cost more than they save (benchmarks.saliency)."""
+    with _inverted_residual_model(rng).scope() as keras_model:
+        assert saliency._has_batch_norm(keras_model)
+    plain = models.build_bound_model("small_cnn", input_shape=(48, 48, 1))
+    with plain.scope() as keras_model:
+        assert not saliency._has_batch_norm(keras_model)
+        analyzer = saliency.ANALYZERS["lrp.sequential_preset_a_flat"](saliency.strip_softmax(keras_model))
+        assert not getattr(analyzer, saliency._FUSED_MARK)
