@@ -12,7 +12,9 @@ The relevance maps and masked images (:class:`~analysis.experiment.GridData`) ar
 driver and put into the object store (``ray.put``); a node reads them from there, never from a shared disk.
 A task limits TensorFlow's thread pools to the CPUs Ray granted it, trains into a temporary folder on its
 node and returns the cell's result, curve points and folder files; the driver writes them into the run
-folder. With deterministic training (RBDM §5.6) a cell gives the same curves on any engine.
+folder. With deterministic training (RBDM §5.6) a cell gives the same curves on any engine at equal
+TensorFlow threads (oneDNN splits its sums by thread count): in this process, limit them first with
+:func:`limit_tensorflow_threads` (``rbdm experiment`` does).
 
 A run is resumable: the driver rewrites ``results.csv`` and ``curves.csv`` after every cell, and
 :func:`run_grid` on a folder that holds an unfinished run of the same config keeps its finished cells and
@@ -109,7 +111,8 @@ class Engine:
         Join this Ray cluster (``ray start --head`` prints it, e.g. ``"192.168.1.10:6379"``; ``"auto"``
         finds a cluster started on this machine) instead of starting a local instance.
     cpus_per_cell : int
-        CPUs Ray reserves for each cell; TensorFlow's thread pools get as many threads.
+        CPUs Ray reserves for each cell; TensorFlow's thread pools get as many threads. In this process the
+        caller sets the threads (:func:`limit_tensorflow_threads`), since they are the process's.
     """
 
     workers: int = 1

@@ -4,11 +4,13 @@ Run as ``python -m benchmarks.grid`` (``--faces 96 --epochs 3 --seeds 2`` to cha
 variants ``none`` and ``regions`` × ``--seeds`` seeds of small-CNN Trainees on synthetic 32 px faces whose
 training images carry noise around the expression regions (made here, no Trainer needed).
 
-1. The same grid, each engine in a fresh interpreter: sequential in that process (today's path; TensorFlow
-   with all cores for one cell) and on a local Ray instance with 2 workers (one cell per CPU, one
-   TensorFlow thread each). The table gives wall time (interpreter start to the run folder written), the
-   Ray start-up (``ray.init``), the speed-up against sequential and the peak memory of the process and all
-   its descendants (Ray's GCS, raylet and workers), sampled every 50 ms from ``/proc``.
+1. The same grid, each engine in a fresh interpreter: sequential in that process with one TensorFlow thread
+   per cell (what ``rbdm experiment --workers 1`` does, so that its curves equal Ray's), sequential with
+   TensorFlow on all cores (the path before issue 15; its curves differ), and on a local Ray instance with
+   2 workers (one cell per CPU, one thread each). The table gives wall time (interpreter start to the run
+   folder written), the Ray start-up (``ray.init``), the speed-up against the first row, the peak memory
+   of the process and all its descendants (Ray's GCS, raylet and workers), sampled every 50 ms from
+   ``/proc``, and whether the curves equal the first row's.
 2. A simulated cluster on this machine (``ray.cluster_utils.Cluster``): a head node without CPUs (the
    driver, the object store holding the grid data) and two worker nodes with 1 CPU each. The grid runs
    across both nodes; once every cell has started, one worker node is killed. Ray re-runs the cells it
@@ -37,6 +39,12 @@ from benchmarks._report import print_table
 
 _LABELS = ("happy", "sad", "surprise", "anger")
 _PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
+#: The engines of the first table; the first is the baseline.
+_MODES = {
+    "sequential": "sequential, 1 TF thread (rbdm experiment)",
+    "sequential_all_threads": "sequential, TF on all cores",
+    "ray": "local Ray, 2 workers x 1 thread",
+}
 
 
 def _config(args: argparse.Namespace) -> Any:
@@ -82,11 +90,13 @@ def _data(args: argparse.Namespace) -> Any:
 
 
 def _child(args: argparse.Namespace) -> dict[str, Any]:
-    from analysis.grid_engine import Engine, ray_session, run_grid
+    from analysis.grid_engine import Engine, limit_tensorflow_threads, ray_session, run_grid
 
     out = Path(args.out)
     config, data = _config(args), _data(args)
-    if args.child == "sequential":
+    if args.child in ("sequential", "sequential_all_threads"):
+        if args.child == "sequential":  # as rbdm experiment --workers 1: a Ray task's one thread
+            limit_tensorflow_threads(1)
         outcome = run_grid(config, out / "run", data=data)
         return {"status": outcome.run.status, "startup_s": 0.0}
     if args.child == "ray":
@@ -212,7 +222,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--faces", type=int, default=96, help="training faces (default: 96)")
     parser.add_argument("--epochs", type=int, default=3, help="epochs per Trainee (default: 3)")
     parser.add_argument("--seeds", type=int, default=2, help="seeds: cells = 2 variants × seeds (default: 2)")
-    parser.add_argument("--child", choices=("sequential", "ray", "cluster"), help=argparse.SUPPRESS)
+    parser.add_argument("--child", choices=(*_MODES, "cluster"), help=argparse.SUPPRESS)
     parser.add_argument("--out", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
@@ -220,7 +230,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     print(f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs; grid of {2 * args.seeds} cells")
     with tempfile.TemporaryDirectory(prefix="rbdm-bench-grid-") as scratch:
-        folders = {mode: Path(scratch) / mode for mode in ("sequential", "ray", "cluster")}
+        folders = {mode: Path(scratch) / mode for mode in (*_MODES, "cluster")}
         results = {mode: _run_child(mode, args, folder) for mode, folder in folders.items()}
         curves = {mode: _curves(folder) for mode, folder in folders.items()}
     base = results["sequential"]["wall_s"]
@@ -231,11 +241,11 @@ def main(argv: list[str] | None = None) -> int:
             f"{results[mode]['startup_s']:.1f}" if mode == "ray" else "–",
             f"{base / results[mode]['wall_s']:.2f} ×",
             f"{results[mode]['peak_mib']:.0f}",
-            results[mode]["status"],
+            "yes" if curves[mode] == curves["sequential"] else "no",
         ]
-        for mode, name in (("sequential", "sequential, in process"), ("ray", "local Ray, 2 workers"))
+        for mode, name in _MODES.items()
     ]
-    columns = ["engine", "wall s", "Ray start-up s", "speed-up", "peak MiB", "run"]
+    columns = ["engine", "wall s", "Ray start-up s", "speed-up", "peak MiB", "curves equal 1st row's"]
     print_table(f"Grid of {2 * args.seeds} cells: sequential vs local Ray", columns, rows)
     cluster = results["cluster"]
     same = curves["cluster"] == curves["ray"]
@@ -249,8 +259,8 @@ def main(argv: list[str] | None = None) -> int:
         ["cells re-run after the node died", str(cluster["reruns"])],
         ["curves equal local Ray's", "yes" if same else "no"],
         [
-            "largest val. loss difference, sequential vs Ray",
-            f"{_largest_loss_difference(curves['sequential'], curves['ray']):.1e}",
+            "largest val. loss difference, all threads vs 1 thread per cell",
+            f"{_largest_loss_difference(curves['sequential_all_threads'], curves['sequential']):.1e}",
         ],
     ]
     print_table("Simulated cluster on this machine (ray.cluster_utils.Cluster)", ["", "value"], rows)

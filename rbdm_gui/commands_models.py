@@ -749,7 +749,8 @@ def add_experiment(parser: argparse.ArgumentParser) -> None:
         "--cpus-per-cell",
         type=int,
         default=DEFAULT_CPUS_PER_CELL,
-        help=f"CPUs and TensorFlow threads per cell on Ray (default: {DEFAULT_CPUS_PER_CELL})",
+        help=f"CPUs and TensorFlow threads per cell, on every engine: curves are identical across engines "
+        f"at equal threads per cell (default: {DEFAULT_CPUS_PER_CELL})",
     )
     _finish(parser, "experiment")
 
@@ -758,7 +759,7 @@ def run_experiment(args: argparse.Namespace) -> int:
     """Run the grid (in this process or on Ray; resuming an unfinished run of the same settings in --out);
     print the results table and any failed cell; write the run folder."""
     from analysis.experiment import ExperimentConfig, new_run_dir
-    from analysis.grid_engine import Engine, resumable_run, run_grid
+    from analysis.grid_engine import Engine, limit_tensorflow_threads, resumable_run, run_grid
     from analysis.trainee import DEFAULT_TRAINEE, DEFAULT_TRAINEE_OPTIONS
 
     seeds = tuple(int(s) for s in _csv_list(args.seeds))
@@ -801,6 +802,8 @@ def run_experiment(args: argparse.Namespace) -> int:
         gaze_study=None if args.study is None else str(args.study),
     )
     engine = Engine(workers=args.workers, address=args.ray_address, cpus_per_cell=args.cpus_per_cell)
+    if not engine.on_ray:  # this process trains: as many threads as a Ray task would get
+        limit_tensorflow_threads(engine.cpus_per_cell)
     viewings = _experiment_viewings(config)
     resumed = resumable_run(args.out, config, name=args.name)
     run_dir = resumed or new_run_dir(args.out, name=args.name)
