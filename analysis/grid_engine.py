@@ -500,7 +500,8 @@ def ray_session(engine: Engine) -> Iterator[ModuleType]:
     if engine.address is not None:
         ray.init(address=engine.address, logging_level="WARNING", log_to_driver=False)
     else:
-        ray.init(
+        ray.init(  # "local": a new instance, even where another Ray runs on this machine (ray start)
+            address="local",
             num_cpus=engine.workers * engine.cpus_per_cell,
             include_dashboard=False,
             logging_level="WARNING",

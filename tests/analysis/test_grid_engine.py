@@ -177,7 +177,14 @@ def local_ray_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from rbdm_gui.cli import main
 
     out = tmp_path_factory.mktemp("local_ray")
-    assert main([*_CLI, "--out", str(out), "--workers", "2"]) == 0
+    # Another Ray already runs on this machine (a user's `ray start`): --workers still starts its own.
+    ray_cli = str(Path(sys.executable).with_name("ray"))
+    subprocess.run([ray_cli, "start", "--head", "--num-cpus", "1", "--include-dashboard=false",
+                    "--disable-usage-stats"], check=True, capture_output=True, timeout=120)  # fmt: skip
+    try:
+        assert main([*_CLI, "--out", str(out), "--workers", "2"]) == 0
+    finally:
+        subprocess.run([ray_cli, "stop", "--force"], check=False, capture_output=True, timeout=120)
     assert not ray.is_initialized()  # the instance it started is gone
     (run_dir,) = out.glob("*-tiny")
     return run_dir
