@@ -84,6 +84,15 @@ class _SampleOrder:
         self.last_t_ms = sample.t_ms
 
 
+def fixation_of_run(
+    samples: Sequence[tuple[float, float, float]], *, min_duration_ms: float
+) -> list[Fixation]:
+    """A run of fixation samples as a fixation, when it lasted ``min_duration_ms``; else nothing."""
+    if samples and samples[-1][0] - samples[0][0] >= min_duration_ms:
+        return [make_fixation(samples)]
+    return []
+
+
 def make_fixation(samples: Sequence[tuple[float, float, float]]) -> Fixation:
     """The fixation made of ``(t_ms, x_screen_px, y_screen_px)`` samples: first onset, mean position."""
     n = len(samples)

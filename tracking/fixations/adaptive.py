@@ -34,7 +34,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from analysis.geometry import ScreenGeometry
 from tracking._validation import check_positive
-from tracking.fixations._common import _DegreeMap, _SampleOrder, make_fixation, run_offline
+from tracking.fixations._common import _DegreeMap, _SampleOrder, fixation_of_run, run_offline
 from tracking.fixations.savitzky_golay import FilteredSample, SavitzkyGolayFilter
 from tracking.records import Fixation, GazeSample
 
@@ -273,9 +273,7 @@ class AdaptiveVelocityDetector:
 
     def _end_run(self) -> list[Fixation]:
         run, self._run = self._run, []
-        if run and run[-1][0] - run[0][0] >= self.min_duration_ms:
-            return [make_fixation(run)]
-        return []
+        return fixation_of_run(run, min_duration_ms=self.min_duration_ms)
 
 
 def adaptive_velocity(
