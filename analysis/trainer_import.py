@@ -45,7 +45,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import hashlib
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -896,14 +895,6 @@ def _image_input_shape(model: Any, source: Path) -> tuple[int, int, int]:
     return int(shapes[0][1]), int(shapes[0][2]), int(shapes[0][3])
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def import_trainer(
     path: str | Path,
     out: str | Path,
@@ -935,6 +926,7 @@ def import_trainer(
     """
     from analysis.files import replace_together
     from analysis.models import model_writer
+    from analysis.saliency import file_sha256
     from analysis.training import PREPROCESSING, ModelCard, _versions, card_path
 
     source, target = Path(path), Path(out)
@@ -948,7 +940,7 @@ def import_trainer(
         preprocessing=PREPROCESSING,
         data={
             "imported_from": str(source),
-            "sha256": _sha256(source),
+            "sha256": file_sha256(source),
             "original_labels": list(imported.original_labels),
             "original_scaling": dataclasses.asdict(imported.scaling),
             "missing_labels": [label for label in LABELS if label not in imported.mapped_labels],
