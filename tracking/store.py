@@ -60,10 +60,14 @@ from tracking.records import (
     check_pseudonym,
 )
 
-__all__ = ["SCHEMA_VERSION", "SampleWriter", "SessionStore"]
+__all__ = ["SCHEMA_VERSION", "SETTING_FLAGGED_TRIALS", "SampleWriter", "SessionStore"]
 
 #: Version of the table layout, kept in ``PRAGMA user_version`` and in exported ``meta.csv``.
 SCHEMA_VERSION = 4
+#: Key of a session's settings holding the trials the experimenter marked as bad: position (as text) →
+#: the reason. Kept in the settings (exported and imported with them) so that flagging needs no new
+#: column: older versions of RBDM Studio read such a store unchanged and ignore the key.
+SETTING_FLAGGED_TRIALS = "flagged_trials"
 #: ``PRAGMA application_id`` marking a file as an RBDM Studio store ("RBDM" in ASCII).
 _APPLICATION_ID = 0x5242444D
 _FORMAT = "rbdm-studio-session-store"
@@ -730,6 +734,38 @@ class SessionStore:
             if frames is not None:
                 conn.execute(_FRAMES_INSERT, (trial_id, *_frames_row(frames)))
             return trial_id
+
+    def flag_trial(self, session_id: int, position: int, *, reason: str = "marked bad") -> None:
+        """Mark the stored trial at ``position`` as bad: it is kept, with the flag and the reason.
+
+        The flag lives in the session's settings under :data:`SETTING_FLAGGED_TRIALS`; flagging again
+        replaces the reason. :meth:`flagged_trials` reads the flags back.
+
+        Raises
+        ------
+        ValueError
+            For an empty reason.
+        StoreError
+            For an unknown session or a position without a finished trial.
+        """
+        if not isinstance(reason, str) or not reason.strip():
+            raise ValueError(f"reason must be a non-empty text; got {reason!r}.")
+        with self._use("flag a trial") as conn, _transaction(conn):
+            self._trial_key(conn, session_id, position)
+            row = conn.execute("SELECT settings_json FROM sessions WHERE session_id = ?", (session_id,))
+            settings = json.loads(row.fetchone()[0])
+            flags = dict(settings.get(SETTING_FLAGGED_TRIALS) or {})
+            flags[str(int(position))] = reason.strip()
+            settings[SETTING_FLAGGED_TRIALS] = flags
+            conn.execute(
+                "UPDATE sessions SET settings_json = ? WHERE session_id = ?",
+                (_settings_json(settings), session_id),
+            )
+
+    def flagged_trials(self, session_id: int) -> dict[int, str]:
+        """The session's trials marked bad (:meth:`flag_trial`): position → reason, in position order."""
+        flags = self.session(session_id).settings.get(SETTING_FLAGGED_TRIALS) or {}
+        return {int(k): str(v) for k, v in sorted(flags.items(), key=lambda item: int(item[0]))}
 
     def _check_turn(self, conn: sqlite3.Connection, session_id: int, trial: Trial) -> None:
         order = self._stimulus_order(conn, session_id)
