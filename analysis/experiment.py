@@ -46,6 +46,7 @@ import csv
 import dataclasses
 import json
 import math
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -96,12 +97,15 @@ __all__ = [
     "ExperimentConfig",
     "ExperimentRun",
     "GridData",
+    "GridTracker",
     "MaskedImages",
     "Progress",
     "SeedCurves",
     "VariantResult",
     "curves_at",
+    "finish_run",
     "grid_cells",
+    "grid_status",
     "list_runs",
     "load_grid_data",
     "load_run",
@@ -111,13 +115,17 @@ __all__ = [
     "nested_subset",
     "new_run_dir",
     "plot_learning_curves",
+    "prepare_grid_data",
     "run_cell",
     "run_experiment",
+    "run_title",
     "stratified_holdout",
     "summary_by_variant",
     "train_into_run",
     "trainee_dir",
+    "utc_now",
     "variant_parts",
+    "write_run_json",
     "write_tables",
 ]
 
@@ -360,6 +368,13 @@ class Progress:
         A new curve point of that Trainee.
     train_size : int or None
         Its training-set size.
+    running : int
+        Of the ``training`` stage: cells being trained now (several on Ray).
+    failed : int
+        Of the ``training`` stage: cells that raised (the others go on).
+    eta_s : float or None
+        Of the ``training`` stage: estimated seconds until every cell is done; None before the first
+        cell of this attempt finished.
     """
 
     stage: str
@@ -370,6 +385,9 @@ class Progress:
     seed: int | None = None
     point: CurvePoint | None = None
     train_size: int | None = None
+    running: int = 0
+    failed: int = 0
+    eta_s: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -1011,30 +1029,35 @@ def run_experiment(
     folder.mkdir(parents=True, exist_ok=True)
     report = on_progress or (lambda _: None)
     stopped = cancel or (lambda: False)
-    run = ExperimentRun(folder, config, "running", _utc_now())
-    _write_run_json(run)
+    run = ExperimentRun(folder, config, "running", utc_now())
+    write_run_json(run)
     try:
-        data = data or _grid_data(config, folder, viewings, report)
+        data = data or prepare_grid_data(config, folder, viewings=viewings, report=report)
         counts = {name: len(images.positions) for name, images in data.masked.items()}
         run = dataclasses.replace(run, test_source=data.test_source, masked_images=counts)
-        _write_run_json(run)
+        write_run_json(run)
         run = _run(run, data, report, stopped)
     except BaseException as err:
-        _write_run_json(dataclasses.replace(run, status="failed", finished_utc=_utc_now(), error=str(err)))
+        write_run_json(dataclasses.replace(run, status="failed", finished_utc=utc_now(), error=str(err)))
         raise
-    _write_run_json(run)
     report(Progress(run.status, len(run.results), len(grid_cells(config)), f"run {run.status}: {folder}"))
     return run
 
 
-def _grid_data(
+def prepare_grid_data(
     config: ExperimentConfig,
-    run_dir: Path,
-    viewings: Mapping[str, Sequence[Viewing]] | None,
-    report: Callable[[Progress], None],
+    run_dir: str | Path,
+    *,
+    viewings: Mapping[str, Sequence[Viewing]] | None = None,
+    report: Callable[[Progress], None] = lambda _: None,
 ) -> GridData:
+    """Everything the cells of ``config`` share: the splits (:func:`load_grid_data`) and masked images.
+
+    Relevance maps are cached in ``config.cache_dir``, else in ``relevance_cache`` beside ``run_dir``
+    (:func:`masked_images`); ``viewings`` are the recorded fixations of the ``gaze`` and ``fusion`` masks.
+    """
     train, validation, test, source = load_grid_data(config, report)
-    cache = Path(config.cache_dir) if config.cache_dir else run_dir.parent / "relevance_cache"
+    cache = Path(config.cache_dir) if config.cache_dir else Path(run_dir).parent / "relevance_cache"
     masked = masked_images(config, train, cache_dir=cache, viewings=viewings, report=report)
     return GridData(train, validation, test, source, masked)
 
@@ -1042,8 +1065,6 @@ def _grid_data(
 def _run(
     run: ExperimentRun, data: GridData, report: Callable[[Progress], None], stopped: Callable[[], bool]
 ) -> ExperimentRun:
-    from analysis.experiment_report import write_report
-
     config = run.config
     needed = {m for m in (variant_parts(v)[0] for v in config.variants) if m is not None}
     missing = sorted(needed - set(data.masked))
@@ -1052,45 +1073,180 @@ def _run(
     results: list[VariantResult] = []
     curves: dict[tuple[str, int, int], tuple[CurvePoint, ...]] = {}
     cells = grid_cells(config)
+    tracker = GridTracker(len(cells), 0, report)
     for done, cell in enumerate(cells):
         if stopped():
             break
-        text = f"training {cell.variant}, seed {cell.seed}, size {cell.train_size or 'all'}"
-        report(Progress("training", done, len(cells), text, cell.variant, cell.seed))
+        tracker.started(cell)
         result, points = run_cell(
-            config, cell, data, run.run_dir, progress=(done, len(cells)), report=report, cancel=stopped
+            config,
+            cell,
+            data,
+            run.run_dir,
+            progress=(done, len(cells)),
+            report=tracker.forward_points(cell),
+            cancel=stopped,
         )
         results.append(result)
         curves[(cell.variant, cell.seed, result.train_size)] = points
         write_tables(run.run_dir, results, curves)
         if result.status == "cancelled":
             break
-    status = (
-        "finished"
-        if len(results) == len(cells) and not any(r.status == "cancelled" for r in results)
-        else "cancelled"
-    )
+        tracker.finished(cell, result)
+    return finish_run(run, results, curves, n_cells=len(cells))
+
+
+def finish_run(
+    run: ExperimentRun,
+    results: Sequence[VariantResult],
+    curves: Curves,
+    *,
+    n_cells: int,
+    error: str = "",
+) -> ExperimentRun:
+    """Store the end of a run: its tables, status, figure, ``report.md`` and ``run.json``.
+
+    Parameters
+    ----------
+    run : ExperimentRun
+        The run as it started (folder, config, start time, test source).
+    results : sequence of VariantResult
+        One per trained cell, in grid order (a cancelled cell's partial result included).
+    curves : mapping
+        ``(variant, seed, train_size)`` → curve points of those cells.
+    n_cells : int
+        Cells of the whole grid (:func:`grid_cells`).
+    error : str
+        Why cells failed; non-empty makes the run ``failed`` (its finished cells are kept).
+
+    Returns
+    -------
+    ExperimentRun
+        ``finished`` when every cell finished, ``failed`` with ``error``, else ``cancelled``; with
+        ``finished_utc`` now and the curves of its largest training-set size.
+    """
+    from analysis.experiment_report import write_report
+
+    results = tuple(results)
+    complete = len(results) == n_cells and all(r.status == "finished" for r in results)
+    status = "failed" if error else ("finished" if complete else "cancelled")
     largest = max((r.train_size for r in results), default=0)
+    write_tables(run.run_dir, results, curves)
     run = dataclasses.replace(
         run,
         status=status,
-        finished_utc=_utc_now(),
-        results=tuple(results),
+        finished_utc=utc_now(),
+        error=error,
+        results=results,
         curves=curves_at(curves, largest),
-        curves_by_size=curves,
+        curves_by_size={key: tuple(points) for key, points in curves.items()},
     )
     if curves:
-        plot_learning_curves(run.curves, run.plot_path, title=_title(config, largest))
+        plot_learning_curves(run.curves, run.plot_path, title=run_title(run.config, largest))
         write_report(run)
+    write_run_json(run)
     return run
 
 
-def _title(config: ExperimentConfig, train_size: int) -> str:
+def run_title(config: ExperimentConfig, train_size: int) -> str:
+    """The learning-curve figure's title: dataset, training images, Trainees, epochs, switch, seeds."""
     return (
         f"{Path(config.dataset).name or config.dataset}, {train_size} training images: "
         f"{config.architecture} Trainees, {config.epochs} epochs (switch after {config.switch_epoch}), "
         f"seeds {list(config.seeds)}"
     )
+
+
+def grid_status(done: int, running: int, failed: int, total: int, *, eta_s: float | None) -> str:
+    """One line about a grid's progress: ``"5/12 cells done, 2 running, 1 failed, ETA 3 min"``."""
+    text = f"{done}/{total} cells done, {running} running, {failed} failed"
+    if eta_s is None or not math.isfinite(eta_s):
+        return text
+    return text + (f", ETA {eta_s / 60:.0f} min" if eta_s >= 90 else f", ETA {eta_s:.0f} s")
+
+
+class GridTracker:
+    """Counts a grid's cells (done, running, failed) and reports them, with an ETA, as ``training`` records.
+
+    Every engine reports through one: :func:`run_experiment` in this process and
+    :func:`analysis.grid_engine.run_grid` on Ray. The ETA is the wall time per cell trained so far by
+    this attempt times the cells left (cells found finished in a resumed folder count as done, not as
+    speed).
+
+    Parameters
+    ----------
+    total : int
+        Cells of the grid.
+    done : int
+        Cells finished before this attempt (a resumed run's).
+    report : callable
+        Receives the :class:`Progress` records.
+    clock : callable
+        Monotonic seconds (:func:`time.monotonic`; a test passes its own).
+    """
+
+    def __init__(
+        self,
+        total: int,
+        done: int,
+        report: Callable[[Progress], None],
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.total, self.done, self.report = total, done, report
+        self.running: set[Cell] = set()
+        self.n_failed = 0
+        self._clock = clock
+        self._start = clock()
+        self._trained = 0
+
+    def eta_s(self) -> float | None:
+        """Seconds until every cell is done, at this attempt's pace; None before its first cell ended."""
+        if self._trained == 0:
+            return None
+        remaining = self.total - self.done - self.n_failed
+        return (self._clock() - self._start) / self._trained * remaining
+
+    def _send(self, cell: Cell, point: CurvePoint | None = None, train_size: int | None = None) -> None:
+        eta_s = self.eta_s()
+        running, failed = len(self.running), self.n_failed
+        text = grid_status(self.done, running, failed, self.total, eta_s=eta_s)
+        progress = Progress("training", self.done, self.total, text, cell.variant, cell.seed, point)
+        self.report(
+            dataclasses.replace(progress, train_size=train_size, running=running, failed=failed, eta_s=eta_s)
+        )
+
+    def started(self, cell: Cell) -> None:
+        """``cell`` began training."""
+        self.running.add(cell)
+        self._send(cell)
+
+    def point(self, cell: Cell, point: CurvePoint, train_size: int | None) -> None:
+        """``cell`` reached a new curve point."""
+        self.running.add(cell)
+        self._send(cell, point, train_size)
+
+    def forward_points(self, cell: Cell) -> Callable[[Progress], None]:
+        """A progress sink for :func:`run_cell` of ``cell`` that passes its curve points on."""
+
+        def on_point(progress: Progress) -> None:
+            if progress.point is not None:
+                self.point(cell, progress.point, progress.train_size)
+
+        return on_point
+
+    def finished(self, cell: Cell, result: VariantResult) -> None:
+        """``cell`` ended with ``result``."""
+        self.running.discard(cell)
+        self.done += 1
+        self._trained += 1
+        self._send(cell, train_size=result.train_size)
+
+    def failed(self, cell: Cell, error: str) -> None:
+        """``cell`` raised ``error``."""
+        self.running.discard(cell)
+        self.n_failed += 1
+        self._send(cell)
 
 
 def train_into_run(
@@ -1187,12 +1343,26 @@ def _write_confusion(path: Path, confusion: NDArray[np.int64]) -> None:
 # --------------------------------------------------------------------------------------------------------
 
 
-def _utc_now() -> str:
+def utc_now() -> str:
+    """Now in UTC as ISO 8601 seconds (the times of ``run.json``)."""
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-def _write_run_json(run: ExperimentRun) -> None:
-    record = {
+def write_run_json(run: ExperimentRun) -> None:
+    """Write (atomically) a run folder's ``run.json``: config, status, times, error, test images.
+
+    Top-level fields another writer added to an existing ``run.json`` (the GUI worker's ``used`` and
+    ``worker_pid``) are kept.
+    """
+    path = run.run_dir / "run.json"
+    record: dict[str, Any] = {}
+    if path.is_file():
+        try:
+            previous = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            previous = None
+        record = previous if isinstance(previous, dict) else {}
+    record |= {
         "config": run.config.to_dict(),
         "status": run.status,
         "started_utc": run.started_utc,
@@ -1201,7 +1371,7 @@ def _write_run_json(run: ExperimentRun) -> None:
         "test_source": run.test_source,
         "masked_images": dict(run.masked_images),
     }
-    atomic_write_text(run.run_dir / "run.json", json.dumps(record, indent=2, sort_keys=True) + "\n")
+    atomic_write_text(path, json.dumps(record, indent=2, sort_keys=True) + "\n")
 
 
 def write_tables(run_dir: str | Path, results: Sequence[VariantResult], curves: Curves) -> None:

@@ -34,10 +34,9 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import math
+import re
 import shutil
 import tempfile
-import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,21 +48,21 @@ from analysis.experiment import (
     ExperimentConfig,
     ExperimentRun,
     GridData,
+    GridTracker,
     Progress,
     VariantResult,
-    _grid_data,
-    _title,
-    _utc_now,
-    _write_run_json,
-    curves_at,
+    finish_run,
     grid_cells,
+    grid_status,
     load_run,
     nested_subset,
-    plot_learning_curves,
+    prepare_grid_data,
     run_cell,
     run_experiment,
     trainee_dir,
+    utc_now,
     variant_parts,
+    write_run_json,
     write_tables,
 )
 from analysis.files import atomic_write_bytes
@@ -202,23 +201,16 @@ def resumable_run(runs_dir: str | Path, config: ExperimentConfig, *, name: str =
     folder = Path(runs_dir)
     if not folder.is_dir():
         return None
+    named = re.compile(rf"(?:.*-)?{re.escape(name)}(?:-\d+)?")  # new_run_dir: <UTC time>-<name>[-k]
     candidates = []
     for run_dir in sorted(folder.iterdir()):
-        if not (run_dir / "run.json").is_file() or not run_dir.name.rstrip("-0123456789").endswith(name):
+        if not (run_dir / "run.json").is_file() or not named.fullmatch(run_dir.name):
             continue
         with contextlib.suppress(ValueError, KeyError, OSError):
             stored = load_run(run_dir)
             if stored.config == config and stored.status != "finished":
                 candidates.append((stored.started_utc, run_dir.name, run_dir))
     return max(candidates)[2] if candidates else None
-
-
-def grid_status(done: int, running: int, failed: int, total: int, *, eta_s: float | None) -> str:
-    """One line about a grid's progress: ``"5/12 cells done, 2 running, 1 failed, ETA 3 min"``."""
-    text = f"{done}/{total} cells done, {running} running, {failed} failed"
-    if eta_s is None or not math.isfinite(eta_s):
-        return text
-    return text + (f", ETA {eta_s / 60:.0f} min" if eta_s >= 90 else f", ETA {eta_s:.0f} s")
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -275,19 +267,18 @@ def run_grid(
     folder.mkdir(parents=True, exist_ok=True)
     report = on_progress or (lambda _: None)
     stopped = cancel or (lambda: False)
-    run = ExperimentRun(folder, config, "running", stored.started_utc if stored else _utc_now())
-    _write_run_json(run)
+    run = ExperimentRun(folder, config, "running", stored.started_utc if stored else utc_now())
+    write_run_json(run)
     try:
-        data = data or _grid_data(config, folder, viewings, report)
+        data = data or prepare_grid_data(config, folder, viewings=viewings, report=report)
         _check_masked(config, data)
         counts = {name: len(images.positions) for name, images in data.masked.items()}
         run = dataclasses.replace(run, test_source=data.test_source, masked_images=counts)
-        _write_run_json(run)
+        write_run_json(run)
         outcome = _train_missing(run, stored, data, engine, report, stopped)
     except BaseException as err:
-        _write_run_json(dataclasses.replace(run, status="failed", finished_utc=_utc_now(), error=str(err)))
+        write_run_json(dataclasses.replace(run, status="failed", finished_utc=utc_now(), error=str(err)))
         raise
-    _write_run_json(outcome.run)
     cells = grid_cells(config)
     status = outcome.run.status
     report(Progress(status, len(outcome.run.results), len(cells), f"run {status}: {folder}"))
@@ -330,7 +321,7 @@ def _train_missing(
     missing = [c for c in cells if c not in done]
     for cell in missing:  # what an interrupted attempt left (curves, TensorBoard events) goes
         shutil.rmtree(_cell_dir(run.run_dir, config, data, cell), ignore_errors=True)
-    tracker = _Tracker(len(cells), len(done), report)
+    tracker = GridTracker(len(cells), len(done), report)
     trained: list[Cell] = []
     failures: list[CellFailure] = []
     run_on = _on_ray if engine.on_ray else _in_process
@@ -370,76 +361,16 @@ def _finish(
     done: Mapping[Cell, CellOutcome],
     failures: Sequence[CellFailure],
 ) -> ExperimentRun:
-    from analysis.experiment_report import write_report
-
     ordered = [c for c in cells if c in done]
-    results = tuple(done[c][0] for c in ordered)
+    results = [done[c][0] for c in ordered]
     curves = {(c.variant, c.seed, done[c][0].train_size): done[c][1] for c in ordered}
-    status, error = "finished", ""
+    error = ""
     if failures:
-        status = "failed"
         error = f"{len(failures)} of {len(cells)} cells failed: " + "; ".join(
             f"{f.cell.variant}, seed {f.cell.seed}, size {f.cell.train_size or 'all'}: {f.error}"
             for f in failures
         )
-    elif len(results) < len(cells):
-        status = "cancelled"
-    largest = max((r.train_size for r in results), default=0)
-    run = dataclasses.replace(
-        run,
-        status=status,
-        finished_utc=_utc_now(),
-        error=error,
-        results=results,
-        curves=curves_at(curves, largest),
-        curves_by_size=curves,
-    )
-    if curves:
-        plot_learning_curves(run.curves, run.plot_path, title=_title(run.config, largest))
-        write_report(run)
-    return run
-
-
-class _Tracker:
-    """Counts the grid's cells (done, running, failed) and reports them with an ETA."""
-
-    def __init__(self, total: int, done: int, report: Callable[[Progress], None]) -> None:
-        self.total, self.done, self.report = total, done, report
-        self.running: set[Cell] = set()
-        self.n_failed = 0
-        self._start = time.monotonic()
-        self._trained = 0
-
-    def _eta_s(self) -> float | None:
-        if self._trained == 0:
-            return None
-        remaining = self.total - self.done - self.n_failed
-        return (time.monotonic() - self._start) / self._trained * remaining
-
-    def _send(self, cell: Cell, point: CurvePoint | None = None, train_size: int | None = None) -> None:
-        text = grid_status(self.done, len(self.running), self.n_failed, self.total, eta_s=self._eta_s())
-        self.report(
-            Progress("training", self.done, self.total, text, cell.variant, cell.seed, point, train_size)
-        )
-
-    def started(self, cell: Cell) -> None:
-        self.running.add(cell)
-        self._send(cell)
-
-    def point(self, cell: Cell, point: CurvePoint, train_size: int | None) -> None:
-        self.running.add(cell)
-        self._send(cell, point, train_size)
-
-    def finished(self, cell: Cell, result: VariantResult) -> None:
-        self.running.discard(cell)
-        self.done += 1
-        self._trained += 1
-        self._send(cell, train_size=result.train_size)
-
-    def failed(self, cell: Cell, error: str) -> None:
-        self.running.discard(cell)
-        self.n_failed += 1
-        self._send(cell)
+    return finish_run(run, results, curves, n_cells=len(cells), error=error)
 
 
 def _error_text(err: BaseException) -> str:
@@ -460,20 +391,17 @@ def _in_process(
     data: GridData,
     run_dir: Path,
     engine: Engine,
-    tracker: _Tracker,
+    tracker: GridTracker,
     stopped: Callable[[], bool],
 ) -> Iterator[Landed]:
     for cell in cells:
         if stopped():
             return
         tracker.started(cell)
-
-        def on_point(progress: Progress, cell: Cell = cell) -> None:
-            if progress.point is not None:
-                tracker.point(cell, progress.point, progress.train_size)
-
         try:
-            result, points = run_cell(config, cell, data, run_dir, report=on_point, cancel=stopped)
+            result, points = run_cell(
+                config, cell, data, run_dir, report=tracker.forward_points(cell), cancel=stopped
+            )
         except Exception as err:
             yield cell, CellFailure(cell, _error_text(err)), None
             continue
@@ -567,7 +495,7 @@ def _on_ray(
     data: GridData,
     run_dir: Path,
     engine: Engine,
-    tracker: _Tracker,
+    tracker: GridTracker,
     stopped: Callable[[], bool],
 ) -> Iterator[Landed]:
     if not cells:

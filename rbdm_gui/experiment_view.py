@@ -72,25 +72,31 @@ from PySide6.QtWidgets import (
 )
 
 from analysis.experiment import (
-    ExperimentConfig,
     ExperimentRun,
     Progress,
     VariantResult,
     list_runs,
     load_run,
     mean_curves,
-    new_run_dir,
     summary_by_variant,
 )
 from analysis.experiment_report import VariantComparison, band_curves, compare_variants, seed_measures
 from analysis.labels import LABELS
 from analysis.models import ARCHITECTURES
-from analysis.trainee import DEFAULT_TRAINEE, DEFAULT_TRAINEE_OPTIONS, CurvePoint
-from analysis.training import ModelCard, card_path
+from analysis.trainee import DEFAULT_TRAINEE_OPTIONS, CurvePoint
 from rbdm_gui._layout import sidebar_splitter
-from rbdm_gui.assets import DEFAULT_TRAINER
+from rbdm_gui.experiment_form import (
+    FORM_DEFAULTS,
+    form_of_run,
+    form_request,
+    parse_sizes,
+    progress_display,
+    run_used,
+    sizes_text,
+    trainer_card,
+)
 from rbdm_gui.experiment_runner import ExperimentRunner
-from rbdm_gui.experiment_worker import METHODS, LaunchRequest, partial_curves, run_state, variant_names
+from rbdm_gui.experiment_worker import METHODS, LaunchRequest, partial_curves, run_state
 from rbdm_gui.settings import config_dir, data_dir
 from rbdm_gui.workers import Progress as TaskProgress
 from rbdm_gui.workers import Task, run_task
@@ -131,6 +137,8 @@ _METHOD_TITLES: Final = {
     "mean": "mean",
     "perceptive": "perceptive",
     "gaze": "human gaze",
+    "fusion": "gaze + relevance",
+    "regions": "true regions",
 }
 _METHOD_TIPS: Final = {
     "none": "The Trainee on the original images: the baseline of RBDM §6.",
@@ -138,6 +146,8 @@ _METHOD_TIPS: Final = {
     "mean": "Keep the pixels whose relevance is at least the image's mean (RBDM §5.4).",
     "perceptive": "Keep the visual span around the n most relevant pixels (RBDM §5.4).",
     "gaze": "Keep what the annotators of a study looked at (RBDM §6); needs a study file.",
+    "fusion": "Mean-mask the normalised mean of gaze and relevance (RBDM §7); needs a study file.",
+    "regions": "Keep the ground-truth expression regions (synthetic faces only): a known answer.",
 }
 #: Marker per compared run (the first run has none).
 _RUN_SYMBOLS: Final = (None, "o", "t", "s", "d", "+", "x", "star")
@@ -168,7 +178,6 @@ COMPARISON_COLUMNS: Final = (
     "verdict",
 )
 _SWITCH = "+switch"
-_DEFAULTS: Final[dict[str, Any]] = {f.name: f.default for f in dataclasses.fields(ExperimentConfig)}
 
 
 def experiments_config_path() -> Path:
@@ -264,16 +273,6 @@ def comparison_cells(row: VariantComparison) -> list[str]:
 def _with_partial_curves(run: ExperimentRun) -> ExperimentRun:
     """The run as shown: an orphaned "running" run is ``interrupted``; curves include unfinished Trainees'."""
     return dataclasses.replace(run, status=run_state(run), curves=partial_curves(run))
-
-
-def _run_used(run: ExperimentRun) -> dict[str, Any]:
-    """The ``used`` record of a run's ``run.json`` (images per split really used; empty for old runs)."""
-    try:
-        record = json.loads((run.run_dir / "run.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    used = record.get("used")
-    return dict(used) if isinstance(used, dict) else {}
 
 
 class ExperimentView(QWidget):
@@ -437,6 +436,21 @@ class ExperimentView(QWidget):
         form.addRow("Seeds", self.seeds_edit)
         self.eval_spin = _spin(1, 100_000)
         form.addRow("Curve point", _row(QLabel("every"), self.eval_spin, QLabel("steps")))
+        self.test_split_edit = QLineEdit()
+        self.test_split_edit.setPlaceholderText("none: hold part of val. apart")
+        self.test_split_edit.setToolTip("Split scored at each Trainee's best step, never used to choose it.")
+        self.test_split_edit.textChanged.connect(self._update_form)
+        self.test_fraction_spin = QDoubleSpinBox()
+        self.test_fraction_spin.setRange(0.01, 0.99)
+        self.test_fraction_spin.setSingleStep(0.05)
+        self.test_fraction_spin.setToolTip("Share of the validation images held apart, stratified by class.")
+        form.addRow("Test split", _row(self.test_split_edit, QLabel("or"), self.test_fraction_spin))
+        self.keep_models_box = QCheckBox("keep each Trainee's best and final model")
+        form.addRow("Models", self.keep_models_box)
+        self.workers_spin, self.cpus_spin = _spin(1, 256), _spin(1, 256)
+        self.workers_spin.setToolTip("1: one cell at a time in the worker process; N: local Ray, N at once.")
+        self.cpus_spin.setToolTip("TensorFlow threads per cell (rbdm experiment --cpus-per-cell).")
+        form.addRow("Workers", _row(self.workers_spin, QLabel("× threads"), self.cpus_spin))
         return box
 
     def _method_boxes(self) -> QWidget:
@@ -515,36 +529,50 @@ class ExperimentView(QWidget):
 
     # --- the form -------------------------------------------------------------------------------
 
-    def _fill_form(self, values: Mapping[str, Any], trainer_path: Path | None) -> None:
-        options = values.get("options") or DEFAULT_TRAINEE_OPTIONS
-        self.trainer_edit.setText(str(trainer_path or values.get("trainer") or DEFAULT_TRAINER))
-        self.dataset_edit.setText(str(values.get("dataset") or "synthetic:n=50"))
-        self.train_split_edit.setText(str(values.get("train_split") or _DEFAULTS["train_split"]))
-        self.val_split_edit.setText(str(values.get("val_split") or _DEFAULTS["val_split"]))
+    def _fill_form(self, remembered: Mapping[str, Any], trainer_path: Path | None) -> None:
+        values = {**FORM_DEFAULTS, **{k: v for k, v in remembered.items() if v is not None}}
+        options = values["options"] or DEFAULT_TRAINEE_OPTIONS
+        self.trainer_edit.setText(str(trainer_path or values["trainer"] or FORM_DEFAULTS["trainer"]))
+        for edit, key in (
+            (self.dataset_edit, "dataset"),
+            (self.train_split_edit, "train_split"),
+            (self.val_split_edit, "val_split"),
+        ):
+            edit.setText(str(values[key] or FORM_DEFAULTS[key]))
         for spin, key in ((self.n_train_spin, "n_train"), (self.n_val_spin, "n_val")):
-            spin.setValue(int(values.get(key, _DEFAULTS[key]) or 0))  # 0 or None: the whole split
-        methods = set(values.get("methods") or ("none", "negative", "mean", "perceptive"))
+            spin.setValue(int(values[key] or 0))  # 0 or None: the whole split
+        methods = set(values["methods"] or FORM_DEFAULTS["methods"])
         for method, box in self.method_boxes.items():
             box.setChecked(method in methods)
-        self.study_edit.setText(str(values.get("study") or ""))
-        self.masked_box.setChecked(bool(values.get("masked", True)))
-        self.switch_box.setChecked(bool(values.get("switch", True)))
-        self.architecture_combo.setCurrentText(str(values.get("architecture") or DEFAULT_TRAINEE))
+        self.study_edit.setText(str(values["study"] or ""))
+        self.masked_box.setChecked(bool(values["masked"]))
+        self.switch_box.setChecked(bool(values["switch"]))
+        self.architecture_combo.setCurrentText(str(values["architecture"] or FORM_DEFAULTS["architecture"]))
         self.alpha_spin.setValue(float(options.get("alpha", DEFAULT_TRAINEE_OPTIONS["alpha"])))
-        self.epochs_spin.setValue(int(values.get("epochs") or _DEFAULTS["epochs"]))
-        self.switch_spin.setValue(int(values.get("switch_epoch") or _DEFAULTS["switch_epoch"]))
-        sizes = values.get("train_sizes") or ""
-        self.sizes_edit.setText(sizes if isinstance(sizes, str) else _sizes_text(sizes))
-        seeds = values.get("seeds") or _DEFAULTS["seeds"]
+        for spin, key in (
+            (self.epochs_spin, "epochs"),
+            (self.switch_spin, "switch_epoch"),
+            (self.eval_spin, "eval_every_steps"),
+            (self.workers_spin, "workers"),
+            (self.cpus_spin, "cpus_per_cell"),
+        ):
+            spin.setValue(int(values[key] or FORM_DEFAULTS[key]))
+        sizes = values["train_sizes"] or ""
+        self.sizes_edit.setText(sizes if isinstance(sizes, str) else sizes_text(sizes))
+        seeds = values["seeds"] or FORM_DEFAULTS["seeds"]
         self.seeds_edit.setText(seeds if isinstance(seeds, str) else ", ".join(str(s) for s in seeds))
-        self.eval_spin.setValue(int(values.get("eval_every_steps") or _DEFAULTS["eval_every_steps"]))
+        self.test_split_edit.setText(str(values["test_split"] or ""))
+        self.test_fraction_spin.setValue(float(values["test_fraction"] or FORM_DEFAULTS["test_fraction"]))
+        self.keep_models_box.setChecked(bool(values["keep_models"]))
         self._on_architecture(self.architecture_combo.currentText())
         self._update_form()
         self._show_trainer()
 
     def _update_form(self) -> None:
-        gaze = self.method_boxes["gaze"].isChecked()
-        self.study_row.setEnabled(gaze)
+        self.study_row.setEnabled(
+            self.method_boxes["gaze"].isChecked() or self.method_boxes["fusion"].isChecked()
+        )
+        self.test_fraction_spin.setEnabled(not self.test_split_edit.text().strip())
 
     def _on_architecture(self, architecture: str) -> None:
         has_alpha = architecture.startswith("MobileNet")
@@ -552,7 +580,7 @@ class ExperimentView(QWidget):
         self.alpha_label.setEnabled(has_alpha)
 
     def _show_trainer(self) -> None:
-        card = _trainer_card(Path(self.trainer_edit.text()).expanduser())
+        card = trainer_card(Path(self.trainer_edit.text()).expanduser())
         if card is None:
             self.trainer_label.setText("No model card beside this file: images are loaded at 48 × 48 px.")
             return
@@ -585,57 +613,23 @@ class ExperimentView(QWidget):
             "seeds": self.seeds_edit.text(),
             "eval_every_steps": self.eval_spin.value(),
             "train_sizes": self.sizes_edit.text().strip(),
+            "test_split": self.test_split_edit.text().strip(),
+            "test_fraction": self.test_fraction_spin.value(),
+            "keep_models": self.keep_models_box.isChecked(),
+            "workers": self.workers_spin.value(),
+            "cpus_per_cell": self.cpus_spin.value(),
         }
 
     def form_request(self) -> LaunchRequest:
-        """The run the form describes, in a fresh folder of the runs folder.
+        """The run the form describes (:func:`rbdm_gui.experiment_form.form_request`): in a fresh folder of
+        the runs folder, or in the unfinished run of the same settings there, which it resumes.
 
         Raises
         ------
         ValueError
             With a message for the user when the form is incomplete or inconsistent.
         """
-        values = self.form_values()
-        grid, gaze = variant_names(values["methods"], masked=values["masked"], switch=values["switch"])
-        if not grid:
-            raise ValueError(
-                "Choose 'no mask' or a relevance mask as well: the gaze Trainees are compared with them."
-                if gaze
-                else "Choose at least one masking method, or 'no mask'."
-            )
-        trainer = Path(values["trainer"]).expanduser()
-        if not trainer.is_file():
-            raise ValueError(f"No Trainer model at {trainer}. Train one with 'rbdm train-trainer'.")
-        study = values["study"] if gaze else None
-        if study is not None and not Path(study).expanduser().is_file():
-            raise ValueError(f"No study file at {study!r}: gaze masks need a study with recorded fixations.")
-        card = _trainer_card(trainer)
-        shape = card.input_shape if card is not None else (_DEFAULTS["size_px"], _DEFAULTS["size_px"], 1)
-        config = ExperimentConfig(
-            dataset=values["dataset"],
-            trainer=str(trainer),
-            size_px=int(shape[0]),
-            rgb=shape[2] == 3,
-            train_split=values["train_split"],
-            val_split=values["val_split"],
-            n_train=values["n_train"] or None,
-            n_val=values["n_val"] or None,
-            variants=grid,
-            seeds=_parse_seeds(values["seeds"]),
-            train_sizes=parse_sizes(values["train_sizes"]),
-            architecture=values["architecture"],
-            options=values["options"],
-            epochs=values["epochs"],
-            switch_epoch=values["switch_epoch"],
-            eval_every_steps=values["eval_every_steps"],
-        )
-        run_dir = new_run_dir(self.runs_dir, name=_run_name(values["dataset"]))
-        return LaunchRequest(
-            config,
-            str(run_dir),
-            study=None if study is None else str(Path(study).expanduser()),
-            gaze_variants=gaze,
-        )
+        return form_request(self.form_values(), runs_dir=self.runs_dir)
 
     # --- running --------------------------------------------------------------------------------
 
@@ -651,12 +645,16 @@ class ExperimentView(QWidget):
             return False
         self.save_form()
         self.runs_dir.mkdir(parents=True, exist_ok=True)
+        how = "Resuming" if Path(request.run_dir).exists() else "Starting"
         self.follow(Path(request.run_dir))
         self.runner.start(request)
         self.progress_bar.setRange(0, 0)
         self.progress_bar.setFormat("starting…")
         self.progress_bar.show()
-        self._say(f"Starting {Path(request.run_dir).name}: {request.n_trainees} Trainees…")
+        where = (
+            "in the worker process" if request.workers == 1 else f"on local Ray, {request.workers} at once"
+        )
+        self._say(f"{how} {Path(request.run_dir).name}: {request.n_trainees} Trainees {where}…")
         self._update_buttons()
         return True
 
@@ -683,17 +681,14 @@ class ExperimentView(QWidget):
         if not self._live_listed:  # run.json exists once the worker reports
             self._live_listed = True
             self.refresh_runs(select=self.live_dir)
-        training = progress.stage == "training" and progress.total > 0
-        if training:
+        shown = progress_display(progress)
+        if shown.fraction is not None:
             self.progress_bar.setRange(0, 1000)
-            self.progress_bar.setValue(round(1000 * progress.done / progress.total))
-            self.progress_bar.setFormat(
-                f"Trainee {min(progress.done + 1, progress.total)} of {progress.total}"
-            )
+            self.progress_bar.setValue(round(1000 * shown.fraction))
         elif progress.stage in ("loading", "relevance", "masking"):
             self.progress_bar.setRange(0, 0)
-            self.progress_bar.setFormat(progress.stage)
-        self._say(progress.message)
+        self.progress_bar.setFormat(shown.bar_text)
+        self._say(shown.status_text)
         if progress.train_size is not None and progress.train_size != self.live_size:
             self.live_size, self.live_curves = progress.train_size, {}  # a larger size: show its curves
             if self._showing_live():
@@ -808,7 +803,7 @@ class ExperimentView(QWidget):
                     f"{run.run_dir.name} was interrupted (its process ended without a result); "
                     "the curves it reached are shown."
                 )
-            warnings = _run_used(run).get("warnings") or []
+            warnings = run_used(run).get("warnings") or []
             self.used_label.setText("\n".join(f"⚠ {run.run_dir.name}: {w}" for w in warnings))
             self.used_label.setVisible(bool(warnings))
         else:
@@ -819,7 +814,7 @@ class ExperimentView(QWidget):
         chosen = self.selected_run_dirs
         run = self.runs.get(chosen[0]) if len(chosen) == 1 else None
         if run is not None:
-            self._fill_form(_form_of(run), None)
+            self._fill_form(form_of_run(run), None)
             self._say(f"Settings of {run.run_dir.name} copied into the form.")
 
     # --- plots ----------------------------------------------------------------------------------
@@ -1090,89 +1085,6 @@ class ExperimentView(QWidget):
 # --- helpers ----------------------------------------------------------------------------------------
 
 
-def _trainer_card(path: Path) -> ModelCard | None:
-    """The Trainer's model card (input size, scores), or None when it has none."""
-    try:
-        return ModelCard.from_json(card_path(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-
-
-def _parse_seeds(text: str) -> tuple[int, ...]:
-    parts = [p.strip() for p in text.replace(";", ",").split(",") if p.strip()]
-    try:
-        seeds = tuple(int(p) for p in parts)
-    except ValueError as err:
-        raise ValueError(
-            f"Seeds must be whole numbers separated by commas, e.g. '0, 1, 2'; got {text!r}."
-        ) from err
-    if not seeds or len(set(seeds)) != len(seeds):
-        raise ValueError(f"Give one or more different seeds, e.g. '0, 1, 2'; got {text!r}.")
-    return seeds
-
-
-def parse_sizes(text: str) -> tuple[int | None, ...]:
-    """Training-set sizes from the form: whole numbers ≥ 1 or 'all', separated by commas; empty: none.
-
-    Raises
-    ------
-    ValueError
-        With a message for the user.
-    """
-    sizes: list[int | None] = []
-    for part in (p.strip() for p in text.replace(";", ",").split(",")):
-        if not part:
-            continue
-        if part.lower() == "all":
-            sizes.append(None)
-        elif part.isdigit() and int(part) > 0:
-            sizes.append(int(part))
-        else:
-            raise ValueError(
-                f"Training-set sizes are whole numbers or 'all', e.g. '500, 2000, all'; got {text!r}."
-            )
-    if len(set(sizes)) != len(sizes):
-        raise ValueError(f"Give each training-set size once; got {text!r}.")
-    return tuple(sizes)
-
-
-def _sizes_text(sizes: Sequence[int | None]) -> str:
-    return ", ".join("all" if s is None else str(s) for s in sizes)
-
-
-def _run_name(dataset: str) -> str:
-    """A folder-safe name part from the dataset spec: ``synthetic-n-50``, ``FER2013``."""
-    base = Path(dataset).name or dataset
-    cleaned = "".join(ch if ch.isalnum() else "-" for ch in base).strip("-")
-    return cleaned[:40] or "experiment"
-
-
-def _form_of(run: ExperimentRun) -> dict[str, Any]:
-    """The form values that launch ``run`` again (gaze Trainees from its ``gaze.json``)."""
-    config = run.config
-    gaze: dict[str, Any] = {}
-    gaze_file = run.run_dir / "gaze.json"
-    if gaze_file.is_file():
-        gaze = json.loads(gaze_file.read_text(encoding="utf-8"))
-    variants = [*config.variants, *gaze.get("variants", [])]
-    methods = {v.removesuffix(_SWITCH) for v in variants}
-    values = config.to_dict()
-    values.update(
-        methods=sorted(methods),
-        study=gaze.get("study", ""),
-        masked=any(not v.endswith(_SWITCH) and v != "none" for v in variants) or methods <= {"none"},
-        switch=any(v.endswith(_SWITCH) for v in variants),
-        n_train=config.n_train or 0,
-        n_val=config.n_val or 0,
-        train_sizes=_sizes_text(config.train_sizes),
-    )
-    used = _run_used(run)
-    for key in ("n_train", "n_val"):  # what the run really used, where it said
-        if isinstance(used.get(key), int):
-            values[key] = used[key]
-    return values
-
-
 def _run_text(run: ExperimentRun) -> str:
     config = run.config
     variants = {r.variant for r in run.results} | set(config.variants)
@@ -1190,7 +1102,7 @@ def _run_tip(run: ExperimentRun) -> str:
         f"{config.val_split}: {config.n_val or 'all'}), Trainer {Path(config.trainer).name}",
         f"started {run.started_utc}" + (f", ended {run.finished_utc}" if run.finished_utc else ""),
     ]
-    used = _run_used(run)
+    used = run_used(run)
     if used:
         lines.append(f"used {used.get('n_train')} training and {used.get('n_val')} validation images")
         lines += [f"warning: {w}" for w in used.get("warnings") or []]

@@ -7,8 +7,11 @@
 The Experiments screen (:mod:`rbdm_gui.experiment_view`) starts this module through
 :class:`rbdm_gui.experiment_runner.ExperimentRunner`, so that TensorFlow trains in another process, at a
 lower priority (``nice``), and neither its CPU work nor the GIL can stall the GUI's event loop. The work
-itself is :func:`analysis.experiment.run_experiment` (the seven Trainees of RBDM §5.5 and §6); this
-module adds the Trainees on human-gaze masks, a machine-readable progress channel and cancelling.
+itself is ``rbdm experiment``'s: :func:`analysis.grid_engine.run_grid` (the Trainees of RBDM §5.5 and §6
+per seed and training-set size), in this process with TensorFlow limited to ``cpus_per_cell`` threads, or
+on a local Ray instance with ``workers`` CPUs; a run folder with an unfinished run of the same config is
+resumed. This module adds the Trainees on human-gaze masks, a machine-readable progress channel and
+cancelling.
 
 ``REQUEST.json`` holds :meth:`LaunchRequest.to_dict`. Standard output carries one JSON object per line
 and nothing else (whatever else the process prints goes to standard error):
@@ -17,7 +20,8 @@ and nothing else (whatever else the process prints goes to standard error):
 - ``{"event": "progress", "stage": ..., "done": ..., "total": ..., "message": ..., "variant": ...,
   "seed": ..., "point": {...} or null, "train_size": ... or null}``: an
   :class:`analysis.experiment.Progress` record, ``point`` a :class:`analysis.trainee.CurvePoint` row;
-  ``total`` of the ``training`` stage counts every Trainee of the run, gaze ones included;
+  ``total`` of the ``training`` stage counts every cell of the run, gaze ones included, and
+  ``"running"``, ``"failed"``, ``"eta_s"`` say how many cells train now, failed, and the seconds left;
 - ``{"event": "used", "n_train": ..., "n_val": ..., "warnings": [...]}``: the images per split the run
   really trains and validates on, and why they differ from the request (a split smaller than asked);
   ``run.json`` records the same under ``used`` and ``warnings``;
@@ -68,25 +72,24 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
-from typing import IO, TYPE_CHECKING, Any, Final
+from typing import IO, Any, Final
 
 import numpy as np
 
 from analysis.errors import AnalysisError
 from analysis.experiment import (
-    VARIANTS,
+    ALL_VARIANTS,
     ExperimentConfig,
     ExperimentRun,
     Progress,
+    grid_cells,
     load_run,
-    run_experiment,
+    variant_parts,
 )
 from analysis.files import atomic_write_text
+from analysis.grid_engine import DEFAULT_CPUS_PER_CELL, Engine, limit_tensorflow_threads, run_grid
 from analysis.masking import MASKS
 from analysis.trainee import CurvePoint
-
-if TYPE_CHECKING:
-    pass
 
 __all__ = [
     "GAZE_VARIANTS",
@@ -95,6 +98,7 @@ __all__ = [
     "SplitUse",
     "annotate_run",
     "execute",
+    "limit_threads",
     "main",
     "mark_run",
     "parse_event",
@@ -108,10 +112,21 @@ __all__ = [
 
 #: The Trainees on human-gaze masks: masked throughout, or switching to the originals (RBDM §6).
 GAZE_VARIANTS: Final = ("gaze", "gaze+switch")
-#: What the launcher offers: the unmasked baseline, each relevance mask of RBDM §5.4, and human gaze.
-METHODS: Final = ("none", *MASKS, "gaze")
+#: What the launcher offers: the unmasked baseline, each relevance mask of RBDM §5.4, human gaze, the
+#: fusion of gaze and relevance (§7) and the ground-truth regions of synthetic faces — the mask sources
+#: of ``rbdm experiment`` (:data:`analysis.experiment.MASK_SOURCES`).
+METHODS: Final = ("none", *MASKS, "gaze", "fusion", "regions")
+#: Mask sources that need a study's recorded fixations.
+_STUDY_SOURCES: Final = frozenset({"gaze", "fusion"})
 
 _SWITCH = "+switch"
+#: The grid's variants as the form lists them: the paper's seven first (RBDM §5.5), then the others.
+_GRID_ORDER: Final = tuple(
+    sorted(
+        (v for v in ALL_VARIANTS if v not in GAZE_VARIANTS),
+        key=lambda v: (variant_parts(v)[0] in ("fusion", "regions"), ALL_VARIANTS.index(v)),
+    )
+)
 #: Stages of :func:`analysis.experiment.run_experiment` that do not poll ``cancel`` themselves.
 _UNPOLLED_STAGES: Final = frozenset({"loading", "relevance", "masking"})
 
@@ -134,8 +149,8 @@ def variant_names(
     Returns
     -------
     tuple of (tuple of str, tuple of str)
-        The variants of :data:`analysis.experiment.VARIANTS` in its order, and those of
-        :data:`GAZE_VARIANTS`.
+        The grid's variants in the order of :data:`analysis.experiment.ALL_VARIANTS` (the paper's seven,
+        then ``fusion`` and ``regions`` ones), and those of :data:`GAZE_VARIANTS`.
 
     Raises
     ------
@@ -158,9 +173,13 @@ def variant_names(
     for method in chosen - {"none"}:
         wanted |= {method} if masked else set()
         wanted |= {method + _SWITCH} if switch else set()
-    grid = tuple(v for v in VARIANTS if v in wanted)
+    grid = tuple(v for v in _GRID_ORDER if v in wanted)
     gaze = tuple(v for v in GAZE_VARIANTS if v in wanted)
     return grid, gaze
+
+
+def _needs_study(variants: Iterable[str]) -> bool:
+    return any(variant_parts(v)[0] in _STUDY_SOURCES for v in variants)
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,12 +198,19 @@ class LaunchRequest:
         Which of :data:`GAZE_VARIANTS` to train after the grid.
     nice : int
         Added to the worker process's niceness (0–19): the GUI keeps the CPU when both want it.
+    workers : int
+        1: the cells train in the worker process, one after the other; N > 1: on a local Ray instance
+        with N CPUs, N cells at a time (:class:`analysis.grid_engine.Engine`, as ``rbdm experiment
+        --workers``).
+    cpus_per_cell : int
+        TensorFlow threads (and Ray CPUs) per cell on every engine, as ``rbdm experiment
+        --cpus-per-cell``: equal settings give the CLI's curves.
 
     Raises
     ------
     ValueError
-        For unknown gaze variants, gaze variants without a study, ``gaze+switch`` with a switch epoch
-        outside ``1 ≤ switch_epoch < epochs``, or a bad ``nice``.
+        For unknown gaze variants, gaze or fusion variants without a study, ``gaze+switch`` with a switch
+        epoch outside ``1 ≤ switch_epoch < epochs``, a bad ``nice``, ``workers`` or ``cpus_per_cell``.
     """
 
     config: ExperimentConfig
@@ -192,6 +218,8 @@ class LaunchRequest:
     study: str | None = None
     gaze_variants: tuple[str, ...] = ()
     nice: int = 10
+    workers: int = 1
+    cpus_per_cell: int = DEFAULT_CPUS_PER_CELL
 
     def __post_init__(self) -> None:
         unknown = sorted(set(self.gaze_variants) - set(GAZE_VARIANTS))
@@ -199,10 +227,12 @@ class LaunchRequest:
             raise ValueError(
                 f"gaze_variants must be distinct names of {GAZE_VARIANTS!r}; got {self.gaze_variants!r}."
             )
-        if self.gaze_variants and not self.study:
+        if (self.gaze_variants or _needs_study(self.config.variants)) and not (
+            self.study or self.config.gaze_study
+        ):
             raise ValueError(
                 "gaze masks need a study file with recorded fixations on the training images; choose one, "
-                "or leave 'gaze' out."
+                "or leave 'gaze' and 'fusion' out."
             )
         config = self.config
         if "gaze+switch" in self.gaze_variants and not 1 <= config.switch_epoch < config.epochs:
@@ -212,6 +242,7 @@ class LaunchRequest:
             )
         if isinstance(self.nice, bool) or not isinstance(self.nice, int) or not 0 <= self.nice <= 19:
             raise ValueError(f"nice must be an integer from 0 to 19; got {self.nice!r}.")
+        self.engine  # noqa: B018 -- refuses a bad workers or cpus_per_cell with Engine's message
 
     @property
     def variants(self) -> tuple[str, ...]:
@@ -219,9 +250,20 @@ class LaunchRequest:
         return (*self.config.variants, *self.gaze_variants)
 
     @property
+    def run_config(self) -> ExperimentConfig:
+        """The config the run folder records: the grid's variants, then the gaze ones, and the study."""
+        study = self.study if _needs_study(self.variants) and self.study else self.config.gaze_study
+        return dataclasses.replace(self.config, variants=self.variants, gaze_study=study)
+
+    @property
     def n_trainees(self) -> int:
-        """Trainees of the whole run (variants × seeds)."""
-        return len(self.variants) * len(self.config.seeds)
+        """Trainees of the whole run (training-set sizes × variants × seeds)."""
+        return len(grid_cells(self.run_config))
+
+    @property
+    def engine(self) -> Engine:
+        """Where the cells run: this process (``workers`` 1) or a local Ray instance."""
+        return Engine(workers=self.workers, cpus_per_cell=self.cpus_per_cell)
 
     def to_dict(self) -> dict[str, Any]:
         """The request as JSON-compatible values."""
@@ -231,6 +273,8 @@ class LaunchRequest:
             "study": self.study,
             "gaze_variants": list(self.gaze_variants),
             "nice": self.nice,
+            "workers": self.workers,
+            "cpus_per_cell": self.cpus_per_cell,
         }
 
     @classmethod
@@ -242,6 +286,8 @@ class LaunchRequest:
             study=None if raw.get("study") in (None, "") else str(raw["study"]),
             gaze_variants=tuple(raw.get("gaze_variants", ())),
             nice=int(raw.get("nice", 10)),
+            workers=int(raw.get("workers", 1)),
+            cpus_per_cell=int(raw.get("cpus_per_cell", DEFAULT_CPUS_PER_CELL)),
         )
 
 
@@ -262,13 +308,16 @@ def progress_event(progress: Progress) -> dict[str, Any]:
         "seed": progress.seed,
         "point": None if progress.point is None else progress.point.as_row(),
         "train_size": progress.train_size,
+        "running": progress.running,
+        "failed": progress.failed,
+        "eta_s": progress.eta_s,
     }
 
 
 def progress_from_event(event: Mapping[str, Any]) -> Progress:
     """The :class:`analysis.experiment.Progress` record of a ``progress`` event."""
     point = event.get("point")
-    seed, size = event.get("seed"), event.get("train_size")
+    seed, size, eta_s = event.get("seed"), event.get("train_size"), event.get("eta_s")
     return Progress(
         stage=str(event["stage"]),
         done=int(event["done"]),
@@ -278,6 +327,9 @@ def progress_from_event(event: Mapping[str, Any]) -> Progress:
         seed=None if seed is None else int(seed),
         point=None if point is None else CurvePoint.from_row(point),
         train_size=None if size is None else int(size),
+        running=int(event.get("running") or 0),
+        failed=int(event.get("failed") or 0),
+        eta_s=None if eta_s is None else float(eta_s),
     )
 
 
@@ -449,7 +501,13 @@ def execute(
     on_progress: Callable[[Progress], None] | None = None,
     cancel: Callable[[], bool] | None = None,
 ) -> ExperimentRun:
-    """Run the grid of ``request`` and then its gaze Trainees; write the run folder.
+    """Run the grid of ``request``, gaze Trainees included, on its engine; write the run folder.
+
+    The same code as ``rbdm experiment``: :func:`analysis.grid_engine.run_grid` on
+    :attr:`LaunchRequest.engine`. With ``workers`` 1 the cells train in this process, whose TensorFlow
+    threads are the caller's to set first (:func:`main` does, as the CLI does:
+    :func:`limit_threads`), so that equal settings give the CLI's curves. A run folder holding an
+    unfinished run of the same config is resumed: its finished cells are kept, the others trained.
 
     Parameters
     ----------
@@ -477,7 +535,6 @@ def execute(
     """
     report = on_progress or (lambda _: None)
     stopped = cancel or (lambda: False)
-    total = request.n_trainees
     record: dict[str, Any] = {}
     try:
         record["used"] = split_use(request.config).as_dict()
@@ -491,8 +548,6 @@ def execute(
             recorded = annotate_run(request.run_dir, worker_pid=os.getpid(), **record)
         if progress.stage in _UNPOLLED_STAGES and stopped():
             raise _Cancelled
-        if progress.stage == "training":
-            progress = dataclasses.replace(progress, total=total)
         report(progress)
 
     try:
@@ -508,23 +563,38 @@ def _execute(
     report: Callable[[Progress], None],
     stopped: Callable[[], bool],
 ) -> ExperimentRun:
-    config, viewings = request.config, None
-    if request.gaze_variants:
+    config, viewings = request.run_config, None
+    if _needs_study(config.variants):
         from rbdm_gui.commands_models import study_viewings
 
         shape = (config.size_px, config.size_px)
-        viewings = study_viewings(str(request.study), shape, angle_deg=config.angle_deg)
-        variants = (*config.variants, *request.gaze_variants)
-        config = dataclasses.replace(config, variants=variants, gaze_study=str(request.study))
+        viewings = study_viewings(str(config.gaze_study), shape, angle_deg=config.angle_deg)
     try:
-        run = run_experiment(config, request.run_dir, viewings=viewings, on_progress=forward, cancel=stopped)
+        outcome = run_grid(
+            config,
+            request.run_dir,
+            engine=request.engine,
+            viewings=viewings,
+            on_progress=forward,
+            cancel=stopped,
+        )
     except _Cancelled:
         mark_run(request.run_dir, status="cancelled")
         report(Progress("cancelled", 0, request.n_trainees, f"run cancelled: {request.run_dir}"))
         return load_run(request.run_dir)
+    run = outcome.run
     if request.gaze_variants:
         _write_gaze_record(request, run)
     return run
+
+
+def limit_threads(request: LaunchRequest) -> None:
+    """Limit this process's TensorFlow threads to ``cpus_per_cell`` when its cells train here.
+
+    What ``rbdm experiment`` does before training in its process; on Ray each task limits its own.
+    """
+    if not request.engine.on_ray:
+        limit_tensorflow_threads(request.cpus_per_cell)
 
 
 def _write_gaze_record(request: LaunchRequest, run: ExperimentRun) -> None:
@@ -612,6 +682,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         emit({"event": "started", "run_dir": run_dir, "pid": os.getpid()})
         with contextlib.suppress(OSError, ValueError, AnalysisError):
             emit({"event": "used", **split_use(request.config).as_dict()})
+        limit_threads(request)
         run = execute(request, on_progress=lambda p: emit(progress_event(p)), cancel=flag.is_set)
     except Exception as err:
         traceback.print_exc()

@@ -55,7 +55,14 @@ def _config(**changes: object) -> ExperimentConfig:
 @pytest.mark.parametrize(
     ("methods", "masked", "switch", "grid", "gaze"),
     [
-        (METHODS, True, True, VARIANTS, GAZE_VARIANTS),
+        (
+            METHODS,
+            True,
+            True,
+            (*VARIANTS, "fusion", "regions", "fusion+switch", "regions+switch"),
+            GAZE_VARIANTS,
+        ),
+        (list(METHODS)[:4], True, True, VARIANTS, ()),  # the paper's seven, in its order
         (["none"], False, False, ("none",), ()),
         (["mean", "none"], False, True, ("none", "mean+switch"), ()),
         (["perceptive", "negative"], True, False, ("negative", "perceptive"), ()),
@@ -82,16 +89,21 @@ def test_variant_names_refuses_unknown_methods_and_masks_without_a_trainee() -> 
 
 def test_a_request_survives_json(tmp_path: Path) -> None:
     request = LaunchRequest(
-        _config(variants=("none", "mean+switch"), seeds=(0, 3)),
+        _config(variants=("none", "mean+switch"), seeds=(0, 3), train_sizes=(8, None)),
         str(tmp_path / "run"),
         study=str(tmp_path / "study.sqlite"),
         gaze_variants=("gaze+switch",),
         nice=5,
+        workers=2,
+        cpus_per_cell=3,
     )
     again = LaunchRequest.from_dict(json.loads(json.dumps(request.to_dict())))
     assert again == request
     assert again.variants == ("none", "mean+switch", "gaze+switch")
-    assert again.n_trainees == 6
+    assert again.n_trainees == 12  # 2 sizes × 3 variants × 2 seeds (old code: 6, sizes forgotten)
+    assert again.run_config.variants == again.variants and again.run_config.gaze_study == request.study
+    assert again.engine.on_ray and (again.engine.workers, again.engine.cpus_per_cell) == (2, 3)
+    assert not LaunchRequest(_config(), "run").engine.on_ray
 
 
 @pytest.mark.parametrize(
@@ -101,11 +113,20 @@ def test_a_request_survives_json(tmp_path: Path) -> None:
         ({"gaze_variants": ("blur",), "study": "s.sqlite"}, "gaze_variants must be distinct names"),
         ({"gaze_variants": ("gaze", "gaze"), "study": "s.sqlite"}, "gaze_variants must be distinct names"),
         ({"nice": 20}, "nice must be an integer from 0 to 19; got 20"),
+        ({"workers": 0}, "workers must be an integer ≥ 1; got 0"),
+        ({"cpus_per_cell": 0}, "cpus_per_cell must be an integer ≥ 1; got 0"),
     ],
 )
 def test_a_request_refuses_inconsistent_options(changes: dict[str, object], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         LaunchRequest(_config(), "run", **changes)  # type: ignore[arg-type]
+
+
+def test_fusion_masks_need_a_study_too() -> None:
+    with pytest.raises(ValueError, match="gaze masks need a study file"):
+        LaunchRequest(_config(variants=("none", "fusion")), "run")
+    request = LaunchRequest(_config(variants=("none", "fusion")), "run", study="s.sqlite")
+    assert request.run_config.gaze_study == "s.sqlite" and request.run_config.variants == ("none", "fusion")
 
 
 def test_gaze_switch_needs_a_switch_epoch_below_the_epochs() -> None:
@@ -138,6 +159,9 @@ _progress = st.builds(
     seed=st.none() | st.integers(-(2**31), 2**31),
     point=st.none() | _points,
     train_size=st.none() | st.integers(1, 10**6),
+    running=st.integers(0, 10**4),
+    failed=st.integers(0, 10**4),
+    eta_s=st.none() | st.floats(0, 1e9, allow_nan=False),
 )
 
 
