@@ -317,3 +317,60 @@ def test_a_study_without_fixations_on_the_training_images_fails_the_run(tmp_path
         execute(request)
     run = load_run(tmp_path / "runs" / "r")
     assert run.status == "failed" and "Label these images in a study first" in run.error
+
+
+# --- the same curves as rbdm experiment -------------------------------------------------------------------
+
+_ROOT = Path(__file__).resolve().parents[2]
+#: Two seeds of the baseline on sixteen 48 px faces, a curve point every step (as in test_grid_engine).
+_CLI = [
+    "experiment",
+    "--dataset",
+    "synthetic:n=2",
+    "--max-train",
+    "16",
+    "--max-val",
+    "16",
+    "--variants",
+    "none",
+]
+_CLI += ["--seeds", "0,1", "--architecture", "small_cnn", "--epochs", "2", "--switch-epoch", "1"]
+_CLI += ["--eval-every", "1", "--no-tensorboard", "--name", "tiny"]
+
+
+def _cli_run(out: Path) -> Path:
+    """``rbdm experiment`` in its own process (it limits that process's TensorFlow threads)."""
+    script = "import sys; from rbdm_gui.cli import main; sys.exit(main(sys.argv[1:]))"
+    subprocess.run(
+        [sys.executable, "-c", script, *_CLI, "--out", str(out)], cwd=_ROOT, check=True, timeout=600
+    )
+    (run_dir,) = out.glob("*-tiny")
+    return run_dir
+
+
+def _worker_run(request: LaunchRequest, tmp_path: Path, worker: Path | None = None) -> None:
+    """The GUI's worker process on ``request`` (``python -m rbdm_gui.experiment_worker``, as the runner)."""
+    file = tmp_path / "request.json"
+    file.write_text(json.dumps(request.to_dict()), encoding="utf-8")
+    program = ["-m", "rbdm_gui.experiment_worker"] if worker is None else [str(worker)]
+    env = {**os.environ, "PYTHONPATH": str(_ROOT)}
+    done = subprocess.run(
+        [sys.executable, *program, str(file)], cwd=_ROOT, env=env, capture_output=True, text=True, timeout=600
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+
+
+@pytest.mark.tf
+@pytest.mark.slow
+def test_the_gui_worker_gives_the_curves_of_the_cli_for_the_same_settings(tmp_path: Path) -> None:
+    """Old code: the worker trained with TensorFlow's default threads (one per core), ``rbdm experiment``
+    with ``--cpus-per-cell`` (1) threads; oneDNN splits its sums by thread count, so on a machine with
+    more than one core the same settings gave different curves in the GUI and the CLI."""
+    cli = load_run(_cli_run(tmp_path / "cli"))
+    assert cli.status == "finished"
+    request = LaunchRequest(cli.config, str(tmp_path / "gui" / "run"), nice=0)  # workers 1, 1 thread
+    _worker_run(request, tmp_path)
+    gui = load_run(request.run_dir)
+    assert gui.status == "finished" and gui.config == cli.config
+    assert gui.curves_by_size == cli.curves_by_size  # identical, not close (deterministic mode)
+    assert [r.test_macro_f1 for r in gui.results] == [r.test_macro_f1 for r in cli.results]
