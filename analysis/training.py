@@ -43,19 +43,25 @@ from analysis.models import (
 )
 
 __all__ = [
+    "AUGMENTATIONS",
+    "LIGHT_AUGMENTATION",
     "NO_AUGMENTATION",
     "PAPER_AUGMENTATION",
     "PREPROCESSING",
+    "SCHEDULES",
+    "TRAINER_PRESETS",
     "Augmentation",
     "EpochRecord",
     "ModelCard",
     "TrainResult",
+    "TrainerPreset",
     "affine_matrix",
     "augment",
     "card_path",
     "class_weights",
     "compile_model",
     "determinism",
+    "learning_rate_at",
     "load_trained",
     "save_trained",
     "train_steps",
@@ -74,7 +80,9 @@ PREPROCESSING = (
 # --------------------------------------------------------------------------------------------------------
 
 
-def class_weights(labels: ArrayLike, *, n_classes: int = len(LABELS)) -> NDArray[np.float64]:
+def class_weights(
+    labels: ArrayLike, *, n_classes: int = len(LABELS), power: float = 1.0
+) -> NDArray[np.float64]:
     """Per-class loss weights against class imbalance: inverse relative frequency, mean sample weight 1.
 
     The paper "weights each class by their relative proportion in the training dataset", following
@@ -89,6 +97,10 @@ def class_weights(labels: ArrayLike, *, n_classes: int = len(LABELS)) -> NDArray
         Class indices in ``[0, n_classes)``.
     n_classes : int
         Number of classes.
+    power : float, optional
+        Exponent ≥ 0 on the inverse frequency: ``w_c ∝ (N / (K · n_c))^power``, rescaled so that the mean
+        sample weight stays 1. 1 is the paper's weighting, 0.5 a milder one (rare classes still weigh
+        more, but less than fully balanced), 0 no weighting at all.
 
     Returns
     -------
@@ -100,10 +112,14 @@ def class_weights(labels: ArrayLike, *, n_classes: int = len(LABELS)) -> NDArray
     .. [2] Mollahosseini et al. (2017), AffectNet, weighted-loss approach.
     """
     y = _check_labels(labels=labels, n_classes=n_classes)
+    if not (np.isfinite(power) and power >= 0):
+        raise ValueError(f"power must be a finite number ≥ 0; got {power!r}.")
     counts = np.bincount(y, minlength=n_classes).astype(np.float64)
     present = counts > 0
     weights = np.zeros(n_classes, dtype=np.float64)
-    weights[present] = y.size / (present.sum() * counts[present])
+    weights[present] = (y.size / (present.sum() * counts[present])) ** power
+    if power != 1.0:  # power 1 sums to N already; rescaling would only add rounding
+        weights[present] *= y.size / float(weights[present] @ counts[present])
     return weights
 
 
@@ -155,6 +171,57 @@ def _check_labels(*, labels: ArrayLike, n_classes: int) -> NDArray[np.int64]:
             "Map label names with analysis.labels.label_index."
         )
     return y.astype(np.int64, copy=False)
+
+
+#: Learning-rate schedules of :func:`learning_rate_at`: the paper's constant rate, or linear warm-up then
+#: cosine decay to 0 (Loshchilov and Hutter 2017; Goyal et al. 2017).
+SCHEDULES = ("constant", "cosine")
+
+
+def learning_rate_at(
+    step: int, *, total_steps: int, peak_rate: float, schedule: str = "cosine", warmup_fraction: float = 0.05
+) -> float:
+    """Adam's learning rate before the 0-based training step ``step`` of ``total_steps``.
+
+    ``"constant"`` returns ``peak_rate`` throughout (RBDM §5.1). ``"cosine"`` rises linearly from
+    ``peak_rate / W`` to ``peak_rate`` over the first ``W = max(1, round(warmup_fraction · total_steps))``
+    steps, then follows ``peak_rate · (1 + cos(π · t)) / 2`` with ``t`` going from 0 to 1 over the remaining
+    steps, so the last step trains at a rate near 0.
+
+    Parameters
+    ----------
+    step : int
+        0-based step, in ``[0, total_steps)``; later steps get the last step's rate.
+    total_steps : int
+        Steps of the whole run (epochs × batches per epoch), ≥ 1.
+    peak_rate : float
+        The largest rate (> 0).
+    schedule : {"constant", "cosine"}
+        See :data:`SCHEDULES`.
+    warmup_fraction : float
+        Share of the steps spent warming up, in [0, 1).
+
+    Returns
+    -------
+    float
+
+    References
+    ----------
+    .. [1] Loshchilov and Hutter (2017), SGDR: Stochastic Gradient Descent with Warm Restarts, eq. 5.
+    .. [2] Goyal et al. (2017), Accurate, Large Minibatch SGD, §2.2 (gradual warm-up).
+    """
+    if schedule not in SCHEDULES:
+        raise ValueError(f"schedule must be one of {SCHEDULES!r}; got {schedule!r}.")
+    if not (np.isfinite(warmup_fraction) and 0 <= warmup_fraction < 1):
+        raise ValueError(f"warmup_fraction must lie in [0, 1); got {warmup_fraction!r}.")
+    if schedule == "constant":
+        return float(peak_rate)
+    step = min(max(int(step), 0), total_steps - 1)
+    warmup = max(1, round(warmup_fraction * total_steps))
+    if step < warmup:
+        return float(peak_rate * (step + 1) / warmup)
+    t = (step - warmup) / max(1, total_steps - warmup)
+    return float(peak_rate * 0.5 * (1.0 + np.cos(np.pi * t)))
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -227,6 +294,16 @@ class Augmentation:
 PAPER_AUGMENTATION = Augmentation()
 #: No change at all (for validation-like training runs and tests).
 NO_AUGMENTATION = Augmentation(0.0, 0.0, 0.0, 0.0, (1.0, 1.0), False)
+#: Milder changes for 48 × 48 FER2013 faces (the ``fer_vgg`` preset): rotation ±10°, shift ±10 %, zoom
+#: ±10 %, brightness 80–120 %, no channel shift, flips; close to the shifts, flips and small rotations of
+#: the FER2013 mini-Xception's training (Arriaga et al. 2017). Measured in docs/trainers.md.
+LIGHT_AUGMENTATION = Augmentation(10.0, 0.10, 0.10, 0.0, (0.8, 1.2), True)
+#: ``--augmentation`` name → ranges.
+AUGMENTATIONS: dict[str, Augmentation] = {
+    "paper": PAPER_AUGMENTATION,
+    "light": LIGHT_AUGMENTATION,
+    "none": NO_AUGMENTATION,
+}
 
 
 def affine_matrix(
@@ -458,6 +535,69 @@ class TrainResult:
         return self.history[self.best_epoch - 1]
 
 
+@dataclass(frozen=True, slots=True)
+class TrainerPreset:
+    """A named Trainer recipe: what ``rbdm train-trainer --preset NAME`` sets (see :data:`TRAINER_PRESETS`).
+
+    Each field is the :func:`train_trainer` argument of the same name, except ``augmentation``, which
+    names an entry of :data:`AUGMENTATIONS`. ``summary`` says in one line what the recipe is for.
+    """
+
+    summary: str
+    architecture: str
+    epochs: int
+    batch_size: int
+    learning_rate: float
+    augmentation: str
+    options: Mapping[str, Any] = field(default_factory=dict)
+    schedule: str = "constant"
+    warmup_fraction: float = 0.05
+    label_smoothing: float = 0.0
+    class_weight_power: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.augmentation not in AUGMENTATIONS:
+            raise ValueError(
+                f"augmentation must be one of {sorted(AUGMENTATIONS)!r}; got {self.augmentation!r}."
+            )
+        learning_rate_at(
+            0,
+            total_steps=1,
+            peak_rate=self.learning_rate,
+            schedule=self.schedule,
+            warmup_fraction=self.warmup_fraction,
+        )
+
+
+#: Named recipes of ``rbdm train-trainer --preset``. ``paper`` is RBDM §5.1 on the small CNN;
+#: ``fer_vgg`` is the FER2013 Trainer of docs/trainers.md, sized for about 45 minutes on two CPU cores.
+TRAINER_PRESETS: dict[str, TrainerPreset] = {
+    "paper": TrainerPreset(
+        summary="RBDM §5.1: small CNN, Adam 0.001, batches of 32, class weights, the paper's augmentation",
+        architecture="small_cnn",
+        epochs=10,
+        batch_size=32,
+        learning_rate=1e-3,
+        augmentation="paper",
+    ),
+    "fer_vgg": TrainerPreset(
+        summary=(
+            "FER2013 at 48 px: VGG-style CNN with batch norms (vgg_bn), Adam 0.003 with warm-up and cosine "
+            "decay, batches of 64, label smoothing 0.1, square-root class weights, light augmentation"
+        ),
+        architecture="vgg_bn",
+        epochs=36,
+        batch_size=64,
+        learning_rate=3e-3,
+        augmentation="light",
+        schedule="cosine",
+        warmup_fraction=0.03,
+        label_smoothing=0.1,
+        class_weight_power=0.5,
+    ),
+}
+
+
 def train_trainer(
     x_train: ArrayLike,
     y_train: ArrayLike,
@@ -473,6 +613,10 @@ def train_trainer(
     augmentation: Augmentation = PAPER_AUGMENTATION,
     seed: int = 0,
     deterministic: bool = True,
+    schedule: str = "constant",
+    warmup_fraction: float = 0.05,
+    label_smoothing: float = 0.0,
+    class_weight_power: float = 1.0,
     on_epoch: Callable[[EpochRecord], None] | None = None,
 ) -> TrainResult:
     """Train a Trainer model from scratch and keep its best epoch (RBDM §5.1, §5.6).
@@ -503,6 +647,15 @@ def train_trainer(
         Build and train inside :func:`determinism` (seeded weights, deterministic TensorFlow kernels;
         RBDM §5.6). When false, TensorFlow picks its own weight seeds and kernels (faster on a GPU); batch
         order and augmentation still follow ``seed``.
+    schedule : {"constant", "cosine"}
+        Learning-rate schedule over all steps of the run (:func:`learning_rate_at`); ``learning_rate`` is
+        its peak. The paper's is constant.
+    warmup_fraction : float
+        Share of the steps of linear warm-up of the ``"cosine"`` schedule.
+    label_smoothing : float
+        Label smoothing in [0, 1) of the cross-entropy (Szegedy et al. 2016, §7); 0 in the paper.
+    class_weight_power : float
+        Exponent of the class weights (:func:`class_weights`): 1 the paper's, 0 none.
     on_epoch : callable, optional
         Called with each :class:`EpochRecord` as soon as the epoch is scored (e.g. to draw a curve).
 
@@ -521,6 +674,11 @@ def train_trainer(
             raise ValueError(f"{name} must be an integer ≥ 1; got {value!r}.")
     if not (np.isfinite(learning_rate) and learning_rate > 0):
         raise ValueError(f"learning_rate must be a finite number > 0; got {learning_rate!r}.")
+    if not (np.isfinite(label_smoothing) and 0 <= label_smoothing < 1):
+        raise ValueError(f"label_smoothing must lie in [0, 1); got {label_smoothing!r}.")
+    learning_rate_at(
+        0, total_steps=1, peak_rate=learning_rate, schedule=schedule, warmup_fraction=warmup_fraction
+    )
     input_shape = (x_tr.shape[1], x_tr.shape[2], 1 if x_tr.ndim == 3 else x_tr.shape[3])
     settings: dict[str, Any] = {
         "architecture": architecture,
@@ -529,9 +687,13 @@ def train_trainer(
         "epochs": epochs,
         "batch_size": batch_size,
         "learning_rate": float(learning_rate),
+        "schedule": schedule,
+        "warmup_fraction": float(warmup_fraction),
         "optimizer": "Adam",
         "loss": "class-weighted categorical cross-entropy",
-        "class_weights": class_weights(y_tr, n_classes=n_classes).tolist(),
+        "label_smoothing": float(label_smoothing),
+        "class_weight_power": float(class_weight_power),
+        "class_weights": class_weights(y_tr, n_classes=n_classes, power=class_weight_power).tolist(),
         "augmentation": dataclasses.asdict(augmentation),
         "seed": int(seed),
         "deterministic": bool(deterministic),
@@ -582,14 +744,20 @@ def _fit(
 ) -> tuple[tuple[EpochRecord, ...], int]:
     """The epoch loop, run inside the model's graph and session."""
     model = bound.model
-    compile_model(model, learning_rate=settings["learning_rate"])
+    compile_model(
+        model, learning_rate=settings["learning_rate"], label_smoothing=settings.get("label_smoothing", 0.0)
+    )
     rng = np.random.default_rng(settings["seed"])
     weights = np.asarray(settings["class_weights"], dtype=np.float32)
+    rates = _step_rates(settings, n_train=len(y_tr))
     history: list[EpochRecord] = []
     best_epoch, best_f1, best_weights = 0, -np.inf, model.get_weights()
     for epoch in range(1, settings["epochs"] + 1):
         start = time.perf_counter()
-        loss = _train_epoch(model, x_tr, y_tr, weights, settings["batch_size"], augmentation, rng)
+        epoch_rates = None if rates is None else rates[epoch - 1]
+        loss = _train_epoch(
+            model, x_tr, y_tr, weights, settings["batch_size"], augmentation, rng, rates=epoch_rates
+        )
         probabilities = model.predict(as_model_input(x_va, input_shape=bound.input_shape), batch_size=256)
         val_loss, val_accuracy, val_f1 = validation_scores(probabilities, y_va)
         record = EpochRecord(epoch, loss, val_loss, val_accuracy, val_f1, time.perf_counter() - start)
@@ -602,11 +770,33 @@ def _fit(
     return tuple(history), best_epoch
 
 
-def compile_model(model: Any, *, learning_rate: float) -> None:
+def _step_rates(settings: Mapping[str, Any], *, n_train: int) -> NDArray[np.float64] | None:
+    """Per-epoch rows of per-step learning rates, or ``None`` for the constant schedule (nothing to set)."""
+    schedule = settings.get("schedule", "constant")
+    if schedule == "constant":
+        return None
+    steps_per_epoch = -(-n_train // settings["batch_size"])
+    total = settings["epochs"] * steps_per_epoch
+    rates = [
+        learning_rate_at(
+            step,
+            total_steps=total,
+            peak_rate=settings["learning_rate"],
+            schedule=schedule,
+            warmup_fraction=settings.get("warmup_fraction", 0.05),
+        )
+        for step in range(total)
+    ]
+    return np.asarray(rates, dtype=np.float64).reshape(settings["epochs"], steps_per_epoch)
+
+
+def compile_model(model: Any, *, learning_rate: float, label_smoothing: float = 0.0) -> None:
     """Compile a Keras model for :func:`train_steps` (call inside its scope): Adam, cross-entropy.
 
     The legacy Adam optimizer is the one that works in graph mode (see :mod:`analysis.models`). The loss
-    takes one weight per image (``sample_weight_mode="samplewise"``), which carries the class weights.
+    takes one weight per image (``sample_weight_mode="samplewise"``), which carries the class weights;
+    ``label_smoothing`` moves that share of each one-hot target evenly onto all classes (Szegedy et al.
+    2016, §7).
 
     References
     ----------
@@ -615,7 +805,7 @@ def compile_model(model: Any, *, learning_rate: float) -> None:
     tf = ensure_graph_mode()
     model.compile(
         optimizer=tf.keras.optimizers.legacy.Adam(learning_rate=learning_rate),
-        loss=tf.keras.losses.CategoricalCrossentropy(),
+        loss=tf.keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing),
         sample_weight_mode="samplewise",
     )
 
@@ -705,11 +895,24 @@ def _train_epoch(
     batch_size: int,
     augmentation: Augmentation,
     rng: np.random.Generator,
+    *,
+    rates: NDArray[np.float64] | None = None,
 ) -> float:
-    """One shuffled pass of class-weighted, augmented batches; returns the mean batch loss."""
-    losses = list(
-        train_steps(model, x, y, weights, batch_size=batch_size, augmentation=augmentation, rng=rng)
-    )
+    """One shuffled pass of class-weighted, augmented batches; returns the mean batch loss.
+
+    With ``rates``, Adam's learning rate is set to ``rates[i]`` before the ``i``-th batch.
+    """
+    steps = train_steps(model, x, y, weights, batch_size=batch_size, augmentation=augmentation, rng=rng)
+    if rates is None:
+        return float(np.mean(list(steps)))
+    keras_backend = import_optional("keras.src.backend", caller="analysis.training")
+    losses = []
+    for rate in rates:
+        keras_backend.set_value(model.optimizer.lr, float(rate))
+        loss = next(steps, None)
+        if loss is None:
+            break
+        losses.append(loss)
     return float(np.mean(losses))
 
 

@@ -165,31 +165,96 @@ def _bar(total: int, description: str) -> Any:
 # --------------------------------------------------------------------------------------------------------
 
 
+#: ``train-trainer`` options a preset fills when they are not given: destination → preset field.
+_PRESET_FIELDS = {
+    "architecture": "architecture",
+    "options": "options",
+    "epochs": "epochs",
+    "batch_size": "batch_size",
+    "learning_rate": "learning_rate",
+    "augmentation": "augmentation",
+    "schedule": "schedule",
+    "warmup_fraction": "warmup_fraction",
+    "label_smoothing": "label_smoothing",
+    "class_weight_power": "class_weight_power",
+}
+
+
 def add_train_trainer(parser: argparse.ArgumentParser) -> None:
     """Options of ``rbdm train-trainer``."""
+    from analysis.training import AUGMENTATIONS, SCHEDULES, TRAINER_PRESETS
+
     _add_data(parser, default="synthetic:n=100")
     _add_training(parser, architecture="small_cnn", epochs=10)
+    presets = "; ".join(f"{name}: {preset.summary}" for name, preset in TRAINER_PRESETS.items())
+    parser.add_argument(
+        "--preset",
+        choices=tuple(TRAINER_PRESETS),
+        default="paper",
+        help=(
+            "named recipe that sets architecture, options, epochs, batch size, learning rate, schedule, "
+            "augmentation, label smoothing and class weights; any of them given explicitly wins "
+            f"(default: paper). {presets}"
+        ),
+    )
     parser.add_argument(
         "--augmentation",
-        choices=("paper", "none"),
-        default="paper",
-        help="the paper's augmentation (rotation, shift, zoom, brightness, flips) or none (default: paper)",
+        choices=tuple(AUGMENTATIONS),
+        default=None,
+        help="the paper's augmentation (rotation, shift, zoom, brightness, flips), a light one, or none "
+        "(default: the preset's; paper)",
     )
+    parser.add_argument(
+        "--schedule", choices=SCHEDULES, default=None, help="learning-rate schedule (default: the preset's)"
+    )
+    parser.add_argument(
+        "--warmup-fraction", type=float, default=None, help="share of warm-up steps of the cosine schedule"
+    )
+    parser.add_argument(
+        "--label-smoothing",
+        type=float,
+        default=None,
+        help="label smoothing in [0, 1) (default: the preset's)",
+    )
+    parser.add_argument(
+        "--class-weight-power",
+        type=float,
+        default=None,
+        help="exponent of the class weights: 1 the paper's, 0.5 milder, 0 none (default: the preset's)",
+    )
+    parser.set_defaults(architecture=None, epochs=None, batch_size=None, learning_rate=None)
     parser.add_argument(
         "--out", type=Path, default=Path("out/trainer.keras"), help="model file (default: out/trainer.keras)"
     )
     _finish(parser, "train-trainer")
 
 
+def _resolve_preset(args: argparse.Namespace) -> argparse.Namespace:
+    """A copy of ``train-trainer``'s arguments with every recipe option not given taken from ``--preset``."""
+    from analysis.training import TRAINER_PRESETS
+
+    preset = TRAINER_PRESETS[args.preset]
+    resolved = argparse.Namespace(**vars(args))
+    for dest, name in _PRESET_FIELDS.items():
+        if getattr(resolved, dest, None) is None:
+            value = getattr(preset, name)
+            setattr(resolved, dest, dict(value) if name == "options" else value)
+    return resolved
+
+
 def run_train_trainer(args: argparse.Namespace) -> int:
     """Train the Trainer, keep its best epoch, write ``--out`` and its JSON card."""
-    from analysis.training import NO_AUGMENTATION, PAPER_AUGMENTATION, save_trained, train_trainer
+    from analysis.training import AUGMENTATIONS, save_trained, train_trainer
 
     if Path(args.out).suffix != ".keras":
         raise ValueError(f"--out must end in '.keras'; got {str(args.out)!r}.")
+    args = _resolve_preset(args)
     train = _load_split(args, args.train_split, args.max_train)
     validation = _load_split(args, args.val_split, args.max_val)
-    print(f"training {args.architecture} on {len(train.ids)} images, validating on {len(validation.ids)}")
+    print(
+        f"training {args.architecture} (preset {args.preset}) on {len(train.ids)} images, "
+        f"validating on {len(validation.ids)}"
+    )
 
     def on_epoch(record: Any) -> None:
         print(
@@ -209,9 +274,13 @@ def run_train_trainer(args: argparse.Namespace) -> int:
         epochs=args.epochs,
         batch_size=args.batch_size,
         learning_rate=args.learning_rate,
-        augmentation=PAPER_AUGMENTATION if args.augmentation == "paper" else NO_AUGMENTATION,
+        augmentation=AUGMENTATIONS[args.augmentation],
         seed=args.seed,
         deterministic=args.deterministic,
+        schedule=args.schedule,
+        warmup_fraction=args.warmup_fraction,
+        label_smoothing=args.label_smoothing,
+        class_weight_power=args.class_weight_power,
         on_epoch=on_epoch,
     )
     data = {
