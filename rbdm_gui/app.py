@@ -45,6 +45,7 @@ from rbdm_gui.labeling_view import (
 )
 from rbdm_gui.logs import third_party_warnings_to
 from rbdm_gui.main_window import MainWindow, Page
+from rbdm_gui.monitor_model import FixationTap
 from rbdm_gui.settings import (
     KEYBOARD_ONLY,
     StudySettings,
@@ -58,7 +59,7 @@ from rbdm_gui.workers import Progress, Task, run_task
 from tracking import records
 from tracking.drivers.base import DriverEvent, GazeDriver
 from tracking.fixations import DETECTORS
-from tracking.protocol import LabelingProtocol, ProtocolTiming
+from tracking.protocol import LabelingProtocol, Phase, PhaseOnset, ProtocolTiming
 from tracking.recording import (
     Cancelled,
     GazeRecorder,
@@ -189,11 +190,14 @@ class SessionRun(QObject):
         The session could not start or run; the text says what to do.
     notice(str)
         Something the experimenter should know (speech unavailable: keyboard only).
+    recording_started
+        The tracker streams into the store and the labeling screen exists: the live monitor can attach.
     """
 
     ended = Signal(object)
     failed = Signal(str)
     notice = Signal(str)
+    recording_started = Signal()
 
     def __init__(
         self,
@@ -240,6 +244,8 @@ class SessionRun(QObject):
         self.report_dialog: SessionReport | None = None
         self.outcome: SessionOutcome | None = None
         self.driver_events: list[DriverEvent] = []  # appended on the driver's thread (list.append is atomic)
+        self.fixation_tap: FixationTap | None = None
+        self.recalibration_pending = False
         self._closed = False
 
     # --- 1. stimuli ------------------------------------------------------------------------------
@@ -373,6 +379,7 @@ class SessionRun(QObject):
         for text in (self.speech_notice, self._tracker_notice()):
             if text:
                 self.notice.emit(text)
+        self.recording_started.emit()
         if self.settings.calibrate:
             self._calibrate()
         else:
@@ -405,7 +412,7 @@ class SessionRun(QObject):
             tracker=self.settings.driver,
             recogniser=used_recogniser,
         )
-        detector = DETECTORS[self.settings.detector](self.geometry)
+        detector = self.fixation_tap = FixationTap(DETECTORS[self.settings.detector](self.geometry))
         self._stack.callback(self.driver.close)
         self.recorder = self._stack.enter_context(
             gaze_recording(self.store, self.session_id, self.driver, detector)
@@ -432,6 +439,7 @@ class SessionRun(QObject):
         self._stack.callback(self.driver.add_event_listener(self.driver_events.append))
         if self.gate is not None:
             self.gate.attach(protocol)
+        protocol.phase_started.subscribe(self._recalibrate_if_asked)
 
     def _start_speech(self, recogniser: Any) -> bool:
         """Open the microphone into a speech gate; False (and a notice) when there is none."""
@@ -487,9 +495,28 @@ class SessionRun(QObject):
             self.calibration_view.deleteLater()
         self._label()
 
+    def recalibrate_before_next_trial(self) -> None:
+        """Calibrate and validate again when the next trial begins (the live monitor's control)."""
+        self.recalibration_pending = True
+
+    def _recalibrate_if_asked(self, onset: PhaseOnset) -> None:
+        if self.recalibration_pending and onset.phase is Phase.BLANK and not self._closed:
+            QTimer.singleShot(0, self._recalibrate_now)  # after this frame, not inside it
+
+    def _recalibrate_now(self) -> None:
+        view = self.labeling_view
+        if not self.recalibration_pending or view is None or self._closed:
+            return
+        self.recalibration_pending = False
+        view.pause()  # the trial just begun is shown again, from its first blank, after the calibration
+        self._calibrate()
+
     def _label(self) -> None:
         assert self.labeling_view is not None and self.driver is not None
         self._show_full_screen(self.labeling_view)
+        if self.labeling_view.protocol.phase is not Phase.IDLE:  # back from a re-calibration
+            self.labeling_view.resume()
+            return
         uncalibrated = getattr(self.driver, "calibrated", None) is False
         self.labeling_view.start(hold=self._tracker_notice() if uncalibrated else "")
 
@@ -625,8 +652,11 @@ class StudioApp(QObject):
         self.first_start = not (settings_file or settings_path()).exists()
         self.setup_view: SetupView | None = None
         self.run: SessionRun | None = None
+        self.monitor: Any = None  # the live monitor's SessionMonitor, once opened
+        self.monitor_holder: QWidget | None = None
         self.window = MainWindow(default_pages(self) if pages is None else pages)
         self.window.closing.connect(self._on_closing)
+        self.window.monitor_requested.connect(self.open_monitor)
         self.window.resize(1280, 800)
         if self.notice:
             self.window.notify(self.notice)
@@ -642,6 +672,7 @@ class StudioApp(QObject):
         view.start_requested.connect(self.start_session)
         view.study_path_changed.connect(self.study_changed.emit)
         view.new_session_requested.connect(lambda settings: self.start_session(settings, new_session=True))
+        view.monitor_requested.connect(self.open_monitor)
         self.setup_view = view
         return view
 
@@ -674,9 +705,32 @@ class StudioApp(QObject):
         run.ended.connect(self._ended)
         run.failed.connect(self._failed)
         run.notice.connect(self.window.notify)
+        run.recording_started.connect(self._watch_run)
         self.window.notify("Preparing the session…")
         run.start()
         return run
+
+    def open_monitor(self) -> Any:
+        """Show the experimenter's live monitor (on another screen, else docked); it follows the sessions.
+
+        Returns its :class:`~rbdm_gui.monitor_session.SessionMonitor`.
+        """
+        from rbdm_gui.monitor_session import SessionMonitor
+        from rbdm_gui.monitor_view import MonitorPanel, place_monitor
+
+        if self.monitor is None:
+            panel = MonitorPanel()
+            self.monitor = SessionMonitor(panel)
+            self.monitor_holder = place_monitor(panel, self.window)
+        elif self.monitor_holder is not None:
+            self.monitor_holder.show()
+            self.monitor_holder.raise_()
+        self._watch_run()
+        return self.monitor
+
+    def _watch_run(self) -> None:
+        if self.monitor is not None and self.run is not None:
+            self.monitor.attach(self.run)
 
     def _ended(self, outcome: SessionOutcome | None) -> None:
         self.run = None
@@ -694,6 +748,10 @@ class StudioApp(QObject):
     def _on_closing(self) -> None:
         if self.run is not None:
             self.run.finish()
+        if self.monitor is not None:
+            self.monitor.close()
+            if self.monitor_holder is not None:
+                self.monitor_holder.close()
         if self.setup_view is not None:
             self.setup_view.save()
             self.setup_view.stop_meter()

@@ -33,6 +33,8 @@ class MainWindow(QMainWindow):
     -------
     closing
         The window is about to close (views save their settings).
+    monitor_requested
+        Session → Live monitor (Ctrl+M): open the experimenter's live monitor.
 
     Notes
     -----
@@ -41,6 +43,7 @@ class MainWindow(QMainWindow):
     """
 
     closing = Signal()
+    monitor_requested = Signal()
 
     def __init__(self, pages: Sequence[Page], *, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -57,6 +60,9 @@ class MainWindow(QMainWindow):
         self.navigation.currentItemChanged.connect(self._on_current)
         for title, factory in pages:
             self.add_page(title, factory)
+        monitor = self.menuBar().addMenu("&Session").addAction("Live &monitor")
+        monitor.setShortcut("Ctrl+M")
+        monitor.triggered.connect(self.monitor_requested.emit)
         if pages:
             self.navigation.setCurrentRow(0)
 

@@ -192,11 +192,14 @@ class SetupView(QWidget):
         The user pressed "New session": the same, but a new session is begun even when one is unfinished.
     study_path_changed(str)
         The study file (resolved path) changed; other screens follow it.
+    monitor_requested
+        "Live monitor": open the experimenter's monitor of the session that runs or starts next.
     """
 
     start_requested = Signal(object)
     new_session_requested = Signal(object)
     study_path_changed = Signal(str)
+    monitor_requested = Signal()
 
     def __init__(
         self,
@@ -430,7 +433,13 @@ class SetupView(QWidget):
         self.new_button.setMinimumHeight(36)
         self.new_button.setToolTip("Begin a new session even though this participant has an unfinished one.")
         self.new_button.clicked.connect(self.request_new_session)
-        layout.addWidget(_row(self.start_button, self.new_button))
+        self.monitor_button = QPushButton("Live monitor")
+        self.monitor_button.setMinimumHeight(36)
+        self.monitor_button.setToolTip(
+            "The experimenter's view of the session: gaze, fixations, data quality, labels, Table 1 so far."
+        )
+        self.monitor_button.clicked.connect(self.monitor_requested.emit)
+        layout.addWidget(_row(self.start_button, self.new_button, self.monitor_button))
         self.hint_label = QLabel()
         self.hint_label.setWordWrap(True)
         self.hint_label.setStyleSheet("color: #333;")

@@ -1,0 +1,454 @@
+"""The experimenter's live monitor: a thin panel that draws :class:`~rbdm_gui.monitor_model.MonitorSnapshot`.
+
+Left, the participant's screen in miniature: the stimulus where it is drawn, the raw gaze of the
+last second, the fixations as the online detector emits them (a disc per fixation, its size
+growing with the duration) and the phase in words. Right, the numbers: the trial, the current
+trial's valid-sample share and longest gap, the tracker's state, faults and effective against
+nominal sampling rate, the label heard or keyed with its confidence and the utterances rejected,
+the controls (pause/resume, re-calibrate before the next trial, mark a trial bad). Below, every
+finished trial's quality and the participant's running RBDM Table 1 (the Compare screen's layout).
+
+The panel draws only what changed since the last snapshot; it computes nothing. Who feeds it, and
+how often, is :class:`rbdm_gui.monitor_session.SessionMonitor`'s business. :func:`place_monitor`
+puts it in a window on a second screen, or docks it in the main window when there is one screen.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import pyqtgraph as pg
+from numpy.typing import NDArray
+from PySide6.QtCore import QRectF, Qt, Signal
+from PySide6.QtGui import QColor, QFont, QGuiApplication, QImage, QScreen
+from PySide6.QtWidgets import (
+    QDockWidget,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QMainWindow,
+    QPushButton,
+    QSplitter,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from analysis.geometry import ScreenGeometry, StimulusRect
+from rbdm_gui.comparison_view import _fill_table
+from rbdm_gui.monitor_model import MonitorSnapshot, TrialSummary
+from tracking.protocol import Phase
+
+__all__ = ["MonitorPanel", "MonitorWindow", "fixation_sizes_px", "place_monitor"]
+
+#: Pixel size of the monitor's copy of a stimulus (the long side): enough to see where the gaze is.
+_IMAGE_PX = 320
+_PHASE_COLOURS = {
+    Phase.BLANK: "#5f6b7a",
+    Phase.CROSS: "#5f6b7a",
+    Phase.SECOND_BLANK: "#5f6b7a",
+    Phase.STIMULUS: "#1b7f3b",
+    Phase.PAUSED: "#b36b00",
+    Phase.FINISHED: "#1f4e9c",
+    Phase.IDLE: "#5f6b7a",
+}
+_TRIAL_COLUMNS = ("trial", "stimulus", "label", "valid %", "longest gap ms", "fixations", "dropped", "flag")
+_BAD = QColor(176, 0, 32)
+_WARN = QColor(150, 60, 0)
+
+
+def fixation_sizes_px(durations_ms: NDArray[np.float64]) -> NDArray[np.float64]:
+    """Disc diameters on the monitor: 6 px, plus 1 px per 15 ms of fixation, at most 40 px."""
+    return np.clip(6.0 + np.asarray(durations_ms, dtype=np.float64) / 15.0, 6.0, 40.0)
+
+
+def _image_array(image: QImage) -> NDArray[np.uint8]:
+    """A small RGB copy of a stimulus for the monitor, ``(H, W, 3)`` uint8."""
+    small = image.scaled(
+        _IMAGE_PX, _IMAGE_PX, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation
+    ).convertToFormat(QImage.Format.Format_RGB888)
+    width, height, stride = small.width(), small.height(), small.bytesPerLine()
+    data = np.frombuffer(small.constBits(), dtype=np.uint8, count=stride * height)
+    return data.reshape(height, stride)[:, : 3 * width].reshape(height, width, 3).copy()
+
+
+def _percent(share: float) -> str:
+    return "–" if not math.isfinite(share) else f"{100.0 * share:.0f} %"
+
+
+def _ms(value: float) -> str:
+    return "–" if not math.isfinite(value) else f"{value:.0f} ms"
+
+
+class MonitorPanel(QWidget):
+    """The live monitor's widgets; :meth:`show_snapshot` draws one snapshot.
+
+    Signals
+    -------
+    pause_requested, resume_requested
+        The experimenter pressed Pause / Resume.
+    recalibrate_requested
+        "Re-calibrate before next trial".
+    mark_bad_requested(int)
+        "Mark trial bad": the position of the trial chosen in the table, else of the trial on screen.
+    """
+
+    pause_requested = Signal()
+    resume_requested = Signal()
+    recalibrate_requested = Signal()
+    mark_bad_requested = Signal(int)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("RBDM Studio: live monitor")
+        self._images: dict[str, NDArray[np.uint8]] = {}
+        self._sources: Mapping[str, QImage] = {}
+        self._rect = StimulusRect(0.0, 0.0, 1.0, 1.0)
+        self._shown_image: tuple[str | None, bool] = (None, False)
+        self._n_fixations = -1
+        self._trials: tuple[TrialSummary, ...] | None = None
+        self._table: object = None
+        self._phase = Phase.IDLE
+        self._position = 0
+        self.snapshot: MonitorSnapshot | None = None
+        self._build()
+        self.clear()
+
+    # --- layout ---------------------------------------------------------------------------------
+
+    def _build(self) -> None:
+        self.phase_label = QLabel()
+        font = QFont(self.font())
+        font.setPointSizeF(font.pointSizeF() * 1.5)
+        font.setBold(True)
+        self.phase_label.setFont(font)
+        self.plot = pg.PlotWidget()
+        self.plot.setBackground("#202020")
+        view = self.plot.getViewBox()
+        view.invertY(True)
+        view.setAspectLocked(True)
+        view.setMouseEnabled(False, False)
+        self.plot.hideAxis("bottom")
+        self.plot.hideAxis("left")
+        self.screen_item = pg.QtWidgets.QGraphicsRectItem(0, 0, 1, 1)
+        self.screen_item.setBrush(pg.mkBrush(128, 128, 128))
+        self.screen_item.setPen(pg.mkPen(60, 60, 60))
+        self.plot.addItem(self.screen_item)
+        self.image_item = pg.ImageItem(axisOrder="row-major")
+        self.plot.addItem(self.image_item)
+        self.cross_item = pg.ScatterPlotItem(symbol="+", size=24, brush=pg.mkBrush(0, 0, 0), pen=None)
+        self.plot.addItem(self.cross_item)
+        self.fixation_item = pg.ScatterPlotItem(
+            pen=pg.mkPen(255, 140, 0, 230, width=1.5), brush=pg.mkBrush(255, 160, 0, 90)
+        )
+        self.plot.addItem(self.fixation_item)
+        self.trace_item = pg.PlotDataItem(connect="finite", pen=pg.mkPen(0, 200, 255, 220, width=1.5))
+        self.plot.addItem(self.trace_item)
+        self.gaze_item = pg.ScatterPlotItem(size=9, brush=pg.mkBrush(230, 30, 30), pen=pg.mkPen("w"))
+        self.plot.addItem(self.gaze_item)
+        left = QVBoxLayout()
+        left.addWidget(self.phase_label)
+        left.addWidget(self.plot, 1)
+        top = QHBoxLayout()
+        top.addLayout(left, 3)
+        top.addWidget(self._numbers(), 2)
+        self.trials_table = QTableWidget(0, len(_TRIAL_COLUMNS))
+        self.trials_table.setHorizontalHeaderLabels(_TRIAL_COLUMNS)
+        self.trials_table.verticalHeader().hide()
+        self.trials_table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+        self.trials_table.setSelectionBehavior(QTableWidget.SelectionBehavior.SelectRows)
+        self.trials_table.setSelectionMode(QTableWidget.SelectionMode.SingleSelection)
+        self.table1 = QTableWidget(0, 0)
+        self.table1.verticalHeader().hide()
+        self.table1.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+        self.table1_label = QLabel()
+        self.table1_label.setWordWrap(True)
+        table1_box = QWidget()
+        table1_layout = QVBoxLayout(table1_box)
+        table1_layout.setContentsMargins(0, 0, 0, 0)
+        table1_layout.addWidget(self.table1_label)
+        table1_layout.addWidget(self.table1, 1)
+        bottom = QSplitter(Qt.Orientation.Horizontal)
+        bottom.addWidget(self.trials_table)
+        bottom.addWidget(table1_box)
+        top_widget = QWidget()
+        top_widget.setLayout(top)
+        outer = QSplitter(Qt.Orientation.Vertical)
+        outer.addWidget(top_widget)
+        outer.addWidget(bottom)
+        outer.setStretchFactor(0, 3)
+        outer.setStretchFactor(1, 2)
+        layout = QVBoxLayout(self)
+        layout.addWidget(outer)
+
+    def _numbers(self) -> QWidget:
+        box = QWidget()
+        layout = QVBoxLayout(box)
+        layout.setContentsMargins(0, 0, 0, 0)
+        quality = QGroupBox("Now")
+        form = QFormLayout(quality)
+        self.trial_label = QLabel()
+        self.valid_label = QLabel()
+        self.gap_label = QLabel()
+        self.fixations_label = QLabel()
+        self.tracker_label = QLabel()
+        self.rate_label = QLabel()
+        self.faults_label = QLabel()
+        self.label_label = QLabel()
+        self.label_label.setWordWrap(True)
+        for title, label in (
+            ("Trial", self.trial_label),
+            ("Valid samples", self.valid_label),
+            ("Longest gap", self.gap_label),
+            ("Fixations", self.fixations_label),
+            ("Tracker", self.tracker_label),
+            ("Sampling rate", self.rate_label),
+            ("Faults", self.faults_label),
+            ("Label", self.label_label),
+        ):
+            form.addRow(title, label)
+        layout.addWidget(quality)
+        self.events_label = QLabel()
+        self.events_label.setWordWrap(True)
+        self.events_label.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
+        self.events_label.setStyleSheet("color: #444; font-size: 11px;")
+        events = QGroupBox("Tracker events")
+        QVBoxLayout(events).addWidget(self.events_label)
+        layout.addWidget(events, 1)
+        self.pause_button = QPushButton("Pause")
+        self.pause_button.clicked.connect(self._pause_or_resume)
+        self.recalibrate_button = QPushButton("Re-calibrate before next trial")
+        self.recalibrate_button.setCheckable(True)
+        self.recalibrate_button.clicked.connect(self._recalibrate)
+        self.bad_button = QPushButton("Mark trial bad")
+        self.bad_button.setToolTip(
+            "Flags the trial chosen in the table below (else the trial on screen) in the study file; "
+            "its data are kept."
+        )
+        self.bad_button.clicked.connect(self._mark_bad)
+        controls = QHBoxLayout()
+        for button in (self.pause_button, self.recalibrate_button, self.bad_button):
+            controls.addWidget(button)
+        layout.addLayout(controls)
+        return box
+
+    # --- showing ----------------------------------------------------------------------------------
+
+    def clear(self, text: str = "No session is recording. Start one from Study setup.") -> None:
+        """No session: say so, and disable the controls."""
+        self.phase_label.setText(text)
+        self.phase_label.setStyleSheet("color: #5f6b7a;")
+        for button in (self.pause_button, self.recalibrate_button, self.bad_button):
+            button.setEnabled(False)
+
+    def show_session(
+        self, *, geometry: ScreenGeometry, stimulus_rect: StimulusRect, images: Mapping[str, QImage]
+    ) -> None:
+        """A session begins: its screen, where it draws the stimuli, and the stimuli."""
+        self._sources = images
+        self._images = {}
+        self._rect = stimulus_rect
+        self._shown_image = (None, False)
+        self._n_fixations = -1
+        self._trials, self._table = None, None
+        self.screen_item.setRect(0, 0, geometry.width_px, geometry.height_px)
+        self.plot.getViewBox().setRange(
+            xRange=(0, geometry.width_px), yRange=(0, geometry.height_px), padding=0.02
+        )
+        self.cross_item.setData([geometry.width_px / 2.0], [geometry.height_px / 2.0])
+        self.cross_item.hide()
+        self.image_item.hide()
+        self.table1.setRowCount(0)
+        self.trials_table.setRowCount(0)
+        for button in (self.pause_button, self.recalibrate_button, self.bad_button):
+            button.setEnabled(True)
+
+    def show_snapshot(self, snapshot: MonitorSnapshot) -> None:
+        """Draw a snapshot; only what changed is redrawn."""
+        self.snapshot = snapshot
+        self._phase, self._position = snapshot.phase, snapshot.position
+        self._show_phase(snapshot)
+        self._show_gaze(snapshot)
+        self._show_numbers(snapshot)
+        if snapshot.trials is not self._trials and snapshot.trials != self._trials:
+            self._trials = snapshot.trials
+            self._fill_trials(snapshot.trials)
+        if snapshot.table is not self._table:
+            self._table = snapshot.table
+            if snapshot.table is not None:
+                _fill_table(self.table1, snapshot.table.table, counts=snapshot.table.counts)
+        self._set_text(self.table1_label, self._table1_text(snapshot))
+
+    def _show_phase(self, snapshot: MonitorSnapshot) -> None:
+        k, n = min(snapshot.position + 1, snapshot.trials_total), snapshot.trials_total
+        text = f"{snapshot.phase_text}"
+        if snapshot.phase not in (Phase.FINISHED, Phase.IDLE):
+            text += f"   ·   trial {k} of {n}"
+        if snapshot.recalibration_pending:
+            text += "   ·   re-calibration before the next trial"
+        if self._set_text(self.phase_label, text):
+            self.phase_label.setStyleSheet(f"color: {_PHASE_COLOURS[snapshot.phase]};")
+        showing = (snapshot.stimulus_id, snapshot.phase is Phase.STIMULUS)
+        if showing != self._shown_image:
+            self._shown_image = showing
+            self._show_image(*showing)
+        self.cross_item.setVisible(snapshot.phase is Phase.CROSS)
+        paused = snapshot.phase is Phase.PAUSED
+        self._set_text(self.pause_button, "Resume" if paused else "Pause")
+        self.pause_button.setEnabled(snapshot.phase not in (Phase.FINISHED, Phase.IDLE))
+        if self.recalibrate_button.isChecked() != snapshot.recalibration_pending:
+            self.recalibrate_button.setChecked(snapshot.recalibration_pending)
+
+    def _show_image(self, stimulus_id: str | None, visible: bool) -> None:
+        if not visible or stimulus_id is None or stimulus_id not in self._sources:
+            self.image_item.hide()
+            return
+        if stimulus_id not in self._images:
+            self._images = {stimulus_id: _image_array(self._sources[stimulus_id])}  # one at a time
+        self.image_item.setImage(self._images[stimulus_id], autoLevels=False, levels=(0, 255))
+        r = self._rect
+        self.image_item.setRect(QRectF(r.x_px, r.y_px, r.width_px, r.height_px))
+        self.image_item.show()
+
+    def _show_gaze(self, snapshot: MonitorSnapshot) -> None:
+        trace = snapshot.trace_screen_px
+        self.trace_item.setData(trace[:, 0], trace[:, 1]) if len(trace) else self.trace_item.setData([], [])
+        last = trace[-1:] if len(trace) and np.isfinite(trace[-1]).all() else np.empty((0, 2))
+        self.gaze_item.setData(last[:, 0], last[:, 1])
+        if len(snapshot.fixations) != self._n_fixations:
+            self._n_fixations = len(snapshot.fixations)
+            xy = np.array([(f.x_screen_px, f.y_screen_px) for f in snapshot.fixations]).reshape(-1, 2)
+            durations = np.array([f.duration_ms for f in snapshot.fixations], dtype=np.float64)
+            self.fixation_item.setData(xy[:, 0], xy[:, 1], size=fixation_sizes_px(durations))
+
+    def _show_numbers(self, snapshot: MonitorSnapshot) -> None:
+        tracker = snapshot.tracker
+        done, total = snapshot.trials_done, snapshot.trials_total
+        self._set_text(
+            self.trial_label, f"{done} done, {total - done} left · stimulus {snapshot.stimulus_id or '–'}"
+        )
+        self._set_text(self.valid_label, f"{_percent(snapshot.valid_share)} of {snapshot.n_samples}")
+        self._set_text(self.gap_label, _ms(snapshot.longest_gap_ms))
+        self._set_text(self.fixations_label, str(len(snapshot.fixations)))
+        calibrated = {True: "calibrated", False: "NOT calibrated", None: ""}[tracker.calibrated]
+        self._set_text(self.tracker_label, " · ".join(t for t in (tracker.state, calibrated) if t))
+        effective = (
+            "–" if not math.isfinite(tracker.effective_rate_hz) else f"{tracker.effective_rate_hz:.0f}"
+        )
+        nominal = "–" if not math.isfinite(tracker.nominal_rate_hz) else f"{tracker.nominal_rate_hz:.0f}"
+        self._set_text(self.rate_label, f"{effective} Hz of {nominal} Hz nominal")
+        self._set_text(
+            self.faults_label,
+            f"lost {tracker.lost} · restored {tracker.restored} · uncalibrated {tracker.uncalibrated}",
+        )
+        self._set_text(
+            self.label_label, snapshot.label.describe() if snapshot.phase is Phase.STIMULUS else "–"
+        )
+        self._set_text(self.events_label, "\n".join(tracker.events) or "none")
+
+    def _fill_trials(self, trials: Sequence[TrialSummary]) -> None:
+        table = self.trials_table
+        table.setRowCount(len(trials))
+        right = Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
+        for row, s in enumerate(trials):
+            label = s.label + (f" ({s.confidence:.2f})" if s.confidence is not None else "")
+            cells = (
+                str(s.position + 1),
+                s.stimulus_id,
+                label,
+                _percent(s.valid_share).replace(" %", ""),
+                f"{s.longest_gap_ms:.0f}",
+                str(s.n_fixations),
+                str(s.dropped_frames),
+                s.flagged,
+            )
+            for column, text in enumerate(cells):
+                item = QTableWidgetItem(text)
+                item.setData(Qt.ItemDataRole.UserRole, s.position)
+                if column in (0, 3, 4, 5, 6):
+                    item.setTextAlignment(right)
+                if s.flagged:
+                    item.setForeground(_BAD)
+                elif s.n_fixations == 0 or s.longest_gap_ms >= 500.0 or s.valid_share < 0.8:
+                    item.setForeground(_WARN)
+                table.setItem(row, column, item)
+        table.resizeColumnsToContents()
+        table.scrollToBottom()
+
+    @staticmethod
+    def _table1_text(snapshot: MonitorSnapshot) -> str:
+        result = snapshot.table
+        if result is None:
+            return f"RBDM Table 1 (running): {snapshot.table_problem}"
+        against = ", ".join((*result.others, *([result.model_id] if result.model_id else []))) or "nobody yet"
+        text = f"RBDM Table 1 of {result.participant} over {result.n_stimuli} stimuli, against {against}"
+        extra = [*result.notes, snapshot.table_problem]
+        return text + "".join(f"\n{note}" for note in extra if note)
+
+    @staticmethod
+    def _set_text(widget: QLabel | QPushButton, text: str) -> bool:
+        """Set a text only when it changed (no relayout otherwise); whether it changed."""
+        if widget.text() == text:
+            return False
+        widget.setText(text)
+        return True
+
+    # --- controls ---------------------------------------------------------------------------------
+
+    def _pause_or_resume(self) -> None:
+        if self._phase is Phase.PAUSED:
+            self.resume_requested.emit()
+        else:
+            self.pause_requested.emit()
+
+    def _recalibrate(self) -> None:
+        self.recalibrate_button.setChecked(True)
+        self.recalibrate_requested.emit()
+
+    def _mark_bad(self) -> None:
+        chosen = self.trials_table.selectedItems()
+        position = chosen[0].data(Qt.ItemDataRole.UserRole) if chosen else self._position
+        self.mark_bad_requested.emit(int(position))
+
+
+class MonitorWindow(QMainWindow):
+    """The monitor in a window of its own (for the experimenter's screen)."""
+
+    def __init__(self, panel: MonitorPanel, parent: QWidget | None = None) -> None:
+        super().__init__(parent, Qt.WindowType.Window)
+        self.setWindowTitle("RBDM Studio: live monitor")
+        self.panel = panel
+        self.setCentralWidget(panel)
+        self.resize(1280, 800)
+
+
+def _other_screen(participant: QScreen | None) -> QScreen | None:
+    screens = QGuiApplication.screens()
+    others = [s for s in screens if s is not participant]
+    return others[0] if others and len(screens) > 1 else None
+
+
+def place_monitor(
+    panel: MonitorPanel, main_window: QMainWindow, *, participant: QScreen | None = None
+) -> QWidget:
+    """Show ``panel`` on a screen other than the participant's, else docked in ``main_window``.
+
+    Returns the window or dock widget that holds it.
+    """
+    screen = _other_screen(participant or QGuiApplication.primaryScreen())
+    if screen is not None:
+        window = MonitorWindow(panel, main_window)
+        window.setScreen(screen)
+        window.setGeometry(screen.availableGeometry())
+        window.show()
+        return window
+    dock = QDockWidget("Live monitor", main_window)
+    dock.setObjectName("liveMonitorDock")
+    dock.setWidget(panel)
+    main_window.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, dock)
+    dock.show()
+    return dock
