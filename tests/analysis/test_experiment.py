@@ -21,10 +21,12 @@ from analysis.experiment import (
     ExperimentConfig,
     ExperimentRun,
     GridData,
+    GridTracker,
     MaskedImages,
     Progress,
     VariantResult,
     curves_at,
+    finish_run,
     grid_cells,
     list_runs,
     load_grid_data,
@@ -37,7 +39,9 @@ from analysis.experiment import (
     run_experiment,
     stratified_holdout,
     summary_by_variant,
+    utc_now,
     variant_parts,
+    write_run_json,
 )
 from analysis.experiment_report import compare_variants, seed_measures
 from analysis.trainee import CurvePoint
@@ -203,6 +207,43 @@ def test_a_failed_run_says_so_in_its_run_file(tmp_path: Path) -> None:
         run_experiment(config, tmp_path / "run")
     stored = load_run(tmp_path / "run")
     assert stored.status == "failed" and "no-such-dataset" in stored.error and stored.finished_utc
+
+
+def _result(seed: int, status: str = "finished") -> VariantResult:
+    return VariantResult("none", seed, status, 0.3, 4, 1, 0.3, 0.4, 1.7, 0.2, 4, 1.5, train_size=16)
+
+
+def test_the_grid_tracker_counts_cells_and_estimates_the_time_left() -> None:
+    now = [100.0]
+    seen: list[Progress] = []
+    tracker = GridTracker(5, 1, seen.append, clock=lambda: now[0])  # one cell kept from an earlier attempt
+    a, b, c = Cell("none", 0, None), Cell("none", 1, None), Cell("none", 2, None)
+    tracker.started(a)
+    tracker.started(b)
+    assert (seen[-1].done, seen[-1].running, seen[-1].failed, seen[-1].eta_s) == (1, 2, 0, None)
+    assert seen[-1].message == "1/5 cells done, 2 running, 0 failed" and seen[-1].stage == "training"
+    now[0] = 130.0
+    tracker.finished(a, _result(0))  # 30 s per cell trained here; 3 cells left
+    assert (seen[-1].done, seen[-1].running, seen[-1].eta_s) == (2, 1, 90.0)
+    assert seen[-1].message == "2/5 cells done, 1 running, 0 failed, ETA 2 min"
+    tracker.failed(b, "ValueError: boom")  # a failed cell is not waited for
+    assert (seen[-1].done, seen[-1].running, seen[-1].failed, seen[-1].eta_s) == (2, 0, 1, 60.0)
+    point = CurvePoint(2, 1, "unmasked", 32, 1.0, 1.1, 0.3, 0.2)
+    tracker.point(c, point, 16)
+    assert (seen[-1].running, seen[-1].point, seen[-1].train_size, seen[-1].variant) == (1, point, 16, "none")
+
+
+def test_finish_run_stores_the_status_the_cells_earned(tmp_path: Path) -> None:
+    config = ExperimentConfig(dataset="d", trainer="t", variants=("none",), seeds=(0, 1))
+    run = ExperimentRun(tmp_path, config, "running", utc_now())
+    write_run_json(run)
+    assert finish_run(run, [_result(0), _result(1)], {}, n_cells=2).status == "finished"
+    assert finish_run(run, [_result(0)], {}, n_cells=2).status == "cancelled"
+    assert finish_run(run, [_result(0), _result(1, "cancelled")], {}, n_cells=2).status == "cancelled"
+    failed = finish_run(run, [_result(1)], {}, n_cells=2, error="1 of 2 cells failed: none, seed 0")
+    stored = load_run(tmp_path)
+    assert failed.status == stored.status == "failed" and stored.error == failed.error
+    assert [(r.seed, r.status) for r in stored.results] == [(1, "finished")] and stored.finished_utc
 
 
 @pytest.mark.tf

@@ -149,6 +149,20 @@ def test_a_folder_of_another_config_or_without_a_run_is_not_resumed(tmp_path: Pa
     assert resumable_run(tmp_path, CONFIG, name="run") is None
 
 
+def test_a_run_whose_name_ends_in_digits_is_found_to_resume(tmp_path: Path) -> None:
+    """Old code stripped trailing digits and hyphens off the folder name before matching: a run named
+    after ``synthetic:n=8`` (``…-synthetic-n-8``) was never resumed."""
+    record = {"config": CONFIG.to_dict(), "status": "cancelled", "started_utc": "2026-01-01T00:00:00"}
+    for name in ("20260101-000000-synthetic-n-8", "20260101-000000-synthetic-n-80"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "run.json").write_text(json.dumps(record))
+    assert resumable_run(tmp_path, CONFIG, name="synthetic-n-8") == tmp_path / "20260101-000000-synthetic-n-8"
+    assert (
+        resumable_run(tmp_path, CONFIG, name="synthetic-n-80") == tmp_path / "20260101-000000-synthetic-n-80"
+    )
+    assert resumable_run(tmp_path, CONFIG, name="n-7") is None
+
+
 # --------------------------------------------------------------------------------------------------------
 # rbdm experiment --workers / --ray-address
 # --------------------------------------------------------------------------------------------------------

@@ -200,10 +200,38 @@ def test_the_form_is_remembered(qtbot: QtBot, tmp_path: Path) -> None:
     view.sizes_edit.setText("40, all")
     view.n_train_spin.setValue(0)
     view.method_boxes["perceptive"].setChecked(False)
+    view.method_boxes["regions"].setChecked(True)
+    view.test_split_edit.setText("test")
+    view.keep_models_box.setChecked(True)
+    view.workers_spin.setValue(3)
+    view.cpus_spin.setValue(2)
     view.save_form()
     again = _view(qtbot, tmp_path / "runs")
     assert again.form_values() == view.form_values()
     assert again.seeds_edit.text() == "4, 12" and again.n_train_spin.text() == "all"
+    assert (again.workers_spin.value(), again.cpus_spin.value(), again.test_split_edit.text()) == (
+        3,
+        2,
+        "test",
+    )
+    assert again.keep_models_box.isChecked() and again.method_boxes["regions"].isChecked()
+    assert not again.test_fraction_spin.isEnabled()  # a test split: nothing held apart
+
+
+def test_the_form_offers_the_engine_and_every_mask_source_of_the_cli(qtbot: QtBot, tmp_path: Path) -> None:
+    view = _view(qtbot, tmp_path / "runs")
+    study = tmp_path / "study.sqlite"
+    study.write_bytes(b"")
+    assert set(view.method_boxes) >= {"gaze", "fusion", "regions"}
+    assert not view.study_row.isEnabled()
+    view.method_boxes["fusion"].setChecked(True)
+    assert view.study_row.isEnabled()  # fusion needs the study's fixations too
+    view.study_edit.setText(str(study))
+    view.workers_spin.setValue(2)
+    view.test_fraction_spin.setValue(0.25)
+    request = view.form_request()
+    assert "fusion" in request.config.variants and request.config.gaze_study == str(study)
+    assert request.workers == 2 and request.engine.on_ray and request.config.test_fraction == 0.25
 
 
 def test_runs_are_kept_in_the_users_data_folder_by_default(tmp_path: Path) -> None:
@@ -438,6 +466,50 @@ def test_cancelling_a_training_run_keeps_its_curves(qtbot: QtBot, tmp_path: Path
     assert run.status == "cancelled" and "Run cancelled" in view.status_label.text()
     assert [r.status for r in run.results] == ["cancelled"]  # the baseline stopped; mean+switch never began
     assert 2 <= run.results[0].steps < 50 * 4
+
+
+@pytest.mark.tf
+@pytest.mark.slow
+def test_a_grid_on_local_ray_shows_its_progress_is_cancelled_and_resumes(
+    qtbot: QtBot, tmp_path: Path
+) -> None:
+    """Two workers on local Ray (started and shut down by the worker process): the bar counts cells done,
+    running and failed with an ETA; Cancel keeps the finished cells; Run again with the same form resumes
+    the run and trains only the missing cells. Old code: no workers field, a Trainee count instead of
+    grid progress, and every Run started a new folder from the first cell."""
+    pytest.importorskip("ray")
+    view = _view(qtbot, tmp_path / "runs")
+    _tiny_form(view)
+    for method, box in view.method_boxes.items():
+        box.setChecked(method == "none")
+    view.seeds_edit.setText("0, 1, 2, 3")
+    view.epochs_spin.setValue(6)
+    view.workers_spin.setValue(2)
+    bars: list[str] = []
+    view.runner.progress.connect(lambda _: bars.append(view.progress_bar.format()))
+    assert view.start_run()
+    assert "on local Ray, 2 at once" in view.status_label.text()
+    qtbot.waitUntil(lambda: any(re.match(r"[1-3]/4 cells done", bar) for bar in bars), timeout=240_000)
+    view.cancel_button.click()
+    qtbot.waitUntil(lambda: not view.runner.running, timeout=60_000)
+    qtbot.waitUntil(lambda: not view.busy and len(view.shown) == 1, timeout=10_000)
+    first = view.shown[0]
+    assert first.status == "cancelled" and "Run cancelled" in view.status_label.text()
+    assert any("2 running" in bar for bar in bars)  # two cells trained at once
+    assert any("ETA" in bar for bar in bars if not bar.startswith("0/"))
+    kept = {(r.variant, r.seed): r for r in first.results}
+    assert 1 <= len(kept) < 4 and all(r.status == "finished" for r in kept.values())
+
+    assert view.start_run()  # the same form: the cancelled run goes on
+    assert f"Resuming {first.run_dir.name}" in view.status_label.text()
+    qtbot.waitUntil(lambda: not view.runner.running, timeout=240_000)
+    qtbot.waitUntil(lambda: not view.busy and len(view.shown) == 1, timeout=10_000)
+    run = load_run(first.run_dir)
+    assert run.status == "finished" and len(run.results) == 4 and view.runs_list.count() == 1
+    for result in run.results:  # the finished cells were kept, not trained again
+        if (result.variant, result.seed) in kept:
+            assert result == kept[(result.variant, result.seed)]
+    assert bars[-1].startswith("4/4 cells done")
 
 
 def test_a_kept_run_shows_its_comparison_with_none_with_intervals_and_verdicts(
