@@ -33,7 +33,15 @@ from analysis.geometry import ScreenGeometry, StimulusRect
 from rbdm_gui.workers import run_task
 from tracking.clock import now_ms
 from tracking.drivers.base import DriverEvent
-from tracking.protocol import LabelChoice, Phase, PhaseOnset, ProtocolTiming, TimingReport, timing_report
+from tracking.protocol import (
+    LabelChoice,
+    Listeners,
+    Phase,
+    PhaseOnset,
+    ProtocolTiming,
+    TimingReport,
+    timing_report,
+)
 from tracking.recording import LabelingSession, SpokenLabel, TrialQuality, give_spoken_label, trial_quality
 from tracking.store import SessionStore
 
@@ -149,6 +157,11 @@ class LabelingView(QWidget):
         Every stimulus has a trial.
     quit_requested
         The annotator chose "Quit session" while paused.
+
+    Attributes
+    ----------
+    frames : Listeners of float
+        Called after each presented frame with its time (the live monitor draws in the gap that follows).
     """
 
     finished = Signal()
@@ -177,6 +190,7 @@ class LabelingView(QWidget):
         self._speech_notice = speech_notice
         self._problem = ""
         self.pacer = FramePacer(self._frame, self)
+        self.frames: Listeners[float] = Listeners()
         self.setWindowTitle("RBDM Studio: labeling")
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
         self.setAutoFillBackground(False)
@@ -230,7 +244,9 @@ class LabelingView(QWidget):
     def _frame(self) -> None:
         self.session.begin_frame(now_ms())
         self.repaint()
-        self.session.frame_presented(now_ms())
+        presented = now_ms()
+        self.session.frame_presented(presented)
+        self.frames.emit(presented)
 
     # --- painting -------------------------------------------------------------------------------
 

@@ -28,9 +28,12 @@ from __future__ import annotations
 
 import math
 import multiprocessing
+import os
+import warnings
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -499,7 +502,8 @@ class MonitorModel:
         if previous is not None:  # it ended (labelled) where this one begins
             previous.quality.stop_ms = onset.t_ms
         trial = _Trial(onset.position, onset.stimulus_id, GazeQuality(onset.t_ms))
-        for t, _, _, valid in self._ring.rows():  # samples that came before the onset was announced
+        rows = self._ring.rows()
+        for t, valid in rows[rows[:, 0] >= onset.t_ms][:, [0, 3]]:  # samples that came before the onset
             trial.quality.add(float(t), bool(valid))
         self._open[onset.position] = trial
         self._current = trial
@@ -836,6 +840,9 @@ class TableRunner:
     -----
     :meth:`request` queues a computation (replacing one still waiting); :meth:`poll`, called from the
     view's timer, returns the finished result (a :class:`ParticipantTable` or the exception) once.
+    The worker process runs at the lowest scheduling priority with one thread for numpy and
+    TensorFlow (:func:`_quiet_worker`), so that it takes only CPU time the participant's screen does
+    not need; :meth:`start` starts it ahead of the first request (its imports take a while).
     """
 
     def __init__(self, *, in_process: bool = True) -> None:
@@ -848,6 +855,13 @@ class TableRunner:
     def busy(self) -> bool:
         """A computation runs or waits."""
         return self._future is not None or self._waiting is not None
+
+    def start(self) -> None:
+        """Start the worker now (it imports the comparison's modules), instead of at the first request."""
+        if self._executor is None:
+            self._executor = self._new_executor()
+            with _environment(_ONE_THREAD if self._in_process else {}):  # the child inherits it at spawn
+                self._executor.submit(_warm_up)
 
     def request(self, request: TableRequest) -> None:
         """Compute the table for ``request`` (after the one running, if any)."""
@@ -888,12 +902,52 @@ class TableRunner:
         request, self._waiting = self._waiting, None
         if request is None:
             return
-        if self._executor is None:
-            if self._in_process:
-                context = multiprocessing.get_context("spawn")  # never fork a process that runs Qt
-                self._executor = ProcessPoolExecutor(1, mp_context=context)
-            else:
-                from concurrent.futures import ThreadPoolExecutor
-
-                self._executor = ThreadPoolExecutor(1, thread_name_prefix="monitor-table")
+        self.start()
         self._future = self._executor.submit(participant_table, request)
+
+    def _new_executor(self) -> Any:
+        if self._in_process:
+            context = multiprocessing.get_context("spawn")  # never fork a process that runs Qt
+            return ProcessPoolExecutor(1, mp_context=context, initializer=_quiet_worker)
+        from concurrent.futures import ThreadPoolExecutor
+
+        return ThreadPoolExecutor(1, thread_name_prefix="monitor-table")
+
+
+#: Environment of the worker process: one thread for BLAS, OpenMP and TensorFlow's thread pools.
+_ONE_THREAD = {
+    "OMP_NUM_THREADS": "1",
+    "OPENBLAS_NUM_THREADS": "1",
+    "MKL_NUM_THREADS": "1",
+    "TF_NUM_INTRAOP_THREADS": "1",
+    "TF_NUM_INTEROP_THREADS": "1",
+    "TF_CPP_MIN_LOG_LEVEL": "2",
+}
+
+
+@contextmanager
+def _environment(values: Mapping[str, str]) -> Iterator[None]:
+    """Set environment variables for a ``with`` block (while the worker process is spawned)."""
+    saved = {key: os.environ.get(key) for key in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def _quiet_worker() -> None:
+    """The worker process's initializer: lowest priority, one thread (set before numpy or TF load)."""
+    os.environ.update(_ONE_THREAD)
+    warnings.filterwarnings("ignore", module=r"keras(\.|$)")  # Keras 2's deprecation notes, once per map
+    if hasattr(os, "nice"):
+        os.nice(19)
+
+
+def _warm_up() -> None:
+    """Import what :func:`participant_table` needs, so that the first table comes sooner."""
+    import tracking.study  # noqa: F401

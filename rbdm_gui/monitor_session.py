@@ -2,8 +2,11 @@
 
 :class:`SessionMonitor` attaches a :class:`~rbdm_gui.monitor_model.MonitorModel` to a
 :class:`~rbdm_gui.app.SessionRun` once it records (:func:`~rbdm_gui.monitor_model.attach_monitor`:
-the listeners only queue), and redraws the :class:`~rbdm_gui.monitor_view.MonitorPanel` from a
-timer at :data:`~rbdm_gui.monitor_model.MONITOR_RATE_HZ`, never at the participant's frame rate.
+the listeners only queue), and redraws the :class:`~rbdm_gui.monitor_view.MonitorPanel` at most
+:data:`~rbdm_gui.monitor_model.MONITOR_RATE_HZ` times a second, never at the participant's frame rate.
+While the labeling screen runs, a redraw follows one of its presented frames (its ``frames``
+listeners), so that it falls into the idle time before the participant's next frame instead of
+delaying it; a timer takes over when no frame comes (calibration, the session's end).
 Each stored trial asks :class:`~rbdm_gui.monitor_model.TableRunner` for the running Table 1 in a
 worker process. The panel's controls become session calls: pause and resume the labeling screen,
 re-calibrate before the next trial, and flag a trial as bad in the study file (on a worker thread,
@@ -13,6 +16,8 @@ once it is stored).
 
 from __future__ import annotations
 
+import math
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -74,9 +79,12 @@ class SessionMonitor(QObject):
         self._request: TableRequest | None = None
         self._detach: Callable[[], None] | None = None
         self._pending_flags: set[int] = set()
+        self._interval_s = 1.0 / rate_hz
+        self._last_tick_s = -math.inf
+        self._last_frame_s = -math.inf
         self.timer = QTimer(self)
         self.timer.setInterval(max(1, round(1000.0 / rate_hz)))
-        self.timer.timeout.connect(self.tick)
+        self.timer.timeout.connect(self._on_timer)
         panel.pause_requested.connect(self.pause)
         panel.resume_requested.connect(self.resume)
         panel.recalibrate_requested.connect(self.recalibrate)
@@ -107,6 +115,15 @@ class SessionMonitor(QObject):
             committed=run.session.committed,
             fixation_tap=getattr(run, "fixation_tap", None),
         )
+        frames = getattr(run.labeling_view, "frames", None)
+        if frames is not None:
+            detach_model, stop_frames = self._detach, frames.subscribe(self._on_frame)
+
+            def detach_all() -> None:
+                stop_frames()
+                detach_model()
+
+            self._detach = detach_all
         self.run = run
         self._pending_flags = set()
         session = run.store.session(run.session_id)
@@ -120,6 +137,7 @@ class SessionMonitor(QObject):
             trainer_path=None if self.trainer_path is None else str(self.trainer_path),
             stimulus_ids=tuple(protocol.stimulus_ids),
         )
+        self._runner.start()
         if run.start_position > 0:  # a resumed session: its stored trials count from the start
             self._runner.request(self._request)
         run.ended.connect(self._ended)
@@ -149,11 +167,23 @@ class SessionMonitor(QObject):
 
     # --- drawing ------------------------------------------------------------------------------------
 
+    def _on_frame(self, t_ms: float) -> None:
+        """The participant's frame is on screen: redraw now if it is time, in the gap before the next."""
+        now = time.perf_counter()
+        self._last_frame_s = now
+        if now - self._last_tick_s >= self._interval_s * 0.9:
+            self.tick()
+
+    def _on_timer(self) -> None:
+        if time.perf_counter() - self._last_frame_s > 3 * self._interval_s:  # no frames drive the redraws
+            self.tick()
+
     def tick(self) -> None:
         """Take in what arrived, poll the Table 1 worker, redraw."""
         model = self.model
         if model is None:
             return
+        self._last_tick_s = time.perf_counter()
         result = self._runner.poll()
         if isinstance(result, ParticipantTable):
             model.set_table(result, "computing…" if self._runner.busy else "")

@@ -111,6 +111,7 @@ class MonitorPanel(QWidget):
         self._shown_image: tuple[str | None, bool] = (None, False)
         self._n_fixations = -1
         self._trials: tuple[TrialSummary, ...] | None = None
+        self._rows: list[TrialSummary] = []
         self._table: object = None
         self._phase = Phase.IDLE
         self._position = 0
@@ -264,6 +265,7 @@ class MonitorPanel(QWidget):
         self.image_item.hide()
         self.table1.setRowCount(0)
         self.trials_table.setRowCount(0)
+        self._rows = []
         for button in (self.pause_button, self.recalibrate_button, self.bad_button):
             button.setEnabled(True)
 
@@ -351,10 +353,14 @@ class MonitorPanel(QWidget):
         self._set_text(self.events_label, "\n".join(tracker.events) or "none")
 
     def _fill_trials(self, trials: Sequence[TrialSummary]) -> None:
+        """Fill the rows that are new or changed (a flag); columns sized once, on the first rows."""
         table = self.trials_table
+        shown, self._rows = self._rows, list(trials)
         table.setRowCount(len(trials))
         right = Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
         for row, s in enumerate(trials):
+            if row < len(shown) and shown[row] == s:
+                continue
             label = s.label + (f" ({s.confidence:.2f})" if s.confidence is not None else "")
             cells = (
                 str(s.position + 1),
@@ -376,8 +382,10 @@ class MonitorPanel(QWidget):
                 elif s.n_fixations == 0 or s.longest_gap_ms >= 500.0 or s.valid_share < 0.8:
                     item.setForeground(_WARN)
                 table.setItem(row, column, item)
-        table.resizeColumnsToContents()
-        table.scrollToBottom()
+        if not shown:
+            table.resizeColumnsToContents()
+        if len(trials) > len(shown):
+            table.scrollToBottom()
 
     @staticmethod
     def _table1_text(snapshot: MonitorSnapshot) -> str:
