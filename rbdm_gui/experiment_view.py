@@ -1,10 +1,14 @@
 """The Experiments screen: launch the Trainee grid, watch its learning curves, keep and compare runs.
 
-Left, the form of a new run (RBDM §5.5): the Trainer model whose relevance maps make the masks, the
-dataset and its training and validation subsets, the masking methods (negative, mean and perceptive
-masking of §5.4, human gaze from a study file, and the unmasked baseline), whether each mask trains
-its Trainee throughout and/or for ``switch_epoch`` epochs before the original images, the Trainee's
-architecture (MobileNetV2 with its width α, or the small CNN), epochs and seeds; "Run" and "Cancel".
+Left, the form of a new run (RBDM §5.5), with what ``rbdm experiment`` offers: the Trainer model whose
+relevance maps make the masks, the dataset, its training and validation subsets and training-set sizes,
+the masking methods (negative, mean and perceptive masking of §5.4, human gaze and its fusion with
+relevance from a study file, the true regions of synthetic faces, and the unmasked baseline), whether
+each mask trains its Trainee throughout and/or for ``switch_epoch`` epochs before the original images,
+the Trainee's architecture (MobileNetV2 with its width α, or the small CNN), epochs, seeds, the test
+images, kept models, and the engine (workers: 1 in the worker process, N on a local Ray instance;
+TensorFlow threads per cell); "Run" and "Cancel". The values ↔ run mapping and the progress text are
+Qt-free (:mod:`rbdm_gui.experiment_form`). Run with the settings of a cancelled run resumes its folder.
 Above it, the kept runs of the runs folder: pick one to reopen it, several to compare them.
 
 Centre, three pyqtgraph plots against the training step, as RBDM Figure 10: training loss, validation
@@ -16,12 +20,12 @@ per training-set size (means with 95 % confidence intervals, paired differences,
 the Trainee chosen in the table (rows true class, columns predicted; RBDM Figures 11 and 12).
 
 The view is thin. A run executes in a worker process (:class:`rbdm_gui.experiment_runner.ExperimentRunner`
-running :mod:`rbdm_gui.experiment_worker`, i.e. :func:`analysis.experiment.run_experiment`), so
-TensorFlow never holds up the event loop; its curve points arrive as Qt signals and are drawn as they
-come. Run folders are listed and read on worker threads (:func:`rbdm_gui.workers.run_task`). When
-several runs are compared, each variant's curve is its mean over the seeds
-(:func:`analysis.experiment.mean_curves`) and a marker shape tells the runs apart. The runs folder is
-``experiments`` in the user's data folder unless given; the form is remembered in
+running :mod:`rbdm_gui.experiment_worker`, i.e. :func:`analysis.grid_engine.run_grid`), so TensorFlow
+and Ray never hold up the event loop; its progress (cells done / running / failed, ETA) and curve points
+arrive as Qt signals and are shown as they come. Run folders are listed and read on worker threads
+(:func:`rbdm_gui.workers.run_task`). When several runs are compared, each variant's curve is its mean
+over the seeds (:func:`analysis.experiment.mean_curves`) and a marker shape tells the runs apart. The
+runs folder is ``experiments`` in the user's data folder unless given; the form is remembered in
 ``experiments.json`` in the user's config folder.
 
 References
