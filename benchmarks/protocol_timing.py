@@ -139,7 +139,7 @@ class _Monitor:
                 return False
 
         self.paints = _Paints()
-        self.panel.plot.viewport().installEventFilter(self.paints)
+        self.panel.gaze_view.installEventFilter(self.paints)
         if screen is not None:
             self.panel.setScreen(screen)
             self.panel.setGeometry(screen.availableGeometry())

@@ -1,12 +1,14 @@
 """The experimenter's live monitor: a thin panel that draws :class:`~rbdm_gui.monitor_model.MonitorSnapshot`.
 
-Left, the participant's screen in miniature: the stimulus where it is drawn, the raw gaze of the
-last second, the fixations as the online detector emits them (a disc per fixation, its size
-growing with the duration) and the phase in words. Right, the numbers: the trial, the current
-trial's valid-sample share and longest gap, the tracker's state, faults and effective against
-nominal sampling rate, the label heard or keyed with its confidence and the utterances rejected,
-the controls (pause/resume, re-calibrate before the next trial, mark a trial bad). Below, every
-finished trial's quality and the participant's running RBDM Table 1 (the Compare screen's layout).
+Left, the participant's screen in miniature (:class:`~rbdm_gui.monitor_gaze.GazeView`): the
+stimulus where it is drawn, the raw gaze of the last second, the fixations as the online detector
+emits them (a disc per fixation, its size growing with the duration) and the phase in words.
+Right, the numbers: the trial, the current trial's valid-sample share and longest gap, the
+tracker's state, faults and effective against nominal sampling rate, the label heard or keyed
+with its confidence and the utterances rejected, the controls (pause/resume, re-calibrate before
+the next trial, mark a trial bad). Below, every finished trial's quality and the participant's
+running RBDM Table 1 (the Compare screen's layout). The gaze picture follows every snapshot, the
+numbers at :data:`NUMBERS_RATE_HZ`.
 
 The panel draws only what changed since the last snapshot; it computes nothing. Who feeds it, and
 how often, is :class:`rbdm_gui.monitor_session.SessionMonitor`'s business. :func:`place_monitor`
@@ -19,9 +21,8 @@ import math
 from collections.abc import Mapping, Sequence
 
 import numpy as np
-import pyqtgraph as pg
 from numpy.typing import NDArray
-from PySide6.QtCore import QRectF, Qt, Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QColor, QFont, QGuiApplication, QImage, QScreen
 from PySide6.QtWidgets import (
     QDockWidget,
@@ -40,11 +41,15 @@ from PySide6.QtWidgets import (
 
 from analysis.geometry import ScreenGeometry, StimulusRect
 from rbdm_gui.comparison_view import _fill_table
+from rbdm_gui.monitor_gaze import GazeView
 from rbdm_gui.monitor_model import MonitorSnapshot, TrialSummary
 from tracking.protocol import Phase
 
-__all__ = ["MonitorPanel", "MonitorWindow", "fixation_sizes_px", "place_monitor"]
+__all__ = ["NUMBERS_RATE_HZ", "MonitorPanel", "MonitorWindow", "fixation_sizes_px", "place_monitor"]
 
+#: The numbers are rewritten this often (and at once when the phase or the label changes); the
+#: gaze picture follows every snapshot. Texts cost a relayout each, and nobody reads them at 30 Hz.
+NUMBERS_RATE_HZ = 5.0
 #: Pixel size of the monitor's copy of a stimulus (the long side): enough to see where the gaze is.
 _IMAGE_PX = 320
 _PHASE_COLOURS = {
@@ -66,14 +71,11 @@ def fixation_sizes_px(durations_ms: NDArray[np.float64]) -> NDArray[np.float64]:
     return np.clip(6.0 + np.asarray(durations_ms, dtype=np.float64) / 15.0, 6.0, 40.0)
 
 
-def _image_array(image: QImage) -> NDArray[np.uint8]:
-    """A small RGB copy of a stimulus for the monitor, ``(H, W, 3)`` uint8."""
-    small = image.scaled(
+def _small_image(image: QImage) -> QImage:
+    """A small copy of a stimulus for the monitor (the long side :data:`_IMAGE_PX`)."""
+    return image.scaled(
         _IMAGE_PX, _IMAGE_PX, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation
-    ).convertToFormat(QImage.Format.Format_RGB888)
-    width, height, stride = small.width(), small.height(), small.bytesPerLine()
-    data = np.frombuffer(small.constBits(), dtype=np.uint8, count=stride * height)
-    return data.reshape(height, stride)[:, : 3 * width].reshape(height, width, 3).copy()
+    )
 
 
 def _percent(share: float) -> str:
@@ -105,17 +107,18 @@ class MonitorPanel(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle("RBDM Studio: live monitor")
-        self._images: dict[str, NDArray[np.uint8]] = {}
+        self._images: dict[str, QImage] = {}
         self._sources: Mapping[str, QImage] = {}
         self._rect = StimulusRect(0.0, 0.0, 1.0, 1.0)
         self._shown_image: tuple[str | None, bool] = (None, False)
-        self._n_fixations = -1
         self._trials: tuple[TrialSummary, ...] | None = None
         self._rows: list[TrialSummary] = []
         self._table: object = None
         self._phase = Phase.IDLE
         self._position = 0
         self.snapshot: MonitorSnapshot | None = None
+        self._shown_phase: tuple[object, ...] = ()
+        self._numbers_ms = -math.inf
         self._build()
         self.clear()
 
@@ -127,33 +130,10 @@ class MonitorPanel(QWidget):
         font.setPointSizeF(font.pointSizeF() * 1.5)
         font.setBold(True)
         self.phase_label.setFont(font)
-        self.plot = pg.PlotWidget()
-        self.plot.setBackground("#202020")
-        view = self.plot.getViewBox()
-        view.invertY(True)
-        view.setAspectLocked(True)
-        view.setMouseEnabled(False, False)
-        self.plot.hideAxis("bottom")
-        self.plot.hideAxis("left")
-        self.screen_item = pg.QtWidgets.QGraphicsRectItem(0, 0, 1, 1)
-        self.screen_item.setBrush(pg.mkBrush(128, 128, 128))
-        self.screen_item.setPen(pg.mkPen(60, 60, 60))
-        self.plot.addItem(self.screen_item)
-        self.image_item = pg.ImageItem(axisOrder="row-major")
-        self.plot.addItem(self.image_item)
-        self.cross_item = pg.ScatterPlotItem(symbol="+", size=24, brush=pg.mkBrush(0, 0, 0), pen=None)
-        self.plot.addItem(self.cross_item)
-        self.fixation_item = pg.ScatterPlotItem(
-            pen=pg.mkPen(255, 140, 0, 230, width=1.5), brush=pg.mkBrush(255, 160, 0, 90)
-        )
-        self.plot.addItem(self.fixation_item)
-        self.trace_item = pg.PlotDataItem(connect="finite", pen=pg.mkPen(0, 200, 255, 220, width=1.5))
-        self.plot.addItem(self.trace_item)
-        self.gaze_item = pg.ScatterPlotItem(size=9, brush=pg.mkBrush(230, 30, 30), pen=pg.mkPen("w"))
-        self.plot.addItem(self.gaze_item)
+        self.gaze_view = GazeView()
         left = QVBoxLayout()
         left.addWidget(self.phase_label)
-        left.addWidget(self.plot, 1)
+        left.addWidget(self.gaze_view, 1)
         top = QHBoxLayout()
         top.addLayout(left, 3)
         top.addWidget(self._numbers(), 2)
@@ -254,15 +234,10 @@ class MonitorPanel(QWidget):
         self._images = {}
         self._rect = stimulus_rect
         self._shown_image = (None, False)
-        self._n_fixations = -1
         self._trials, self._table = None, None
-        self.screen_item.setRect(0, 0, geometry.width_px, geometry.height_px)
-        self.plot.getViewBox().setRange(
-            xRange=(0, geometry.width_px), yRange=(0, geometry.height_px), padding=0.02
-        )
-        self.cross_item.setData([geometry.width_px / 2.0], [geometry.height_px / 2.0])
-        self.cross_item.hide()
-        self.image_item.hide()
+        self.gaze_view.set_screen(geometry.width_px, geometry.height_px, stimulus_rect)
+        self.gaze_view.set_image(None)
+        self.gaze_view.set_cross(False)
         self.table1.setRowCount(0)
         self.trials_table.setRowCount(0)
         self._rows = []
@@ -273,9 +248,13 @@ class MonitorPanel(QWidget):
         """Draw a snapshot; only what changed is redrawn."""
         self.snapshot = snapshot
         self._phase, self._position = snapshot.phase, snapshot.position
+        changed = self._shown_phase != (snapshot.phase, snapshot.position, snapshot.label)
         self._show_phase(snapshot)
         self._show_gaze(snapshot)
-        self._show_numbers(snapshot)
+        if changed or snapshot.t_ms - self._numbers_ms >= 1000.0 / NUMBERS_RATE_HZ:
+            self._shown_phase = (snapshot.phase, snapshot.position, snapshot.label)
+            self._numbers_ms = snapshot.t_ms
+            self._show_numbers(snapshot)
         if snapshot.trials is not self._trials and snapshot.trials != self._trials:
             self._trials = snapshot.trials
             self._fill_trials(snapshot.trials)
@@ -298,7 +277,7 @@ class MonitorPanel(QWidget):
         if showing != self._shown_image:
             self._shown_image = showing
             self._show_image(*showing)
-        self.cross_item.setVisible(snapshot.phase is Phase.CROSS)
+        self.gaze_view.set_cross(snapshot.phase is Phase.CROSS)
         paused = snapshot.phase is Phase.PAUSED
         self._set_text(self.pause_button, "Resume" if paused else "Pause")
         self.pause_button.setEnabled(snapshot.phase not in (Phase.FINISHED, Phase.IDLE))
@@ -307,25 +286,17 @@ class MonitorPanel(QWidget):
 
     def _show_image(self, stimulus_id: str | None, visible: bool) -> None:
         if not visible or stimulus_id is None or stimulus_id not in self._sources:
-            self.image_item.hide()
+            self.gaze_view.set_image(None)
             return
-        if stimulus_id not in self._images:
-            self._images = {stimulus_id: _image_array(self._sources[stimulus_id])}  # one at a time
-        self.image_item.setImage(self._images[stimulus_id], autoLevels=False, levels=(0, 255))
-        r = self._rect
-        self.image_item.setRect(QRectF(r.x_px, r.y_px, r.width_px, r.height_px))
-        self.image_item.show()
+        if stimulus_id not in self._images:  # one at a time, scaled down once
+            self._images = {stimulus_id: _small_image(self._sources[stimulus_id])}
+        self.gaze_view.set_image(self._images[stimulus_id])
 
     def _show_gaze(self, snapshot: MonitorSnapshot) -> None:
-        trace = snapshot.trace_screen_px
-        self.trace_item.setData(trace[:, 0], trace[:, 1]) if len(trace) else self.trace_item.setData([], [])
-        last = trace[-1:] if len(trace) and np.isfinite(trace[-1]).all() else np.empty((0, 2))
-        self.gaze_item.setData(last[:, 0], last[:, 1])
-        if len(snapshot.fixations) != self._n_fixations:
-            self._n_fixations = len(snapshot.fixations)
-            xy = np.array([(f.x_screen_px, f.y_screen_px) for f in snapshot.fixations]).reshape(-1, 2)
-            durations = np.array([f.duration_ms for f in snapshot.fixations], dtype=np.float64)
-            self.fixation_item.setData(xy[:, 0], xy[:, 1], size=fixation_sizes_px(durations))
+        fixations = snapshot.fixations
+        xy = np.array([(f.x_screen_px, f.y_screen_px) for f in fixations], dtype=np.float64).reshape(-1, 2)
+        durations = np.array([f.duration_ms for f in fixations], dtype=np.float64)
+        self.gaze_view.set_gaze(snapshot.trace_screen_px, xy, fixation_sizes_px(durations))
 
     def _show_numbers(self, snapshot: MonitorSnapshot) -> None:
         tracker = snapshot.tracker

@@ -254,6 +254,9 @@ def test_the_fixation_tap_passes_on_what_the_detector_emits() -> None:
         emitted += tap.feed(GazeSample(k * 10.0, 500.0, 500.0))
     emitted += tap.flush()
     assert emitted and seen == emitted
+    bare = DETECTORS["idt"](GEOMETRY)  # the recording is the same with the tap as without it
+    alone = [f for k in range(30) for f in bare.feed(GazeSample(k * 10.0, 500.0, 500.0))] + bare.flush()
+    assert alone == emitted
     remove()
     tap.feed(GazeSample(400.0, 900.0, 500.0))
     assert seen == emitted

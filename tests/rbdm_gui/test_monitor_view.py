@@ -115,7 +115,7 @@ def test_the_monitor_shows_a_replayed_session_and_its_controls_act_on_it(
         panel.phase_label.text().startswith("stimulus · waiting for label")
         and "trial 1 of 3" in panel.phase_label.text()
     )
-    assert panel.image_item.isVisible() and len(panel.trace_item.getData()[0]) > 10
+    assert panel.gaze_view.image_shown and len(panel.gaze_view.trace) > 10
     assert "Hz of 120 Hz nominal" in panel.rate_label.text()
 
     label_one(qtbot, run)
