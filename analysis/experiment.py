@@ -60,6 +60,7 @@ from analysis.datasets import SplitArrays, load_arrays, open_dataset, subset_pos
 from analysis.errors import AnalysisError
 from analysis.evaluation import evaluate_model
 from analysis.files import atomic_write, atomic_write_text
+from analysis.geometry import VISUAL_SPAN_DEG
 from analysis.labels import LABELS
 from analysis.learning_speed import DEFAULT_THRESHOLD_SHARE
 from analysis.masked_dataset import (
@@ -279,7 +280,7 @@ class ExperimentConfig:
     batch_norm_momentum: float | None = DEFAULT_BATCH_NORM_MOMENTUM
     negative_fraction: float = 0.10
     n_points: int = DEFAULT_N_POINTS
-    angle_deg: float = 5.0
+    angle_deg: float = VISUAL_SPAN_DEG
     deterministic: bool = True
     cache_dir: str | None = None
     tensorboard: bool = True

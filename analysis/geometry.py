@@ -17,12 +17,16 @@ from analysis._validation import check_points, check_positive, check_shape
 __all__ = [
     "FWHM_PER_C",
     "GAUSSIAN_C_PER_SPAN",
+    "VISUAL_SPAN_DEG",
     "ScreenGeometry",
     "StimulusRect",
     "inside_stimulus",
     "screen_to_image",
 ]
 
+#: The visual angle of the visual span in degrees: 5° gives the parafoveal area (RBDM §5.3.2, after
+#: Blignaut 2010). The one home of this default: the library, the CLI and the GUI read it from here.
+VISUAL_SPAN_DEG = 5.0
 #: c = 0.17 × visual span, so that the Gaussian's FWHM is 40 % of the visual span (RBDM §5.3.2).
 GAUSSIAN_C_PER_SPAN = 0.17
 #: FWHM = 2.358 · c for the Gaussian p(x, y, f_n) (RBDM §5.3.2).
@@ -82,7 +86,7 @@ class ScreenGeometry:
         """Pixels per centimetre on the screen surface (diagonal pixels over diagonal length)."""
         return math.hypot(self.width_px, self.height_px) / (self.diagonal_in * 2.54)
 
-    def visual_span_px(self, angle_deg: float = 5.0) -> float:
+    def visual_span_px(self, angle_deg: float = VISUAL_SPAN_DEG) -> float:
         """Diameter on the screen, in pixels, subtended by ``angle_deg`` at the screen centre.
 
         The visual span is the largest distance from a fixation at which a viewer may still
@@ -99,7 +103,7 @@ class ScreenGeometry:
         span_cm = 2.0 * self.distance_cm * math.tan(math.radians(angle_deg) / 2.0)
         return span_cm * self.px_per_cm
 
-    def gaussian_c(self, angle_deg: float = 5.0) -> float:
+    def gaussian_c(self, angle_deg: float = VISUAL_SPAN_DEG) -> float:
         """The heatmap Gaussian's ``c`` in screen pixels: 0.17 × visual span.
 
         With this choice the FWHM (2.358 · c) is 40 % of the visual span.

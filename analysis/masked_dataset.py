@@ -40,7 +40,7 @@ from analysis._validation import check_count, check_points, check_shape
 from analysis.datasets.arrays import SplitArrays
 from analysis.errors import AnalysisError
 from analysis.files import atomic_write_bytes
-from analysis.geometry import ScreenGeometry, StimulusRect
+from analysis.geometry import VISUAL_SPAN_DEG, ScreenGeometry, StimulusRect
 from analysis.labels import LABELS
 from analysis.masking import MASKS, apply_mask
 from analysis.perception import VisualSpan, fixation_heatmap, visual_span_in_image
@@ -168,7 +168,7 @@ def perceptive_options(
     n_points: int = DEFAULT_N_POINTS,
     geometry: ScreenGeometry | None = None,
     stimulus_rect: StimulusRect | None = None,
-    angle_deg: float = 5.0,
+    angle_deg: float = VISUAL_SPAN_DEG,
 ) -> dict[str, float]:
     """Options of perceptive masking for images of ``image_shape``: ``n_points``, ``c`` and ``radius``.
 

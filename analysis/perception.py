@@ -13,7 +13,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from analysis._validation import check_positive, check_shape
-from analysis.geometry import ScreenGeometry, StimulusRect
+from analysis.geometry import VISUAL_SPAN_DEG, ScreenGeometry, StimulusRect
 from analysis.heatmap import gaze_heatmap, relevance_heatmap
 from analysis.metrics import ComparisonTable, compare
 
@@ -52,7 +52,7 @@ def visual_span_in_image(
     stimulus_rect: StimulusRect,
     image_shape: tuple[int, int],
     *,
-    angle_deg: float = 5.0,
+    angle_deg: float = VISUAL_SPAN_DEG,
 ) -> VisualSpan:
     """The visual-span kernel of a screen, scaled into the pixels of an image drawn in ``stimulus_rect``.
 

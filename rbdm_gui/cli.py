@@ -37,7 +37,14 @@ class Command:
 
 def _add_geometry(parser: argparse.ArgumentParser) -> None:
     _add_screen_arguments(parser)
-    parser.add_argument("--angle-deg", type=float, default=5.0, help="visual angle (default: 5)")
+    from analysis.geometry import VISUAL_SPAN_DEG
+
+    parser.add_argument(
+        "--angle-deg",
+        type=float,
+        default=VISUAL_SPAN_DEG,
+        help=f"visual angle (default: {VISUAL_SPAN_DEG:g})",
+    )
     parser.add_argument(
         "--image-px", type=int, default=None, help="also give c and span in pixels of an image this wide"
     )

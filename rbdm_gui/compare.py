@@ -27,6 +27,7 @@ __all__ = ["add_arguments", "run"]
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``rbdm compare``."""
+    from analysis.geometry import VISUAL_SPAN_DEG
     from rbdm_gui.assets import DEFAULT_TRAINER
 
     parser.add_argument("study", type=Path, help="study file (.sqlite) written by labeling sessions")
@@ -53,7 +54,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--figure-stimuli", type=int, default=8, help="stimuli (rows) in comparison.png (default: 8)"
     )
-    parser.add_argument("--angle-deg", type=float, default=5.0, help="visual angle of the span (default: 5)")
+    parser.add_argument(
+        "--angle-deg",
+        type=float,
+        default=VISUAL_SPAN_DEG,
+        help=f"visual angle of the span (default: {VISUAL_SPAN_DEG:g})",
+    )
 
 
 def run(args: argparse.Namespace) -> int:

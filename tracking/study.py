@@ -45,7 +45,7 @@ from numpy.typing import NDArray
 
 from analysis.datasets import SyntheticLoader, open_dataset
 from analysis.datasets.base import DatasetLoader, IndexedLoader
-from analysis.geometry import ScreenGeometry, StimulusRect, screen_to_image
+from analysis.geometry import VISUAL_SPAN_DEG, ScreenGeometry, StimulusRect, screen_to_image
 from analysis.heatmap import top_n_points
 from analysis.labels import LABELS
 from analysis.metrics import ComparisonTable, compare
@@ -355,9 +355,9 @@ def _screen_notes(sessions: Sequence[Session], first: Session) -> list[str]:
         for session in sessions
         if not isinstance(session.settings.get(SETTING_STIMULUS_RECT), Mapping)
     ]
-    span = first.geometry.visual_span_px(5.0) / session_stimulus_rect(first).width_px
+    span = first.geometry.visual_span_px(VISUAL_SPAN_DEG) / session_stimulus_rect(first).width_px
     for session in sessions[1:]:
-        other = session.geometry.visual_span_px(5.0) / session_stimulus_rect(session).width_px
+        other = session.geometry.visual_span_px(VISUAL_SPAN_DEG) / session_stimulus_rect(session).width_px
         if not math.isclose(other, span, rel_tol=1e-3):
             notes.append(
                 f"session {session.session_id} had another screen or image size (visual span "
@@ -717,7 +717,7 @@ class StudyComparison:
         images: Mapping[str, NDArray[np.float32]],
         *,
         trainer: TrainerInfo | None = None,
-        angle_deg: float = 5.0,
+        angle_deg: float = VISUAL_SPAN_DEG,
     ) -> None:
         missing = [s for s in study.stimuli if s not in images]
         if missing:

@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 from analysis.geometry import (
     FWHM_PER_C,
+    VISUAL_SPAN_DEG,
     ScreenGeometry,
     StimulusRect,
     inside_stimulus,
@@ -108,3 +109,25 @@ def test_degrees_from_screen_centre() -> None:
 def test_nan_points_are_refused() -> None:
     with pytest.raises(ValueError, match="finite"):
         screen_to_image([[np.nan, 1.0]], ScreenGeometry().stimulus_rect(), (48, 48))
+
+
+def test_every_visual_angle_default_is_visual_span_deg() -> None:
+    """The 5° visual span has one home (issue 20): each default reads VISUAL_SPAN_DEG."""
+    import inspect
+
+    from analysis.experiment import ExperimentConfig
+    from analysis.masked_dataset import perceptive_options
+    from analysis.perception import visual_span_in_image
+
+    assert VISUAL_SPAN_DEG == 5.0  # RBDM §5.3.2, after Blignaut 2010
+    defaults = [
+        inspect.signature(f).parameters["angle_deg"].default
+        for f in (
+            ScreenGeometry.visual_span_px,
+            ScreenGeometry.gaussian_c,
+            visual_span_in_image,
+            perceptive_options,
+        )
+    ]
+    assert defaults == [VISUAL_SPAN_DEG] * 4
+    assert ExperimentConfig(dataset="d", trainer="t").angle_deg == VISUAL_SPAN_DEG
