@@ -29,6 +29,7 @@ Modules, by paper section (RBDM = Schiller et al. 2020, TP = Finzel et al. 2021)
 - ``visualisation`` — BWR heatmaps, Top-X overlays and prototype strips as RGB arrays (TP §3.5)
 - ``study`` — study-level tables over stimuli (RBDM Table 1)
 - ``files`` — atomic writes (temporary file, then rename) and damaged files kept aside
+- ``progress`` — the progress-callback type of long work, ``report(fraction, text)``
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ __all__ = [
     "models",
     "paired_statistics",
     "perception",
+    "progress",
     "projection",
     "prototypes",
     "saliency",

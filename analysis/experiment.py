@@ -30,8 +30,8 @@ Every run lives in its own folder, so that runs can be listed, reopened and comp
     <run>/trainees[/n<size>]/<variant>-seed<s>/curves.csv, confusion.csv, tensorboard/[, best.keras,
                                      final.keras]
 
-:func:`run_experiment` reports through plain callables (``on_progress`` with :class:`Progress` records,
-``cancel`` polled between steps), so a GUI can run it in a worker thread; a cancelled run keeps its
+:func:`run_experiment` reports through plain callables (``on_progress`` with :class:`ExperimentProgress`
+records, ``cancel`` polled between steps), so a GUI can run it in a worker thread; a cancelled run keeps its
 partial curves and is marked ``cancelled``.
 
 References
@@ -65,7 +65,7 @@ from analysis.labels import LABELS
 from analysis.learning_speed import DEFAULT_THRESHOLD_SHARE
 from analysis.masked_dataset import (
     DEFAULT_N_POINTS,
-    Viewing,
+    ImageFixations,
     fusion_masks,
     gaze_heatmaps,
     gaze_masks,
@@ -96,11 +96,11 @@ __all__ = [
     "Cell",
     "Curves",
     "ExperimentConfig",
+    "ExperimentProgress",
     "ExperimentRun",
     "GridData",
     "GridTracker",
     "MaskedImages",
-    "Progress",
     "SeedCurves",
     "VariantResult",
     "curves_at",
@@ -117,6 +117,7 @@ __all__ = [
     "new_run_dir",
     "plot_learning_curves",
     "prepare_grid_data",
+    "read_confusion",
     "run_cell",
     "run_experiment",
     "run_title",
@@ -126,6 +127,7 @@ __all__ = [
     "trainee_dir",
     "utc_now",
     "variant_parts",
+    "write_confusion",
     "write_run_json",
     "write_tables",
 ]
@@ -349,7 +351,7 @@ class ExperimentConfig:
 
 
 @dataclass(frozen=True, slots=True)
-class Progress:
+class ExperimentProgress:
     """One progress report of :func:`run_experiment`.
 
     Parameters
@@ -389,6 +391,11 @@ class Progress:
     running: int = 0
     failed: int = 0
     eta_s: float | None = None
+
+
+#: The former name of :class:`ExperimentProgress`, kept only while ``rbdm_gui/commands_models.py`` still
+#: imports it (issue 20: one name per idea); not part of the public names.
+Progress = ExperimentProgress
 
 
 @dataclass(frozen=True, slots=True)
@@ -676,14 +683,14 @@ class GridData:
 
 
 def load_grid_data(
-    config: ExperimentConfig, report: Callable[[Progress], None] = lambda _: None
+    config: ExperimentConfig, report: Callable[[ExperimentProgress], None] = lambda _: None
 ) -> tuple[SplitArrays, SplitArrays, SplitArrays, str]:
     """The run's training pool, validation and test images and a sentence naming the test images.
 
     The pool is the largest of ``config.sizes`` drawn with the subset seed; without ``test_split`` the test
     images are ``test_fraction`` of the validation draw, held apart by :func:`stratified_holdout`.
     """
-    report(Progress("loading", 0, 3, f"loading {config.dataset}"))
+    report(ExperimentProgress("loading", 0, 3, f"loading {config.dataset}"))
     loader = open_dataset(config.dataset, size=config.size_px, rgb=config.rgb)
     pool_size = None if None in config.sizes else max(s for s in config.sizes if s is not None)
     wanted = [(config.train_split, pool_size), (config.val_split, config.n_val)]
@@ -697,7 +704,7 @@ def load_grid_data(
                 f"split {split!r} of {config.dataset!r} gave no images; choose another split."
             )
         splits.append(arrays)
-        report(Progress("loading", k + 1, 3, f"loaded {len(arrays.ids)} {split} images"))
+        report(ExperimentProgress("loading", k + 1, 3, f"loaded {len(arrays.ids)} {split} images"))
     if config.test_split is not None:
         return (
             splits[0],
@@ -719,7 +726,7 @@ def load_grid_data(
 
 
 def load_splits(
-    config: ExperimentConfig, report: Callable[[Progress], None] = lambda _: None
+    config: ExperimentConfig, report: Callable[[ExperimentProgress], None] = lambda _: None
 ) -> tuple[SplitArrays, SplitArrays]:
     """The run's training pool and validation images (:func:`load_grid_data` without the test images)."""
     train, validation, _, _ = load_grid_data(config, report)
@@ -731,8 +738,8 @@ def masked_images(
     train: SplitArrays,
     *,
     cache_dir: str | Path,
-    viewings: Mapping[str, Sequence[Viewing]] | None = None,
-    report: Callable[[Progress], None] = lambda _: None,
+    viewings: Mapping[str, Sequence[ImageFixations]] | None = None,
+    report: Callable[[ExperimentProgress], None] = lambda _: None,
 ) -> dict[str, MaskedImages]:
     """The pool images masked by each mask source the variants need (relevance computed once, cached).
 
@@ -766,12 +773,15 @@ def masked_images(
         out[method] = MaskedImages(positions, images)
         kept = float(masks.mean())
         text = f"{method} masks keep {kept:.1%} of the pixels of {len(positions)} images"
-        report(Progress("masking", k + 1, len(methods), text))
+        report(ExperimentProgress("masking", k + 1, len(methods), text))
     return out
 
 
 def _relevance(
-    config: ExperimentConfig, train: SplitArrays, cache_dir: str | Path, report: Callable[[Progress], None]
+    config: ExperimentConfig,
+    train: SplitArrays,
+    cache_dir: str | Path,
+    report: Callable[[ExperimentProgress], None],
 ) -> NDArray[np.float32]:
     total = len(train.ids)
     maps = compute_relevance_maps(
@@ -780,9 +790,11 @@ def _relevance(
         train.ids,
         analyzer=config.analyzer,
         cache_dir=cache_dir,
-        on_batch=lambda done, n: report(Progress("relevance", done, n, f"relevance maps {done}/{n}")),
+        on_batch=lambda done, n: report(
+            ExperimentProgress("relevance", done, n, f"relevance maps {done}/{n}")
+        ),
     )
-    report(Progress("relevance", total, total, f"relevance maps ready ({maps.cache_file})"))
+    report(ExperimentProgress("relevance", total, total, f"relevance maps ready ({maps.cache_file})"))
     return np.asarray(maps.maps, dtype=np.float32)
 
 
@@ -791,7 +803,7 @@ def _masks(
     method: str,
     train: SplitArrays,
     maps: NDArray[np.float32] | None,
-    viewings: Mapping[str, Sequence[Viewing]] | None,
+    viewings: Mapping[str, Sequence[ImageFixations]] | None,
     shape: tuple[int, int],
 ) -> tuple[NDArray[np.intp], NDArray[np.bool_]]:
     """(pool positions, masks) of one mask source."""
@@ -881,7 +893,7 @@ def run_cell(
     run_dir: str | Path,
     *,
     progress: tuple[int, int] = (0, 1),
-    report: Callable[[Progress], None] = lambda _: None,
+    report: Callable[[ExperimentProgress], None] = lambda _: None,
     cancel: Callable[[], bool] = lambda: False,
 ) -> tuple[VariantResult, tuple[CurvePoint, ...]]:
     """Train one cell into its folder; score its best and final weights on the test images.
@@ -984,8 +996,8 @@ def run_experiment(
     run_dir: str | Path,
     *,
     data: GridData | None = None,
-    viewings: Mapping[str, Sequence[Viewing]] | None = None,
-    on_progress: Callable[[Progress], None] | None = None,
+    viewings: Mapping[str, Sequence[ImageFixations]] | None = None,
+    on_progress: Callable[[ExperimentProgress], None] | None = None,
     cancel: Callable[[], bool] | None = None,
 ) -> ExperimentRun:
     """Run every cell of ``config`` (sizes × variants × seeds) and write the run folder and its report.
@@ -1003,7 +1015,7 @@ def run_experiment(
         Recorded fixations per training image id, for the ``gaze`` and ``fusion`` variants (the CLI and
         the GUI read them from a study with ``tracking``).
     on_progress : callable, optional
-        Called with :class:`Progress` records (from the calling thread).
+        Called with :class:`ExperimentProgress` records (from the calling thread).
     cancel : callable, optional
         Polled between training steps and between Trainees; True stops the run, which is then stored as
         ``cancelled`` with the curves so far.
@@ -1041,7 +1053,11 @@ def run_experiment(
     except BaseException as err:
         write_run_json(dataclasses.replace(run, status="failed", finished_utc=utc_now(), error=str(err)))
         raise
-    report(Progress(run.status, len(run.results), len(grid_cells(config)), f"run {run.status}: {folder}"))
+    report(
+        ExperimentProgress(
+            run.status, len(run.results), len(grid_cells(config)), f"run {run.status}: {folder}"
+        )
+    )
     return run
 
 
@@ -1049,8 +1065,8 @@ def prepare_grid_data(
     config: ExperimentConfig,
     run_dir: str | Path,
     *,
-    viewings: Mapping[str, Sequence[Viewing]] | None = None,
-    report: Callable[[Progress], None] = lambda _: None,
+    viewings: Mapping[str, Sequence[ImageFixations]] | None = None,
+    report: Callable[[ExperimentProgress], None] = lambda _: None,
 ) -> GridData:
     """Everything the cells of ``config`` share: the splits (:func:`load_grid_data`) and masked images.
 
@@ -1064,7 +1080,10 @@ def prepare_grid_data(
 
 
 def _run(
-    run: ExperimentRun, data: GridData, report: Callable[[Progress], None], stopped: Callable[[], bool]
+    run: ExperimentRun,
+    data: GridData,
+    report: Callable[[ExperimentProgress], None],
+    stopped: Callable[[], bool],
 ) -> ExperimentRun:
     config = run.config
     needed = {m for m in (variant_parts(v)[0] for v in config.variants) if m is not None}
@@ -1181,7 +1200,7 @@ class GridTracker:
     done : int
         Cells finished before this attempt (a resumed run's).
     report : callable
-        Receives the :class:`Progress` records.
+        Receives the :class:`ExperimentProgress` records.
     clock : callable
         Monotonic seconds (:func:`time.monotonic`; a test passes its own).
     """
@@ -1190,7 +1209,7 @@ class GridTracker:
         self,
         total: int,
         done: int,
-        report: Callable[[Progress], None],
+        report: Callable[[ExperimentProgress], None],
         *,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -1212,7 +1231,7 @@ class GridTracker:
         eta_s = self.eta_s()
         running, failed = len(self.running), self.n_failed
         text = grid_status(self.done, running, failed, self.total, eta_s=eta_s)
-        progress = Progress("training", self.done, self.total, text, cell.variant, cell.seed, point)
+        progress = ExperimentProgress("training", self.done, self.total, text, cell.variant, cell.seed, point)
         self.report(
             dataclasses.replace(progress, train_size=train_size, running=running, failed=failed, eta_s=eta_s)
         )
@@ -1227,10 +1246,10 @@ class GridTracker:
         self.running.add(cell)
         self._send(cell, point, train_size)
 
-    def forward_points(self, cell: Cell) -> Callable[[Progress], None]:
+    def forward_points(self, cell: Cell) -> Callable[[ExperimentProgress], None]:
         """A progress sink for :func:`run_cell` of ``cell`` that passes its curve points on."""
 
-        def on_point(progress: Progress) -> None:
+        def on_point(progress: ExperimentProgress) -> None:
             if progress.point is not None:
                 self.point(cell, progress.point, progress.train_size)
 
@@ -1261,7 +1280,7 @@ def train_into_run(
     *,
     switch: bool,
     progress: tuple[int, int],
-    report: Callable[[Progress], None],
+    report: Callable[[ExperimentProgress], None],
     cancel: Callable[[], bool],
     folder: str | Path | None = None,
     train_size: int | None = None,
@@ -1290,7 +1309,7 @@ def train_into_run(
     progress : tuple of int
         ``(Trainees done before this one, Trainees in the run)`` for the progress records.
     report, cancel : callable
-        Progress sink and cancel poll, as for :func:`run_experiment`.
+        ExperimentProgress sink and cancel poll, as for :func:`run_experiment`.
     folder : str or Path, optional
         The Trainee's folder (:func:`trainee_dir`).
     train_size : int, optional
@@ -1307,7 +1326,7 @@ def train_into_run(
         def on_curve(point: CurvePoint) -> None:
             log.add(point)
             text = f"{variant}, seed {seed}: step {point.step}, val. macro-F1 {point.val_macro_f1:.3f}"
-            report(Progress("training", done, total, text, variant, seed, point, train_size))
+            report(ExperimentProgress("training", done, total, text, variant, seed, point, train_size))
 
         result = train_trainee(
             masked,
@@ -1326,17 +1345,37 @@ def train_into_run(
             on_curve=on_curve,
             cancel=cancel,
         )
-    _write_confusion(folder / "confusion.csv", result.confusion)
+    write_confusion(folder / "confusion.csv", result.confusion)
     return result
 
 
-def _write_confusion(path: Path, confusion: NDArray[np.int64]) -> None:
+def write_confusion(path: str | Path, confusion: NDArray[np.int64]) -> None:
+    """Write a Trainee's confusion matrix as ``confusion.csv``, atomically (read by :func:`read_confusion`).
+
+    A header row ``true \\ predicted, <labels>``, then one row per true class: its label and its counts
+    per predicted class (RBDM Figures 11 and 12).
+    """
     labels = LABELS[: len(confusion)]
-    with atomic_write(path, newline="") as handle:
+    with atomic_write(Path(path), newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["true \\ predicted", *labels])
         for label, row in zip(labels, confusion, strict=True):
             writer.writerow([label, *(int(v) for v in row)])
+
+
+def read_confusion(path: str | Path) -> NDArray[np.int64] | None:
+    """A Trainee's ``confusion.csv`` (rows true class, columns predicted); None when there is none yet.
+
+    The reader of :func:`write_confusion`'s format.
+    """
+    file = Path(path)
+    if not file.is_file():
+        return None
+    with file.open(newline="", encoding="utf-8") as handle:
+        rows = list(csv.reader(handle))[1:]
+    if not rows:
+        return None
+    return np.asarray([[int(v) for v in row[1:]] for row in rows], dtype=np.int64)
 
 
 # --------------------------------------------------------------------------------------------------------

@@ -46,10 +46,10 @@ from analysis._optional import import_optional, import_tensorflow
 from analysis.experiment import (
     Cell,
     ExperimentConfig,
+    ExperimentProgress,
     ExperimentRun,
     GridData,
     GridTracker,
-    Progress,
     VariantResult,
     finish_run,
     grid_cells,
@@ -70,7 +70,7 @@ from analysis.files import atomic_write_bytes
 if TYPE_CHECKING:
     from types import ModuleType
 
-    from analysis.masked_dataset import Viewing
+    from analysis.masked_dataset import ImageFixations
     from analysis.trainee import CurvePoint
 
 __all__ = [
@@ -224,8 +224,8 @@ def run_grid(
     *,
     engine: Engine | None = None,
     data: GridData | None = None,
-    viewings: Mapping[str, Sequence[Viewing]] | None = None,
-    on_progress: Callable[[Progress], None] | None = None,
+    viewings: Mapping[str, Sequence[ImageFixations]] | None = None,
+    on_progress: Callable[[ExperimentProgress], None] | None = None,
     cancel: Callable[[], bool] | None = None,
 ) -> GridOutcome:
     """Run the grid's missing cells on ``engine`` and store the run folder (resuming an unfinished run).
@@ -281,7 +281,7 @@ def run_grid(
         raise
     cells = grid_cells(config)
     status = outcome.run.status
-    report(Progress(status, len(outcome.run.results), len(cells), f"run {status}: {folder}"))
+    report(ExperimentProgress(status, len(outcome.run.results), len(cells), f"run {status}: {folder}"))
     return outcome
 
 
@@ -311,7 +311,7 @@ def _train_missing(
     stored: ExperimentRun | None,
     data: GridData,
     engine: Engine,
-    report: Callable[[Progress], None],
+    report: Callable[[ExperimentProgress], None],
     stopped: Callable[[], bool],
 ) -> GridOutcome:
     config = run.config
@@ -476,7 +476,7 @@ def _cell_task(config: ExperimentConfig, cell: Cell, data: GridData, inbox: Any)
     limit_tensorflow_threads(max(1, threads))
     inbox.put.remote(cell, None, None)
 
-    def on_point(progress: Progress) -> None:
+    def on_point(progress: ExperimentProgress) -> None:
         if progress.point is not None:
             inbox.put.remote(cell, progress.point, progress.train_size)
 

@@ -51,8 +51,8 @@ __all__ = [
     "MANIFEST_FIELDS",
     "MANIFEST_FILE",
     "MASK_METHODS",
+    "ImageFixations",
     "MaskSet",
-    "Viewing",
     "WriteResult",
     "fusion_masks",
     "gaze_heatmaps",
@@ -114,8 +114,12 @@ class MaskSet:
 
 
 @dataclass(frozen=True, slots=True)
-class Viewing:
+class ImageFixations:
     """One viewer's fixations on one stimulus, in the stimulus image's pixels, and their visual span.
+
+    What the gaze masks and heatmaps consume; a recorded trial (:class:`tracking.study.Viewing`) gives
+    one with :meth:`tracking.study.Viewing.on_image`, and :func:`tracking.study.read_image_fixations`
+    gives every trial of a study file.
 
     Parameters
     ----------
@@ -130,6 +134,11 @@ class Viewing:
 
     def __post_init__(self) -> None:
         check_points(fixations_image_px=self.fixations_image_px)
+
+
+#: The former name of :class:`ImageFixations`, kept only while ``rbdm_gui/commands_models.py`` still
+#: imports it (issue 20: one ``Viewing``, the recorded trial of :mod:`tracking.study`).
+Viewing = ImageFixations
 
 
 @dataclass(frozen=True, slots=True)
@@ -238,7 +247,7 @@ def relevance_masks(maps: ArrayLike, method: str, *, options: Mapping[str, Any] 
 
 
 def gaze_masks(
-    viewings: Mapping[str, Sequence[Viewing]], ids: Sequence[str], image_shape: tuple[int, int]
+    viewings: Mapping[str, Sequence[ImageFixations]], ids: Sequence[str], image_shape: tuple[int, int]
 ) -> MaskSet:
     """Masks from recorded human fixations: keep what any viewer perceived (RBDM §6, future work).
 
@@ -248,7 +257,7 @@ def gaze_masks(
 
     Parameters
     ----------
-    viewings : mapping of str to sequence of Viewing
+    viewings : mapping of str to sequence of ImageFixations
         Stimulus id → the viewings recorded for it (several annotators or sessions).
     ids : sequence of str
         The split's sample ids, in the order of its arrays.
@@ -285,7 +294,7 @@ def gaze_masks(
 
 
 def gaze_heatmaps(
-    viewings: Mapping[str, Sequence[Viewing]], ids: Sequence[str], image_shape: tuple[int, int]
+    viewings: Mapping[str, Sequence[ImageFixations]], ids: Sequence[str], image_shape: tuple[int, int]
 ) -> tuple[NDArray[np.intp], NDArray[np.float64]]:
     """The summed fixation heatmap of every viewed image: where human gaze fell (RBDM §5.3.2).
 

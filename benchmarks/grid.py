@@ -112,7 +112,7 @@ def _child(args: argparse.Namespace) -> dict[str, Any]:
 def _cluster(config: Any, data: Any, out: Path) -> dict[str, Any]:
     from ray.cluster_utils import Cluster
 
-    from analysis.experiment import Progress
+    from analysis.experiment import ExperimentProgress
     from analysis.grid_engine import Engine, run_grid
 
     start = time.perf_counter()
@@ -125,7 +125,7 @@ def _cluster(config: Any, data: Any, out: Path) -> dict[str, Any]:
         reruns: set[tuple[str, int]] = set()
         killed: list[str] = []
 
-        def watch(progress: Progress) -> None:
+        def watch(progress: ExperimentProgress) -> None:
             if progress.point is None or progress.variant is None or progress.seed is None:
                 return
             key = (progress.variant, progress.seed)

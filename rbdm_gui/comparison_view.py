@@ -60,7 +60,7 @@ from rbdm_gui._layout import sidebar_splitter
 from rbdm_gui.assets import DEFAULT_TRAINER
 from rbdm_gui.figures import MAP_COLOURS, map_colours, save_comparison_figure
 from rbdm_gui.settings import config_dir, load_settings
-from rbdm_gui.workers import Progress, Task, run_task
+from rbdm_gui.workers import ProgressCallback, Task, run_task
 from tracking.study import (
     ModelRelevance,
     StimulusComparison,
@@ -136,7 +136,7 @@ def _contour_lines(comparison: StimulusComparison) -> dict[str, list[NDArray[np.
 
 
 def _open(study_path: Path, model_path: Path | None, stimulus_set: str | None) -> Callable[..., _Opened]:
-    def work(progress: Progress, cancelled: Callable[[], bool]) -> _Opened:
+    def work(progress: ProgressCallback, cancelled: Callable[[], bool]) -> _Opened:
         study = read_study(study_path, stimulus_set=stimulus_set)
         images = load_stimulus_images(study, progress=progress, cancelled=cancelled)
         trainer, problem = None, ""
@@ -396,7 +396,7 @@ class ComparisonView(QWidget):
         assert model is not None
         images, analyzer, cache = model.images, self.analyzer, default_cache_dir(model.study.path)
 
-        def work(progress: Progress, cancelled: Callable[[], bool]) -> ModelRelevance:
+        def work(progress: ProgressCallback, cancelled: Callable[[], bool]) -> ModelRelevance:
             progress(0.0, "loading the model")
             return model_relevance(images, trainer, analyzer=analyzer, cache_dir=cache, progress=progress)
 
@@ -468,7 +468,7 @@ class ComparisonView(QWidget):
         if model is None or stimulus_id is None:
             return
 
-        def work(progress: Progress, cancelled: Callable[[], bool]) -> _Shown:
+        def work(progress: ProgressCallback, cancelled: Callable[[], bool]) -> _Shown:
             comparison = model.stimulus(stimulus_id)
             return _Shown(comparison, _contour_lines(comparison))
 
@@ -482,7 +482,7 @@ class ComparisonView(QWidget):
         self._update_exports()
         self.study_caption.setText("Comparing every stimulus…")
 
-        def work(progress: Progress, cancelled: Callable[[], bool]) -> StudyTables:
+        def work(progress: ProgressCallback, cancelled: Callable[[], bool]) -> StudyTables:
             return model.tables(progress=progress, cancelled=cancelled)
 
         self._start("tables", work, self._tables_ready, progress=True)

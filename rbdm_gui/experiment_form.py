@@ -3,9 +3,9 @@
 The Experiments screen (:mod:`rbdm_gui.experiment_view`) shows and edits a dict of plain values
 (:data:`FORM_DEFAULTS` names every key); this module turns those values into the
 :class:`~rbdm_gui.experiment_worker.LaunchRequest` of ``rbdm experiment``'s settings (:func:`form_request`),
-a kept run back into values (:func:`form_of_run`), and a :class:`analysis.experiment.Progress` record
-into what the progress bar and status line say (:func:`progress_display`). Everything here is tested
-without Qt.
+a kept run back into values (:func:`form_of_run`), and an
+:class:`analysis.experiment.ExperimentProgress` record into what the progress bar and status line say
+(:func:`progress_display`). Everything here is tested without Qt.
 
 The form offers what the CLI offers: training-set sizes (``--train-sizes``), seeds (``--seeds``), the mask
 sources of :data:`analysis.experiment.MASK_SOURCES` (gaze and fusion with a study, ``--study``), a test
@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-from analysis.experiment import ExperimentConfig, ExperimentRun, Progress, grid_status, new_run_dir
+from analysis.experiment import ExperimentConfig, ExperimentProgress, ExperimentRun, grid_status, new_run_dir
 from analysis.grid_engine import DEFAULT_CPUS_PER_CELL, resumable_run
 from analysis.trainee import DEFAULT_TRAINEE, DEFAULT_TRAINEE_OPTIONS
 from analysis.training import ModelCard, card_path
@@ -285,7 +285,7 @@ class ProgressDisplay:
     status_text: str
 
 
-def progress_display(progress: Progress) -> ProgressDisplay:
+def progress_display(progress: ExperimentProgress) -> ProgressDisplay:
     """The progress bar and status line of ``progress`` (cells done / running / failed and ETA)."""
     if progress.stage == "training" and progress.total > 0:
         bar = grid_status(

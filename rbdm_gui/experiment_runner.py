@@ -4,7 +4,7 @@
 in a :class:`~PySide6.QtCore.QProcess`. TensorFlow then trains in another process at a lower priority, so
 neither its CPU work nor Python's GIL can hold up the GUI's event loop; the process reports on standard
 output as JSON lines, which arrive here through the event loop (no thread of our own) and become
-:class:`analysis.experiment.Progress` records on the :attr:`ExperimentRunner.progress` signal, curve
+:class:`analysis.experiment.ExperimentProgress` records on the :attr:`ExperimentRunner.progress` signal, curve
 points included, for live plots.
 
 Cancelling writes ``cancel`` to the process's standard input: training stops after the current step and
@@ -56,7 +56,7 @@ class ExperimentRunner(QObject):
     started(str)
         The worker runs; the run folder.
     progress(object)
-        An :class:`analysis.experiment.Progress` record (``point`` set for a new curve point).
+        An :class:`analysis.experiment.ExperimentProgress` record (``point`` set for a new curve point).
     used(object)
         The images per split the run really uses: a dict ``{"n_train", "n_val", "warnings"}``.
     finished(str, str)

@@ -35,7 +35,6 @@ References
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import json
 from collections.abc import Callable, Mapping, Sequence
@@ -76,12 +75,13 @@ from PySide6.QtWidgets import (
 )
 
 from analysis.experiment import (
+    ExperimentProgress,
     ExperimentRun,
-    Progress,
     VariantResult,
     list_runs,
     load_run,
     mean_curves,
+    read_confusion,
     summary_by_variant,
 )
 from analysis.experiment_report import VariantComparison, band_curves, compare_variants, seed_measures
@@ -102,8 +102,7 @@ from rbdm_gui.experiment_form import (
 from rbdm_gui.experiment_runner import ExperimentRunner
 from rbdm_gui.experiment_worker import METHODS, LaunchRequest, partial_curves, run_state
 from rbdm_gui.settings import config_dir, data_dir
-from rbdm_gui.workers import Progress as TaskProgress
-from rbdm_gui.workers import Task, run_task
+from rbdm_gui.workers import ProgressCallback, Task, run_task
 
 __all__ = [
     "COMPARISON_COLUMNS",
@@ -114,7 +113,6 @@ __all__ = [
     "default_runs_dir",
     "experiments_config_path",
     "parse_sizes",
-    "read_confusion",
     "run_comparisons",
 ]
 
@@ -194,18 +192,6 @@ def default_runs_dir() -> Path:
     return data_dir() / "experiments"
 
 
-def read_confusion(path: str | Path) -> NDArray[np.int64] | None:
-    """A Trainee's ``confusion.csv`` (rows true class, columns predicted); None when there is none yet."""
-    file = Path(path)
-    if not file.is_file():
-        return None
-    with file.open(newline="", encoding="utf-8") as handle:
-        rows = list(csv.reader(handle))[1:]
-    if not rows:
-        return None
-    return np.asarray([[int(v) for v in row[1:]] for row in rows], dtype=np.int64)
-
-
 # --- what workers hand back -------------------------------------------------------------------------
 
 #: A Trainee of a run: (run folder, variant, seed).
@@ -221,8 +207,8 @@ class _Opened:
     comparisons: Mapping[Path, tuple[VariantComparison, ...]] = dataclasses.field(default_factory=dict)
 
 
-def _open_runs(run_dirs: Sequence[Path]) -> Callable[[TaskProgress, Callable[[], bool]], _Opened]:
-    def work(progress: TaskProgress, cancelled: Callable[[], bool]) -> _Opened:
+def _open_runs(run_dirs: Sequence[Path]) -> Callable[[ProgressCallback, Callable[[], bool]], _Opened]:
+    def work(progress: ProgressCallback, cancelled: Callable[[], bool]) -> _Opened:
         runs = tuple(_with_partial_curves(load_run(folder)) for folder in run_dirs)
         confusions = {}
         for run in runs:
@@ -680,7 +666,7 @@ class ExperimentView(QWidget):
         self.live_curves, self._live_listed, self.live_size = {}, False, None
         self._show_live()
 
-    def show_progress(self, progress: Progress) -> None:
+    def show_progress(self, progress: ExperimentProgress) -> None:
         """Show a progress record of the followed run: status, progress bar, a new curve point."""
         if not self._live_listed:  # run.json exists once the worker reports
             self._live_listed = True
@@ -749,7 +735,7 @@ class ExperimentView(QWidget):
         folder = self.runs_dir
         keep = [select] if select is not None else self.selected_run_dirs
 
-        def work(progress: TaskProgress, cancelled: Callable[[], bool]) -> list[ExperimentRun]:
+        def work(progress: ProgressCallback, cancelled: Callable[[], bool]) -> list[ExperimentRun]:
             return list_runs(folder)
 
         self._start("list", work, lambda runs: self._listed(runs, keep))

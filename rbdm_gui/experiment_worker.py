@@ -19,7 +19,8 @@ and nothing else (whatever else the process prints goes to standard error):
 - ``{"event": "started", "run_dir": ..., "pid": ...}``;
 - ``{"event": "progress", "stage": ..., "done": ..., "total": ..., "message": ..., "variant": ...,
   "seed": ..., "point": {...} or null, "train_size": ... or null}``: an
-  :class:`analysis.experiment.Progress` record, ``point`` a :class:`analysis.trainee.CurvePoint` row;
+  :class:`analysis.experiment.ExperimentProgress` record, ``point`` a
+  :class:`analysis.trainee.CurvePoint` row;
   ``total`` of the ``training`` stage counts every cell of the run, gaze ones included, and
   ``"running"``, ``"failed"``, ``"eta_s"`` say how many cells train now, failed, and the seconds left;
 - ``{"event": "used", "n_train": ..., "n_val": ..., "warnings": [...]}``: the images per split the run
@@ -80,8 +81,8 @@ from analysis.errors import AnalysisError
 from analysis.experiment import (
     ALL_VARIANTS,
     ExperimentConfig,
+    ExperimentProgress,
     ExperimentRun,
-    Progress,
     grid_cells,
     load_run,
     variant_parts,
@@ -296,7 +297,7 @@ class LaunchRequest:
 # --------------------------------------------------------------------------------------------------------
 
 
-def progress_event(progress: Progress) -> dict[str, Any]:
+def progress_event(progress: ExperimentProgress) -> dict[str, Any]:
     """A progress record as the ``progress`` event written on the channel."""
     return {
         "event": "progress",
@@ -314,11 +315,11 @@ def progress_event(progress: Progress) -> dict[str, Any]:
     }
 
 
-def progress_from_event(event: Mapping[str, Any]) -> Progress:
-    """The :class:`analysis.experiment.Progress` record of a ``progress`` event."""
+def progress_from_event(event: Mapping[str, Any]) -> ExperimentProgress:
+    """The :class:`analysis.experiment.ExperimentProgress` record of a ``progress`` event."""
     point = event.get("point")
     seed, size, eta_s = event.get("seed"), event.get("train_size"), event.get("eta_s")
-    return Progress(
+    return ExperimentProgress(
         stage=str(event["stage"]),
         done=int(event["done"]),
         total=int(event["total"]),
@@ -498,7 +499,7 @@ class _Cancelled(Exception):
 def execute(
     request: LaunchRequest,
     *,
-    on_progress: Callable[[Progress], None] | None = None,
+    on_progress: Callable[[ExperimentProgress], None] | None = None,
     cancel: Callable[[], bool] | None = None,
 ) -> ExperimentRun:
     """Run the grid of ``request``, gaze Trainees included, on its engine; write the run folder.
@@ -514,8 +515,8 @@ def execute(
     request : LaunchRequest
         What to run, and where.
     on_progress : callable, optional
-        Receives :class:`analysis.experiment.Progress` records; the last one's stage is ``finished`` or
-        ``cancelled``.
+        Receives :class:`analysis.experiment.ExperimentProgress` records; the last one's stage is
+        ``finished`` or ``cancelled``.
     cancel : callable, optional
         Polled between steps (and between batches of relevance maps); True stops the run as ``cancelled``.
 
@@ -542,7 +543,7 @@ def execute(
         pass  # run_experiment reports the same problem with its own message
     recorded = False
 
-    def forward(progress: Progress) -> None:
+    def forward(progress: ExperimentProgress) -> None:
         nonlocal recorded
         if not recorded:  # run.json exists from the first report on
             recorded = annotate_run(request.run_dir, worker_pid=os.getpid(), **record)
@@ -559,16 +560,16 @@ def execute(
 
 def _execute(
     request: LaunchRequest,
-    forward: Callable[[Progress], None],
-    report: Callable[[Progress], None],
+    forward: Callable[[ExperimentProgress], None],
+    report: Callable[[ExperimentProgress], None],
     stopped: Callable[[], bool],
 ) -> ExperimentRun:
     config, viewings = request.run_config, None
     if _needs_study(config.variants):
-        from rbdm_gui.commands_models import study_viewings
+        from tracking.study import read_image_fixations
 
         shape = (config.size_px, config.size_px)
-        viewings = study_viewings(str(config.gaze_study), shape, angle_deg=config.angle_deg)
+        viewings = read_image_fixations(str(config.gaze_study), shape, angle_deg=config.angle_deg)
     try:
         outcome = run_grid(
             config,
@@ -580,7 +581,7 @@ def _execute(
         )
     except _Cancelled:
         mark_run(request.run_dir, status="cancelled")
-        report(Progress("cancelled", 0, request.n_trainees, f"run cancelled: {request.run_dir}"))
+        report(ExperimentProgress("cancelled", 0, request.n_trainees, f"run cancelled: {request.run_dir}"))
         return load_run(request.run_dir)
     run = outcome.run
     if request.gaze_variants:

@@ -51,12 +51,12 @@ from analysis.visualisation import (
 )
 from rbdm_gui.assets import DEFAULT_UNIT_MODEL
 from rbdm_gui.labeling_view import to_qimage
-from rbdm_gui.workers import Progress, Task, run_task
+from rbdm_gui.workers import ProgressCallback, Task, run_task
 
 __all__ = ["PrototypesView", "compute_synthetic"]
 
 
-Compute = Callable[[Progress, Callable[[], bool]], PrototypeResult]
+Compute = Callable[[ProgressCallback, Callable[[], bool]], PrototypeResult]
 
 _STRIP_SCALE = 3
 _DETAIL_SCALE = 5
@@ -71,7 +71,7 @@ def compute_synthetic(
     (a minute or two). Runs on a worker thread (:func:`rbdm_gui.workers.run_task`).
     """
 
-    def compute(progress: Progress, cancelled: Callable[[], bool]) -> PrototypeResult:
+    def compute(progress: ProgressCallback, cancelled: Callable[[], bool]) -> PrototypeResult:
         from analysis.action_units import analyse_sequences, default_unit_model
         from analysis.sequences import make_sequences
 

@@ -16,10 +16,13 @@ from typing import Any
 import shiboken6
 from PySide6.QtCore import QObject, QRunnable, Qt, QThreadPool, Signal, Slot
 
-__all__ = ["Progress", "Task", "run_task"]
+from analysis.progress import ProgressCallback
 
-Progress = Callable[[float, str], None]
-"""Receives (fraction done in [0, 1], a short text)."""
+__all__ = ["ProgressCallback", "Task", "run_task"]
+
+#: The former name of :data:`analysis.progress.ProgressCallback`, kept only while ``rbdm_gui/app.py``
+#: still imports it (issue 20); use ``ProgressCallback``.
+Progress = ProgressCallback
 
 _running: set[Task] = set()  # keeps tasks (and their signal objects) alive until they report
 
@@ -33,7 +36,7 @@ class _Emitter(QObject):
 
 
 class _Runnable(QRunnable):
-    def __init__(self, task: Task, fn: Callable[[Progress, Callable[[], bool]], Any]) -> None:
+    def __init__(self, task: Task, fn: Callable[[ProgressCallback, Callable[[], bool]], Any]) -> None:
         super().__init__()
         self.setAutoDelete(True)
         self._task = task
@@ -75,7 +78,7 @@ class Task(QObject):
         self,
         on_result: Callable[[Any], None],
         on_error: Callable[[BaseException], None] | None,
-        on_progress: Progress | None,
+        on_progress: ProgressCallback | None,
     ) -> None:
         super().__init__()
         self._on_result, self._on_error, self._on_progress = on_result, on_error, on_progress
@@ -129,11 +132,11 @@ class Task(QObject):
 
 
 def run_task(
-    fn: Callable[[Progress, Callable[[], bool]], Any],
+    fn: Callable[[ProgressCallback, Callable[[], bool]], Any],
     *,
     on_result: Callable[[Any], None],
     on_error: Callable[[BaseException], None] | None = None,
-    on_progress: Progress | None = None,
+    on_progress: ProgressCallback | None = None,
     pool: QThreadPool | None = None,
 ) -> Task:
     """Run ``fn(progress, cancelled)`` in a thread pool; deliver its outcome on the GUI thread.

@@ -48,6 +48,7 @@ from analysis.datasets.base import DatasetLoader, IndexedLoader
 from analysis.geometry import VISUAL_SPAN_DEG, ScreenGeometry, StimulusRect, screen_to_image
 from analysis.heatmap import top_n_points
 from analysis.labels import LABELS
+from analysis.masked_dataset import ImageFixations
 from analysis.metrics import ComparisonTable, compare
 from analysis.perception import (
     VisualSpan,
@@ -56,6 +57,7 @@ from analysis.perception import (
     stimulus_heatmaps,
     visual_span_in_image,
 )
+from analysis.progress import ProgressCallback
 from analysis.study import model_input_image, study_table
 from tracking.errors import StoreError
 from tracking.protocol import Listeners
@@ -81,13 +83,11 @@ __all__ = [
     "default_cache_dir",
     "load_stimulus_images",
     "model_relevance",
+    "read_image_fixations",
     "read_study",
     "session_stimulus_rect",
     "trainer_info",
 ]
-
-#: Progress callback: (fraction done in [0, 1], short text).
-Progress = Callable[[float, str], None]
 
 Points = NDArray[np.float64]
 
@@ -137,6 +137,17 @@ class Viewing:
         .. [1] Schiller et al. (2020), Relevance-Based Data Masking, §5.3.1 (image drawn in a square).
         """
         return screen_to_image(self.fixations_screen_px, self.stimulus_rect, image_shape)
+
+    def on_image(self, image_shape: tuple[int, int], *, angle_deg: float = VISUAL_SPAN_DEG) -> ImageFixations:
+        """The fixations on an ``(H, W)`` image with the session's visual span scaled to it (gaze masks).
+
+        References
+        ----------
+        .. [1] Schiller et al. (2020), Relevance-Based Data Masking, §5.3.2 (visual span) and §6 (masking
+           with human fixations).
+        """
+        span = visual_span_in_image(self.geometry, self.stimulus_rect, image_shape, angle_deg=angle_deg)
+        return ImageFixations(self.fixations_image_px(image_shape), span)
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -211,9 +222,7 @@ def read_study(path: str | Path, *, stimulus_set: str | None = None) -> Study:
     .. [1] Schiller et al. (2020), Relevance-Based Data Masking, §5.3.1 (the annotators' sessions).
     """
     file = Path(path)
-    if not file.is_file():
-        raise FileNotFoundError(f"no study file at {str(file)!r}. Record sessions from 'Study setup' first.")
-    with SessionStore.open_read_only(file) as store:  # reading never creates, initialises or migrates
+    with _open_study(file) as store:
         participants = {p.participant_id: p.pseudonym for p in store.participants()}
         groups, notes = _group_sessions(store.sessions())
         if not groups:
@@ -291,36 +300,93 @@ def _choose_set(groups: Mapping[str, list[Session]], wanted: str | None, store: 
     return max(groups, key=size)
 
 
+def _open_study(file: Path) -> SessionStore:
+    """The study file opened read-only: reading never creates, initialises or migrates it."""
+    if not file.is_file():
+        raise FileNotFoundError(f"no study file at {str(file)!r}. Record sessions from 'Study setup' first.")
+    return SessionStore.open_read_only(file)
+
+
 def _read_viewings(
     store: SessionStore, sessions: Sequence[Session], participants: Mapping[int, str], notes: list[str]
 ) -> dict[str, dict[str, Viewing]]:
     viewings: dict[str, dict[str, Viewing]] = {}
     for session in sessions:
-        annotator = participants[session.participant_id]
-        rect = session_stimulus_rect(session)
-        for trial in store.trials(session.session_id):
-            by_annotator = viewings.setdefault(trial.stimulus_id, {})
-            if annotator in by_annotator:
+        for viewing in _session_viewings(store, session, participants[session.participant_id]):
+            by_annotator = viewings.setdefault(viewing.stimulus_id, {})
+            if viewing.annotator in by_annotator:
                 notes.append(
-                    f"{annotator} labelled {trial.stimulus_id} again in session {session.session_id}; "
-                    f"the earlier trial (session {by_annotator[annotator].session_id}) counts."
+                    f"{viewing.annotator} labelled {viewing.stimulus_id} again in session "
+                    f"{session.session_id}; the earlier trial "
+                    f"(session {by_annotator[viewing.annotator].session_id}) counts."
                 )
                 continue
-            fixations = store.fixations(session.session_id, trial.position)
-            by_annotator[annotator] = Viewing(
-                annotator=annotator,
-                session_id=session.session_id,
-                position=trial.position,
-                stimulus_id=trial.stimulus_id,
-                label=trial.label,
-                fixations_screen_px=np.array(
-                    [(f.x_screen_px, f.y_screen_px) for f in fixations], dtype=np.float64
-                ).reshape(-1, 2),
-                durations_ms=np.array([f.duration_ms for f in fixations], dtype=np.float64),
-                geometry=session.geometry,
-                stimulus_rect=rect,
-            )
+            by_annotator[viewing.annotator] = viewing
     return viewings
+
+
+def _session_viewings(store: SessionStore, session: Session, annotator: str) -> Iterator[Viewing]:
+    """Every stored trial of a session with its fixations: the one reader of fixations from a study."""
+    rect = session_stimulus_rect(session)
+    for trial in store.trials(session.session_id):
+        fixations = store.fixations(session.session_id, trial.position)
+        yield Viewing(
+            annotator=annotator,
+            session_id=session.session_id,
+            position=trial.position,
+            stimulus_id=trial.stimulus_id,
+            label=trial.label,
+            fixations_screen_px=np.array(
+                [(f.x_screen_px, f.y_screen_px) for f in fixations], dtype=np.float64
+            ).reshape(-1, 2),
+            durations_ms=np.array([f.duration_ms for f in fixations], dtype=np.float64),
+            geometry=session.geometry,
+            stimulus_rect=rect,
+        )
+
+
+def read_image_fixations(
+    path: str | Path, image_shape: tuple[int, int], *, angle_deg: float = VISUAL_SPAN_DEG
+) -> dict[str, list[ImageFixations]]:
+    """Every recorded trial of a study file as fixations in the pixels of an ``image_shape`` stimulus.
+
+    Unlike :func:`read_study` every session counts, whatever its stimulus set, and a repeated trial
+    is kept: each trial is one more viewer of the image (gaze masks, RBDM §6). Fixations are mapped
+    with :meth:`Viewing.on_image`: points off the drawn image are dropped, and the visual span is the
+    session's screen's, scaled to the image.
+
+    Parameters
+    ----------
+    path : str or Path
+        A study file written by labeling sessions.
+    image_shape : tuple of int
+        ``(height, width)`` of the images the fixations are mapped into.
+    angle_deg : float
+        Visual angle of the visual span (:data:`analysis.geometry.VISUAL_SPAN_DEG`).
+
+    Returns
+    -------
+    dict
+        Stimulus id → one :class:`analysis.masked_dataset.ImageFixations` per trial that showed it, in
+        session and trial order.
+
+    Raises
+    ------
+    FileNotFoundError
+        When there is no file at ``path``.
+
+    References
+    ----------
+    .. [1] Schiller et al. (2020), Relevance-Based Data Masking, §5.3.2 and §6.
+    """
+    by_stimulus: dict[str, list[ImageFixations]] = {}
+    with _open_study(Path(path)) as store:
+        participants = {p.participant_id: p.pseudonym for p in store.participants()}
+        for session in store.sessions():
+            for viewing in _session_viewings(store, session, participants[session.participant_id]):
+                fixations = viewing.on_image(image_shape, angle_deg=angle_deg)
+                by_stimulus.setdefault(viewing.stimulus_id, []).append(fixations)
+    return by_stimulus
 
 
 def session_stimulus_rect(session: Session) -> StimulusRect:
@@ -379,7 +445,7 @@ def load_stimulus_images(
     study: Study,
     *,
     stimuli: Sequence[str] | None = None,
-    progress: Progress | None = None,
+    progress: ProgressCallback | None = None,
     cancelled: Callable[[], bool] | None = None,
 ) -> dict[str, NDArray[np.float32]]:
     """Decode the study's stimuli from their dataset spec, as shown (RGB, the dataset's own size).
@@ -535,7 +601,7 @@ def model_relevance(
     *,
     analyzer: str = "deep_taylor",
     cache_dir: str | Path | None,
-    progress: Progress | None = None,
+    progress: ProgressCallback | None = None,
 ) -> ModelRelevance:
     """The Trainer's relevance for each stimulus, the images resized to its input (cached on disk).
 
@@ -817,7 +883,7 @@ class StudyComparison:
         )
 
     def tables(
-        self, *, progress: Progress | None = None, cancelled: Callable[[], bool] | None = None
+        self, *, progress: ProgressCallback | None = None, cancelled: Callable[[], bool] | None = None
     ) -> StudyTables:
         """Every stimulus's table and their mean, RBDM Table 1 (stimuli with fewer than two maps add none).
 

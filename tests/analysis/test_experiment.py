@@ -19,11 +19,11 @@ from analysis.experiment import (
     VARIANTS,
     Cell,
     ExperimentConfig,
+    ExperimentProgress,
     ExperimentRun,
     GridData,
     GridTracker,
     MaskedImages,
-    Progress,
     VariantResult,
     curves_at,
     finish_run,
@@ -35,12 +35,14 @@ from analysis.experiment import (
     nested_subset,
     new_run_dir,
     plot_learning_curves,
+    read_confusion,
     run_cell,
     run_experiment,
     stratified_holdout,
     summary_by_variant,
     utc_now,
     variant_parts,
+    write_confusion,
     write_run_json,
 )
 from analysis.experiment_report import compare_variants, seed_measures
@@ -215,7 +217,7 @@ def _result(seed: int, status: str = "finished") -> VariantResult:
 
 def test_the_grid_tracker_counts_cells_and_estimates_the_time_left() -> None:
     now = [100.0]
-    seen: list[Progress] = []
+    seen: list[ExperimentProgress] = []
     tracker = GridTracker(5, 1, seen.append, clock=lambda: now[0])  # one cell kept from an earlier attempt
     a, b, c = Cell("none", 0, None), Cell("none", 1, None), Cell("none", 2, None)
     tracker.started(a)
@@ -251,7 +253,7 @@ def test_the_grid_trains_all_seven_variants_and_writes_table_curves_and_plot(
     tmp_path: Path, trainer: str
 ) -> None:
     config = ExperimentConfig(trainer=trainer, **TINY)  # type: ignore[arg-type]
-    reports: list[Progress] = []
+    reports: list[ExperimentProgress] = []
     run = run_experiment(config, tmp_path / "runs" / "one", on_progress=reports.append)
 
     assert run.status == "finished" and [r.variant for r in run.results] == list(VARIANTS)
@@ -296,7 +298,7 @@ def test_a_cancelled_run_keeps_its_partial_curves(tmp_path: Path, trainer: str) 
     config = ExperimentConfig(trainer=trainer, **{**TINY, "variants": ("none", "mean"), "seeds": (0, 1)})  # type: ignore[arg-type]
     points: list[CurvePoint] = []
 
-    def on_progress(progress: Progress) -> None:
+    def on_progress(progress: ExperimentProgress) -> None:
         if progress.point is not None:
             points.append(progress.point)
 
@@ -479,3 +481,15 @@ def test_sizes_test_scores_kept_models_and_the_report(tmp_path: Path, trainer: s
     assert stored.results == run.results and stored.curves_by_size == run.curves_by_size
     assert stored.curves == curves_at(run.curves_by_size, 48) == run.curves
     assert stored.test_source == run.test_source
+
+
+def test_a_confusion_matrix_reads_back_as_written(tmp_path: Path) -> None:
+    matrix = np.arange(64, dtype=np.int64).reshape(8, 8)
+    write_confusion(tmp_path / "confusion.csv", matrix)
+    with (tmp_path / "confusion.csv").open(newline="", encoding="utf-8") as handle:
+        header = next(csv.reader(handle))
+    assert header[0] == "true \\ predicted" and len(header) == 9
+    read = read_confusion(tmp_path / "confusion.csv")
+    assert read is not None and read.dtype == np.int64
+    np.testing.assert_array_equal(read, matrix)
+    assert read_confusion(tmp_path / "missing.csv") is None

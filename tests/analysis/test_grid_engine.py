@@ -21,10 +21,10 @@ from analysis.datasets import SplitArrays
 from analysis.experiment import (
     Cell,
     ExperimentConfig,
+    ExperimentProgress,
     ExperimentRun,
     GridData,
     MaskedImages,
-    Progress,
     VariantResult,
     grid_cells,
     load_run,
@@ -253,7 +253,7 @@ def test_the_command_joins_a_cluster_and_resumes_an_interrupted_run(
 def test_cells_on_ray_give_the_curves_and_scores_of_the_in_process_grid(
     cluster: Any, in_process: ExperimentRun, tmp_path: Path
 ) -> None:
-    records: list[Progress] = []
+    records: list[ExperimentProgress] = []
     outcome = run_grid(
         CONFIG,
         tmp_path / "run",
@@ -287,7 +287,7 @@ def test_an_interrupted_run_keeps_its_finished_cells_and_trains_only_the_missing
 ) -> None:
     done = [0]
 
-    def note(progress: Progress) -> None:
+    def note(progress: ExperimentProgress) -> None:
         if progress.stage == "training" and progress.point is None:
             done[0] = progress.done
 

@@ -22,8 +22,8 @@ from analysis.masked_dataset import (
     MANIFEST_FIELDS,
     MANIFEST_FILE,
     MASK_METHODS,
+    ImageFixations,
     MaskSet,
-    Viewing,
     gaze_masks,
     image_file_name,
     load_masked_images,
@@ -113,8 +113,8 @@ def test_gaze_masks_keep_what_any_viewer_perceived_and_list_unseen_images(rng: n
     a = rng.uniform(0, 19, size=(4, 2))
     b = rng.uniform(0, 19, size=(2, 2))
     viewings = {
-        "s/0": [Viewing(a, span), Viewing(b, other_span)],
-        "s/2": [Viewing(np.zeros((0, 2)), span)],  # a trial without fixations counts as not seen
+        "s/0": [ImageFixations(a, span), ImageFixations(b, other_span)],
+        "s/2": [ImageFixations(np.zeros((0, 2)), span)],  # a trial without fixations counts as not seen
     }
     mask_set = gaze_masks(viewings, ["s/0", "s/1", "s/2"], (20, 20))
     assert mask_set.method == "gaze"
@@ -277,7 +277,9 @@ def test_several_splits_share_one_masked_dataset(tmp_path: Path, rng: np.random.
 
 def test_gaze_masked_datasets_skip_images_nobody_looked_at(tmp_path: Path, faces: SplitArrays) -> None:
     span = VisualSpan(c=1.78, radius=10.5)
-    viewings = {faces.ids[k]: [Viewing(np.array([[24.0, 20.0], [30.0, 31.0]]), span)] for k in (1, 4, 9)}
+    viewings = {
+        faces.ids[k]: [ImageFixations(np.array([[24.0, 20.0], [30.0, 31.0]]), span)] for k in (1, 4, 9)
+    }
     mask_set = gaze_masks(viewings, faces.ids, (48, 48))
     result = write_masked_dataset(faces, mask_set, tmp_path, split="train", source="s")
     assert result.written == 3 and len(result.missing) == 21

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from analysis.experiment import ExperimentRun, Progress, load_run, write_run_json
+from analysis.experiment import ExperimentProgress, ExperimentRun, load_run, write_run_json
 from analysis.trainee import CurvePoint
 from rbdm_gui.assets import DEFAULT_TRAINER
 from rbdm_gui.experiment_form import (
@@ -142,12 +142,14 @@ def _point(step: int) -> CurvePoint:
 
 
 def test_progress_shows_cells_done_running_failed_and_the_eta() -> None:
-    training = Progress("training", 3, 12, "", "mean", 1, _point(40), 500, running=2, failed=1, eta_s=600.0)
+    training = ExperimentProgress(
+        "training", 3, 12, "", "mean", 1, _point(40), 500, running=2, failed=1, eta_s=600.0
+    )
     shown = progress_display(training)
     assert shown.fraction == pytest.approx(0.25)
     assert shown.bar_text == "3/12 cells done, 2 running, 1 failed, ETA 10 min"
     assert shown.status_text == "mean, seed 1, 500 images: step 40, val. macro-F1 0.250"
-    first = progress_display(Progress("training", 0, 4, "", "none", 0, running=1))
+    first = progress_display(ExperimentProgress("training", 0, 4, "", "none", 0, running=1))
     assert first.fraction == 0 and first.bar_text == "0/4 cells done, 1 running, 0 failed"  # no ETA yet
-    loading = progress_display(Progress("relevance", 10, 64, "relevance maps 10/64"))
+    loading = progress_display(ExperimentProgress("relevance", 10, 64, "relevance maps 10/64"))
     assert loading.fraction is None and loading.status_text == "relevance maps 10/64"

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from pytestqt.qtbot import QtBot
 
-from analysis.experiment import ExperimentConfig, Progress, load_run
+from analysis.experiment import ExperimentConfig, ExperimentProgress, load_run
 from rbdm_gui.commands_models import DEFAULT_TRAINER
 from rbdm_gui.experiment_runner import ExperimentRunner
 from rbdm_gui.experiment_worker import LaunchRequest
@@ -38,7 +38,7 @@ def _finish(qtbot: QtBot, runner: ExperimentRunner) -> tuple[str, str]:
 
 def test_a_cancelled_run_ends_as_cancelled_and_its_folder_says_so(qtbot: QtBot, tmp_path: Path) -> None:
     runner = ExperimentRunner()
-    seen: list[Progress] = []
+    seen: list[ExperimentProgress] = []
     started: list[str] = []
     runner.progress.connect(seen.append)
     runner.started.connect(started.append)

@@ -18,7 +18,15 @@ import pytest
 from PySide6.QtWidgets import QTableWidget, QTableWidgetItem
 from pytestqt.qtbot import QtBot
 
-from analysis.experiment import RESULT_FIELDS, VARIANTS, ExperimentConfig, Progress, VariantResult, load_run
+from analysis.experiment import (
+    RESULT_FIELDS,
+    VARIANTS,
+    ExperimentConfig,
+    ExperimentProgress,
+    VariantResult,
+    load_run,
+    read_confusion,
+)
 from analysis.experiment_report import VariantComparison
 from analysis.labels import LABELS
 from analysis.trainee import CURVE_FIELDS, CurvePoint
@@ -28,7 +36,6 @@ from rbdm_gui.experiment_view import (
     ExperimentView,
     comparison_cells,
     default_runs_dir,
-    read_confusion,
 )
 
 pytestmark = pytest.mark.gui
@@ -564,7 +571,7 @@ def test_live_curves_follow_the_training_set_size_being_trained(qtbot: QtBot, tm
     view.follow(tmp_path / "runs" / "live")
     for size, step in ((8, 2), (8, 4), (16, 2)):
         point = CurvePoint(step, 1, "unmasked", 16 * step, 1.0, 1.1, 0.3, 0.2)
-        view.show_progress(Progress("training", 0, 4, "training", "none", 0, point, size))
+        view.show_progress(ExperimentProgress("training", 0, 4, "training", "none", 0, point, size))
     assert view.live_size == 16
     assert {key: [p.step for p in points] for key, points in view.live_curves.items()} == {("none", 0): [2]}
     assert "16 training images" in view.plot_title.text

@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from analysis.experiment import VARIANTS, ExperimentConfig, Progress, load_run
+from analysis.experiment import VARIANTS, ExperimentConfig, ExperimentProgress, load_run
 from analysis.trainee import CurvePoint
 from rbdm_gui.assets import DEFAULT_TRAINER
 from rbdm_gui.experiment_worker import (
@@ -150,7 +150,7 @@ _points = st.builds(
     val_macro_f1=_finite,
 )
 _progress = st.builds(
-    Progress,
+    ExperimentProgress,
     stage=st.sampled_from(("loading", "relevance", "masking", "training", "finished", "cancelled")),
     done=st.integers(0, 10**6),
     total=st.integers(0, 10**6),
@@ -166,7 +166,7 @@ _progress = st.builds(
 
 
 @given(_progress)
-def test_progress_survives_a_line_of_the_channel(progress: Progress) -> None:
+def test_progress_survives_a_line_of_the_channel(progress: ExperimentProgress) -> None:
     line = json.dumps(progress_event(progress)) + "\n"
     assert "\n" not in line[:-1]  # one record, one line
     event = parse_event(line.encode("utf-8"))
@@ -198,7 +198,7 @@ def test_mark_run_rewrites_the_status_and_keeps_the_rest(tmp_path: Path) -> None
 
 
 def test_a_run_cancelled_before_training_is_stored_as_cancelled(tmp_path: Path) -> None:
-    seen: list[Progress] = []
+    seen: list[ExperimentProgress] = []
     request = LaunchRequest(_config(), str(tmp_path / "runs" / "r"))
     run = execute(request, on_progress=seen.append, cancel=lambda: True)
     assert run.status == "cancelled" and run.results == ()
@@ -279,7 +279,7 @@ def test_gaze_trainees_train_on_the_fixated_images_into_the_same_run(tmp_path: P
     request = LaunchRequest(
         config, str(tmp_path / "runs" / "r"), study=str(study), gaze_variants=GAZE_VARIANTS
     )
-    seen: list[Progress] = []
+    seen: list[ExperimentProgress] = []
     run = execute(request, on_progress=seen.append)
 
     assert run.status == "finished"

@@ -26,6 +26,7 @@ from tracking.study import (
     default_cache_dir,
     load_stimulus_images,
     model_relevance,
+    read_image_fixations,
     read_study,
     trainer_info,
 )
@@ -87,6 +88,27 @@ def test_fixations_are_mapped_into_the_frame_and_those_beside_the_image_dropped(
             with_model.fixations(stimulus)[annotator], (points + 0.5) / 2 - 0.5, atol=1e-9
         )
     assert with_model.span(STIMULI[0]) == visual_span_in_image(GEOMETRY, RECT, (32, 32))
+
+
+def test_every_trial_is_read_as_fixations_on_the_image_with_its_visual_span(study_file: StudyFile) -> None:
+    path, truth = study_file
+    by_stimulus = read_image_fixations(path, (32, 32), angle_deg=4.0)
+    assert sorted(by_stimulus) == sorted(STIMULI)
+    span = visual_span_in_image(GEOMETRY, RECT, (32, 32), angle_deg=4.0)
+    for stimulus in STIMULI:
+        seen = by_stimulus[stimulus]  # one per annotator's trial, in session order
+        assert [item.span for item in seen] == [span] * len(PARTICIPANTS)
+        for annotator, item in zip(PARTICIPANTS, seen, strict=True):
+            points = truth[(annotator, stimulus)]  # the fixation beside the image is dropped
+            np.testing.assert_allclose(item.fixations_image_px, (points + 0.5) / 2 - 0.5, atol=1e-9)
+    viewing = read_study(path).viewings[STIMULI[0]][PARTICIPANTS[0]]
+    on_image = viewing.on_image((32, 32), angle_deg=4.0)
+    np.testing.assert_array_equal(on_image.fixations_image_px, by_stimulus[STIMULI[0]][0].fixations_image_px)
+
+
+def test_reading_fixations_needs_a_study_file(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="no study file"):
+        read_image_fixations(tmp_path / "none.sqlite", (32, 32))
 
 
 def test_n_is_the_chosen_annotators_mean_count_of_fixations_on_the_image(
