@@ -1,8 +1,8 @@
 """The ``rbdm`` command line.
 
-Each subcommand is a small function that parses its options, calls :mod:`analysis` or
-:mod:`tracking`, and writes files or prints a table. Heavy packages (Qt, TensorFlow) are imported
-inside the subcommands that need them, so ``rbdm --help`` is instant.
+Each subcommand is a small function ``cmd_<name>`` (its options added by ``add_<name>``): it calls
+:mod:`analysis` or :mod:`tracking`, and writes files or prints a table. Heavy packages (Qt, TensorFlow)
+are imported inside the subcommands that need them, so ``rbdm --help`` is instant.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from pathlib import Path
 
 from rbdm_gui.assets import DEFAULT_UNIT_MODEL
 
-__all__ = ["COMMANDS", "Command", "build_parser", "main"]
+__all__ = ["COMMANDS", "Command", "build_parser", "cmd_geometry", "cmd_gui", "cmd_prototypes", "main"]
 
 _DESCRIPTION = """\
 RBDM Studio: eye-tracked labeling of face images, comparison of human gaze with a model's
@@ -67,7 +67,8 @@ def _screen(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     return ScreenGeometry(args.screen_width_px, args.screen_height_px, args.diagonal_in, args.distance_cm)
 
 
-def _run_geometry(args: argparse.Namespace) -> int:
+def cmd_geometry(args: argparse.Namespace) -> int:
+    """``rbdm geometry``: the visual span and the heatmap Gaussian's c of a screen (RBDM §5.3.2)."""
     geometry = _screen(args)
     rect = geometry.stimulus_rect(args.stimulus_px)
     span = geometry.visual_span_px(args.angle_deg)
@@ -86,52 +87,35 @@ def _run_geometry(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_demo(parser: argparse.ArgumentParser) -> None:
-    from rbdm_gui import demo
-
-    demo.add_arguments(parser)
-
-
-def _run_demo(args: argparse.Namespace) -> int:
-    from rbdm_gui import demo
-
-    return demo.run(args)
-
-
-def _add_compare(parser: argparse.ArgumentParser) -> None:
-    from rbdm_gui import compare
-
-    compare.add_arguments(parser)
-
-
-def _run_compare(args: argparse.Namespace) -> int:
-    from rbdm_gui import compare
-
-    return compare.run(args)
-
-
 def _add_gui(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--settings", type=Path, default=None, help="settings file (default: in the user's config folder)"
     )
 
 
-def _run_gui(args: argparse.Namespace) -> int:
+def cmd_gui(args: argparse.Namespace) -> int:
+    """``rbdm gui``: the desktop app."""
     from rbdm_gui.app import main as run_app  # imports Qt
 
     return run_app(settings_file=args.settings)
 
 
-def _models_command(
+def _lazy_command(
     name: str, *, module: str = "commands_models"
 ) -> tuple[Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]:
-    """Lazy ``add``/``run`` wrappers for ``add_<name>``/``run_<name>`` of ``rbdm_gui.<module>``."""
+    """Lazy wrappers for ``add_<name>`` and ``cmd_<name>`` of ``rbdm_gui.<module>``, imported when used.
+
+    ``rbdm_gui.commands_models`` still names its command functions ``run_<name>`` (issue 20 renames them
+    to ``cmd_<name>``); until then they are found under that name.
+    """
 
     def add(parser: argparse.ArgumentParser) -> None:
         getattr(importlib.import_module(f"rbdm_gui.{module}"), f"add_{name}")(parser)
 
     def run(args: argparse.Namespace) -> int:
-        return int(getattr(importlib.import_module(f"rbdm_gui.{module}"), f"run_{name}")(args))
+        found = importlib.import_module(f"rbdm_gui.{module}")
+        command = getattr(found, f"cmd_{name}", None) or getattr(found, f"run_{name}")
+        return int(command(args))
 
     return add, run
 
@@ -256,7 +240,8 @@ def _write_prototype_outputs(result, args: argparse.Namespace) -> None:  # type:
     save_result(out / "result.npz", result)
 
 
-def _run_prototypes(args: argparse.Namespace) -> int:
+def cmd_prototypes(args: argparse.Namespace) -> int:
+    """``rbdm prototypes``: temporal prototypes of an action unit model on sequences (TP §3.2-3.5)."""
     import numpy as np
 
     from analysis.action_units import analyse_sequences
@@ -285,53 +270,51 @@ def _run_prototypes(args: argparse.Namespace) -> int:
 
 
 COMMANDS: list[Command] = [
-    Command("gui", "the desktop app: study setup and eye-tracked labeling (RBDM §5.3.1)", _add_gui, _run_gui),
+    Command("gui", "the desktop app: study setup and eye-tracked labeling (RBDM §5.3.1)", _add_gui, cmd_gui),
     Command(
         "demo",
         "gaze vs. saliency and the three masks on synthetic faces (RBDM §5.3.2, §5.4)",
-        _add_demo,
-        _run_demo,
+        *_lazy_command("demo", module="demo"),
     ),
     Command(
         "compare",
         "a recorded study: annotators' gaze vs. the model's saliency, Table 1 and Figure 7 (RBDM §5.3.2)",
-        _add_compare,
-        _run_compare,
+        *_lazy_command("compare", module="compare"),
     ),
     Command(
         "geometry",
         "visual span and heatmap Gaussian for a screen (RBDM §5.3.2)",
         _add_geometry,
-        _run_geometry,
+        cmd_geometry,
     ),
-    Command("train-trainer", "train a Trainer model (RBDM §5.1)", *_models_command("train_trainer")),
+    Command("train-trainer", "train a Trainer model (RBDM §5.1)", *_lazy_command("train_trainer")),
     Command(
         "import-trainer",
         "any Keras emotion model (.keras, .h5) as a Trainer: flattened, scaling folded, labels mapped",
-        *_models_command("import_trainer", module="commands_import"),
+        *_lazy_command("import_trainer", module="commands_import"),
     ),
-    Command("saliency", "relevance maps of a Trainer on a dataset (RBDM §5.2)", *_models_command("saliency")),
-    Command("mask", "write a masked copy of a dataset (RBDM §5.4, §5.5)", *_models_command("mask")),
+    Command("saliency", "relevance maps of a Trainer on a dataset (RBDM §5.2)", *_lazy_command("saliency")),
+    Command("mask", "write a masked copy of a dataset (RBDM §5.4, §5.5)", *_lazy_command("mask")),
     Command(
         "train-trainee",
         "train a Trainee on masked images, optionally switching (RBDM §5.5)",
-        *_models_command("train_trainee"),
+        *_lazy_command("train_trainee"),
     ),
     Command(
         "experiment",
         "the seven Trainee variants: results table and learning curves (RBDM §6)",
-        *_models_command("experiment"),
+        *_lazy_command("experiment"),
     ),
     Command(
         "evaluate",
         "any model on any split: accuracy, macro-F1, per-class F1, confusion matrix, CSV",
-        *_models_command("evaluate"),
+        *_lazy_command("evaluate"),
     ),
     Command(
         "prototypes",
         "temporal prototypes of an action unit model on sequences: strips and Table 1 (TP §3.2-3.5)",
         _add_prototypes,
-        _run_prototypes,
+        cmd_prototypes,
     ),
 ]
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-__all__ = ["add_import_trainer", "run_import_trainer"]
+__all__ = ["add_import_trainer", "cmd_import_trainer"]
 
 
 def add_import_trainer(parser: argparse.ArgumentParser) -> None:
@@ -49,7 +49,7 @@ def add_import_trainer(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--name", default=None, help="a short name for the model card")
 
 
-def run_import_trainer(args: argparse.Namespace) -> int:
+def cmd_import_trainer(args: argparse.Namespace) -> int:
     """Convert the model, check it against the original, write the Trainer and report what changed."""
     from analysis.trainer_import import FER2013_LABELS, fer_model_path, import_trainer
 

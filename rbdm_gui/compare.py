@@ -22,10 +22,10 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from tracking.study import StudyComparison, StudyTables
 
-__all__ = ["add_arguments", "run"]
+__all__ = ["add_compare", "cmd_compare"]
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
+def add_compare(parser: argparse.ArgumentParser) -> None:
     """Options of ``rbdm compare``."""
     from analysis.geometry import VISUAL_SPAN_DEG
     from rbdm_gui.assets import DEFAULT_TRAINER
@@ -62,7 +62,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def run(args: argparse.Namespace) -> int:
+def cmd_compare(args: argparse.Namespace) -> int:
     """Compare; write ``table1.csv``, ``stimuli.csv`` and ``comparison.png``; print Table 1."""
     from analysis.files import atomic_write_text
     from analysis.study import stimulus_rows_csv

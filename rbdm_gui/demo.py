@@ -22,10 +22,10 @@ if TYPE_CHECKING:
 
     from analysis.saliency import RelevanceExplainer
 
-__all__ = ["add_arguments", "run"]
+__all__ = ["add_demo", "cmd_demo"]
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
+def add_demo(parser: argparse.ArgumentParser) -> None:
     """Options of ``rbdm demo``."""
     parser.add_argument(
         "--out", type=Path, default=Path("out/demo"), help="output folder (default: out/demo)"
@@ -47,7 +47,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--analyzer", default="deep_taylor", help="relevance analyzer (default: deep_taylor)")
 
 
-def run(args: argparse.Namespace) -> int:
+def cmd_demo(args: argparse.Namespace) -> int:
     """Simulate, compare, mask; write ``table1.csv``, ``stimuli.csv`` and ``comparison.png``."""
     import numpy as np
 
