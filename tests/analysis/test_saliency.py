@@ -386,6 +386,32 @@ def test_untested_layers_are_named_and_can_be_allowed(rng: np.random.Generator) 
 # --------------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.tf
+def test_the_private_keras_switch_is_still_there_and_still_read() -> None:
+    """analysis.saliency flips a private Keras 2.14 flag; a Keras update without it must fail here, loudly.
+
+    Without the flag, _symbolic_op_layers quietly builds the stock way (minutes instead of seconds for
+    MobileNetV2), so the only sign would be slowness: this test is the alarm.
+    """
+    import inspect
+
+    module_name, switch = saliency._KERAS_OP_LAYER_MODULE, saliency._KERAS_OP_LAYER_SWITCH
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as err:
+        pytest.fail(f"Keras moved {module_name}: find {switch} again for analysis.saliency ({err}).")
+    assert hasattr(module, switch), f"Keras dropped {module_name}.{switch}; analysis.saliency relies on it."
+    uses = inspect.getsource(module).count(switch)
+    assert uses >= 2, (
+        f"Keras no longer reads {module_name}.{switch} (found {uses} mention); it has no effect."
+    )
+    before = getattr(module, switch)
+    assert before is False
+    with saliency._symbolic_op_layers():
+        assert getattr(module, switch) is True
+    assert getattr(module, switch) is before
+
+
 def _mobile_block_model(rng: np.random.Generator) -> models.BoundModel:
     """A MobileNetV2-shaped network in miniature: batch norm, ReLU6, depthwise conv, a residual add."""
 
