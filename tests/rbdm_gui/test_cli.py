@@ -58,3 +58,11 @@ def test_demo_writes_table_one_and_the_figure(tmp_path: Path, capsys: pytest.Cap
 def test_demo_refuses_a_missing_model(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["demo", "--model", str(tmp_path / "none.keras"), "--out", str(tmp_path)]) == 2
     assert "rbdm train-trainer" in capsys.readouterr().err
+
+
+def test_lazily_loaded_commands_run_their_cmd_function(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # rbdm_gui.commands_import.cmd_import_trainer, found by name when the command runs
+    assert main(["import-trainer", "--out", str(tmp_path / "t.keras")]) == 2
+    assert "give either a model file or --fer" in capsys.readouterr().err
