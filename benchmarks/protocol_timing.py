@@ -363,6 +363,26 @@ def _pooled(results: list[_Result]) -> _Result:
     )
 
 
+def _per_run(runs: dict[bool, list[_Result]], refresh_hz: float) -> None:
+    """Each run's mean phase error and dropped frames: how much runs differ on this machine anyway."""
+    from tracking.protocol import ProtocolTiming, phase_durations
+
+    timing = ProtocolTiming()
+    intended = np.array([timing.blank_ms, timing.cross_ms, timing.second_blank_ms])
+    rows: list[list[object]] = []
+    for k, (plain, watched) in enumerate(zip(runs[False], runs[True], strict=True), start=1):
+        row: list[object] = [k]
+        for result in (plain, watched):
+            errors = np.abs(phase_durations([t.phases for t in result.trials])[:, :3] - intended)
+            row += [float(errors.mean()), sum(f.dropped_frames for f in result.frames)]
+        rows.append(row)
+    print_table(
+        "Run by run (alternating)",
+        ["run", "mean |err| ms without", "dropped without", "mean |err| ms with", "dropped with"],
+        rows,
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -409,6 +429,7 @@ def main(argv: list[str] | None = None) -> int:
     if with_monitor is not None:
         _report("with the live monitor", with_monitor, args, refresh_hz, frame_counted)
         _compare(without, with_monitor, refresh_hz)
+        _per_run(runs, refresh_hz)
     return 0
 
 
