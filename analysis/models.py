@@ -239,7 +239,7 @@ def _vgg_bn(
 
     Blocks of zero-padded Conv(3 × 3, no bias) → BatchNormalization → ReLU, a 2 × 2 max-pool between
     blocks, global average pooling, dropout, logits and a softmax. At 48 × 48 px the defaults give 8
-    convolutions (16-16-32-32-64-64-128-128 filters), 0.30 M parameters and about 24 M multiply-adds per
+    convolutions (16-16-32-32-64-64-128-128 filters), 0.30 M parameters and about 30 M multiply-adds per
     image, which keeps an epoch of FER2013's 28,709 training images near a minute on two CPU cores. Only
     layers iNNvestigate's analyzers handle (batch norms are folded where an analyzer needs that).
 
