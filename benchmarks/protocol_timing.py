@@ -106,7 +106,7 @@ def _record_other_annotator(store: Any, ids: list[str], settings: dict[str, Any]
 class _Monitor:
     """The live monitor on the benchmark's session: model, panel, 30 Hz timer, Table 1 worker."""
 
-    def __init__(self, run: Any, *, screen: Any) -> None:
+    def __init__(self, run: Any, *, screen: Any, rate_hz: float, table: bool = True) -> None:
         from PySide6.QtCore import QEvent, QObject
 
         from rbdm_gui.assets import DEFAULT_TRAINER
@@ -115,7 +115,10 @@ class _Monitor:
 
         self.panel = MonitorPanel()
         trainer = DEFAULT_TRAINER if DEFAULT_TRAINER.is_file() else None
-        self.monitor = SessionMonitor(self.panel, trainer_path=trainer)
+        self.monitor = SessionMonitor(self.panel, trainer_path=trainer, rate_hz=rate_hz)
+        if not table:  # a diagnostic: the monitor without its Table 1 worker
+            self.monitor._runner.start = lambda: None  # type: ignore[method-assign]
+            self.monitor._runner.request = lambda request: None  # type: ignore[method-assign]
         self.tables = 0
         self.redraw_ms: list[float] = []
         tick = self.monitor.tick
@@ -246,7 +249,16 @@ def _run(args: argparse.Namespace, *, monitor: bool) -> _Result:
             view.setGeometry(screen.geometry())
             view.showFullScreen()
             others = [s for s in QGuiApplication.screens() if s is not screen]
-            watcher = _Monitor(run, screen=others[0] if others else None) if monitor else None
+            watcher = (
+                _Monitor(
+                    run,
+                    screen=others[0] if others else None,
+                    rate_hz=args.monitor_rate,
+                    table=not args.no_table,
+                )
+                if monitor
+                else None
+            )
             started = time.perf_counter()
             view.start()
             while protocol.phase is not Phase.FINISHED:
@@ -396,6 +408,10 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="run twice: without, then with the live monitor drawing at full rate; compare",
     )
+    parser.add_argument(
+        "--monitor-rate", type=float, default=30.0, help="the monitor's redraws per second (default 30)"
+    )
+    parser.add_argument("--no-table", action="store_true", help="the monitor without its Table 1 worker")
     parser.add_argument(
         "--repeat",
         type=int,

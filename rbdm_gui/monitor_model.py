@@ -29,6 +29,7 @@ from __future__ import annotations
 import math
 import multiprocessing
 import os
+import time
 import warnings
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -759,6 +760,7 @@ def participant_table(request: TableRequest) -> ParticipantTable:
         trainer_info,
     )
 
+    _wait_while_held()
     study = read_study(request.study_path, stimulus_set=request.stimulus_set)
     who = request.participant
     own = tuple(s for s in study.stimuli if who in study.viewings[s])
@@ -776,7 +778,8 @@ def participant_table(request: TableRequest) -> ParticipantTable:
             notes.append(f"{len(empty)} of {len(own)} relevance maps are all zero: no model heatmap there.")
     if not others:
         notes.append("no other annotator in the study yet: only the Trainer to compare with.")
-    tables = comparison.tables()
+    _wait_while_held()
+    tables = comparison.tables(cancelled=_wait_while_held)
     rows = tuple(r for r in tables.study.rows if who in (r.id_1, r.id_2))
     counts: dict[tuple[str, str], int] = {}
     for table in tables.stimuli.values():
@@ -843,6 +846,9 @@ class TableRunner:
     The worker process runs at the lowest scheduling priority with one thread for numpy and
     TensorFlow (:func:`_quiet_worker`), so that it takes only CPU time the participant's screen does
     not need; :meth:`start` starts it ahead of the first request (its imports take a while).
+    :meth:`hold` makes it wait (between stimuli) while the participant's screen shows the timed
+    phases (blank, cross, blank), whose lengths are measured to the frame: on a busy machine its
+    work there cost phase errors (``benchmarks.protocol_timing --monitor``).
     """
 
     def __init__(self, *, in_process: bool = True) -> None:
@@ -850,11 +856,17 @@ class TableRunner:
         self._executor: Any = None
         self._future: Future[ParticipantTable] | None = None
         self._waiting: TableRequest | None = None
+        self._hold: Any = multiprocessing.get_context("spawn").Event() if in_process else None
 
     @property
     def busy(self) -> bool:
         """A computation runs or waits."""
         return self._future is not None or self._waiting is not None
+
+    def hold(self, held: bool) -> None:
+        """Make the worker wait (True) or go on (False); it checks between steps and stimuli."""
+        if self._hold is not None and held != self._hold.is_set():
+            self._hold.set() if held else self._hold.clear()
 
     def start(self) -> None:
         """Start the worker now (it imports the comparison's modules), instead of at the first request."""
@@ -908,7 +920,9 @@ class TableRunner:
     def _new_executor(self) -> Any:
         if self._in_process:
             context = multiprocessing.get_context("spawn")  # never fork a process that runs Qt
-            return ProcessPoolExecutor(1, mp_context=context, initializer=_quiet_worker)
+            return ProcessPoolExecutor(
+                1, mp_context=context, initializer=_quiet_worker, initargs=(self._hold,)
+            )
         from concurrent.futures import ThreadPoolExecutor
 
         return ThreadPoolExecutor(1, thread_name_prefix="monitor-table")
@@ -940,8 +954,24 @@ def _environment(values: Mapping[str, str]) -> Iterator[None]:
                 os.environ[key] = value
 
 
-def _quiet_worker() -> None:
+#: In the worker process: set while the participant's screen shows a timed phase (:meth:`TableRunner.hold`).
+_HOLD: Any = None
+#: The longest a worker waits for a hold to end before it goes on anyway.
+_MAX_HOLD_S = 30.0
+
+
+def _wait_while_held() -> bool:
+    """Wait while the hold is set (at most :data:`_MAX_HOLD_S`); never cancels (returns False)."""
+    deadline = time.monotonic() + _MAX_HOLD_S
+    while _HOLD is not None and _HOLD.is_set() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return False
+
+
+def _quiet_worker(hold: Any = None) -> None:
     """The worker process's initializer: lowest priority, one thread (set before numpy or TF load)."""
+    global _HOLD
+    _HOLD = hold
     os.environ.update(_ONE_THREAD)
     warnings.filterwarnings("ignore", module=r"keras(\.|$)")  # Keras 2's deprecation notes, once per map
     if hasattr(os, "nice"):

@@ -8,7 +8,8 @@ While the labeling screen runs, a redraw follows one of its presented frames (it
 listeners), so that it falls into the idle time before the participant's next frame instead of
 delaying it; a timer takes over when no frame comes (calibration, the session's end).
 Each stored trial asks :class:`~rbdm_gui.monitor_model.TableRunner` for the running Table 1 in a
-worker process. The panel's controls become session calls: pause and resume the labeling screen,
+worker process, which waits while the participant's screen shows the timed phases. The panel's
+controls become session calls: pause and resume the labeling screen,
 re-calibrate before the next trial, and flag a trial as bad in the study file (on a worker thread,
 so that the participant's screen never waits for the disk; a trial still on screen is flagged
 once it is stored).
@@ -37,6 +38,7 @@ from rbdm_gui.monitor_model import (
 from rbdm_gui.monitor_view import MonitorPanel
 from rbdm_gui.workers import run_task
 from tracking.clock import now_ms
+from tracking.protocol import TIMED_PHASES, PhaseOnset
 from tracking.study import session_stimulus_rect
 
 __all__ = ["SessionMonitor"]
@@ -118,10 +120,13 @@ class SessionMonitor(QObject):
         frames = getattr(run.labeling_view, "frames", None)
         if frames is not None:
             detach_model, stop_frames = self._detach, frames.subscribe(self._on_frame)
+            stop_phases = protocol.phase_started.subscribe(self._on_phase)
 
             def detach_all() -> None:
                 stop_frames()
+                stop_phases()
                 detach_model()
+                self._runner.hold(False)
 
             self._detach = detach_all
         self.run = run
@@ -173,6 +178,10 @@ class SessionMonitor(QObject):
         self._last_frame_s = now
         if now - self._last_tick_s >= self._interval_s * 0.9:
             self.tick()
+
+    def _on_phase(self, onset: PhaseOnset) -> None:
+        """Table 1 waits while the participant's screen shows a timed phase (blank, cross, blank)."""
+        self._runner.hold(onset.phase in TIMED_PHASES)
 
     def _on_timer(self) -> None:
         if time.perf_counter() - self._last_frame_s > 3 * self._interval_s:  # no frames drive the redraws

@@ -292,3 +292,20 @@ def test_a_trial_marked_bad_is_kept_and_flagged_in_the_store(tmp_path: Path) -> 
         copy.import_csv(tmp_path / "export")
         assert copy.flagged_trials(session_id)[1] == "participant looked away"
     assert read_study(study).annotators == ("P01",)  # the comparison still reads the study
+
+
+def test_the_table_worker_waits_while_held_and_never_cancels(monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+
+    from rbdm_gui import monitor_model
+
+    hold = threading.Event()
+    hold.set()
+    monkeypatch.setattr(monitor_model, "_HOLD", hold)
+    threading.Timer(0.15, hold.clear).start()  # the stimulus appears: the worker goes on
+    started = time.monotonic()
+    assert monitor_model._wait_while_held() is False
+    assert time.monotonic() - started >= 0.14
+    runner = TableRunner(in_process=False)
+    runner.hold(True)  # a thread worker is never held (nothing to share a hold with)
+    assert not runner.busy
