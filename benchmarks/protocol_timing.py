@@ -12,11 +12,15 @@ measured / intended.
 monitor (:mod:`rbdm_gui.monitor_view`) open and redrawing at its full rate (30 Hz) from its model fed
 by the session, and the running RBDM Table 1 recomputed in its worker process after every stored
 trial (against a second, simulated annotator of the same stimuli, and the Trainer in ``assets/``
-when there is one). It prints both tables and the monitor's run against the one without it. Under
-Xvfb with two Xinerama screens the monitor gets the second screen, as in the lab::
+when there is one). It prints both tables, the monitor's runs against the ones without it, and each
+run's figures (``--repeat N`` alternates N runs of each: a shared machine varies between runs).
+Where Qt reports a second screen the monitor goes there, as in the lab; under Xvfb there is one, which
+the monitor's window shares with the full-screen labeling window (it paints all the same: the redraw
+count says so). ``--monitor-rate`` sets its redraws per second, ``--no-table`` leaves out its Table 1
+worker (a diagnostic)::
 
-    xvfb-run -s "+xinerama -screen 0 1920x1080x24 -screen 1 1280x800x24" \\
-        .venv/bin/python -m benchmarks.protocol_timing --monitor
+    nice -n -10 xvfb-run -s "-screen 0 1920x1080x24" \\
+        .venv/bin/python -m benchmarks.protocol_timing --monitor --repeat 2
 
 Run (offscreen Qt unless a display is set; under Xvfb for a real X server)::
 
