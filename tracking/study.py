@@ -25,6 +25,13 @@ What the labeling sessions store (``Session.settings``)
 ``stimulus_rect``: ``{"x_px", "y_px", "width_px", "height_px"}``, where the image was drawn on the
 screen. Stimulus ids are the dataset's sample ids (``synthetic/test/3``, a relative file path...).
 
+Trials marked bad
+-----------------
+A trial the experimenter marked bad in the live monitor (:meth:`~tracking.store.SessionStore.flag_trial`)
+stays in the study file, but the readers here leave it out by default, as if it had never been
+recorded: :func:`read_study` lists it in :attr:`Study.flagged_left_out`, and
+:func:`read_image_fixations` drops it. ``include_flagged=True`` reads it like any other trial.
+
 References
 ----------
 .. [1] Schiller et al. (2020), Relevance-Based Data Masking, §5.3.1 (two annotators, images drawn
@@ -35,7 +42,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -73,6 +80,7 @@ from tracking.records import (
 from tracking.store import SessionStore
 
 __all__ = [
+    "FlaggedTrial",
     "ModelRelevance",
     "StimulusComparison",
     "Study",
@@ -150,6 +158,29 @@ class Viewing:
         return ImageFixations(self.fixations_image_px(image_shape), span)
 
 
+@dataclass(frozen=True, slots=True)
+class FlaggedTrial:
+    """A trial marked bad (:meth:`~tracking.store.SessionStore.flag_trial`) and left out of a study.
+
+    Parameters
+    ----------
+    annotator : str
+        The participant's pseudonym.
+    session_id, position : int
+        The trial in the store (kept there with its samples and fixations).
+    stimulus_id : str
+        The stimulus shown.
+    reason : str
+        Why it was marked bad.
+    """
+
+    annotator: str
+    session_id: int
+    position: int
+    stimulus_id: str
+    reason: str
+
+
 @dataclass(frozen=True, slots=True, eq=False)
 class Study:
     """The sessions of one stimulus set in a study file, by stimulus and annotator.
@@ -178,6 +209,9 @@ class Study:
         Every stimulus set in the file (this one included), for choosing another.
     notes : tuple of str
         What was left out and why (sessions without stimulus settings, repeated trials, other screens).
+    flagged_left_out : tuple of FlaggedTrial
+        The trials marked bad that are not in :attr:`viewings` (none when read with
+        ``include_flagged=True``), in session and position order.
     """
 
     path: Path
@@ -191,9 +225,10 @@ class Study:
     stimulus_rect: StimulusRect
     stimulus_sets: tuple[str, ...]
     notes: tuple[str, ...] = ()
+    flagged_left_out: tuple[FlaggedTrial, ...] = ()
 
 
-def read_study(path: str | Path, *, stimulus_set: str | None = None) -> Study:
+def read_study(path: str | Path, *, stimulus_set: str | None = None, include_flagged: bool = False) -> Study:
     """Read every annotator's fixations on one stimulus set from a study file.
 
     Parameters
@@ -203,11 +238,15 @@ def read_study(path: str | Path, *, stimulus_set: str | None = None) -> Study:
     stimulus_set : str, optional
         The set to compare (a key from :attr:`Study.stimulus_sets`); by default the one with the most
         annotators (then the most trials).
+    include_flagged : bool
+        Also read the trials marked bad (:meth:`~tracking.store.SessionStore.flag_trial`). By default
+        they are left out, as if never recorded, and listed in :attr:`Study.flagged_left_out`.
 
     Returns
     -------
     Study
-        When an annotator labelled a stimulus in two sessions, the earlier trial counts.
+        When an annotator labelled a stimulus in two sessions, the earlier trial counts (the earlier
+        one not marked bad, unless ``include_flagged``).
 
     Raises
     ------
@@ -215,7 +254,8 @@ def read_study(path: str | Path, *, stimulus_set: str | None = None) -> Study:
         When there is no file at ``path``.
     StoreError
         When the file is not a study file (it is opened read-only and never changed), holds no session
-        with stimulus settings, no finished trial, or not the requested stimulus set.
+        with stimulus settings, no finished trial (or only trials marked bad), or not the requested
+        stimulus set.
 
     References
     ----------
@@ -231,7 +271,14 @@ def read_study(path: str | Path, *, stimulus_set: str | None = None) -> Study:
                 "Record sessions with RBDM Studio's labeling screen."
             )
         key = _choose_set(groups, stimulus_set, store)
-        viewings = _read_viewings(store, groups[key], participants, notes)
+        viewings, flagged = _read_viewings(
+            store, groups[key], participants, notes, include_flagged=include_flagged
+        )
+    if not viewings and flagged:
+        raise StoreError(
+            f"all {len(flagged)} finished trials of stimulus set {key!r} in {file} are marked bad; "
+            "read it with include_flagged=True (rbdm compare --include-flagged) to compare them anyway."
+        )
     if not viewings:
         raise StoreError(
             f"stimulus set {key!r} of {file} has no finished trial yet; label some images first."
@@ -250,6 +297,7 @@ def read_study(path: str | Path, *, stimulus_set: str | None = None) -> Study:
         stimulus_rect=session_stimulus_rect(first),
         stimulus_sets=tuple(groups),
         notes=tuple(notes),
+        flagged_left_out=tuple(flagged),
     )
 
 
@@ -308,11 +356,22 @@ def _open_study(file: Path) -> SessionStore:
 
 
 def _read_viewings(
-    store: SessionStore, sessions: Sequence[Session], participants: Mapping[int, str], notes: list[str]
-) -> dict[str, dict[str, Viewing]]:
+    store: SessionStore,
+    sessions: Sequence[Session],
+    participants: Mapping[int, str],
+    notes: list[str],
+    *,
+    include_flagged: bool,
+) -> tuple[dict[str, dict[str, Viewing]], list[FlaggedTrial]]:
+    """Each annotator's first trial per stimulus, and the trials marked bad left out (unless included)."""
     viewings: dict[str, dict[str, Viewing]] = {}
+    left_out: list[FlaggedTrial] = []
     for session in sessions:
-        for viewing in _session_viewings(store, session, participants[session.participant_id]):
+        annotator = participants[session.participant_id]
+        flagged = [] if include_flagged else _flagged(store, session, annotator)
+        left_out.extend(flagged)
+        positions = {f.position for f in flagged}
+        for viewing in _session_viewings(store, session, annotator, left_out=positions):
             by_annotator = viewings.setdefault(viewing.stimulus_id, {})
             if viewing.annotator in by_annotator:
                 notes.append(
@@ -322,13 +381,26 @@ def _read_viewings(
                 )
                 continue
             by_annotator[viewing.annotator] = viewing
-    return viewings
+    return viewings, left_out
 
 
-def _session_viewings(store: SessionStore, session: Session, annotator: str) -> Iterator[Viewing]:
-    """Every stored trial of a session with its fixations: the one reader of fixations from a study."""
+def _flagged(store: SessionStore, session: Session, annotator: str) -> list[FlaggedTrial]:
+    """The session's trials marked bad, in position order."""
+    return [
+        FlaggedTrial(annotator, session.session_id, position, session.stimulus_order[position], reason)
+        for position, reason in store.flagged_trials(session.session_id).items()
+    ]
+
+
+def _session_viewings(
+    store: SessionStore, session: Session, annotator: str, *, left_out: Collection[int] = ()
+) -> Iterator[Viewing]:
+    """Every stored trial of a session with its fixations, but those at the ``left_out`` positions:
+    the one reader of fixations from a study."""
     rect = session_stimulus_rect(session)
     for trial in store.trials(session.session_id):
+        if trial.position in left_out:
+            continue
         fixations = store.fixations(session.session_id, trial.position)
         yield Viewing(
             annotator=annotator,
@@ -346,13 +418,18 @@ def _session_viewings(store: SessionStore, session: Session, annotator: str) -> 
 
 
 def read_image_fixations(
-    path: str | Path, image_shape: tuple[int, int], *, angle_deg: float = VISUAL_SPAN_DEG
+    path: str | Path,
+    image_shape: tuple[int, int],
+    *,
+    angle_deg: float = VISUAL_SPAN_DEG,
+    include_flagged: bool = False,
 ) -> dict[str, list[ImageFixations]]:
     """Every recorded trial of a study file as fixations in the pixels of an ``image_shape`` stimulus.
 
     Unlike :func:`read_study` every session counts, whatever its stimulus set, and a repeated trial
-    is kept: each trial is one more viewer of the image (gaze masks, RBDM §6). Fixations are mapped
-    with :meth:`Viewing.on_image`: points off the drawn image are dropped, and the visual span is the
+    is kept: each trial is one more viewer of the image (gaze masks, RBDM §6). As there, a trial
+    marked bad is left out unless ``include_flagged``. Fixations are mapped with
+    :meth:`Viewing.on_image`: points off the drawn image are dropped, and the visual span is the
     session's screen's, scaled to the image.
 
     Parameters
@@ -363,6 +440,8 @@ def read_image_fixations(
         ``(height, width)`` of the images the fixations are mapped into.
     angle_deg : float
         Visual angle of the visual span (:data:`analysis.geometry.VISUAL_SPAN_DEG`).
+    include_flagged : bool
+        Also read the trials marked bad (:meth:`~tracking.store.SessionStore.flag_trial`).
 
     Returns
     -------
@@ -383,7 +462,9 @@ def read_image_fixations(
     with _open_study(Path(path)) as store:
         participants = {p.participant_id: p.pseudonym for p in store.participants()}
         for session in store.sessions():
-            for viewing in _session_viewings(store, session, participants[session.participant_id]):
+            annotator = participants[session.participant_id]
+            flagged = () if include_flagged else store.flagged_trials(session.session_id)
+            for viewing in _session_viewings(store, session, annotator, left_out=flagged):
                 fixations = viewing.on_image(image_shape, angle_deg=angle_deg)
                 by_stimulus.setdefault(viewing.stimulus_id, []).append(fixations)
     return by_stimulus

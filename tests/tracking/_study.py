@@ -88,8 +88,12 @@ def write_study(
     *,
     settings: Mapping[str, Any] | None = None,
     participants: tuple[str, ...] = PARTICIPANTS,
+    unfinished: tuple[str, ...] = (),
 ) -> dict[tuple[str, str], NDArray[np.float64]]:
-    """Record one session per participant over STIMULI, as the labeling protocol does; return the truth."""
+    """Record one session per participant over STIMULI, as the labeling protocol does; return the truth.
+
+    The sessions of the ``unfinished`` participants end before their last trial (never recorded).
+    """
     truth = fixations_image_px(participants)
     with SessionStore(path) as store:
         for k, participant in enumerate(participants):
@@ -103,7 +107,8 @@ def write_study(
                 recogniser="keyboard",
                 stimulus_order=order,
             )
-            for position, stimulus in enumerate(order):
+            shown = order[:-1] if participant in unfinished else order
+            for position, stimulus in enumerate(shown):
                 _record(
                     store,
                     sid,

@@ -22,6 +22,7 @@ from tracking.store import SessionStore
 from tracking.study import (
     ModelRelevance,
     StudyComparison,
+    StudyTables,
     TrainerInfo,
     default_cache_dir,
     load_stimulus_images,
@@ -361,3 +362,91 @@ def test_the_trainers_saliency_joins_the_comparison(
     bare.parent.mkdir(exist_ok=True)
     shutil.copy(tiny_trainer, bare)
     assert trainer_info(bare).input_shape == (48, 48, 1)
+
+
+# --- trials marked bad in the live monitor -------------------------------------------------------------
+
+
+def _flag_last_trial(path: Path, annotator: str, *, reason: str = "participant looked away") -> str:
+    """Mark the annotator's last trial bad (SessionStore.flag_trial); return its stimulus."""
+    with SessionStore(path) as store:
+        by_pseudonym = {p.pseudonym: p.participant_id for p in store.participants()}
+        session = next(s for s in store.sessions() if s.participant_id == by_pseudonym[annotator])
+        position = len(session.stimulus_order) - 1
+        store.flag_trial(session.session_id, position, reason=reason)
+        return session.stimulus_order[position]
+
+
+def _table_one(path: Path, images: Images, relevance: ModelRelevance, **options: bool) -> StudyTables:
+    trainer = TrainerInfo(Path("model.keras"), "Model", (32, 32, 1))
+    comparison = StudyComparison(read_study(path, **options), images, trainer=trainer)
+    comparison.set_relevance(relevance)
+    return comparison.tables()
+
+
+def test_a_trial_marked_bad_is_left_out_as_if_never_recorded(
+    tmp_path: Path, images: Images, rng: np.random.Generator
+) -> None:
+    flagged, never = tmp_path / "flagged.sqlite", tmp_path / "never.sqlite"
+    write_study(flagged)
+    write_study(never, unfinished=("P01",))  # P01's last trial never recorded
+    stimulus = _flag_last_trial(flagged, "P01")
+    _, relevance = _model(rng)
+
+    study = read_study(flagged)
+    assert "P01" not in study.viewings[stimulus] and "P02" in study.viewings[stimulus]
+    assert [(f.annotator, f.stimulus_id, f.reason) for f in study.flagged_left_out] == [
+        ("P01", stimulus, "participant looked away")
+    ]
+    without = _table_one(flagged, images, relevance)
+    expected = _table_one(never, images, relevance)
+    assert without.n_points == expected.n_points
+    assert list(without.stimuli) == list(expected.stimuli)
+    assert without.stimuli[stimulus].pairs == (("P02", "Model"),)  # P01 has no map there
+    assert without.study == expected.study  # Table 1, value for value
+
+    kept = read_study(flagged, include_flagged=True)
+    assert kept.flagged_left_out == () and "P01" in kept.viewings[stimulus]
+    old = _table_one(flagged, images, relevance, include_flagged=True)
+    full = tmp_path / "full.sqlite"
+    write_study(full)
+    assert old.study == _table_one(full, images, relevance).study  # the numbers from before the flag
+    assert old.study != without.study
+
+
+def test_gaze_masks_leave_out_trials_marked_bad_unless_asked_for(tmp_path: Path) -> None:
+    path = tmp_path / "study.sqlite"
+    write_study(path)
+    stimulus = _flag_last_trial(path, "P02")
+    assert len(read_image_fixations(path, (32, 32))[stimulus]) == 1  # P01's only
+    assert len(read_image_fixations(path, (32, 32), include_flagged=True)[stimulus]) == 2
+
+
+def test_a_repeated_trial_counts_when_the_earlier_one_is_marked_bad(study_file: StudyFile) -> None:
+    path, _ = study_file
+    stimulus = _flag_last_trial(path, "P01")
+    with SessionStore(path) as store:
+        sid = store.create_session(
+            1, settings=_study.session_settings(), geometry=GEOMETRY, tracker="mouse",
+            recogniser="keyboard", stimulus_order=[stimulus],
+        )  # fmt: skip
+        trial = Trial(0, stimulus, PhaseOnsets(0.0, 500.0, 700.0, 1200.0, 3000.0), "fear", "keyboard")
+        store.record_trial(sid, trial, [Fixation(1300.0, 200.0, 960.0, 540.0, 20)])
+    study = read_study(path)
+    assert (
+        study.viewings[stimulus]["P01"].session_id == sid and study.viewings[stimulus]["P01"].label == "fear"
+    )
+    assert not any("again" in note for note in study.notes)
+    assert read_study(path, include_flagged=True).viewings[stimulus]["P01"].label == "happy"
+
+
+def test_a_stimulus_set_whose_trials_are_all_marked_bad_says_so(tmp_path: Path) -> None:
+    path = tmp_path / "study.sqlite"
+    write_study(path, participants=("P01",))
+    with SessionStore(path) as store:
+        session = store.sessions()[0]
+        for position in range(len(session.stimulus_order)):
+            store.flag_trial(session.session_id, position)
+    with pytest.raises(StoreError, match=r"all 3 finished trials .* are marked bad.*include_flagged=True"):
+        read_study(path)
+    assert read_study(path, include_flagged=True).annotators == ("P01",)
