@@ -7,6 +7,9 @@ stimuli), every stimulus's rows (``stimuli.csv``) and a Figure 7 style PNG (``co
 image with each heatmap's contour, then each heatmap). All numbers come from
 :class:`tracking.study.StudyComparison`.
 
+Trials the experimenter marked bad in the live monitor are left out, as if never recorded, and the
+report says how many and which (``--include-flagged`` counts them).
+
 The study file is opened read-only: it is never created, initialised or migrated. A pair with a heatmap
 that is zero everywhere (no fixation on the image) is "not comparable": ``nan`` with a note, never
 perfect agreement; the notes are printed, and the exit status is 1 when no pair could be compared.
@@ -20,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from tracking.study import StudyComparison, StudyTables
+    from tracking.study import Study, StudyComparison, StudyTables
 
 __all__ = ["add_compare", "cmd_compare"]
 
@@ -47,6 +50,11 @@ def add_compare(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--annotators", default=None, help="comma-separated pseudonyms to compare (default: all)"
+    )
+    parser.add_argument(
+        "--include-flagged",
+        action="store_true",
+        help="also compare the trials marked bad in the live monitor (default: left out)",
     )
     parser.add_argument(
         "--cache-dir", type=Path, default=None, help="relevance cache (default: next to the study file)"
@@ -78,7 +86,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
     if args.figure_stimuli < 0:
         raise ValueError(f"--figure-stimuli must be >= 0; got {args.figure_stimuli!r}.")
-    study = read_study(args.study, stimulus_set=args.stimulus_set)
+    study = read_study(args.study, stimulus_set=args.stimulus_set, include_flagged=args.include_flagged)
     model_path = _model_path(args)
     trainer = trainer_info(model_path) if model_path is not None else None
     comparison = StudyComparison(
@@ -142,6 +150,15 @@ def _model_path(args: argparse.Namespace) -> Path | None:
     return DEFAULT_TRAINER if DEFAULT_TRAINER.is_file() else None
 
 
+def _flagged_text(study: Study, *, shown: int = 5) -> str:
+    """How many trials marked bad the study left out, and the first ``shown`` of them."""
+    flagged = study.flagged_left_out
+    which = "; ".join(f"{f.annotator} on {f.stimulus_id} ({f.reason})" for f in flagged[:shown])
+    more = f"; and {len(flagged) - shown} more" if len(flagged) > shown else ""
+    trials = "trial" if len(flagged) == 1 else "trials"
+    return f"{len(flagged)} {trials} marked bad left out: {which}{more}. --include-flagged compares them too."
+
+
 def _report(comparison: StudyComparison, tables: StudyTables, notes: list[str], written: list[Path]) -> None:
     study = comparison.study
     first = study.stimuli[0]
@@ -153,7 +170,10 @@ def _report(comparison: StudyComparison, tables: StudyTables, notes: list[str], 
         f"annotators {', '.join(comparison.annotators)}{model}"
     )
     print(f"compared at {width}×{height} px; visual span {span.radius:.2f} px, c {span.c:.2f} px; "
-          f"n = {tables.n_points} points\n")  # fmt: skip
+          f"n = {tables.n_points} points")  # fmt: skip
+    if study.flagged_left_out:
+        print(_flagged_text(study))
+    print()
     print(
         tables.study.format()
         if tables.study.rows

@@ -11,6 +11,7 @@ from PIL import Image
 from analysis.metrics import ComparisonTable
 from rbdm_gui.cli import main
 from tests.tracking._study import STIMULI, write_study
+from tracking.store import SessionStore
 from tracking.study import StudyComparison, load_stimulus_images, read_study
 
 
@@ -47,6 +48,30 @@ def test_compare_with_one_annotator_and_no_model_has_nothing_to_pair(
     assert (out / "stimuli.csv").read_text() == "stimulus,ID_1,ID_2\n"
     assert not (out / "comparison.png").exists()
     assert "no pairs to compare" in capsys.readouterr().out
+
+
+def test_compare_leaves_out_trials_marked_bad_and_says_how_many(
+    study_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with SessionStore(study_path) as store:
+        session = store.sessions()[0]  # P01's
+        store.flag_trial(session.session_id, 0, reason="participant looked away")
+    out, kept = tmp_path / "out", tmp_path / "kept"
+    assert main(["compare", str(study_path), "--out", str(out), "--no-model"]) == 0
+    text = capsys.readouterr().out
+    assert "1 trial marked bad left out" in text and "--include-flagged" in text
+    assert f"P01 on {session.stimulus_order[0]} (participant looked away)" in text
+    study = read_study(study_path)
+    left_out = StudyComparison(study, load_stimulus_images(study)).tables()
+    assert ComparisonTable.from_csv((out / "table1.csv").read_text()) == left_out.study
+    rows = list(csv.reader((out / "stimuli.csv").open()))
+    assert [row[0] for row in rows[1:]] == [s for s in STIMULI if s != session.stimulus_order[0]]
+
+    assert main(["compare", str(study_path), "--out", str(kept), "--no-model", "--include-flagged"]) == 0
+    assert "marked bad" not in capsys.readouterr().out
+    every = read_study(study_path, include_flagged=True)
+    expected = StudyComparison(every, load_stimulus_images(every)).tables()
+    assert ComparisonTable.from_csv((kept / "table1.csv").read_text()) == expected.study != left_out.study
 
 
 @pytest.mark.parametrize(
