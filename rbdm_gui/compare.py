@@ -155,8 +155,10 @@ def _flagged_text(study: Study, *, shown: int = 5) -> str:
     flagged = study.flagged_left_out
     which = "; ".join(f"{f.annotator} on {f.stimulus_id} ({f.reason})" for f in flagged[:shown])
     more = f"; and {len(flagged) - shown} more" if len(flagged) > shown else ""
-    trials = "trial" if len(flagged) == 1 else "trials"
-    return f"{len(flagged)} {trials} marked bad left out: {which}{more}. --include-flagged compares them too."
+    trials, them = ("trial", "it") if len(flagged) == 1 else ("trials", "them")
+    return (
+        f"{len(flagged)} {trials} marked bad left out: {which}{more}. --include-flagged compares {them} too."
+    )
 
 
 def _report(comparison: StudyComparison, tables: StudyTables, notes: list[str], written: list[Path]) -> None:
