@@ -47,19 +47,18 @@ from PySide6.QtWidgets import (
     QPushButton,
     QSplitter,
     QTableWidget,
-    QTableWidgetItem,
     QTabWidget,
     QVBoxLayout,
     QWidget,
 )
 
 from analysis.files import atomic_write_text
-from analysis.metrics import ComparisonTable
 from analysis.study import stimulus_rows_csv
 from rbdm_gui._layout import sidebar_splitter
 from rbdm_gui.assets import DEFAULT_TRAINER
 from rbdm_gui.figures import MAP_COLOURS, map_colours, save_comparison_figure
 from rbdm_gui.settings import config_dir, load_settings
+from rbdm_gui.table1_widget import METRIC_TITLES, fill_table1
 from rbdm_gui.workers import ProgressCallback, Task, run_task
 from tracking.study import (
     ModelRelevance,
@@ -76,21 +75,6 @@ from tracking.study import (
 )
 
 __all__ = ["MAP_COLOURS", "METRIC_TITLES", "ComparisonView", "comparison_config_path"]
-
-#: Column titles of the metrics, as RBDM Table 1 and the saliency benchmark name them.
-METRIC_TITLES: dict[str, str] = {
-    "zero_measure": "ZeroMeasure",
-    "spearman": "Spearman",
-    "cosine_distance": "Cosine distance",
-    "nss": "NSS",
-    "cc": "CC",
-    "sim": "SIM",
-    "kld": "KLD",
-    "auc_judd": "AUC-Judd",
-}
-
-
-_UNDEFINED = "–"
 
 
 def comparison_config_path() -> Path:
@@ -557,7 +541,7 @@ class ComparisonView(QWidget):
         self.image_box.autoRange(padding=0.02)
         self._draw_panels(comparison)
         self.stimulus_caption.setText(self._caption(comparison))
-        _fill_table(self.stimulus_table, comparison.table)
+        fill_table1(self.stimulus_table, comparison.table)
         self._update_exports()
 
     def _draw_panels(self, comparison: StimulusComparison) -> None:
@@ -602,7 +586,7 @@ class ComparisonView(QWidget):
 
     def _tables_ready(self, tables: StudyTables) -> None:
         self.tables = tables
-        _fill_table(self.study_table, tables.study, counts=_pair_counts(tables))
+        fill_table1(self.study_table, tables.study, counts=_pair_counts(tables))
         model = self.model
         frame = ""
         if model is not None and model.study.stimuli:
@@ -801,30 +785,3 @@ def _pair_counts(tables: StudyTables) -> dict[tuple[str, str], int]:
             if not all(np.isnan(v) for v in row.values):
                 counts[(row.id_1, row.id_2)] = counts.get((row.id_1, row.id_2), 0) + 1
     return counts
-
-
-def _fill_table(
-    widget: QTableWidget, table: ComparisonTable, *, counts: Mapping[tuple[str, str], int] | None = None
-) -> None:
-    """RBDM Table 1's layout: ID_1, ID_2, (the stimuli each pair shares,) one column per metric."""
-    extra = ["stimuli"] if counts is not None else []
-    titles = ["ID_1", "ID_2", *extra, *(METRIC_TITLES.get(m, m) for m in table.metrics)]
-    widget.clear()
-    widget.setColumnCount(len(titles))
-    widget.setHorizontalHeaderLabels(titles)
-    widget.setRowCount(len(table.rows))
-    right = Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
-    for r, row in enumerate(table.rows):
-        widget.setItem(r, 0, QTableWidgetItem(row.id_1))
-        widget.setItem(r, 1, QTableWidgetItem(row.id_2))
-        if counts is not None:
-            item = QTableWidgetItem(str(counts.get((row.id_1, row.id_2), 0)))
-            item.setTextAlignment(right)
-            item.setToolTip("stimuli on which both have a heatmap to compare; the mean is over these")
-            widget.setItem(r, 2, item)
-        for c, value in enumerate(row.values, start=2 + len(extra)):
-            item = QTableWidgetItem(_UNDEFINED if np.isnan(value) else f"{value:.3f}")
-            item.setTextAlignment(right)
-            undefined = row.note or "undefined: no fixations to score"
-            item.setToolTip(repr(value) if not np.isnan(value) else undefined)
-            widget.setItem(r, c, item)

@@ -7,8 +7,8 @@ Right, the numbers: the trial, the current trial's valid-sample share and longes
 tracker's state, faults and effective against nominal sampling rate, the label heard or keyed
 with its confidence and the utterances rejected, the controls (pause/resume, re-calibrate before
 the next trial, mark a trial bad). Below, every finished trial's quality and the participant's
-running RBDM Table 1 (the Compare screen's layout). The gaze picture follows every snapshot, the
-numbers at :data:`NUMBERS_RATE_HZ`.
+running RBDM Table 1 in the Compare screen's layout (:func:`rbdm_gui.table1_widget.fill_table1`).
+The gaze picture follows every snapshot, the numbers at :data:`NUMBERS_RATE_HZ`.
 
 The panel draws only what changed since the last snapshot; it computes nothing. Who feeds it, and
 how often, is :class:`rbdm_gui.monitor_session.SessionMonitor`'s business. :func:`place_monitor`
@@ -40,9 +40,9 @@ from PySide6.QtWidgets import (
 )
 
 from analysis.geometry import ScreenGeometry, StimulusRect
-from rbdm_gui.comparison_view import _fill_table
 from rbdm_gui.monitor_gaze import GazeView
 from rbdm_gui.monitor_model import MonitorSnapshot, TrialSummary
+from rbdm_gui.table1_widget import fill_table1
 from tracking.protocol import Phase
 
 __all__ = ["NUMBERS_RATE_HZ", "MonitorPanel", "MonitorWindow", "fixation_sizes_px", "place_monitor"]
@@ -261,7 +261,7 @@ class MonitorPanel(QWidget):
         if snapshot.table is not self._table:
             self._table = snapshot.table
             if snapshot.table is not None:
-                _fill_table(self.table1, snapshot.table.table, counts=snapshot.table.counts)
+                fill_table1(self.table1, snapshot.table.table, counts=snapshot.table.counts)
         self._set_text(self.table1_label, self._table1_text(snapshot))
 
     def _show_phase(self, snapshot: MonitorSnapshot) -> None:
