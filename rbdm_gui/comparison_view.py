@@ -5,7 +5,8 @@ heatmaps and the Trainer's saliency heatmap from its n most relevant pixels, n t
 fixation count, same Gaussian), each heatmap on its own small panel (RBDM Figure 7), and the metrics
 of every pair of heatmaps (ZeroMeasure, Spearman, cosine distance, NSS, CC, SIM, KLD, AUC-Judd). The
 second tab holds the study-level table, RBDM Table 1: the mean over the stimuli. "Export PNG" writes
-the figure of the stimulus shown, "Export CSV" both tables of the study.
+the figure of the stimulus shown, "Export CSV" both tables of the study. Trials marked bad in the live
+monitor are left out (:func:`tracking.study.read_study`); the Table 1 tab says how many.
 
 The view is thin: :class:`tracking.study.StudyComparison` computes every heatmap, point and value, on
 worker threads (:func:`rbdm_gui.workers.run_task`): opening the study (reading it and decoding the
@@ -61,6 +62,7 @@ from rbdm_gui.settings import config_dir, load_settings
 from rbdm_gui.table1_widget import METRIC_TITLES, fill_table1
 from rbdm_gui.workers import ProgressCallback, Task, run_task
 from tracking.study import (
+    FlaggedTrial,
     ModelRelevance,
     StimulusComparison,
     Study,
@@ -592,9 +594,14 @@ class ComparisonView(QWidget):
         if model is not None and model.study.stimuli:
             height, width = model.shape(model.study.stimuli[0])
             frame = f", compared at {width} × {height} px"
+        flagged = model.study.flagged_left_out if model is not None else ()
         self.study_caption.setText(
             f"RBDM Table 1: per pair, the mean over the stimuli both have a map of (column 'stimuli'; "
             f"{len(tables.stimuli)} stimuli in all, n = {tables.n_points} points{frame})."
+            + _flagged_caption(flagged)
+        )
+        self.study_caption.setToolTip(
+            "\n".join(f"{f.annotator} on {f.stimulus_id}: {f.reason}" for f in flagged)
         )
         self._update_exports()
 
@@ -707,6 +714,14 @@ def _setup_study_path() -> Path:
         from rbdm_gui.settings import StudySettings
 
         return StudySettings().resolved_study_path()
+
+
+def _flagged_caption(flagged: Sequence[FlaggedTrial]) -> str:
+    """The trials marked bad that the study left out, counted (the tooltip lists them)."""
+    if not flagged:
+        return ""
+    trials = "trial" if len(flagged) == 1 else "trials"
+    return f" {len(flagged)} {trials} marked bad in the live monitor left out, as if never recorded."
 
 
 def _frame_scale(comparison: StimulusComparison) -> tuple[float, float]:

@@ -129,6 +129,23 @@ def test_table_one_counts_the_stimuli_each_pair_shares(qtbot: QtBot, tmp_path: P
     assert counts == {("P01", "P02"): "3", ("P01", "P03"): "2", ("P02", "P03"): "2"}
 
 
+def test_table_one_leaves_out_the_trials_marked_bad_and_says_how_many(qtbot: QtBot, tmp_path: Path) -> None:
+    """Old code: a trial marked bad in the live monitor still counted in Table 1, and nothing said so."""
+    from tracking.store import SessionStore
+
+    path = _study_file(tmp_path)
+    with SessionStore(path) as store:
+        session = store.sessions()[0]  # P01's
+        store.flag_trial(session.session_id, 1, reason="participant looked away")
+    view = ComparisonView(study_path=path, model_path=tmp_path / "no-model.keras")
+    qtbot.addWidget(view)
+    _ready(qtbot, view)
+    assert [row[:3] for row in _cells(view.study_table)] == [["P01", "P02", "2"]]
+    caption = view.study_caption.text()
+    assert "2 stimuli" in caption and "1 trial marked bad in the live monitor left out" in caption
+    assert f"P01 on {session.stimulus_order[1]}: participant looked away" in view.study_caption.toolTip()
+
+
 def test_colours_stay_with_their_annotator_and_the_model(view: ComparisonView) -> None:
     """Old code: colours followed the maps' order, so the Trainer's changed with the number of annotators."""
     from rbdm_gui.figures import MODEL_COLOUR, map_colours
