@@ -583,7 +583,7 @@ TRAINER_PRESETS: dict[str, TrainerPreset] = {
     "fer_vgg": TrainerPreset(
         summary=(
             "FER2013 at 48 px: VGG-style CNN with batch norms (vgg_bn), Adam 0.003 with warm-up and cosine "
-            "decay, batches of 64, label smoothing 0.1, square-root class weights, light augmentation"
+            "decay, batches of 64, label smoothing 0.1, class weights to the power 0.25, light augmentation"
         ),
         architecture="vgg_bn",
         epochs=36,
@@ -593,7 +593,7 @@ TRAINER_PRESETS: dict[str, TrainerPreset] = {
         schedule="cosine",
         warmup_fraction=0.03,
         label_smoothing=0.1,
-        class_weight_power=0.5,
+        class_weight_power=0.25,
     ),
 }
 

@@ -40,7 +40,7 @@ def test_the_fer_preset_sets_the_whole_recipe() -> None:
     fer = TRAINER_PRESETS["fer_vgg"]
     assert args["architecture"] == "vgg_bn" and args["epochs"] == fer.epochs
     assert (args["batch_size"], args["learning_rate"], args["schedule"]) == (64, fer.learning_rate, "cosine")
-    assert (args["augmentation"], args["label_smoothing"], args["class_weight_power"]) == ("light", 0.1, 0.5)
+    assert (args["augmentation"], args["label_smoothing"], args["class_weight_power"]) == ("light", 0.1, 0.25)
 
 
 def test_options_given_explicitly_win_over_the_preset() -> None:
@@ -97,7 +97,7 @@ def test_a_fer_preset_run_writes_its_recipe_into_the_card(tmp_path: Path) -> Non
     assert (training["schedule"], training["label_smoothing"], training["class_weight_power"]) == (
         "cosine",
         0.1,
-        0.5,
+        0.25,
     )
     assert training["augmentation"]["rotation_deg"] == 10.0
     assert "--preset fer_vgg" in card["data"]["command"]
