@@ -211,6 +211,50 @@ def test_mean_mask_equals_the_previous_implementation_on_any_finite_map(relevanc
     np.testing.assert_array_equal(mean_mask(np.stack([relevance, relevance])), [previous_mean(relevance)] * 2)
 
 
+def adversarial_stack(rng: np.random.Generator) -> Floats:
+    """Maps (48 × 48) that need the exact check: pixels a few ulps around an exact mean, ties, constant,
+    tiny (subnormal), huge (> 2^500) and extreme-but-finite maps, between plain random ones."""
+    shape = (48, 48)
+    maps = [rng.normal(size=shape) for _ in range(300)]
+    near = rng.choice([-1.0, 1.0], size=shape)
+    near[:, :8] = np.nextafter(0.0, rng.choice([-1.0, 1.0], size=(48, 8)))  # a few ulps around the mean 0
+    near[0, 8:12] = [1.0, -1.0, np.nextafter(0.0, 1.0), -np.nextafter(0.0, 1.0)]
+    ties = np.tile([-3.0, 0.0, 3.0], 48 * 16).reshape(shape)
+    ramp = (np.arange(48 * 48, dtype=np.float64) % 7).reshape(shape)
+    ulps = 1.0 + (rng.integers(-4, 5, size=shape) * np.finfo(np.float64).eps)
+    extreme = rng.choice([np.finfo(np.float64).max, -np.finfo(np.float64).max, 0.0], size=shape)
+    specials = [
+        near,
+        ties,
+        ramp,
+        ulps,
+        np.full(shape, 0.1),
+        np.zeros(shape),
+        np.full(shape, 5e-324),
+        rng.normal(size=shape) * 1e-310,
+        rng.normal(size=shape) * 2.0**600,
+        extreme,
+    ]
+    for position, special in zip(
+        rng.choice(len(maps), size=len(specials), replace=False), specials, strict=True
+    ):
+        maps[position] = special
+    return np.stack(maps)
+
+
+def test_mean_mask_of_a_stack_over_several_chunks_equals_the_previous_implementation(
+    rng: np.random.Generator,
+) -> None:
+    """Adversarial maps among random ones, a stack longer than one chunk: same masks as map by map."""
+    stack = adversarial_stack(rng)
+    expected = np.stack([previous_mean(r) for r in stack])
+    np.testing.assert_array_equal(mean_mask(stack), expected)
+    np.testing.assert_array_equal([mean_mask(r) for r in stack], expected)
+    big = rng.normal(size=(11, 224, 224))
+    big[5] = np.round(big[5]) + 0.5 - 0.5  # many ties
+    np.testing.assert_array_equal(mean_mask(big), np.stack([previous_mean(r) for r in big]))
+
+
 @pytest.mark.parametrize("name", sorted(MASKS))
 def test_masks_of_an_empty_stack_are_an_empty_stack(name: str) -> None:
     masks = MASKS[name](np.zeros((0, 4, 5)), **MASK_OPTIONS[name])
