@@ -85,6 +85,33 @@ def test_relevance_masks_apply_the_core_mask_to_every_map(
         np.testing.assert_array_equal(mask, MASKS[method](relevance, **options))
 
 
+@pytest.mark.parametrize("method", sorted(MASKS))
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_relevance_masks_of_a_dataset_equal_the_per_image_loop(
+    method: str, dtype: type, rng: np.random.Generator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The stacked masking in slices gives what masking each image on its own gave (before issue 22)."""
+    import analysis.masked_dataset as masked_dataset
+
+    monkeypatch.setattr(masked_dataset, "_MASK_BATCH_PIXELS", 7 * 48 * 48)  # several slices, the last short
+    maps = rng.normal(size=(30, 48, 48)).astype(dtype)
+    maps[3] = 0.0
+    maps[4] = np.round(maps[4])
+    options = {"negative": {"fraction": 0.2}, "mean": {}, "perceptive": perceptive_options((48, 48))}[method]
+    expected = np.stack([MASKS[method](relevance, **options) for relevance in maps])
+    np.testing.assert_array_equal(relevance_masks(maps, method, options=options).masks, expected)
+
+
+def test_fusion_masks_of_a_dataset_equal_the_per_image_loop(rng: np.random.Generator) -> None:
+    from analysis.masked_dataset import _unit_max, fusion_masks
+
+    relevance, gaze = rng.normal(size=(25, 48, 48)), rng.random((25, 48, 48))
+    gaze[2] = 0.0
+    fused = (_unit_max(np.clip(relevance, 0, None)) + _unit_max(gaze)) / 2
+    expected = np.stack([MASKS["mean"](f) for f in fused])
+    np.testing.assert_array_equal(fusion_masks(relevance, gaze), expected)
+
+
 def test_relevance_masks_refuse_gaze_and_unknown_methods(rng: np.random.Generator) -> None:
     maps = rng.random((2, 8, 8))
     with pytest.raises(ValueError, match="'gaze' masks come from fixations"):
