@@ -688,10 +688,28 @@ def _mouth_curves(identity: FaceIdentity, e: Expression, *, n: int) -> tuple[_Fl
     my, mw = 0.47, identity.mouth_half_width
     corner_y = my - e.mouth_corner_raise + 0.35 * e.mouth_open
     left = (-(mw + e.mouth_stretch), corner_y)
-    right = (mw + e.mouth_stretch + 0.3 * e.mouth_corner_raise_right, corner_y - e.mouth_corner_raise_right)
+    right = (mw + e.mouth_stretch, corner_y)
     upper = _through(left, (0.0, my - e.upper_lip_raise - 0.15 * e.mouth_open), right, n=n)
     lower = _through(right, (0.0, my + e.mouth_open), left, n=n)
-    return upper, lower
+    pull = e.mouth_corner_raise_right
+    return _pull_right_corner(upper, pull), _pull_right_corner(lower, pull)
+
+
+def _pull_right_corner(curve: _FloatArray, amount: float) -> _FloatArray:
+    """Raise the image-right end of a lip line by ``amount`` (and out by 0.3 · amount), one-sidedly.
+
+    The displacement grows with the square of the distance from the mouth's centre line (0 at the
+    centre, full at the corner), so the image-left half keeps every pixel of the neutral mouth. Moving
+    the corner point of the whole quadratic lip line instead bent its left half as well: about a quarter
+    of a one-sided AU12's pixel change lay on the other side, and a network could detect the unit there
+    (issue 12).
+    """
+    if amount == 0:
+        return curve
+    reach = float(curve[:, 0].max())
+    weight = np.clip(curve[:, 0] / reach, 0.0, 1.0) ** 2 if reach > 0 else np.zeros(len(curve))
+    pulled: _FloatArray = curve + weight[:, None] * np.array([0.3 * amount, -amount])
+    return pulled
 
 
 def _mouth_layers(identity: FaceIdentity, e: Expression, frame: _Frame) -> list[_Layer]:

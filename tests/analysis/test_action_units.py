@@ -217,14 +217,20 @@ def analysed(trained):  # type: ignore[no-untyped-def]
     return sequences, result
 
 
-def _sides(sequences: list[SyntheticSequence], result: PrototypeResult) -> list[bool]:
-    """The planted strategy (mirrored or not) of every AU12 map, in SpRAy's order."""
-    return [
-        truth.mirrored
+def _sides(
+    sequences: list[SyntheticSequence], result: PrototypeResult
+) -> tuple[NDArray[np.bool_], NDArray[np.bool_]]:
+    """Every AU12 map in SpRAy's order: its planted strategy (mirrored or not), and whether AU12 was
+    planted in its frame at all (False for a false positive of the model, which has no strategy)."""
+    unit = list(UNIT_NAMES).index(TWO_STRATEGY_UNIT)
+    pairs = [
+        (truth.mirrored, bool(truth.active[t, unit]))
         for truth, analysis in zip(sequences, result.sequences, strict=True)
-        for active in analysis.active
+        for t, active in enumerate(analysis.active)
         if TWO_STRATEGY_UNIT in active
     ]
+    sides, planted = np.array(pairs, dtype=bool).T
+    return sides, planted
 
 
 @pytest.mark.tf
@@ -243,7 +249,11 @@ def test_spray_recovers_the_two_planted_strategies(analysed) -> None:  # type: i
     sequences, result = analysed
     au12 = result.spray[TWO_STRATEGY_UNIT]
     assert au12.n_clusters == 2, au12.eigenvalues[:5]
-    assert adjusted_rand_score(_sides(sequences, result), au12.labels) >= 0.9
+    sides, planted = _sides(sequences, result)
+    # The strategies exist where AU12 was planted; a false positive (e.g. a strongly rolled face whose
+    # mouth line slants) has none, and the model's detection is tested above. Few of them, though:
+    assert planted.mean() >= 0.9
+    assert adjusted_rand_score(sides[planted], au12.labels[planted]) >= 0.9
 
 
 @pytest.mark.tf

@@ -87,6 +87,23 @@ def test_each_unit_changes_the_face(unit: str, rng: np.random.Generator) -> None
     assert np.abs(moved - neutral).max() > 0.2
 
 
+@pytest.mark.parametrize("seed", range(5))
+def test_one_sided_au12_changes_only_its_own_side(seed: int) -> None:
+    # Issue 12: moving the corner point of the whole quadratic lip line bent its other half too
+    # (16-30 % of the pixel change on the image-left half), and networks read AU12 there.
+    import dataclasses
+
+    rng = np.random.default_rng(seed)
+    identity = dataclasses.replace(sample_identity(rng), roll_deg=0.0, centre_dx_frac=0.0)
+    neutral = draw_expression(Expression(), identity=identity, size=96, rng=rng, noise_std=0.0)
+    au12 = draw_expression(
+        compose_expression({"AU12": 1.0}), identity=identity, size=96, rng=rng, noise_std=0.0
+    )
+    change = np.abs(au12 - neutral)
+    assert change[:, 48:].max() > 0.1
+    assert change[:, :47].max() == 0.0
+
+
 def test_draw_expression_matches_make_face(rng: np.random.Generator) -> None:
     from analysis.synthetic import EXPRESSIONS, make_face
 

@@ -268,6 +268,11 @@ def test_spectrum_of_a_single_map() -> None:
         ([0.0, 0.01, 0.02, 0.7, 0.75], 10, 3),
         ([0.0, 0.01, 0.02, 0.7, 0.75], 2, 1),  # the gap after 3 is out of reach
         ([0.0, 0.5, 1.0, 1.5], 10, 1),  # ties go to the smaller n
+        # Issue 12: two components, each split once more; the largest gap (after the fourth) is
+        # not taken, the components are the clusters.
+        ([0.0, 0.0, 0.284, 0.371, 0.781, 0.854], 10, 2),
+        ([0.0, 1e-12, 0.5, 0.6], 10, 2),  # a Lanczos zero
+        ([0.0, 0.0, 0.0, 0.5], 2, 2),  # more components than max_clusters
     ],
 )
 def test_eigengap(eigenvalues: list[float], max_clusters: int, expected: int) -> None:
