@@ -14,8 +14,13 @@ Run as ``python -m benchmarks.core``. Each table has a baseline measured in the 
    1200 px: c = gaussian_c · size / 1200, radius = visual span · size / 1200 (1.78 px and 10.5 px at
    48 px). Baselines: a full ``np.argsort`` for negative masking, ``R >= R.mean()`` for mean masking,
    and for perceptive masking the top pixels by ``np.argsort`` plus the baseline heatmap of table 1.
-   The mean mask is also compared with the bare ``R >= R.mean()`` (the faster of map by map and the
-   whole stack at once) on the same maps, with whether the masks agree.
+   The stacked column is the median of several runs, with their min–max beside it (run-to-run spread).
+   The mean mask is also compared with the bare ``R >= R.mean(axis=(1, 2))`` over the same stack, the
+   two timed alternately in paired runs (median ratio and its min–max), with whether the masks agree.
+3. Masking a FER-sized dataset (2,000 float32 maps, 48 × 48) with ``relevance_masks`` (the stacked
+   API) against one mask call per image, paired runs, with whether the masks agree.
+
+``--masks-only`` skips table 1.
 
 Multithreaded BLAS suffers when other processes hold the cores: on a busy machine compare with
 ``OPENBLAS_NUM_THREADS=1``. The first line printed gives the load average for that reason.
@@ -23,6 +28,7 @@ Multithreaded BLAS suffers when other processes hold the cores: on a busy machin
 
 from __future__ import annotations
 
+import argparse
 import math
 import os
 from collections.abc import Callable
@@ -33,6 +39,7 @@ from numpy.typing import NDArray
 
 from analysis.geometry import ScreenGeometry
 from analysis.heatmap import gaze_heatmap
+from analysis.masked_dataset import perceptive_options, relevance_masks
 from analysis.masking import MASKS
 from benchmarks._report import best_of, print_table
 
@@ -40,6 +47,9 @@ Floats = NDArray[np.float64]
 
 N_FIXATIONS = 50
 N_POINTS = 15
+DATASET_MAPS = 2000
+#: Repeats of each stacked measurement; the table gives their median and their min–max.
+REPEATS = 9
 
 
 def naive_heatmap(points: Floats, shape: tuple[int, int], c: float, radius: float | None = None) -> Floats:
@@ -115,15 +125,23 @@ def _images_per_s(mask: Callable[[Floats], object], batch: Floats) -> float:
     return len(batch) / best_of(run, repeat=5)
 
 
-def _stack_images_per_s(mask: Callable[[Floats], object], batch: Floats) -> float:
-    return len(batch) / best_of(partial(mask, batch), repeat=7)
+def _stack_rates(mask: Callable[[Floats], object], batch: Floats) -> NDArray[np.float64]:
+    """Images per second of ``mask(batch)`` in each of ``REPEATS`` runs (of 3 calls each)."""
+    return np.array([len(batch) / best_of(partial(mask, batch), repeat=1, number=3) for _ in range(REPEATS)])
 
 
-def _bare_mean_images_per_s(batch: Floats) -> tuple[float, NDArray[np.bool_]]:
-    """The faster of ``R >= R.mean()`` map by map and over the whole stack at once, and its masks."""
-    per_map = _images_per_s(_baseline_mean, batch)
-    stacked = _stack_images_per_s(lambda r: r >= r.mean(axis=(1, 2), keepdims=True), batch)
-    return max(per_map, stacked), batch >= batch.mean(axis=(1, 2), keepdims=True)
+def _spread(rates: NDArray[np.float64]) -> str:
+    return f"{np.min(rates):,.0f}–{np.max(rates):,.0f}"
+
+
+def _bare_mean(batch: Floats) -> NDArray[np.bool_]:
+    mask: NDArray[np.bool_] = batch >= batch.mean(axis=(1, 2), keepdims=True)
+    return mask
+
+
+def _paired_times(first: Callable[[], object], second: Callable[[], object]) -> NDArray[np.float64]:
+    """(REPEATS, 2) best-of-3 times of two calls, alternated so that the load falls on both alike."""
+    return np.array([[best_of(fn, repeat=3) for fn in (first, second)] for _ in range(REPEATS)])
 
 
 def masking_table(rng: np.random.Generator) -> None:
@@ -139,33 +157,90 @@ def masking_table(rng: np.random.Generator) -> None:
             "mean": _baseline_mean,
             "perceptive": _baseline_perceptive(c, radius),
         }
-        stacked_by_name: dict[str, float] = {}
         for name in MASKS:
             mask = partial(MASKS[name], **options[name])
             per_map = _images_per_s(mask, batch)
-            stacked = stacked_by_name[name] = _stack_images_per_s(mask, batch)
+            rates = _stack_rates(mask, batch)
             theirs = _images_per_s(baselines[name], batch[: count // 4])
-            rows.append([f"{size}×{size}", name, per_map, stacked, theirs, stacked / theirs])
-        bare, bare_masks = _bare_mean_images_per_s(batch)
-        same = "same masks" if np.array_equal(MASKS["mean"](batch), bare_masks) else "masks differ"
-        rows.append([f"{size}×{size}", f"bare R >= R.mean() ({same})", "-", bare, "-", "-"])
+            median = float(np.median(rates))
+            rows.append([f"{size}×{size}", name, per_map, median, _spread(rates), theirs, median / theirs])
+        times = _paired_times(partial(MASKS["mean"], batch), partial(_bare_mean, batch))
+        same = "same masks" if np.array_equal(MASKS["mean"](batch), _bare_mean(batch)) else "masks differ"
+        bare = count / times[:, 1]
         rows.append(
-            [f"{size}×{size}", "mean time / bare time", "-", bare / stacked_by_name["mean"], "-", "-"]
+            [
+                f"{size}×{size}",
+                f"bare R >= R.mean() ({same})",
+                "-",
+                float(np.median(bare)),
+                _spread(bare),
+                "-",
+                "-",
+            ]
+        )
+        ratios = times[:, 0] / times[:, 1]
+        rows.append(
+            [
+                f"{size}×{size}",
+                "mean time / bare time (paired runs)",
+                "-",
+                float(np.median(ratios)),
+                f"{np.min(ratios):.2f}–{np.max(ratios):.2f}",
+                "-",
+                "-",
+            ]
         )
     print_table(
-        f"Masking throughput in images/s (perceptive: n_points = {N_POINTS}, kernel scaled from 1200 px)",
-        ["map", "mask", "per map", "stack (B, H, W)", "baseline", "stack / baseline ×"],
+        f"Masking throughput in images/s (perceptive: n_points = {N_POINTS}, kernel scaled from 1200 px); "
+        f"stack: median and min–max of {REPEATS} runs",
+        ["map", "mask", "per map", "stack (B, H, W)", "stack min–max", "baseline", "stack / baseline ×"],
         rows,
     )
 
 
-def main() -> None:
+def dataset_table(rng: np.random.Generator) -> None:
+    """relevance_masks over a FER-sized dataset (float32 maps) against one mask call per image."""
+    maps = rng.normal(size=(DATASET_MAPS, 48, 48)).astype(np.float32)
+    rows: list[list[object]] = []
+    for name, options in (("negative", {}), ("mean", {}), ("perceptive", perceptive_options((48, 48)))):
+        mask: Callable[[Floats], NDArray[np.bool_]] = partial(MASKS[name], **options)
+
+        def per_image(mask: Callable[[Floats], NDArray[np.bool_]] = mask) -> NDArray[np.bool_]:
+            return np.stack([mask(relevance) for relevance in maps])
+
+        times = _paired_times(per_image, partial(relevance_masks, maps, name, options=options))
+        ratios = times[:, 0] / times[:, 1]
+        same = np.array_equal(relevance_masks(maps, name, options=options).masks, per_image())
+        rows.append(
+            [
+                name,
+                float(np.median(DATASET_MAPS / times[:, 0])),
+                float(np.median(DATASET_MAPS / times[:, 1])),
+                float(np.median(ratios)),
+                f"{np.min(ratios):.2f}–{np.max(ratios):.2f}",
+                "same masks" if same else "masks differ",
+            ]
+        )
+    print_table(
+        f"Masking a dataset of {DATASET_MAPS:,} float32 maps 48×48 in images/s: relevance_masks (stacked) "
+        f"against one call per image; medians of {REPEATS} paired runs",
+        ["mask", "per image", "relevance_masks", "speed-up ×", "speed-up min–max", "masks"],
+        rows,
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.core", description=__doc__.splitlines()[0])
+    parser.add_argument("--masks-only", action="store_true", help="skip the heatmap table")
+    args = parser.parse_args(argv)
     rng = np.random.default_rng(20200101)
     load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
     threads = os.environ.get("OPENBLAS_NUM_THREADS", "default")
     print(f"{os.cpu_count()} CPUs, load average {load}, OPENBLAS_NUM_THREADS={threads}")
-    heatmap_table(rng)
+    if not args.masks_only:
+        heatmap_table(rng)
     masking_table(rng)
+    dataset_table(rng)
 
 
 if __name__ == "__main__":
