@@ -393,11 +393,6 @@ class ExperimentProgress:
     eta_s: float | None = None
 
 
-#: The former name of :class:`ExperimentProgress`, kept only while ``rbdm_gui/commands_models.py`` still
-#: imports it (issue 20: one name per idea); not part of the public names.
-Progress = ExperimentProgress
-
-
 @dataclass(frozen=True, slots=True)
 class VariantResult:
     """The scores of one Trainee (one row of ``results.csv``).

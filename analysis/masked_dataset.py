@@ -141,11 +141,6 @@ class ImageFixations:
         check_points(fixations_image_px=self.fixations_image_px)
 
 
-#: The former name of :class:`ImageFixations`, kept only while ``rbdm_gui/commands_models.py`` still
-#: imports it (issue 20: one ``Viewing``, the recorded trial of :mod:`tracking.study`).
-Viewing = ImageFixations
-
-
 @dataclass(frozen=True, slots=True)
 class WriteResult:
     """What :func:`write_masked_dataset` did.

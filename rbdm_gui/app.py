@@ -55,7 +55,7 @@ from rbdm_gui.settings import (
     settings_path,
 )
 from rbdm_gui.setup_view import SetupView
-from rbdm_gui.workers import Progress, Task, run_task
+from rbdm_gui.workers import ProgressCallback, Task, run_task
 from tracking import records
 from tracking.drivers.base import DriverEvent, GazeDriver
 from tracking.fixations import DETECTORS
@@ -254,7 +254,9 @@ class SessionRun(QObject):
         """Begin: decode the stimuli (the other steps follow by themselves)."""
         settings = self.settings
 
-        def load(progress: Progress, cancelled: Callable[[], bool]) -> tuple[StimulusSet, dict[str, QImage]]:
+        def load(
+            progress: ProgressCallback, cancelled: Callable[[], bool]
+        ) -> tuple[StimulusSet, dict[str, QImage]]:
             stimuli = load_stimuli(
                 settings.stimuli,
                 split=settings.split or None,
@@ -355,7 +357,7 @@ class SessionRun(QObject):
         driver, settings = self.driver, self.settings
         assert driver is not None
 
-        def connect(progress: Progress, cancelled: Callable[[], bool]) -> tuple[Any, str]:
+        def connect(progress: ProgressCallback, cancelled: Callable[[], bool]) -> tuple[Any, str]:
             driver.connect()
             if settings.recogniser == KEYBOARD_ONLY:
                 return None, ""

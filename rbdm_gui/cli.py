@@ -103,19 +103,14 @@ def cmd_gui(args: argparse.Namespace) -> int:
 def _lazy_command(
     name: str, *, module: str = "commands_models"
 ) -> tuple[Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]:
-    """Lazy wrappers for ``add_<name>`` and ``cmd_<name>`` of ``rbdm_gui.<module>``, imported when used.
-
-    ``rbdm_gui.commands_models`` still names its command functions ``run_<name>`` (issue 20 renames them
-    to ``cmd_<name>``); until then they are found under that name.
-    """
+    """Lazy wrappers for ``add_<name>`` and ``cmd_<name>`` of ``rbdm_gui.<module>``, imported when used."""
 
     def add(parser: argparse.ArgumentParser) -> None:
         getattr(importlib.import_module(f"rbdm_gui.{module}"), f"add_{name}")(parser)
 
     def run(args: argparse.Namespace) -> int:
         found = importlib.import_module(f"rbdm_gui.{module}")
-        command = getattr(found, f"cmd_{name}", None) or getattr(found, f"run_{name}")
-        return int(command(args))
+        return int(getattr(found, f"cmd_{name}")(args))
 
     return add, run
 

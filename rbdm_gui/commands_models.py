@@ -8,7 +8,7 @@
   measures, confidence intervals, paired tests against ``none`` and verdicts.
 - ``rbdm evaluate``: any model on any split: accuracy, macro-F1, per-class F1, confusion matrix, CSV.
 
-Each command is an ``add_<name>(parser)`` / ``run_<name>(args)`` pair registered in :mod:`rbdm_gui.cli`;
+Each command is an ``add_<name>(parser)`` / ``cmd_<name>(args)`` pair registered in :mod:`rbdm_gui.cli`;
 everything numeric happens in :mod:`analysis`. Study files are read here, at the edge, through
 :class:`tracking.store.SessionStore`.
 """
@@ -27,8 +27,7 @@ from rbdm_gui.assets import DEFAULT_TRAINER
 
 if TYPE_CHECKING:
     from analysis.datasets import SplitArrays
-    from analysis.experiment import Progress
-    from analysis.masked_dataset import Viewing
+    from analysis.experiment import ExperimentProgress
 
 __all__ = [
     "add_evaluate",
@@ -37,15 +36,14 @@ __all__ = [
     "add_saliency",
     "add_train_trainee",
     "add_train_trainer",
+    "cmd_evaluate",
+    "cmd_experiment",
+    "cmd_mask",
+    "cmd_saliency",
+    "cmd_train_trainee",
+    "cmd_train_trainer",
     "command_line",
-    "run_evaluate",
-    "run_experiment",
-    "run_mask",
-    "run_saliency",
-    "run_train_trainee",
-    "run_train_trainer",
     "study_fixation_counts",
-    "study_viewings",
 ]
 
 
@@ -242,7 +240,7 @@ def _resolve_preset(args: argparse.Namespace) -> argparse.Namespace:
     return resolved
 
 
-def run_train_trainer(args: argparse.Namespace) -> int:
+def cmd_train_trainer(args: argparse.Namespace) -> int:
     """Train the Trainer, keep its best epoch, write ``--out`` and its JSON card."""
     from analysis.training import AUGMENTATIONS, save_trained, train_trainer
 
@@ -358,7 +356,7 @@ def add_saliency(parser: argparse.ArgumentParser) -> None:
     _finish(parser, "saliency")
 
 
-def run_saliency(args: argparse.Namespace) -> int:
+def cmd_saliency(args: argparse.Namespace) -> int:
     """Compute (or reuse) the relevance maps of a split; report where the positive relevance lies."""
     import numpy as np
 
@@ -386,6 +384,7 @@ def run_saliency(args: argparse.Namespace) -> int:
 
 def add_mask(parser: argparse.ArgumentParser) -> None:
     """Options of ``rbdm mask``."""
+    from analysis.geometry import VISUAL_SPAN_DEG
     from analysis.masked_dataset import DEFAULT_N_POINTS, MASK_METHODS
 
     parser.add_argument("--method", required=True, choices=MASK_METHODS, help="masking method (RBDM §5.4)")
@@ -401,7 +400,12 @@ def add_mask(parser: argparse.ArgumentParser) -> None:
         default=None,
         help=f"perceptive: fixations per image (default: the --study's mean, else {DEFAULT_N_POINTS})",
     )
-    group.add_argument("--angle-deg", type=float, default=5.0, help="visual span angle (default: 5)")
+    group.add_argument(
+        "--angle-deg",
+        type=float,
+        default=VISUAL_SPAN_DEG,
+        help=f"visual span angle (default: {VISUAL_SPAN_DEG:g})",
+    )
     group.add_argument(
         "--study",
         type=Path,
@@ -417,7 +421,7 @@ def add_mask(parser: argparse.ArgumentParser) -> None:
     _finish(parser, "mask")
 
 
-def run_mask(args: argparse.Namespace) -> int:
+def cmd_mask(args: argparse.Namespace) -> int:
     """Write (or finish writing) the masked copy of the chosen splits."""
     from analysis.masked_dataset import write_masked_dataset
 
@@ -457,7 +461,9 @@ def _mask_set(args: argparse.Namespace, arrays: SplitArrays, split: str) -> tupl
 
     shape = (arrays.images.shape[1], arrays.images.shape[2])
     if args.method == "gaze":
-        viewings = study_viewings(args.study, shape, angle_deg=args.angle_deg)
+        from tracking.study import read_image_fixations
+
+        viewings = read_image_fixations(args.study, shape, angle_deg=args.angle_deg)
         return gaze_masks(viewings, arrays.ids, shape), {"study": str(Path(args.study).resolve())}
     options: dict[str, Any] = {}
     if args.method == "negative":
@@ -511,48 +517,16 @@ def study_fixation_counts(study: str | Path) -> list[int]:
     """Fixations on the image per (session, trial) of a study file: the input of ``mean_fixation_count``.
 
     Fixations beside the image do not count, as in ``rbdm compare`` (:class:`tracking.study.StudyComparison`).
+    Trials marked bad in the live monitor are left out (:func:`tracking.study.read_image_fixations`).
     """
-    viewings = study_viewings(study, _COUNTING_SHAPE)
+    from tracking.study import read_image_fixations
+
+    viewings = read_image_fixations(study, _COUNTING_SHAPE)
     return [len(viewing.fixations_image_px) for seen in viewings.values() for viewing in seen]
 
 
 #: Any image grid serves to tell fixations on the image from those beside it.
 _COUNTING_SHAPE = (64, 64)
-
-
-def study_viewings(
-    study: str | Path, image_shape: tuple[int, int], *, angle_deg: float = 5.0
-) -> dict[str, list[Viewing]]:
-    """Every recorded trial of a study as fixations in the pixels of an ``image_shape`` stimulus.
-
-    Fixations are stored in screen pixels; each session's settings say where the stimulus was drawn
-    (``stimulus_rect``; else a ``stimulus_size_px`` square, else 1200 px, in the screen's centre). Points
-    off the stimulus are dropped (:func:`analysis.geometry.screen_to_image`). The visual span is the
-    session's screen's, scaled to the image (:func:`analysis.perception.visual_span_in_image`).
-
-    Returns
-    -------
-    dict
-        Stimulus id → one :class:`analysis.masked_dataset.Viewing` per trial that showed it.
-    """
-    import numpy as np
-
-    from analysis.geometry import screen_to_image
-    from analysis.masked_dataset import Viewing
-    from analysis.perception import visual_span_in_image
-    from tracking.study import session_stimulus_rect
-
-    viewings: dict[str, list[Viewing]] = {}
-    with _sessions(Path(study)) as store:
-        for session in store.sessions():
-            rect = session_stimulus_rect(session)
-            span = visual_span_in_image(session.geometry, rect, image_shape, angle_deg=angle_deg)
-            for trial in store.trials(session.session_id):
-                fixations = store.fixations(session.session_id, trial.position)
-                screen = np.array([[f.x_screen_px, f.y_screen_px] for f in fixations], dtype=np.float64)
-                points = screen_to_image(screen.reshape(-1, 2), rect, image_shape)
-                viewings.setdefault(trial.stimulus_id, []).append(Viewing(points, span))
-    return viewings
 
 
 def _add_batch_norm(parser: argparse.ArgumentParser) -> None:
@@ -606,7 +580,7 @@ def add_train_trainee(parser: argparse.ArgumentParser) -> None:
     _finish(parser, "train-trainee")
 
 
-def run_train_trainee(args: argparse.Namespace) -> int:
+def cmd_train_trainee(args: argparse.Namespace) -> int:
     """Train one Trainee; write curves (CSV, TensorBoard, PNG), confusion matrix, model and settings."""
     from analysis.experiment import plot_learning_curves
     from analysis.masked_dataset import load_masked_images
@@ -722,6 +696,7 @@ def _sizes(text: str) -> tuple[int | None, ...]:
 def add_experiment(parser: argparse.ArgumentParser) -> None:
     """Options of ``rbdm experiment``."""
     from analysis.experiment import ALL_VARIANTS, DEFAULT_SEEDS, DEFAULT_TEST_FRACTION, VARIANTS
+    from analysis.geometry import VISUAL_SPAN_DEG
     from analysis.grid_engine import DEFAULT_CPUS_PER_CELL
     from analysis.learning_speed import DEFAULT_THRESHOLD_SHARE
     from analysis.masked_dataset import DEFAULT_N_POINTS
@@ -792,7 +767,12 @@ def add_experiment(parser: argparse.ArgumentParser) -> None:
         default=DEFAULT_N_POINTS,
         help=f"perceptive fixations (default: {DEFAULT_N_POINTS})",
     )
-    parser.add_argument("--angle-deg", type=float, default=5.0, help="visual span angle (default: 5)")
+    parser.add_argument(
+        "--angle-deg",
+        type=float,
+        default=VISUAL_SPAN_DEG,
+        help=f"visual span angle (default: {VISUAL_SPAN_DEG:g})",
+    )
     parser.add_argument(
         "--cache-dir", type=Path, default=None, help="relevance cache (default: <out>/relevance_cache)"
     )
@@ -824,7 +804,7 @@ def add_experiment(parser: argparse.ArgumentParser) -> None:
     _finish(parser, "experiment")
 
 
-def run_experiment(args: argparse.Namespace) -> int:
+def cmd_experiment(args: argparse.Namespace) -> int:
     """Run the grid (in this process or on Ray; resuming an unfinished run of the same settings in --out);
     print the results table and any failed cell; write the run folder."""
     from analysis.experiment import ExperimentConfig, new_run_dir
@@ -909,18 +889,20 @@ def _experiment_viewings(config: Any) -> dict[str, Any] | None:
         raise ValueError(
             "the 'gaze' and 'fusion' variants need --study, a study file with recorded fixations."
         )
+    from tracking.study import read_image_fixations
+
     shape = (config.size_px, config.size_px)
-    return dict(study_viewings(config.gaze_study, shape, angle_deg=config.angle_deg))
+    return dict(read_image_fixations(config.gaze_study, shape, angle_deg=config.angle_deg))
 
 
 class _ProgressPrinter:
-    """Shows :class:`analysis.experiment.Progress` records as one tqdm bar per stage."""
+    """Shows :class:`analysis.experiment.ExperimentProgress` records as one tqdm bar per stage."""
 
     def __init__(self) -> None:
         self._stage = ""
         self._bar: Any = None
 
-    def __call__(self, progress: Progress) -> None:
+    def __call__(self, progress: ExperimentProgress) -> None:
         from tqdm import tqdm
 
         if progress.stage != self._stage:
@@ -975,7 +957,7 @@ def add_evaluate(parser: argparse.ArgumentParser) -> None:
     _finish(parser, "evaluate")
 
 
-def run_evaluate(args: argparse.Namespace) -> int:
+def cmd_evaluate(args: argparse.Namespace) -> int:
     """Score a model on a split at the model's input size; print and optionally write the scores."""
     import numpy as np
 

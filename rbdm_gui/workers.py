@@ -20,10 +20,6 @@ from analysis.progress import ProgressCallback
 
 __all__ = ["ProgressCallback", "Task", "run_task"]
 
-#: The former name of :data:`analysis.progress.ProgressCallback`, kept only while ``rbdm_gui/app.py``
-#: still imports it (issue 20); use ``ProgressCallback``.
-Progress = ProgressCallback
-
 _running: set[Task] = set()  # keeps tasks (and their signal objects) alive until they report
 
 

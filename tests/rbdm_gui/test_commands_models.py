@@ -15,9 +15,10 @@ from analysis.geometry import ScreenGeometry
 from analysis.masked_dataset import HEADER_FILE, read_manifest
 from analysis.training import load_trained
 from rbdm_gui.cli import COMMANDS, build_parser, main
-from rbdm_gui.commands_models import DEFAULT_TRAINER, command_line, study_fixation_counts, study_viewings
+from rbdm_gui.commands_models import DEFAULT_TRAINER, command_line, study_fixation_counts
 from tracking.records import Fixation, PhaseOnsets, Trial
 from tracking.store import SessionStore
+from tracking.study import read_image_fixations
 
 MODEL_COMMANDS = ("train-trainer", "saliency", "mask", "train-trainee", "experiment", "evaluate")
 #: Sixteen 48 px synthetic faces per split (2 per label), the shipped Trainer's input size.
@@ -222,7 +223,7 @@ def test_mask_with_gaze_uses_the_fixations_of_a_study_and_skips_unseen_images(
 ) -> None:
     ids = [f"synthetic/train/{k}" for k in range(4)]
     study = _study(tmp_path / "study.sqlite", ids)
-    viewings = study_viewings(study, (48, 48))
+    viewings = read_image_fixations(study, (48, 48))
     assert sorted(viewings) == ids and len(viewings[ids[3]][0].fixations_image_px) == 0
     np.testing.assert_allclose(viewings[ids[0]][0].fixations_image_px[0], [23.52, 15.52], atol=0.01)
     assert study_fixation_counts(study) == [3, 3, 3, 0]
