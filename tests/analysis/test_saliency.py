@@ -27,21 +27,22 @@ from tests.analysis.test_training import trained_on_faces
 Faces = tuple[TrainResult, NDArray[Any], NDArray[Any], NDArray[Any]]
 
 # Share of positive relevance inside the ground-truth region masks of 300 held-out synthetic faces, for
-# the small CNN of trained_on_faces (1,600 training faces, 15 epochs, val. macro-F1 0.985). Measured over
-# training seeds 0–1, data seeds 3 and 7, 48 and 64 px: deep Taylor 0.42–0.47, preset A flat 0.58–0.65,
-# LRP-ε 0.41–0.49, gradient 0.37–0.46, while the masks cover 8.3 % of the image (chance). This fixture
-# gives 0.442, 0.651, 0.445 and 0.388. Deep Taylor's z+ rule at the input layer gives relevance in
-# proportion to intensity, so much of it lands on the bright skin right next to the dark brows, eyes and
-# mouth lines, beyond the masks' margin; the flat input rule of preset A spreads it over the receptive
-# field instead. Asserted: most of it for preset A flat, and for every analyzer a floor below its
-# measured range and at least 4.5 × chance.
-MIN_SHARE_IN_REGION = {
-    "deep_taylor": 0.4,
-    "lrp.sequential_preset_a_flat": 0.55,
-    "lrp.epsilon": 0.4,
-    "gradient": 0.35,
-}
-MIN_RATIO_TO_CHANCE = 4.5
+# the small CNN of trained_on_faces (1,600 training faces, 15 epochs), while the masks cover 8.3 % of the
+# image (chance). Measured on this fixture with the three kernel sets of issue 12:
+#
+#   kernels                    deep Taylor  preset A flat  LRP-ε  gradient
+#   AVX-512 (oneDNN default)   0.432        0.568          0.451  0.410
+#   TF_ENABLE_ONEDNN_OPTS=0    0.427        0.531          0.425  0.384
+#   ONEDNN_MAX_CPU_ISA=AVX2    0.411        0.514          0.416  0.380
+#
+# (earlier, over training seeds 0-1, data seeds 3 and 7, 48 and 64 px: preset A flat 0.58-0.65, the others
+# 0.37-0.49). Deep Taylor's z+ rule at the input layer gives relevance in proportion to intensity, so much
+# of it lands on the bright skin right next to the dark brows, eyes and mouth lines, beyond the masks'
+# margin; the flat input rule of preset A spreads it over the receptive field instead. Asserted: the most
+# for preset A flat (ahead by 0.06 or more in every row), and for every analyzer at least 4 × chance
+# (0.33; lowest measured 0.380). Absolute floors per analyzer (preset A flat ≥ 0.55, gradient ≥ 4.5 ×
+# chance) held on AVX-512 kernels only (issue 12).
+MIN_RATIO_TO_CHANCE = 4.0
 # LRP-ε (ε = 1e-7) on a ReLU network without biases loses no relevance: measured relative error ≤ 1e-5.
 # Deep Taylor (z+ ignoring biases, w² in the last layer) conserves max(logit, 0) even with biases:
 # measured median 5e-8, max 1e-5 on the trained small CNN.
@@ -128,26 +129,44 @@ def explainers(
     return {name: saliency.RelevanceExplainer(result.model, name) for name in saliency.ANALYZERS}
 
 
+@pytest.fixture(scope="module")
+def face_relevance(
+    faces: Faces, explainers: dict[str, saliency.RelevanceExplainer]
+) -> dict[str, NDArray[np.float32]]:
+    """Every analyzer's maps of the held-out faces (computed once per module)."""
+    _, images, _, _ = faces
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", AnalysisWarning)  # a face whose predicted logit is ≤ 0 is allowed
+        return {name: explainers[name].explain(images, batch_size=64).relevance for name in explainers}
+
+
+def _region_share(relevance: NDArray[np.float32], masks: NDArray[Any]) -> float:
+    """Mean share of positive relevance inside the region masks, over the maps that are not empty."""
+    non_empty = relevance.reshape(len(relevance), -1).any(axis=1)
+    positive = np.maximum(relevance, 0)[non_empty]
+    return float(((positive * masks[non_empty]).sum(axis=(1, 2)) / positive.sum(axis=(1, 2))).mean())
+
+
 @pytest.mark.tf
 @pytest.mark.parametrize("analyzer", list(saliency.ANALYZERS))
 def test_maps_are_finite_not_empty_and_put_relevance_in_the_discriminative_regions(
-    analyzer: str,
-    faces: Faces,
-    explainers: dict[str, saliency.RelevanceExplainer],
+    analyzer: str, faces: Faces, face_relevance: dict[str, NDArray[np.float32]]
 ) -> None:
     _, images, _, masks = faces
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", AnalysisWarning)  # a face whose predicted logit is ≤ 0 is allowed
-        explanation = explainers[analyzer].explain(images, batch_size=64)
-    relevance = explanation.relevance
+    relevance = face_relevance[analyzer]
     assert relevance.shape == images.shape and relevance.dtype == np.float32
     assert np.isfinite(relevance).all()
-    non_empty = relevance.reshape(len(relevance), -1).any(axis=1)
-    assert non_empty.mean() > 0.95
-    positive = np.maximum(relevance, 0)[non_empty]
-    share = (positive * masks[non_empty]).sum(axis=(1, 2)) / positive.sum(axis=(1, 2))
-    chance = masks.mean()
-    assert share.mean() >= max(MIN_SHARE_IN_REGION[analyzer], MIN_RATIO_TO_CHANCE * chance)
+    assert relevance.reshape(len(relevance), -1).any(axis=1).mean() > 0.95
+    assert _region_share(relevance, masks) >= MIN_RATIO_TO_CHANCE * masks.mean()
+
+
+@pytest.mark.tf
+def test_preset_a_flat_puts_the_most_relevance_in_the_regions(
+    faces: Faces, face_relevance: dict[str, NDArray[np.float32]]
+) -> None:
+    masks = faces[3]
+    shares = {name: _region_share(maps, masks) for name, maps in face_relevance.items()}
+    assert max(shares, key=shares.__getitem__) == "lrp.sequential_preset_a_flat", shares
 
 
 @pytest.mark.tf
