@@ -46,7 +46,10 @@ MIN_RATIO_TO_CHANCE = 4.0
 # LRP-ε (ε = 1e-7) on a ReLU network without biases loses no relevance: measured relative error ≤ 1e-5.
 # Deep Taylor (z+ ignoring biases, w² in the last layer) conserves max(logit, 0) even with biases:
 # measured median 5e-8, max 1e-5 on the trained small CNN.
-CONSERVATION_TOLERANCE = 1e-4
+# Relative tolerance: float32 sums of the 2,304 relevance values of a 48 × 48 map can be off by up to about
+# N · ε = 2,304 · 6e-8 ≈ 1.4e-4 in the worst case; a fresh-clone CI run under ONEDNN_MAX_CPU_ISA=AVX2
+# measured 1.36e-4 for LRP-ε (1e-5 on AVX-512 kernels), so the bound is set at that worst case's order.
+CONSERVATION_TOLERANCE = 1e-3
 
 
 # --------------------------------------------------------------------------------------------------------
