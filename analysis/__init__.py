@@ -21,12 +21,14 @@ Modules, by paper section (RBDM = Schiller et al. 2020, TP = Finzel et al. 2021)
 - ``evaluation`` — accuracy, macro-F1, per-class F1 and confusion matrix of any model on any images
 - ``datasets`` — FER2013 folders, FERPlus, CK+, AffectNet, synthetic faces (RBDM §4)
 - ``synthetic`` — synthetic faces with known discriminative regions
+- ``sequences`` — synthetic action-unit sequences with a planted schedule (stand-in for CK+, TP §3.1)
+- ``action_units`` — the multi-label action unit model: build, train, save, load, predict (TP §3.1)
+- ``unit_relevance`` — LRP relevance map per frame and active unit (TP §3.2)
+- ``spray`` — spectral relevance analysis, and SpRAy per action unit over sequences (TP §3.3)
+- ``prototypes`` — stages and temporal prototypes, TP Table 1 statistics (TP §3.4)
+- ``prototype_pipeline`` — the TP pipeline over sequences, its result and ``.npz`` file (TP §3, §3.4)
 - ``projection`` — Top-X relevance projection (TP §3.5)
-- ``spray`` — spectral relevance analysis (TP §3.3)
-- ``prototypes`` — stages and temporal prototypes (TP §3.4)
-- ``sequences``, ``action_units`` — synthetic action-unit sequences, the multi-label model and the
-  whole TP pipeline (TP §3.1–3.4)
-- ``visualisation`` — BWR heatmaps, Top-X overlays and prototype strips as RGB arrays (TP §3.5)
+- ``visualisation`` — BWR heatmaps, Top-X overlays, stage panels and prototype strips (TP §3.5)
 - ``study`` — study-level tables over stimuli (RBDM Table 1)
 - ``files`` — atomic writes (temporary file, then rename) and damaged files kept aside
 - ``progress`` — the progress-callback type of long work, ``report(fraction, text)``
@@ -54,6 +56,7 @@ __all__ = [
     "perception",
     "progress",
     "projection",
+    "prototype_pipeline",
     "prototypes",
     "saliency",
     "sequences",
@@ -62,5 +65,6 @@ __all__ = [
     "synthetic",
     "trainee",
     "training",
+    "unit_relevance",
     "visualisation",
 ]

@@ -12,6 +12,12 @@ are near or equal to zero. Here each step is one small function:
 and :func:`spray` composes them. Every step can be swapped through :class:`SpraySteps`; the eigenvalue
 spectrum is kept in the :class:`SprayResult` for display.
 
+:func:`spray_per_label` runs it once per label. For the temporal prototypes of TP §3.4,
+:func:`cluster_units` runs it per action unit over the maps of all sequences: each map first goes
+through one of :data:`SPRAY_INPUTS` (by default where it focuses, its top :data:`FOCUS_FRACTION` of
+pixels), the maps are downscaled by :data:`DEFAULT_SPRAY_FACTOR`, and each unit gets
+:func:`default_spray_k` neighbours.
+
 References
 ----------
 .. [1] Finzel et al. (2021), Deriving Temporal Prototypes from Saliency Map Clusters, §3.3.
@@ -24,7 +30,7 @@ References
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -40,11 +46,17 @@ from sklearn.neighbors import kneighbors_graph
 from analysis._validation import check_shape
 
 __all__ = [
+    "DEFAULT_SPRAY_FACTOR",
+    "DEFAULT_SPRAY_INPUT",
+    "FOCUS_FRACTION",
     "NORMALISATIONS",
+    "SPRAY_INPUTS",
     "ZERO_EIGENVALUE",
     "SprayParams",
     "SprayResult",
     "SpraySteps",
+    "cluster_units",
+    "default_spray_k",
     "eigengap_n_clusters",
     "kmeans",
     "knn_affinity",
@@ -749,3 +761,143 @@ def spray_per_label(
         label: spray(maps, rng=child, **options)
         for (label, maps), child in zip(maps_by_label.items(), children, strict=True)
     }
+
+
+# --------------------------------------------------------------------------------------------------
+# SpRAy per action unit over the maps of many sequences (TP §3.3)
+# --------------------------------------------------------------------------------------------------
+
+#: SpRAy downscaling factor of :func:`cluster_units`: 48 × 48 maps become 8 × 8 before clustering
+#: (TP §3.3, pre-processing).
+#: At 6 × 6 (factor 8) one cell spans the whole lip corner, and the two planted AU12 strategies, whose
+#: relevance lies 3-5 px apart, fall into the same cells.
+DEFAULT_SPRAY_FACTOR = 6
+#: Share of the pixels of each map that :data:`SPRAY_INPUTS` ``["focus"]`` keeps (TP §3.5, Top-X).
+FOCUS_FRACTION = 0.05
+#: The default SpRAy input (a key of :data:`SPRAY_INPUTS`).
+DEFAULT_SPRAY_INPUT = "focus"
+
+
+def default_spray_k(maps_per_sequence: Sequence[int]) -> int:
+    """Neighbours per map for SpRAy over sequences: ``max(10, 3 · median maps per sequence, ⌈N / 4⌉)``.
+
+    Consecutive frames of one sequence give nearly identical maps. With fewer neighbours than a
+    sequence has maps, each sequence becomes its own part of the similarity graph and the eigengap
+    counts sequences (or groups of similar faces) instead of strategies; three times the typical count
+    joins every map to other sequences. ``⌈N / 4⌉`` neighbours among N maps still separate up to about
+    four strategies of similar size, while smaller groups of similar faces merge.
+
+    Parameters
+    ----------
+    maps_per_sequence : sequence of int
+        Number of maps of the unit in each sequence where it is active (zeros are ignored).
+
+    Returns
+    -------
+    int
+
+    References
+    ----------
+    .. [1] Finzel et al. (2021), §3.3 (similarity matrix); von Luxburg (2007), §8.1 (choice of k).
+    """
+    counts = [int(c) for c in maps_per_sequence if int(c) > 0]
+    if not counts:
+        return 10
+    return max(10, 3 * int(np.ceil(np.median(counts))), int(np.ceil(sum(counts) / 4)))
+
+
+def _magnitude(maps: NDArray[np.float64]) -> NDArray[np.float64]:
+    return np.abs(maps)
+
+
+def _signed(maps: NDArray[np.float64]) -> NDArray[np.float64]:
+    return maps
+
+
+def _positive(maps: NDArray[np.float64]) -> NDArray[np.float64]:
+    return np.clip(maps, 0.0, None)
+
+
+def _focus(maps: NDArray[np.float64]) -> NDArray[np.float64]:
+    """1 on the top :data:`FOCUS_FRACTION` of each map's pixels by ``|R|``, 0 elsewhere (ties kept)."""
+    flat = np.abs(maps).reshape(len(maps), -1)
+    if flat.shape[1] == 0:
+        return np.zeros_like(maps)
+    cut = np.quantile(flat, 1.0 - FOCUS_FRACTION, axis=1, keepdims=True)
+    focus: NDArray[np.float64] = ((flat >= cut) & (flat > 0)).reshape(maps.shape).astype(np.float64)
+    return focus
+
+
+#: What SpRAy clusters of each relevance map (TP §3.3, pre-processing). ``"focus"`` (default): where
+#: the network looks, the top :data:`FOCUS_FRACTION` of the pixels by ``|R|`` as a binary map (TP §3.5's
+#: Top-X). How strongly it looks there changes with the face (skin and background contrast) and with
+#: the frame (an action's onset ramp), and with ``|R|`` those changes outweighed the 3-5 px between the
+#: two planted AU12 strategies on some training runs; the focus keeps only the place. ``"magnitude"``:
+#: ``|R|``, whatever the sign. ``"signed"``: the maps as they are (the sign of weak evidence elsewhere in
+#: the face varies between faces and splits one strategy into several); ``"positive"``: only evidence
+#: for the unit (negative relevance removed, as in TP §3.5).
+SPRAY_INPUTS: dict[str, Callable[[NDArray[np.float64]], NDArray[np.float64]]] = {
+    "focus": _focus,
+    "magnitude": _magnitude,
+    "signed": _signed,
+    "positive": _positive,
+}
+
+
+def cluster_units(
+    relevance_by_unit: Mapping[str, ArrayLike],
+    *,
+    rng: np.random.Generator,
+    maps_per_sequence: Mapping[str, Sequence[int]] | None = None,
+    factor: int = DEFAULT_SPRAY_FACTOR,
+    k: int | None = None,
+    max_clusters: int = 10,
+    spray_input: str = DEFAULT_SPRAY_INPUT,
+) -> dict[str, SprayResult]:
+    """SpRAy per unit over the maps of all sequences (TP §3.3: clusters are formed per Action Unit).
+
+    Each unit's maps go through :data:`SPRAY_INPUTS` ``[spray_input]``, then
+    :func:`analysis.spray.spray` (downscaled by ``factor``, L2-normalised, ``k`` neighbours, eigengap).
+
+    Parameters
+    ----------
+    relevance_by_unit : mapping of str to array_like (n_u, H, W)
+        Each unit's maps, e.g. concatenated over sequences from
+        :func:`analysis.unit_relevance.unit_relevance`.
+    rng : numpy.random.Generator
+        Each unit gets its own child generator (as :func:`analysis.spray.spray_per_label`).
+    maps_per_sequence : mapping of str to sequence of int, optional
+        How many of each unit's maps come from each sequence, for :func:`default_spray_k`.
+    factor : int, default 6
+        Downscaling factor of :func:`analysis.spray.preprocess`.
+    k : int, optional
+        Neighbours per map; default :func:`default_spray_k` per unit.
+    max_clusters : int, default 10
+    spray_input : str, default "focus"
+        A key of :data:`SPRAY_INPUTS`.
+
+    Returns
+    -------
+    dict of str to SprayResult
+
+    References
+    ----------
+    .. [1] Finzel et al. (2021), §3.3 ("similar relevance maps most likely focus on the same
+       features"), §3.4.
+    """
+    try:
+        transform = SPRAY_INPUTS[spray_input]
+    except KeyError as err:
+        raise ValueError(
+            f"unknown spray_input {spray_input!r}; expected one of {', '.join(SPRAY_INPUTS)}."
+        ) from err
+    children = rng.spawn(len(relevance_by_unit))
+    results = {}
+    for (unit, maps), child in zip(relevance_by_unit.items(), children, strict=True):
+        counts = (maps_per_sequence or {}).get(unit, [np.shape(maps)[0]])
+        neighbours = default_spray_k(counts) if k is None else k
+        features = transform(np.asarray(maps, dtype=np.float64))
+        results[unit] = spray(
+            features, rng=child, factor=factor, normalise="l2", k=neighbours, max_clusters=max_clusters
+        )
+    return results

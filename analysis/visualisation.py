@@ -5,10 +5,12 @@ the blue-white-red (BWR) scheme: negative relevance blue, none white, positive r
 *Top-X-Relevance Projection* keeps only the most relevant pixels that carry x of the positive relevance
 mass (:mod:`analysis.projection`) and, for a temporal prototype, paints each label's projection in the
 label's own colour over the frame (TP Figure 4). :func:`prototype_strip` lays the stages of a temporal
-prototype side by side, each stage's overlay above its plain BWR heatmap.
+prototype side by side, each stage's overlay above its plain BWR heatmap; :func:`stage_panels` picks
+those stages' frames and maps from a :class:`~analysis.prototype_pipeline.PrototypeResult`.
 
-Everything here is a pure function returning ``uint8`` RGB arrays of shape (H, W, 3); no Qt and no
-matplotlib. Only :func:`save_png` writes a file (with Pillow), for the command line and the GUI's export.
+Everything here is a pure function returning ``uint8`` RGB arrays of shape (H, W, 3) (or, for
+:func:`stage_panels`, the panels to draw); no Qt and no matplotlib. Only
+:func:`save_png` writes a file (with Pillow), for the command line and the GUI's export.
 
 References
 ----------
@@ -21,12 +23,16 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from analysis._validation import check_count, check_map, check_same_shape
 from analysis.projection import top_x_mask
+
+if TYPE_CHECKING:
+    from analysis.prototype_pipeline import PrototypeResult
 
 __all__ = [
     "PALETTE",
@@ -39,6 +45,7 @@ __all__ = [
     "name_colour",
     "prototype_strip",
     "save_png",
+    "stage_panels",
     "top_x_overlay",
     "upscale",
 ]
@@ -368,6 +375,49 @@ def _panel_column(
     spacer = np.empty((gap, width, 3), dtype=np.uint8)
     spacer[:] = _check_colour(background)
     return np.concatenate([overlay, spacer, bwr_heatmap(total)], axis=0)
+
+
+def stage_panels(
+    result: PrototypeResult, sequence: int | str, *, source: str = "cluster"
+) -> list[StagePanel]:
+    """The panels of a sequence's prototype strip: per stage its middle frame and its maps (TP §3.5).
+
+    Parameters
+    ----------
+    result : PrototypeResult
+    sequence : int or str
+        Index into ``result.sequences`` or a sequence id.
+    source : {"cluster", "stage"}
+        ``"cluster"``: each active name shows its cluster's mean map, the prototype of TP §3.4.
+        ``"stage"``: the mean of the stage's own frames' maps for that unit (aligned with this face).
+
+    Returns
+    -------
+    list of StagePanel
+        One per stage, keyed by cluster names (``AU12_A``).
+
+    References
+    ----------
+    .. [1] Finzel et al. (2021), §3.4 (prototype = average heatmap of a cluster), §3.5, Figure 4.
+    """
+    if source not in ("cluster", "stage"):
+        raise ValueError(f"source must be 'cluster' or 'stage'; got {source!r}.")
+    item = result.sequences[sequence] if isinstance(sequence, int) else result.sequence(sequence)
+    panels = []
+    for stage in item.stages:
+        maps = {}
+        for name in sorted(stage.names):
+            unit, cluster = item.cluster_of(name)
+            if source == "cluster":
+                maps[name] = result.mean_maps[(unit, cluster)]
+            else:
+                frames = range(stage.start_frame, stage.stop_frame)
+                maps[name] = np.mean([item.frame_relevance(t, unit) for t in frames], axis=0).astype(
+                    np.float64
+                )
+        middle = (stage.start_frame + stage.stop_frame - 1) // 2
+        panels.append(StagePanel(frame=item.frames[middle], relevance_by_name=maps))
+    return panels
 
 
 # --------------------------------------------------------------------------------------------------

@@ -149,7 +149,7 @@ class CKSequence:
 
 @dataclass(frozen=True, slots=True, eq=False)
 class CKSequenceFrames:
-    """A decoded CK+ sequence (satisfies :class:`analysis.action_units.FrameSequence`).
+    """A decoded CK+ sequence (satisfies :class:`analysis.prototype_pipeline.FrameSequence`).
 
     Parameters
     ----------

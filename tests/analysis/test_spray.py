@@ -13,9 +13,12 @@ from numpy.typing import ArrayLike, NDArray
 from sklearn.metrics import adjusted_rand_score
 
 from analysis.spray import (
+    FOCUS_FRACTION,
     NORMALISATIONS,
+    SPRAY_INPUTS,
     SprayResult,
     SpraySteps,
+    default_spray_k,
     eigengap_n_clusters,
     kmeans,
     knn_affinity,
@@ -468,3 +471,30 @@ def test_clusters_do_not_depend_on_the_order_of_the_maps(order: list[int]) -> No
     permuted = spray(maps[order], rng=np.random.default_rng(0)).labels
     pairs = itertools.combinations(range(24), 2)
     assert all((base[order[i]] == base[order[j]]) == (permuted[i] == permuted[j]) for i, j in pairs)
+
+
+# --------------------------------------------------------------------------------------------------
+# SpRAy per action unit over sequences (TP §3.3)
+# --------------------------------------------------------------------------------------------------
+
+
+def test_default_spray_k() -> None:
+    assert default_spray_k([]) == 10
+    assert default_spray_k([0, 2, 3]) == 10
+    assert default_spray_k([12, 11, 0, 13]) == 36  # three times the median count
+    assert default_spray_k([10] * 30) == 75  # a quarter of all maps
+
+
+def test_focus_input_keeps_the_top_share_of_each_map_by_magnitude(rng: np.random.Generator) -> None:
+    maps = rng.normal(size=(3, 20, 20))
+    maps[2] = 0.0
+    focus = SPRAY_INPUTS["focus"](maps)
+    assert set(np.unique(focus)) <= {0.0, 1.0}
+    n_kept = int(np.ceil(FOCUS_FRACTION * 400))
+    for index in (0, 1):
+        kept = focus[index].astype(bool)
+        assert kept.sum() == n_kept  # continuous values: no ties
+        assert np.abs(maps[index])[kept].min() >= np.abs(maps[index])[~kept].max()
+    assert not focus[2].any()  # a map without relevance focuses nowhere
+    scaled = SPRAY_INPUTS["focus"](maps * np.array([5.0, -0.1, 1.0])[:, None, None])
+    np.testing.assert_array_equal(scaled, focus)  # strength and sign do not change the focus

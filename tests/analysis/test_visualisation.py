@@ -22,6 +22,7 @@ from analysis.visualisation import (
     name_colour,
     prototype_strip,
     save_png,
+    stage_panels,
     top_x_overlay,
     upscale,
 )
@@ -204,3 +205,20 @@ def test_save_png_round_trip(tmp_path: Path, rng: np.random.Generator) -> None:
         save_png(tmp_path / "strip.jpg", image)
     with pytest.raises(ValueError, match="uint8"):
         save_png(tmp_path / "x.png", image.astype(np.float32))
+
+
+def test_stage_panels(toy) -> None:  # type: ignore[no-untyped-def]
+    result, _ = toy
+    panels = stage_panels(result, "s1")
+    assert len(panels) == 4
+    assert panels[0].relevance_by_name == {}
+    sequence = result.sequence("s1")
+    np.testing.assert_array_equal(panels[2].frame, sequence.frames[5])  # middle of frames 4-6
+    unit_b, cluster = sequence.cluster_of("B_A")
+    np.testing.assert_array_equal(panels[2].relevance_by_name["B_A"], result.mean_maps[(unit_b, cluster)])
+    own = stage_panels(result, 1, source="stage")
+    np.testing.assert_allclose(
+        own[2].relevance_by_name["B_A"], sequence.relevance["B"].mean(axis=0), atol=1e-6
+    )
+    with pytest.raises(ValueError, match="source"):
+        stage_panels(result, 0, source="frame")
