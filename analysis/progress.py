@@ -2,7 +2,7 @@
 
 Loading a study's stimuli, computing relevance maps, training the TP action-unit model or a GUI task
 all report how far they are through a plain callable, never a Qt signal; the GUI's task runner
-(:func:`rbdm_gui.workers.run_task`) forwards the calls to its thread. The experiment grid's richer
+(:func:`rbdm_gui.screens.workers.run_task`) forwards the calls to its thread. The experiment grid's richer
 records are :class:`analysis.experiment.ExperimentProgress`, a different idea with its own name.
 """
 

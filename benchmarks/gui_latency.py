@@ -7,9 +7,11 @@ Trainer, a small-CNN Trainee, the ``none`` and ``mean+switch`` variants):
 
 - ``idle``: the event loop with nothing to do (the baseline of the ratio column);
 - ``process``: the Experiments screen runs the experiment as the app does, in a worker process
-  (:class:`rbdm_gui.experiment_runner.ExperimentRunner`), plotting its curve points live;
-- ``thread``: the same request run by :func:`rbdm_gui.experiment_worker.execute` on a worker thread of
-  the GUI process (:func:`rbdm_gui.workers.run_task`), the alternative the app does not take: TensorFlow's
+  (:class:`rbdm_gui.screens.experiment_runner.ExperimentRunner`), plotting its curve points live;
+- ``thread``: the same request run by :func:`rbdm_gui.workflows.experiment_worker.execute` on a worker
+  thread of
+  the GUI process (:func:`rbdm_gui.screens.workers.run_task`), the alternative the app does not take:
+  TensorFlow's
   Python-side work and the GIL then compete with the event loop.
 
 Run (offscreen Qt unless a display is set)::
@@ -97,8 +99,8 @@ def latency_summary(lateness_ms: NDArray[np.float64]) -> dict[str, float]:
 
 def _request(runs_dir: Path, args: argparse.Namespace) -> object:
     from analysis.experiment import ExperimentConfig, new_run_dir
-    from rbdm_gui.commands_models import DEFAULT_TRAINER
-    from rbdm_gui.experiment_worker import LaunchRequest
+    from rbdm_gui.cli.commands_models import DEFAULT_TRAINER
+    from rbdm_gui.workflows.experiment_worker import LaunchRequest
 
     config = ExperimentConfig(
         dataset="synthetic:n=50",
@@ -153,9 +155,9 @@ def main(argv: list[str] | None = None) -> None:
 
     from PySide6.QtWidgets import QApplication
 
-    from rbdm_gui.experiment_view import ExperimentView
-    from rbdm_gui.experiment_worker import execute
-    from rbdm_gui.workers import run_task
+    from rbdm_gui.screens.experiment_view import ExperimentView
+    from rbdm_gui.screens.workers import run_task
+    from rbdm_gui.workflows.experiment_worker import execute
 
     app = QApplication.instance() or QApplication([])  # noqa: F841 (keeps the application alive)
     runs = Path(tempfile.mkdtemp(prefix="rbdm-latency-"))

@@ -1,6 +1,6 @@
 """Timing of the labeling protocol (RBDM §5.3.1): intended vs. measured phase durations, dropped frames.
 
-Runs the real full-screen labeling window (:class:`rbdm_gui.labeling_view.LabelingView`) for
+Runs the real full-screen labeling window (:class:`rbdm_gui.screens.labeling_view.LabelingView`) for
 ``--trials`` trials (default 60) with the mouse simulator as tracker. A hook on the protocol labels
 each image 250 ms after it appears and goes on; everything else (frame pacing, onsets stamped
 after each paint, trials committed to an SQLite store with their fixations) is the app's own path.
@@ -9,7 +9,7 @@ with its intended length; the baseline is the intended duration, so the ratio co
 measured / intended.
 
 ``--monitor`` runs the session twice in one process: without, then with the experimenter's live
-monitor (:mod:`rbdm_gui.monitor_view`) open and redrawing at its full rate (30 Hz) from its model fed
+monitor (:mod:`rbdm_gui.screens.monitor_view`) open and redrawing at its full rate (30 Hz) from its model fed
 by the session, and the running RBDM Table 1 recomputed in its worker process after every stored
 trial (against a second, simulated annotator of the same stimuli, and the Trainer in ``assets/``
 when there is one). It prints both tables, the monitor's runs against the ones without it, and each
@@ -113,9 +113,9 @@ class _Monitor:
     def __init__(self, run: Any, *, screen: Any, rate_hz: float, table: bool = True) -> None:
         from PySide6.QtCore import QEvent, QObject
 
-        from rbdm_gui.assets import DEFAULT_TRAINER
-        from rbdm_gui.monitor_session import SessionMonitor
-        from rbdm_gui.monitor_view import MonitorPanel
+        from rbdm_gui.screens.monitor_session import SessionMonitor
+        from rbdm_gui.screens.monitor_view import MonitorPanel
+        from rbdm_gui.workflows.assets import DEFAULT_TRAINER
 
         self.panel = MonitorPanel()
         trainer = DEFAULT_TRAINER if DEFAULT_TRAINER.is_file() else None
@@ -165,7 +165,7 @@ def _run(args: argparse.Namespace, *, monitor: bool) -> _Result:
     from PySide6.QtGui import QGuiApplication
 
     from analysis.geometry import ScreenGeometry
-    from rbdm_gui.labeling_view import LabelingView, screen_refresh, to_qimage
+    from rbdm_gui.screens.labeling_view import LabelingView, screen_refresh, to_qimage
     from tracking.drivers import MouseSimulator
     from tracking.protocol import LabelingProtocol, Phase, PhaseOnset, ProtocolTiming
     from tracking.recording import LabelingSession, gaze_recording, load_stimuli, open_labeling_session
@@ -209,7 +209,7 @@ def _run(args: argparse.Namespace, *, monitor: bool) -> _Result:
         centre = (geometry.width_px / 2, geometry.height_px / 2)
         driver = MouseSimulator(lambda: centre, rate_hz=120.0)
         driver.connect()
-        from rbdm_gui.monitor_model import FixationTap
+        from rbdm_gui.workflows.monitor_model import FixationTap
         from tracking.fixations import DETECTORS
 
         tap = FixationTap(DETECTORS["idt"](geometry))  # what the app records with (a no-op without listeners)
@@ -220,7 +220,7 @@ def _run(args: argparse.Namespace, *, monitor: bool) -> _Result:
             session = LabelingSession(store, session_id, protocol, recorder)
             view = LabelingView(session, images, geometry=geometry, refresh_hz=refresh_hz)
 
-            class _Run(QObject):  # what the monitor reads of rbdm_gui.app.SessionRun
+            class _Run(QObject):  # what the monitor reads of rbdm_gui.screens.app.SessionRun
                 ended = Signal(object)
                 failed = Signal(str)
 
@@ -429,7 +429,7 @@ def main(argv: list[str] | None = None) -> int:
     from PySide6.QtGui import QGuiApplication
     from PySide6.QtWidgets import QApplication
 
-    from rbdm_gui.labeling_view import screen_refresh
+    from rbdm_gui.screens.labeling_view import screen_refresh
 
     app = QApplication.instance() or QApplication([sys.argv[0]])
     refresh_hz, frame_counted = screen_refresh(QGuiApplication.primaryScreen())

@@ -5,7 +5,7 @@ time from the process's start (``time.perf_counter`` at the first line of the sc
 interpreter itself has started) to the window being shown and its first events processed:
 
 - ``bare Qt window``: ``QApplication`` and an empty ``QMainWindow``, the baseline of the ratio column;
-- ``RBDM Studio``: :class:`rbdm_gui.app.StudioApp` with the default pages, on a fresh settings folder;
+- ``RBDM Studio``: :class:`rbdm_gui.screens.app.StudioApp` with the default pages, on a fresh settings folder;
 - ``+ each screen``: the same, then every screen built once (Compare, Experiments, Temporal prototypes),
   which is where pyqtgraph, scikit-learn and the study readers load.
 
@@ -49,7 +49,7 @@ if case == "bare":
     window = QMainWindow()
     window.resize(1280, 800)
 else:
-    from rbdm_gui.app import StudioApp
+    from rbdm_gui.screens.app import StudioApp
     window = StudioApp().window
 window.show()
 app.processEvents()

@@ -1,6 +1,6 @@
 """The PySide6/pyqtgraph desktop layer over :mod:`analysis` and :mod:`tracking`.
 
-Importing this package does not import Qt: the command line (:mod:`rbdm_gui.cli`) lives here too
+Importing this package does not import Qt: the command line (:mod:`rbdm_gui.cli.main`) lives here too
 and imports Qt only for the subcommands that open windows.
 """
 

@@ -52,9 +52,9 @@ def main() -> None:
     from PySide6.QtWidgets import QApplication, QWidget
 
     from analysis.geometry import ScreenGeometry
-    from rbdm_gui.app import SessionRun, StudioApp
-    from rbdm_gui.calibration_view import CalibrationView
-    from rbdm_gui.settings import KEYBOARD_ONLY, StudySettings
+    from rbdm_gui.screens.app import SessionRun, StudioApp
+    from rbdm_gui.screens.calibration_view import CalibrationView
+    from rbdm_gui.workflows.settings import KEYBOARD_ONLY, StudySettings
     from tracking.drivers import MouseSimulator
     from tracking.fixations import DETECTORS
     from tracking.protocol import Phase
@@ -193,9 +193,9 @@ def _comparison(folder: Path, save: Callable[..., None], wait_until: Callable[..
     from analysis.geometry import ScreenGeometry
     from analysis.labels import LABELS
     from analysis.synthetic import make_face, simulate_fixations
-    from rbdm_gui.app import session_settings
-    from rbdm_gui.comparison_view import ComparisonView
-    from rbdm_gui.settings import KEYBOARD_ONLY, StudySettings
+    from rbdm_gui.screens.app import session_settings
+    from rbdm_gui.screens.comparison_view import ComparisonView
+    from rbdm_gui.workflows.settings import KEYBOARD_ONLY, StudySettings
     from tracking.protocol import ProtocolTiming, stimulus_order
     from tracking.recording import StimulusSet
     from tracking.records import Fixation, PhaseOnsets, Trial
@@ -256,7 +256,7 @@ def _comparison(folder: Path, save: Callable[..., None], wait_until: Callable[..
 def _experiments(save: Callable[..., None], wait_until: Callable[..., None]) -> None:
     """The Experiments screen after a small real run: the seven Trainees of RBDM §5.5 (small-CNN Trainees
     on 400 synthetic faces, 6 epochs, switch after 3), curves, results table and a confusion matrix."""
-    from rbdm_gui.experiment_view import ExperimentView
+    from rbdm_gui.screens.experiment_view import ExperimentView
 
     view = ExperimentView()  # runs go to the temporary data folder
     view.resize(1600, 1000)

@@ -94,7 +94,7 @@ def test_the_rbdm_commands_refuse_a_lambda_model_with_a_message(
     model_file = tmp_path / "evil.h5"
     with h5py.File(model_file, "w") as handle:
         handle.attrs["model_config"] = json.dumps(_lambda_config()).encode()
-    from rbdm_gui.cli import main
+    from rbdm_gui.cli.main import main
 
     command = ["saliency", "--dataset", "synthetic:n=8", "--model", str(model_file)]
     assert main([*command, "--cache-dir", str(tmp_path / "cache")]) == 2
@@ -319,7 +319,7 @@ def test_a_failed_cache_write_leaves_no_partial_file(
 def test_a_failed_run_record_write_keeps_the_old_record(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from rbdm_gui.experiment_worker import mark_run
+    from rbdm_gui.workflows.experiment_worker import mark_run
 
     record = tmp_path / "run.json"
     record.write_text('{"status": "running"}\n')
@@ -367,7 +367,7 @@ def test_a_foreign_manifest_is_refused_by_name(tmp_path: Path, content: bytes, p
 
 
 def _compare(study: Path, out: Path, *extra: str) -> int:
-    from rbdm_gui.cli import main
+    from rbdm_gui.cli.main import main
 
     return main(["compare", str(study), "--out", str(out), "--no-model", "--figure-stimuli", "0", *extra])
 
@@ -410,9 +410,9 @@ def test_compare_reads_an_old_schema_without_migrating_the_file(
 @pytest.mark.skipif(not hasattr(os, "fork") or os.geteuid() != 0, reason="drops root in a child process")
 def test_compare_reads_a_study_on_a_read_only_folder(tmp_path: Path) -> None:
     import analysis.study  # noqa: F401 - imported here: the unprivileged child cannot read the stdlib
-    import rbdm_gui.commands_models
-    import rbdm_gui.compare
-    import rbdm_gui.figures  # noqa: F401
+    import rbdm_gui.cli.commands_models
+    import rbdm_gui.cli.compare
+    import rbdm_gui.workflows.figures  # noqa: F401
     import tracking.study  # noqa: F401
     from tests.tracking._study import write_study
 
@@ -504,7 +504,7 @@ def test_compare_on_a_study_without_gaze_on_the_images_reports_not_comparable(
 
 
 def test_perceptive_masking_counts_only_fixations_on_the_image(tmp_path: Path) -> None:
-    from rbdm_gui.commands_models import study_fixation_counts
+    from rbdm_gui.cli.commands_models import study_fixation_counts
     from tests.tracking._study import STIMULI, stimulus_order, write_study
 
     study = tmp_path / "study.sqlite"
@@ -540,7 +540,7 @@ def test_a_model_with_fewer_outputs_than_the_data_has_labels_is_refused(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from analysis.models import check_labels_fit
-    from rbdm_gui.cli import main
+    from rbdm_gui.cli.main import main
 
     check_labels_fit(3, [0, 2, 1], model="m")
     with pytest.raises(ValueError, match=r"has 3 outputs \(neutral, happy, sad\).*\['surprise'\]"):
@@ -584,7 +584,7 @@ def test_builder_options_that_are_not_options_are_refused(options: Any, message:
 def test_options_on_the_command_line_must_be_a_json_object(
     text: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from rbdm_gui.cli import main
+    from rbdm_gui.cli.main import main
 
     with pytest.raises(SystemExit) as exited:
         main(["train-trainer", "--options", text])

@@ -22,9 +22,8 @@ def _fresh_modules(code: str) -> set[str]:
 
 
 def _all_submodules(package: str) -> list[str]:
-    base = ROOT / package
     names = []
-    for path in sorted(base.rglob("*.py")):
+    for path in sorted((ROOT / package).rglob("*.py")):
         parts = path.relative_to(ROOT).with_suffix("").parts
         names.append(".".join(parts[:-1] if parts[-1] == "__init__" else parts))
     return names
@@ -39,7 +38,7 @@ def test_analysis_and_tracking_import_without_qt_or_tensorflow() -> None:
 
 
 def test_command_line_help_imports_neither_qt_nor_tensorflow() -> None:
-    loaded = _fresh_modules("import rbdm_gui.cli")
+    loaded = _fresh_modules("import rbdm_gui.cli.main")
     assert "PySide6" not in loaded and "tensorflow" not in loaded
 
 
@@ -49,3 +48,12 @@ def test_import_linter_contracts_hold() -> None:
         [str(lint_imports), "--no-cache"], cwd=ROOT, capture_output=True, text=True, timeout=300
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_workflow_layer_and_the_command_line_import_without_qt() -> None:
+    modules = _all_submodules("rbdm_gui/workflows") + _all_submodules("rbdm_gui/cli")
+    assert "rbdm_gui.workflows.settings" in modules and "rbdm_gui.cli.main" in modules
+    loaded = _fresh_modules("\n".join(f"import {m}" for m in modules))
+    assert set(modules) <= loaded
+    for qt in ("PySide6", "pyqtgraph", "rbdm_gui.screens"):
+        assert qt not in loaded, f"importing the workflow layer or the command line pulled in {qt}"

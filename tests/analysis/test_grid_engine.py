@@ -188,7 +188,7 @@ def local_ray_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """``rbdm experiment --workers 2``: its own local Ray instance (requested before the cluster exists)."""
     import ray
 
-    from rbdm_gui.cli import main
+    from rbdm_gui.cli.main import main
 
     out = tmp_path_factory.mktemp("local_ray")
     # Another Ray already runs on this machine (a user's `ray start`): --workers still starts its own.
@@ -221,7 +221,7 @@ def test_the_command_runs_its_cells_on_a_local_ray_instance(local_ray_run: Path)
 def test_the_command_joins_a_cluster_and_resumes_an_interrupted_run(
     local_ray_run: Path, cluster: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from rbdm_gui.cli import main
+    from rbdm_gui.cli.main import main
 
     argv = [*_CLI, "--out", str(tmp_path), "--ray-address", cluster.address]
     assert main(argv) == 0

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from rbdm_gui.settings import CONFIG_DIR_ENV, DATA_DIR_ENV
+from rbdm_gui.workflows.settings import CONFIG_DIR_ENV, DATA_DIR_ENV
 
 
 @pytest.fixture(autouse=True)

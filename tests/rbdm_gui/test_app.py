@@ -12,9 +12,11 @@ from PySide6.QtWidgets import QLabel
 from pytestqt.qtbot import QtBot
 
 from analysis.geometry import ScreenGeometry
-from rbdm_gui.app import StudioApp, default_pages
-from rbdm_gui.main_window import MainWindow
-from rbdm_gui.settings import (
+from rbdm_gui.screens.app import StudioApp, default_pages
+from rbdm_gui.screens.main_window import MainWindow
+from rbdm_gui.screens.setup_view import SetupView
+from rbdm_gui.screens.workers import run_task
+from rbdm_gui.workflows.settings import (
     StudySettings,
     build_driver,
     data_dir,
@@ -23,8 +25,6 @@ from rbdm_gui.settings import (
     parse_option,
     save_settings,
 )
-from rbdm_gui.setup_view import SetupView
-from rbdm_gui.workers import run_task
 from tracking.drivers import DRIVERS, MouseSimulator
 
 pytestmark = pytest.mark.gui
@@ -190,7 +190,7 @@ def test_the_first_window_loads_no_heavy_module() -> None:
         "import sys\n"
         "from PySide6.QtWidgets import QApplication\n"
         "app = QApplication([])\n"
-        "from rbdm_gui.app import StudioApp\n"
+        "from rbdm_gui.screens.app import StudioApp\n"
         "StudioApp().window.show(); app.processEvents()\n"
         "print(sorted(m for m in ('tensorflow', 'pyqtgraph', 'sklearn', 'matplotlib') if m in sys.modules))\n"
     )
@@ -203,8 +203,8 @@ def test_the_first_window_loads_no_heavy_module() -> None:
 
 def test_compare_and_experiments_follow_the_study_chosen_in_setup(qtbot: QtBot, tmp_path: Path) -> None:
     """Old code: Compare kept the study it had until the app was restarted."""
-    from rbdm_gui.comparison_view import ComparisonView
-    from rbdm_gui.experiment_view import ExperimentView
+    from rbdm_gui.screens.comparison_view import ComparisonView
+    from rbdm_gui.screens.experiment_view import ExperimentView
 
     studio = StudioApp()
     qtbot.addWidget(studio.window)

@@ -12,7 +12,7 @@ from PySide6.QtCore import Qt
 from pytestqt.qtbot import QtBot
 
 from analysis.geometry import ScreenGeometry
-from rbdm_gui.calibration_view import CalibrationView
+from rbdm_gui.screens.calibration_view import CalibrationView
 from tracking.drivers import MouseSimulator
 from tracking.drivers.base import CalibrationPoint, CalibrationResult, TargetPresenter
 from tracking.fixations import DETECTORS

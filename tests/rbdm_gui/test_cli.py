@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from analysis.metrics import ComparisonTable
-from rbdm_gui.cli import COMMANDS, build_parser, main
+from rbdm_gui.cli.main import COMMANDS, build_parser, main
 
 
 def test_help_lists_every_command(capsys: pytest.CaptureFixture[str]) -> None:
@@ -63,6 +63,6 @@ def test_demo_refuses_a_missing_model(tmp_path: Path, capsys: pytest.CaptureFixt
 def test_lazily_loaded_commands_run_their_cmd_function(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    # rbdm_gui.commands_import.cmd_import_trainer, found by name when the command runs
+    # rbdm_gui.cli.commands_import.cmd_import_trainer, found by name when the command runs
     assert main(["import-trainer", "--out", str(tmp_path / "t.keras")]) == 2
     assert "give either a model file or --fer" in capsys.readouterr().err

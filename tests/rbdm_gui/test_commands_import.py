@@ -10,7 +10,7 @@ import pytest
 
 from analysis.labels import LABELS
 from analysis.training import load_trained
-from rbdm_gui.cli import main
+from rbdm_gui.cli.main import main
 
 #: Sixteen 64 px synthetic faces per split (2 per label), the mini-Xception's input size.
 TINY = ["--dataset", "synthetic:n=2", "--size", "64"]

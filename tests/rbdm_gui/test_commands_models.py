@@ -14,8 +14,8 @@ import pytest
 from analysis.geometry import ScreenGeometry
 from analysis.masked_dataset import HEADER_FILE, read_manifest
 from analysis.training import load_trained
-from rbdm_gui.cli import COMMANDS, build_parser, main
-from rbdm_gui.commands_models import DEFAULT_TRAINER, command_line, study_fixation_counts
+from rbdm_gui.cli.commands_models import DEFAULT_TRAINER, command_line, study_fixation_counts
+from rbdm_gui.cli.main import COMMANDS, build_parser, main
 from tracking.records import Fixation, PhaseOnsets, Trial
 from tracking.store import SessionStore
 from tracking.study import read_image_fixations

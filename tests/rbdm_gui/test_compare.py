@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from analysis.metrics import ComparisonTable
-from rbdm_gui.cli import main
+from rbdm_gui.cli.main import main
 from tests.tracking._study import STIMULI, write_study
 from tracking.store import SessionStore
 from tracking.study import StudyComparison, load_stimulus_images, read_study

@@ -14,9 +14,9 @@ from PySide6.QtWidgets import QTableWidget, QTableWidgetItem
 from pytestqt.qtbot import QtBot
 
 from analysis.metrics import ComparisonTable
-from rbdm_gui.app import StudioApp, session_settings
-from rbdm_gui.comparison_view import METRIC_TITLES, ComparisonView, comparison_config_path
-from rbdm_gui.settings import KEYBOARD_ONLY, StudySettings
+from rbdm_gui.screens.app import StudioApp, session_settings
+from rbdm_gui.screens.comparison_view import METRIC_TITLES, ComparisonView, comparison_config_path
+from rbdm_gui.workflows.settings import KEYBOARD_ONLY, StudySettings
 from tests.tracking import _study
 from tests.tracking._study import GEOMETRY, SPEC, STIMULI, write_study
 from tracking.protocol import ProtocolTiming
@@ -148,7 +148,7 @@ def test_table_one_leaves_out_the_trials_marked_bad_and_says_how_many(qtbot: QtB
 
 def test_colours_stay_with_their_annotator_and_the_model(view: ComparisonView) -> None:
     """Old code: colours followed the maps' order, so the Trainer's changed with the number of annotators."""
-    from rbdm_gui.figures import MODEL_COLOUR, map_colours
+    from rbdm_gui.workflows.figures import MODEL_COLOUR, map_colours
 
     two = map_colours(["P01", "P02", "tiny"], annotators=["P01", "P02"])
     three = map_colours(["P01", "P02", "P03", "tiny"], annotators=["P01", "P02", "P03"])

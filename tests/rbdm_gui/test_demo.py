@@ -1,4 +1,4 @@
-"""Tests for rbdm_gui.demo: ``rbdm demo`` on synthetic faces without a model (no TensorFlow)."""
+"""Tests for rbdm_gui.cli.demo: ``rbdm demo`` on synthetic faces without a model (no TensorFlow)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 
 from analysis.labels import LABELS
 from analysis.metrics import ComparisonTable
-from rbdm_gui.demo import add_demo, cmd_demo
+from rbdm_gui.cli.demo import add_demo, cmd_demo
 
 
 def _args(*argv: str) -> argparse.Namespace:

@@ -12,8 +12,8 @@ import pytest
 
 from analysis.experiment import ExperimentProgress, ExperimentRun, load_run, write_run_json
 from analysis.trainee import CurvePoint
-from rbdm_gui.assets import DEFAULT_TRAINER
-from rbdm_gui.experiment_form import (
+from rbdm_gui.workflows.assets import DEFAULT_TRAINER
+from rbdm_gui.workflows.experiment_form import (
     FORM_DEFAULTS,
     form_of_run,
     form_request,
@@ -31,7 +31,9 @@ def _values(**changes: object) -> dict[str, object]:
 
 
 def test_the_form_module_needs_no_qt() -> None:
-    code = "import sys, rbdm_gui.experiment_form; assert 'PySide6' not in sys.modules, 'Qt imported'"
+    code = (
+        "import sys, rbdm_gui.workflows.experiment_form; assert 'PySide6' not in sys.modules, 'Qt imported'"
+    )
     subprocess.run([sys.executable, "-c", code], cwd=_ROOT, check=True, timeout=120)
 
 

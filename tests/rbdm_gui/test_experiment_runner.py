@@ -8,9 +8,9 @@ import pytest
 from pytestqt.qtbot import QtBot
 
 from analysis.experiment import ExperimentConfig, ExperimentProgress, load_run
-from rbdm_gui.commands_models import DEFAULT_TRAINER
-from rbdm_gui.experiment_runner import ExperimentRunner
-from rbdm_gui.experiment_worker import LaunchRequest
+from rbdm_gui.cli.commands_models import DEFAULT_TRAINER
+from rbdm_gui.screens.experiment_runner import ExperimentRunner
+from rbdm_gui.workflows.experiment_worker import LaunchRequest
 
 pytestmark = pytest.mark.gui
 
@@ -79,6 +79,28 @@ def test_a_worker_that_cannot_start_is_reported(qtbot: QtBot, tmp_path: Path) ->
     runner.start(_request(tmp_path / "runs" / "r"))
     status, text = _finish(qtbot, runner)
     assert status == "failed" and "Could not start" in text
+
+
+def test_a_run_cancelled_before_its_worker_started_is_recorded_as_cancelled(
+    qtbot: QtBot, tmp_path: Path
+) -> None:
+    """Seen on a busy machine: the niced worker was still importing TensorFlow when the cancel grace ran
+    out, so it never wrote run.json and the cancelled run left no record. A worker that never starts
+    (an interpreter that only sleeps) reproduces it without the load."""
+    sleeper = tmp_path / "slow-python"
+    sleeper.write_text("#!/bin/sh\nexec sleep 60\n", encoding="utf-8")
+    sleeper.chmod(0o755)
+    runner = ExperimentRunner(python=str(sleeper), cancel_grace_ms=0)
+    run_dir = tmp_path / "runs" / "r"
+    request = _request(run_dir)
+    runner.start(request)
+    runner.cancel()
+    status, text = _finish(qtbot, runner)
+    assert (status, text) == ("cancelled", str(run_dir))
+    stored = load_run(run_dir)
+    assert stored.status == "cancelled" and stored.results == ()
+    assert stored.config == request.run_config
+    assert stored.finished_utc
 
 
 def test_a_cancel_without_grace_still_ends_as_cancelled(qtbot: QtBot, tmp_path: Path) -> None:

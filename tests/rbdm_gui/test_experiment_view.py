@@ -30,13 +30,13 @@ from analysis.experiment import (
 from analysis.experiment_report import VariantComparison
 from analysis.labels import LABELS
 from analysis.trainee import CURVE_FIELDS, CurvePoint
-from rbdm_gui.assets import DEFAULT_TRAINER
-from rbdm_gui.experiment_view import (
+from rbdm_gui.screens.experiment_view import (
     COMPARISON_COLUMNS,
     ExperimentView,
     comparison_cells,
     default_runs_dir,
 )
+from rbdm_gui.workflows.assets import DEFAULT_TRAINER
 
 pytestmark = pytest.mark.gui
 
@@ -383,7 +383,7 @@ def test_closing_the_window_during_a_run_asks_first(
 ) -> None:
     from PySide6.QtWidgets import QMessageBox
 
-    from rbdm_gui.main_window import MainWindow
+    from rbdm_gui.screens.main_window import MainWindow
 
     window = MainWindow([("Experiments", lambda: ExperimentView(runs_dir=tmp_path / "runs"))])
     qtbot.addWidget(window)

@@ -16,8 +16,8 @@ from hypothesis import strategies as st
 
 from analysis.experiment import VARIANTS, ExperimentConfig, ExperimentProgress, load_run
 from analysis.trainee import CurvePoint
-from rbdm_gui.assets import DEFAULT_TRAINER
-from rbdm_gui.experiment_worker import (
+from rbdm_gui.workflows.assets import DEFAULT_TRAINER
+from rbdm_gui.workflows.experiment_worker import (
     GAZE_VARIANTS,
     METHODS,
     LaunchRequest,
@@ -253,7 +253,7 @@ def test_a_launcher_that_goes_away_cancels_the_run_instead_of_failing_it(tmp_pat
     request_file = tmp_path / "request.json"
     request_file.write_text(json.dumps(LaunchRequest(_config(), str(folder), nice=0).to_dict()))
     worker = subprocess.Popen(
-        [sys.executable, "-m", "rbdm_gui.experiment_worker", str(request_file), "--stdin-control"],
+        [sys.executable, "-m", "rbdm_gui.workflows.experiment_worker", str(request_file), "--stdin-control"],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
@@ -340,7 +340,7 @@ _CLI += ["--eval-every", "1", "--no-tensorboard", "--name", "tiny"]
 
 def _cli_run(out: Path) -> Path:
     """``rbdm experiment`` in its own process (it limits that process's TensorFlow threads)."""
-    script = "import sys; from rbdm_gui.cli import main; sys.exit(main(sys.argv[1:]))"
+    script = "import sys; from rbdm_gui.cli.main import main; sys.exit(main(sys.argv[1:]))"
     subprocess.run(
         [sys.executable, "-c", script, *_CLI, "--out", str(out)], cwd=_ROOT, check=True, timeout=600
     )
@@ -349,10 +349,11 @@ def _cli_run(out: Path) -> Path:
 
 
 def _worker_run(request: LaunchRequest, tmp_path: Path, worker: Path | None = None) -> None:
-    """The GUI's worker process on ``request`` (``python -m rbdm_gui.experiment_worker``, as the runner)."""
+    """The GUI's worker process on ``request`` (``python -m rbdm_gui.workflows.experiment_worker``, as the
+    runner)."""
     file = tmp_path / "request.json"
     file.write_text(json.dumps(request.to_dict()), encoding="utf-8")
-    program = ["-m", "rbdm_gui.experiment_worker"] if worker is None else [str(worker)]
+    program = ["-m", "rbdm_gui.workflows.experiment_worker"] if worker is None else [str(worker)]
     env = {**os.environ, "PYTHONPATH": str(_ROOT)}
     done = subprocess.run(
         [sys.executable, *program, str(file)], cwd=_ROOT, env=env, capture_output=True, text=True, timeout=600

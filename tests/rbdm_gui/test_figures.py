@@ -1,4 +1,4 @@
-"""Tests for rbdm_gui.figures: heatmap colours and the Figure 7/8 style PNG."""
+"""Tests for rbdm_gui.workflows.figures: heatmap colours and the Figure 7/8 style PNG."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from rbdm_gui.figures import MAP_COLOURS, MODEL_COLOUR, map_colours, save_comparison_figure
+from rbdm_gui.workflows.figures import MAP_COLOURS, MODEL_COLOUR, map_colours, save_comparison_figure
 
 
 def test_annotators_keep_their_colour_and_never_get_the_models() -> None:

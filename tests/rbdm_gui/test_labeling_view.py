@@ -12,9 +12,9 @@ from pytestqt.qtbot import QtBot
 
 from analysis.geometry import ScreenGeometry
 from analysis.labels import LABELS
-from rbdm_gui.app import SessionOutcome, SessionRun, session_settings
-from rbdm_gui.labeling_view import SessionReport
-from rbdm_gui.settings import StudySettings
+from rbdm_gui.screens.app import SessionOutcome, SessionRun, session_settings
+from rbdm_gui.screens.labeling_view import SessionReport
+from rbdm_gui.workflows.settings import StudySettings
 from tracking.drivers import MouseSimulator
 from tracking.protocol import Phase, ProtocolTiming, phase_durations
 from tracking.store import SessionStore
@@ -253,7 +253,7 @@ def test_three_participants_get_three_stored_orders_and_the_setup_shows_their_st
     qtbot: QtBot, tmp_path: Path
 ) -> None:
     """Issue 19's "done when": on the old code all three got the study seed's one order."""
-    from rbdm_gui.setup_view import SetupView
+    from rbdm_gui.screens.setup_view import SetupView
 
     gaze = Gaze()
     base = settings_for(tmp_path, n=3)
@@ -360,7 +360,7 @@ def _luminance(colour: object) -> float:
 @pytest.mark.parametrize("name", ["_TEXT", "_LABEL", "_NOTICE"])
 def test_the_key_legend_is_legible_on_the_grey(name: str) -> None:
     """Old code: grey 88 on grey 128, a contrast of 1.9:1; WCAG asks 4.5:1 for small text."""
-    from rbdm_gui import labeling_view
+    from rbdm_gui.screens import labeling_view
 
     low, high = sorted((_luminance(labeling_view.BACKGROUND), _luminance(getattr(labeling_view, name))))
     assert (high + 0.05) / (low + 0.05) >= 4.5

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from rbdm_gui.logs import third_party_warnings_to
+from rbdm_gui.workflows.logs import third_party_warnings_to
 
 
 def _keras_warning(text: str) -> None:

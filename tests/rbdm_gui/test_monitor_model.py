@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rbdm_gui.monitor_model import (
+from rbdm_gui.workflows.monitor_model import (
     FixationTap,
     GazeQuality,
     LabelStatus,
@@ -297,7 +297,7 @@ def test_a_trial_marked_bad_is_kept_and_flagged_in_the_store(tmp_path: Path) -> 
 def test_the_table_worker_waits_while_held_and_never_cancels(monkeypatch: pytest.MonkeyPatch) -> None:
     import threading
 
-    from rbdm_gui import monitor_model
+    from rbdm_gui.workflows import monitor_model
 
     hold = threading.Event()
     hold.set()

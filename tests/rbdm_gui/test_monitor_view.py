@@ -10,11 +10,11 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QDockWidget
 from pytestqt.qtbot import QtBot
 
-from rbdm_gui.app import SessionRun, StudioApp
-from rbdm_gui.monitor_model import TableRequest, participant_table
-from rbdm_gui.monitor_session import SessionMonitor
-from rbdm_gui.monitor_view import MonitorPanel, fixation_sizes_px
-from rbdm_gui.settings import StudySettings
+from rbdm_gui.screens.app import SessionRun, StudioApp
+from rbdm_gui.screens.monitor_session import SessionMonitor
+from rbdm_gui.screens.monitor_view import MonitorPanel, fixation_sizes_px
+from rbdm_gui.workflows.monitor_model import TableRequest, participant_table
+from rbdm_gui.workflows.settings import StudySettings
 from tests.rbdm_gui.test_monitor_model import FAST, recorded_gaze
 from tests.tracking import _study
 from tracking.drivers import ReplayDriver

@@ -1,4 +1,4 @@
-"""Smoke tests of rbdm_gui/prototypes_view.py with pytest-qt (offscreen), on a precomputed result."""
+"""Smoke tests of rbdm_gui/screens/prototypes_view.py with pytest-qt (offscreen), on a precomputed result."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from PIL import Image
 
 from analysis.action_units import PrototypeResult, prototypes_from_relevance, save_result, stage_panels
 from analysis.visualisation import label_colours, prototype_strip
-from rbdm_gui.prototypes_view import PrototypesView
+from rbdm_gui.screens.prototypes_view import PrototypesView
 
 pytestmark = pytest.mark.gui
 

@@ -20,11 +20,11 @@ from PySide6.QtCore import Qt
 from pytestqt.qtbot import QtBot
 
 from analysis.labels import LABELS
-from rbdm_gui import _speech
-from rbdm_gui.app import SessionRun
-from rbdm_gui.labeling_view import LabelingView
-from rbdm_gui.settings import StudySettings
-from rbdm_gui.setup_view import SetupView
+from rbdm_gui.screens.app import SessionRun
+from rbdm_gui.screens.labeling_view import LabelingView
+from rbdm_gui.screens.setup_view import SetupView
+from rbdm_gui.workflows import speech
+from rbdm_gui.workflows.settings import StudySettings
 from tests.tracking.speech._espeak import NOISE_STD, needs_espeak, spoken, write_wav
 from tracking.drivers import MouseSimulator
 from tracking.protocol import Phase, ProtocolTiming
@@ -36,7 +36,7 @@ pytestmark = pytest.mark.gui
 
 SCREEN = 800
 FAST = ProtocolTiming(blank_ms=100.0, cross_ms=50.0, second_blank_ms=100.0)
-BLOCK_S = _speech.BLOCK_MS / 1000.0
+BLOCK_S = speech.BLOCK_MS / 1000.0
 
 
 class RecordedSpeech:
@@ -70,7 +70,7 @@ class RecordedSpeech:
             self._thread.join()
 
     def _run(self, on_block: Callable[[NDArray[np.int16]], None]) -> None:
-        n = round(_speech.SAMPLE_RATE_HZ * BLOCK_S)
+        n = round(speech.SAMPLE_RATE_HZ * BLOCK_S)
         while self._running.is_set():
             with self._lock:
                 block = self._pending.pop(0) if self._pending else None
@@ -175,8 +175,8 @@ def test_spoken_labels_reach_the_store(
 
 
 def test_without_a_microphone_the_session_runs_by_keys(qtbot: QtBot, tmp_path: Path) -> None:
-    def no_microphone(device: str, on_block: Callable[[NDArray[np.int16]], None]) -> _speech.AudioSource:
-        return _speech.open_microphone("no such input device", on_block)  # this machine: none at all
+    def no_microphone(device: str, on_block: Callable[[NDArray[np.int16]], None]) -> speech.AudioSource:
+        return speech.open_microphone("no such input device", on_block)  # this machine: none at all
 
     notices: list[str] = []
     run = SessionRun(
@@ -207,7 +207,7 @@ def test_without_a_microphone_the_session_runs_by_keys(qtbot: QtBot, tmp_path: P
 def test_the_setup_screen_says_when_there_is_no_microphone(qtbot: QtBot) -> None:
     view = SetupView(StudySettings(recogniser="pocketsphinx", labels=LABELS[:6]))
     qtbot.addWidget(view)
-    names, _ = _speech.microphone_names()
+    names, _ = speech.microphone_names()
     if names:
         pytest.skip("this machine has a microphone")
     view.show()

@@ -12,7 +12,7 @@ from PySide6.QtWidgets import QTableWidget, QTableWidgetItem
 from pytestqt.qtbot import QtBot
 
 from analysis.metrics import ComparisonRow, ComparisonTable
-from rbdm_gui.table1_widget import METRIC_TITLES, UNDEFINED, fill_table1
+from rbdm_gui.screens.table1_widget import METRIC_TITLES, UNDEFINED, fill_table1
 
 pytestmark = pytest.mark.gui
 
@@ -78,7 +78,9 @@ def test_an_unknown_metric_keeps_its_name_as_title(qtbot: QtBot) -> None:
     assert _header(widget) == ["ID_1", "ID_2", "my_metric"]
 
 
-@pytest.mark.parametrize("module", ["rbdm_gui/comparison_view.py", "rbdm_gui/monitor_view.py"])
+@pytest.mark.parametrize(
+    "module", ["rbdm_gui/screens/comparison_view.py", "rbdm_gui/screens/monitor_view.py"]
+)
 def test_the_screens_use_the_public_layout_not_each_others_private_helpers(module: str) -> None:
     tree = ast.parse((ROOT / module).read_text(encoding="utf-8"))
     private = [
@@ -92,7 +94,7 @@ def test_the_screens_use_the_public_layout_not_each_others_private_helpers(modul
     imported = {
         alias.name
         for node in ast.walk(tree)
-        if isinstance(node, ast.ImportFrom) and node.module == "rbdm_gui.table1_widget"
+        if isinstance(node, ast.ImportFrom) and node.module == "rbdm_gui.screens.table1_widget"
         for alias in node.names
     }
     assert "fill_table1" in imported

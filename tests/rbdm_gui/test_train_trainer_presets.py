@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from analysis.training import TRAINER_PRESETS
-from rbdm_gui.cli import build_parser, main
-from rbdm_gui.commands_models import _resolve_preset, command_line
+from rbdm_gui.cli.commands_models import _resolve_preset, command_line
+from rbdm_gui.cli.main import build_parser, main
 
 
 def _resolved(*argv: str) -> dict[str, object]:

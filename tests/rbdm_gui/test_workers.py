@@ -9,7 +9,7 @@ import shiboken6
 from PySide6.QtCore import QThreadPool
 from pytestqt.qtbot import QtBot
 
-from rbdm_gui.workers import run_task
+from rbdm_gui.screens.workers import run_task
 
 pytestmark = pytest.mark.gui
 

@@ -33,12 +33,12 @@ LABELS = {"P01": "happy", "P02": "sad"}
 
 
 def stimulus_set_key(spec: str = SPEC) -> str:
-    """As rbdm_gui.settings.StudySettings.stimulus_set_key writes it."""
+    """As rbdm_gui.workflows.settings.StudySettings.stimulus_set_key writes it."""
     return f"{spec}|split={SPLIT}|max=0|seed=0"
 
 
 def session_settings(spec: str = SPEC) -> dict[str, Any]:
-    """The settings a labeling session stores (the keys of rbdm_gui.app.session_settings)."""
+    """The settings a labeling session stores (the keys of rbdm_gui.screens.app.session_settings)."""
     return {
         "stimulus_set": stimulus_set_key(spec),
         "stimuli": spec,

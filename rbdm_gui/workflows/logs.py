@@ -26,7 +26,7 @@ PROJECT_PACKAGES = ("analysis", "tracking", "rbdm_gui", "benchmarks", "tests")
 #: Loggers whose records go to the log file instead of the terminal.
 THIRD_PARTY_LOGGERS = ("tensorflow", "keras", "absl", "h5py", "matplotlib", "PIL")
 
-_ROOT = Path(__file__).resolve().parents[1]
+_ROOT = Path(__file__).resolve().parents[2]
 
 
 def _is_project_file(filename: str) -> bool:

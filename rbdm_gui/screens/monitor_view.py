@@ -1,17 +1,18 @@
-"""The experimenter's live monitor: a thin panel that draws :class:`~rbdm_gui.monitor_model.MonitorSnapshot`.
+"""The experimenter's live monitor: a thin panel that draws
+:class:`~rbdm_gui.workflows.monitor_model.MonitorSnapshot`.
 
-Left, the participant's screen in miniature (:class:`~rbdm_gui.monitor_gaze.GazeView`): the
+Left, the participant's screen in miniature (:class:`~rbdm_gui.screens.monitor_gaze.GazeView`): the
 stimulus where it is drawn, the raw gaze of the last second, the fixations as the online detector
 emits them (a disc per fixation, its size growing with the duration) and the phase in words.
 Right, the numbers: the trial, the current trial's valid-sample share and longest gap, the
 tracker's state, faults and effective against nominal sampling rate, the label heard or keyed
 with its confidence and the utterances rejected, the controls (pause/resume, re-calibrate before
 the next trial, mark a trial bad). Below, every finished trial's quality and the participant's
-running RBDM Table 1 in the Compare screen's layout (:func:`rbdm_gui.table1_widget.fill_table1`).
+running RBDM Table 1 in the Compare screen's layout (:func:`rbdm_gui.screens.table1_widget.fill_table1`).
 The gaze picture follows every snapshot, the numbers at :data:`NUMBERS_RATE_HZ`.
 
 The panel draws only what changed since the last snapshot; it computes nothing. Who feeds it, and
-how often, is :class:`rbdm_gui.monitor_session.SessionMonitor`'s business. :func:`place_monitor`
+how often, is :class:`rbdm_gui.screens.monitor_session.SessionMonitor`'s business. :func:`place_monitor`
 puts it in a window on a second screen, or docks it in the main window when there is one screen.
 """
 
@@ -40,9 +41,9 @@ from PySide6.QtWidgets import (
 )
 
 from analysis.geometry import ScreenGeometry, StimulusRect
-from rbdm_gui.monitor_gaze import GazeView
-from rbdm_gui.monitor_model import MonitorSnapshot, TrialSummary
-from rbdm_gui.table1_widget import fill_table1
+from rbdm_gui.screens.monitor_gaze import GazeView
+from rbdm_gui.screens.table1_widget import fill_table1
+from rbdm_gui.workflows.monitor_model import MonitorSnapshot, TrialSummary
 from tracking.protocol import Phase
 
 __all__ = ["NUMBERS_RATE_HZ", "MonitorPanel", "MonitorWindow", "fixation_sizes_px", "place_monitor"]

@@ -1,6 +1,7 @@
 """The Qt side of running an experiment in the background: a worker process, its news as Qt signals.
 
-:class:`ExperimentRunner` starts ``python -m rbdm_gui.experiment_worker`` (:mod:`rbdm_gui.experiment_worker`)
+:class:`ExperimentRunner` starts ``python -m rbdm_gui.workflows.experiment_worker``
+(:mod:`rbdm_gui.workflows.experiment_worker`)
 in a :class:`~PySide6.QtCore.QProcess`. TensorFlow then trains in another process at a lower priority, so
 neither its CPU work nor Python's GIL can hold up the GUI's event loop; the process reports on standard
 output as JSON lines, which arrive here through the event loop (no thread of our own) and become
@@ -30,14 +31,14 @@ from typing import Any
 
 from PySide6.QtCore import QCoreApplication, QObject, QProcess, QProcessEnvironment, QTimer, Signal
 
-from rbdm_gui.experiment_worker import LaunchRequest, mark_run, parse_event, progress_from_event
+from rbdm_gui.workflows.experiment_worker import LaunchRequest, end_run, parse_event, progress_from_event
 
 __all__ = ["FINAL_STATUSES", "ExperimentRunner"]
 
 #: What :attr:`ExperimentRunner.finished` can say about a run.
 FINAL_STATUSES = ("finished", "cancelled", "failed")
 
-_ROOT = Path(__file__).resolve().parents[1]
+_ROOT = Path(__file__).resolve().parents[2]
 _STDERR_LINES = 60
 
 
@@ -122,7 +123,7 @@ class ExperimentRunner(QObject):
         self._stderr.clear()
         process = self._process = QProcess(self)
         process.setProgram(self.python)
-        process.setArguments(["-m", "rbdm_gui.experiment_worker", "--stdin-control", name])
+        process.setArguments(["-m", "rbdm_gui.workflows.experiment_worker", "--stdin-control", name])
         process.setWorkingDirectory(str(_ROOT))
         process.setProcessEnvironment(_environment())
         process.readyReadStandardOutput.connect(self._read_stdout)
@@ -189,17 +190,20 @@ class ExperimentRunner(QObject):
         if self._buffer.strip():
             self._dispatch(parse_event(self._buffer))
         self._buffer = b""
-        run_dir = "" if self.request is None else self.request.run_dir
+        request = self.request
+        run_dir = "" if request is None else request.run_dir
         outcome = self._outcome
         if outcome is None and self._cancel_requested:
-            mark_run(run_dir, status="cancelled")
+            if request is not None:
+                end_run(request, status="cancelled")
             outcome = ("cancelled", run_dir)
         elif outcome is None:
             how = (
                 "crashed" if exit_status == QProcess.ExitStatus.CrashExit else f"exited with code {exit_code}"
             )
             message = f"The experiment process {how} without a result. {self._last_error()}".strip()
-            mark_run(run_dir, status="failed", error=message)
+            if request is not None:
+                end_run(request, status="failed", error=message)
             outcome = ("failed", message)
         self._end(*outcome)
 

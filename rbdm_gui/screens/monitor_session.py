@@ -1,13 +1,15 @@
 """Binds a running labeling session to the live monitor: feeding, throttling, and the controls.
 
-:class:`SessionMonitor` attaches a :class:`~rbdm_gui.monitor_model.MonitorModel` to a
-:class:`~rbdm_gui.app.SessionRun` once it records (:func:`~rbdm_gui.monitor_model.attach_monitor`:
-the listeners only queue), and redraws the :class:`~rbdm_gui.monitor_view.MonitorPanel` at most
-:data:`~rbdm_gui.monitor_model.MONITOR_RATE_HZ` times a second, never at the participant's frame rate.
+:class:`SessionMonitor` attaches a :class:`~rbdm_gui.workflows.monitor_model.MonitorModel` to a
+:class:`~rbdm_gui.screens.app.SessionRun` once it records
+(:func:`~rbdm_gui.workflows.monitor_model.attach_monitor`:
+the listeners only queue), and redraws the :class:`~rbdm_gui.screens.monitor_view.MonitorPanel` at most
+:data:`~rbdm_gui.workflows.monitor_model.MONITOR_RATE_HZ` times a second, never at the participant's frame
+rate.
 While the labeling screen runs, a redraw follows one of its presented frames (its ``frames``
 listeners), so that it falls into the idle time before the participant's next frame instead of
 delaying it; a timer takes over when no frame comes (calibration, the session's end).
-Each stored trial asks :class:`~rbdm_gui.monitor_model.TableRunner` for the running Table 1 in a
+Each stored trial asks :class:`~rbdm_gui.workflows.monitor_model.TableRunner` for the running Table 1 in a
 worker process, which waits while the participant's screen shows the timed phases. The panel's
 controls become session calls: pause and resume the labeling screen,
 re-calibrate before the next trial, and flag a trial as bad in the study file (on a worker thread,
@@ -25,8 +27,10 @@ from typing import Any
 
 from PySide6.QtCore import QObject, QTimer
 
-from rbdm_gui.assets import DEFAULT_TRAINER
-from rbdm_gui.monitor_model import (
+from rbdm_gui.screens.monitor_view import MonitorPanel
+from rbdm_gui.screens.workers import run_task
+from rbdm_gui.workflows.assets import DEFAULT_TRAINER
+from rbdm_gui.workflows.monitor_model import (
     MONITOR_RATE_HZ,
     MonitorModel,
     ParticipantTable,
@@ -35,8 +39,6 @@ from rbdm_gui.monitor_model import (
     TrialSummary,
     attach_monitor,
 )
-from rbdm_gui.monitor_view import MonitorPanel
-from rbdm_gui.workers import run_task
 from tracking.clock import now_ms
 from tracking.protocol import TIMED_PHASES, PhaseOnset
 from tracking.study import session_stimulus_rect
@@ -49,7 +51,7 @@ _DEFAULT = DEFAULT_TRAINER if DEFAULT_TRAINER.is_file() else None
 
 
 class SessionMonitor(QObject):
-    """Feeds a :class:`MonitorPanel` from the session a :class:`~rbdm_gui.app.SessionRun` records.
+    """Feeds a :class:`MonitorPanel` from the session a :class:`~rbdm_gui.screens.app.SessionRun` records.
 
     Parameters
     ----------
@@ -95,7 +97,8 @@ class SessionMonitor(QObject):
     # --- attaching ----------------------------------------------------------------------------------
 
     def attach(self, run: Any) -> bool:
-        """Watch ``run``, a recording :class:`~rbdm_gui.app.SessionRun`; False when it does not record yet."""
+        """Watch ``run``, a recording :class:`~rbdm_gui.screens.app.SessionRun`; False when it does not
+        record yet."""
         if run is self.run and self._detach is not None:
             return True
         if run.session is None or run.recorder is None or run.driver is None or run.store is None:

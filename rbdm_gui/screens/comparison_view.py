@@ -9,7 +9,7 @@ the figure of the stimulus shown, "Export CSV" both tables of the study. Trials 
 monitor are left out (:func:`tracking.study.read_study`); the Table 1 tab says how many.
 
 The view is thin: :class:`tracking.study.StudyComparison` computes every heatmap, point and value, on
-worker threads (:func:`rbdm_gui.workers.run_task`): opening the study (reading it and decoding the
+worker threads (:func:`rbdm_gui.screens.workers.run_task`): opening the study (reading it and decoding the
 stimuli), the Trainer's relevance maps (TensorFlow; with progress, cancellable; cached next to the
 study), the shown stimulus and the study table. The annotator check boxes write the choice into the
 model, whose ``changed`` news makes the view recompute what it shows; the view never writes the
@@ -55,12 +55,12 @@ from PySide6.QtWidgets import (
 
 from analysis.files import atomic_write_text
 from analysis.study import stimulus_rows_csv
-from rbdm_gui._layout import sidebar_splitter
-from rbdm_gui.assets import DEFAULT_TRAINER
-from rbdm_gui.figures import MAP_COLOURS, map_colours, save_comparison_figure
-from rbdm_gui.settings import config_dir, load_settings
-from rbdm_gui.table1_widget import METRIC_TITLES, fill_table1
-from rbdm_gui.workers import ProgressCallback, Task, run_task
+from rbdm_gui.screens._layout import sidebar_splitter
+from rbdm_gui.screens.table1_widget import METRIC_TITLES, fill_table1
+from rbdm_gui.screens.workers import ProgressCallback, Task, run_task
+from rbdm_gui.workflows.assets import DEFAULT_TRAINER
+from rbdm_gui.workflows.figures import MAP_COLOURS, map_colours, save_comparison_figure
+from rbdm_gui.workflows.settings import config_dir, load_settings
 from tracking.study import (
     FlaggedTrial,
     ModelRelevance,
@@ -711,7 +711,7 @@ def _setup_study_path() -> Path:
     try:
         return load_settings().resolved_study_path()
     except ValueError:
-        from rbdm_gui.settings import StudySettings
+        from rbdm_gui.workflows.settings import StudySettings
 
         return StudySettings().resolved_study_path()
 

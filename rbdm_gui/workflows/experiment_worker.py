@@ -2,10 +2,11 @@
 
 ::
 
-    python -m rbdm_gui.experiment_worker REQUEST.json [--stdin-control]
+    python -m rbdm_gui.workflows.experiment_worker REQUEST.json [--stdin-control]
 
-The Experiments screen (:mod:`rbdm_gui.experiment_view`) starts this module through
-:class:`rbdm_gui.experiment_runner.ExperimentRunner`, so that TensorFlow trains in another process, at a
+The Experiments screen (:mod:`rbdm_gui.screens.experiment_view`) starts this module through
+:class:`rbdm_gui.screens.experiment_runner.ExperimentRunner`, so that TensorFlow trains in another process,
+at a
 lower priority (``nice``), and neither its CPU work nor the GIL can stall the GUI's event loop. The work
 itself is ``rbdm experiment``'s: :func:`analysis.grid_engine.run_grid` (the Trainees of RBDM §5.5 and §6
 per seed and training-set size), in this process with TensorFlow limited to ``cpus_per_cell`` threads, or
@@ -85,7 +86,9 @@ from analysis.experiment import (
     ExperimentRun,
     grid_cells,
     load_run,
+    utc_now,
     variant_parts,
+    write_run_json,
 )
 from analysis.files import atomic_write_text
 from analysis.grid_engine import DEFAULT_CPUS_PER_CELL, Engine, limit_tensorflow_threads, run_grid
@@ -100,6 +103,7 @@ __all__ = [
     "annotate_run",
     "execute",
     "limit_threads",
+    "end_run",
     "main",
     "mark_run",
     "parse_event",
@@ -373,6 +377,22 @@ def mark_run(run_dir: str | Path, *, status: str, error: str = "") -> bool:
     return True
 
 
+def end_run(request: LaunchRequest, *, status: str, error: str = "") -> None:
+    """Record how a run ended when its worker could not say so: ``status`` in the folder's ``run.json``.
+
+    A worker stopped before it wrote ``run.json`` (cancelled while Python and TensorFlow still loaded, on
+    a busy machine a niced worker can take longer than the cancel grace) leaves no record; the folder
+    then gets a fresh ``run.json`` of the request's config, no results, and ``status``, so the Experiments
+    screen and ``rbdm experiment`` see a cancelled (resumable) or failed run instead of nothing.
+    """
+    if mark_run(request.run_dir, status=status, error=error):
+        return
+    now = utc_now()
+    folder = Path(request.run_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    write_run_json(ExperimentRun(folder, request.run_config, status, now, finished_utc=now, error=error))
+
+
 def annotate_run(run_dir: str | Path, **fields: Any) -> bool:
     """Add top-level ``fields`` to a run folder's ``run.json`` (atomically); False when there is none."""
     path = Path(run_dir) / "run.json"
@@ -644,7 +664,7 @@ def _install_cancel(flag: threading.Event, *, stdin_control: bool) -> None:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m rbdm_gui.experiment_worker",
+        prog="python -m rbdm_gui.workflows.experiment_worker",
         description="Run one experiment (RBDM §5.5, §6) and report it as JSON lines on stdout.",
     )
     parser.add_argument("request", type=Path, help="JSON file with LaunchRequest.to_dict()")

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from rbdm_gui.assets import DEFAULT_UNIT_MODEL
+from rbdm_gui.workflows.assets import DEFAULT_UNIT_MODEL
 
 __all__ = ["COMMANDS", "Command", "build_parser", "cmd_geometry", "cmd_gui", "cmd_prototypes", "main"]
 
@@ -95,7 +95,7 @@ def _add_gui(parser: argparse.ArgumentParser) -> None:
 
 def cmd_gui(args: argparse.Namespace) -> int:
     """``rbdm gui``: the desktop app."""
-    from rbdm_gui.app import main as run_app  # imports Qt
+    from rbdm_gui.screens.app import main as run_app  # imports Qt
 
     return run_app(settings_file=args.settings)
 
@@ -103,13 +103,14 @@ def cmd_gui(args: argparse.Namespace) -> int:
 def _lazy_command(
     name: str, *, module: str = "commands_models"
 ) -> tuple[Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]:
-    """Lazy wrappers for ``add_<name>`` and ``cmd_<name>`` of ``rbdm_gui.<module>``, imported when used."""
+    """Lazy wrappers for ``add_<name>`` and ``cmd_<name>`` of ``rbdm_gui.cli.<module>``, imported when
+    used."""
 
     def add(parser: argparse.ArgumentParser) -> None:
-        getattr(importlib.import_module(f"rbdm_gui.{module}"), f"add_{name}")(parser)
+        getattr(importlib.import_module(f"rbdm_gui.cli.{module}"), f"add_{name}")(parser)
 
     def run(args: argparse.Namespace) -> int:
-        found = importlib.import_module(f"rbdm_gui.{module}")
+        found = importlib.import_module(f"rbdm_gui.cli.{module}")
         return int(getattr(found, f"cmd_{name}")(args))
 
     return add, run

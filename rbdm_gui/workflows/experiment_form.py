@@ -1,8 +1,9 @@
 """The Experiments form without Qt: its values, the run they launch, and a grid's progress in words.
 
-The Experiments screen (:mod:`rbdm_gui.experiment_view`) shows and edits a dict of plain values
+The Experiments screen (:mod:`rbdm_gui.screens.experiment_view`) shows and edits a dict of plain values
 (:data:`FORM_DEFAULTS` names every key); this module turns those values into the
-:class:`~rbdm_gui.experiment_worker.LaunchRequest` of ``rbdm experiment``'s settings (:func:`form_request`),
+:class:`~rbdm_gui.workflows.experiment_worker.LaunchRequest` of ``rbdm experiment``'s settings
+(:func:`form_request`),
 a kept run back into values (:func:`form_of_run`), and an
 :class:`analysis.experiment.ExperimentProgress` record into what the progress bar and status line say
 (:func:`progress_display`). Everything here is tested without Qt.
@@ -32,8 +33,8 @@ from analysis.experiment import ExperimentConfig, ExperimentProgress, Experiment
 from analysis.grid_engine import DEFAULT_CPUS_PER_CELL, resumable_run
 from analysis.trainee import DEFAULT_TRAINEE, DEFAULT_TRAINEE_OPTIONS
 from analysis.training import ModelCard, card_path
-from rbdm_gui.assets import DEFAULT_TRAINER
-from rbdm_gui.experiment_worker import LaunchRequest, variant_names
+from rbdm_gui.workflows.assets import DEFAULT_TRAINER
+from rbdm_gui.workflows.experiment_worker import LaunchRequest, variant_names
 
 __all__ = [
     "FORM_DEFAULTS",

@@ -14,7 +14,7 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from rbdm_gui.assets import DEFAULT_TRAINER
+from rbdm_gui.workflows.assets import DEFAULT_TRAINER
 
 if TYPE_CHECKING:
     import numpy as np
@@ -63,7 +63,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     )
     from analysis.study import stimulus_rows_csv
     from analysis.synthetic import make_face, simulate_fixations
-    from rbdm_gui.figures import save_comparison_figure
+    from rbdm_gui.workflows.figures import save_comparison_figure
 
     if args.viewers < 1:
         raise ValueError(f"--viewers must be at least 1; got {args.viewers!r}.")

@@ -2,7 +2,7 @@
 
 Screens are given as ``(title, factory)`` pairs; a factory builds its view the first time it is
 chosen. The study setup is the first screen; the comparison view, the experiment launcher and the
-prototypes view are added as further pairs (see :func:`rbdm_gui.app.default_pages`).
+prototypes view are added as further pairs (see :func:`rbdm_gui.screens.app.default_pages`).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from PySide6.QtCore import Signal
 from PySide6.QtGui import QCloseEvent
 from PySide6.QtWidgets import QListWidget, QListWidgetItem, QMainWindow, QMessageBox, QStackedWidget, QWidget
 
-from rbdm_gui._layout import sidebar_splitter
+from rbdm_gui.screens._layout import sidebar_splitter
 
 __all__ = ["MainWindow", "Page"]
 

@@ -32,10 +32,9 @@ from PySide6.QtGui import QCursor, QGuiApplication, QImage, QScreen
 from PySide6.QtWidgets import QApplication, QProgressDialog, QWidget
 
 from analysis.geometry import ScreenGeometry
-from rbdm_gui import _speech
-from rbdm_gui._layout import keys_text
-from rbdm_gui.calibration_view import CalibrationView
-from rbdm_gui.labeling_view import (
+from rbdm_gui.screens._layout import keys_text
+from rbdm_gui.screens.calibration_view import CalibrationView
+from rbdm_gui.screens.labeling_view import (
     LabelingView,
     SessionOutcome,
     SessionReport,
@@ -43,10 +42,13 @@ from rbdm_gui.labeling_view import (
     session_outcome,
     to_qimage,
 )
-from rbdm_gui.logs import third_party_warnings_to
-from rbdm_gui.main_window import MainWindow, Page
-from rbdm_gui.monitor_model import FixationTap
-from rbdm_gui.settings import (
+from rbdm_gui.screens.main_window import MainWindow, Page
+from rbdm_gui.screens.setup_view import SetupView
+from rbdm_gui.screens.workers import ProgressCallback, Task, run_task
+from rbdm_gui.workflows import speech
+from rbdm_gui.workflows.logs import third_party_warnings_to
+from rbdm_gui.workflows.monitor_model import FixationTap
+from rbdm_gui.workflows.settings import (
     KEYBOARD_ONLY,
     StudySettings,
     build_driver,
@@ -54,8 +56,6 @@ from rbdm_gui.settings import (
     load_settings,
     settings_path,
 )
-from rbdm_gui.setup_view import SetupView
-from rbdm_gui.workers import ProgressCallback, Task, run_task
 from tracking import records
 from tracking.drivers.base import DriverEvent, GazeDriver
 from tracking.fixations import DETECTORS
@@ -174,7 +174,7 @@ class SessionRun(QObject):
         The protocol's phase lengths (RBDM §5.3.1 by default).
     open_audio : callable, optional
         ``open_audio(device, on_block)`` starts the audio source of spoken labels; the microphone
-        (:func:`rbdm_gui._speech.open_microphone`) by default, a recorded file in tests.
+        (:func:`rbdm_gui.workflows.speech.open_microphone`) by default, a recorded file in tests.
     parent_window : QWidget, optional
         Parent of the progress and report dialogs.
     show_report : bool
@@ -207,7 +207,7 @@ class SessionRun(QObject):
         make_driver: DriverFactory | None = None,
         make_procedure: Callable[[ScreenGeometry], ValidationProcedure] | None = None,
         timing: ProtocolTiming | None = None,
-        open_audio: _speech.OpenAudio | None = None,
+        open_audio: speech.OpenAudio | None = None,
         parent_window: QWidget | None = None,
         show_report: bool = True,
         new_session: bool = False,
@@ -222,7 +222,7 @@ class SessionRun(QObject):
         self._make_driver = make_driver
         self._make_procedure = make_procedure
         self.timing = timing or ProtocolTiming()
-        self._open_audio = open_audio or _speech.open_microphone
+        self._open_audio = open_audio or speech.open_microphone
         self._parent_window = parent_window
         self._show_report = show_report
         self.refresh_hz, self.frame_counted = screen_refresh(self._screen)
@@ -362,10 +362,10 @@ class SessionRun(QObject):
             if settings.recogniser == KEYBOARD_ONLY:
                 return None, ""
             try:
-                recogniser = _speech.build_recogniser(
+                recogniser = speech.build_recogniser(
                     settings.recogniser, labels=settings.labels, model_dir=settings.vosk_model_dir
                 )
-            except _speech.SpeechUnavailable as err:
+            except speech.SpeechUnavailable as err:
                 return None, keys_text(str(err), len(settings.labels))
             return recogniser, ""
 
@@ -448,7 +448,7 @@ class SessionRun(QObject):
         gate = SpeechGate(recogniser, self._deliver_spoken, on_error=self._speech_problem)
         try:
             microphone = self._open_audio(self.settings.microphone, gate.feed)
-        except _speech.SpeechUnavailable as err:
+        except speech.SpeechUnavailable as err:
             gate.stop()
             self.speech_notice = keys_text(str(err), len(self.settings.labels))
             return False
@@ -607,7 +607,7 @@ def default_pages(app: StudioApp) -> list[Page]:
         ("Study setup", app.make_setup_view),
         ("Compare", app.make_comparison_view),
         ("Experiments", app.make_experiment_view),
-        ("Temporal prototypes", _lazy_view("rbdm_gui.prototypes_view", "PrototypesView")),
+        ("Temporal prototypes", _lazy_view("rbdm_gui.screens.prototypes_view", "PrototypesView")),
     ]
 
 
@@ -680,7 +680,7 @@ class StudioApp(QObject):
 
     def make_comparison_view(self) -> QWidget:
         """The Compare screen, on the study file chosen in Study setup (and following later changes)."""
-        from rbdm_gui.comparison_view import ComparisonView
+        from rbdm_gui.screens.comparison_view import ComparisonView
 
         view = ComparisonView()
         self.study_changed.connect(view.follow_study)
@@ -688,7 +688,7 @@ class StudioApp(QObject):
 
     def make_experiment_view(self) -> QWidget:
         """The Experiments screen (its gaze Trainees' study follows Study setup)."""
-        from rbdm_gui.experiment_view import ExperimentView
+        from rbdm_gui.screens.experiment_view import ExperimentView
 
         view = ExperimentView()
         self.study_changed.connect(view.follow_study)
@@ -715,10 +715,10 @@ class StudioApp(QObject):
     def open_monitor(self) -> Any:
         """Show the experimenter's live monitor (on another screen, else docked); it follows the sessions.
 
-        Returns its :class:`~rbdm_gui.monitor_session.SessionMonitor`.
+        Returns its :class:`~rbdm_gui.screens.monitor_session.SessionMonitor`.
         """
-        from rbdm_gui.monitor_session import SessionMonitor
-        from rbdm_gui.monitor_view import MonitorPanel, place_monitor
+        from rbdm_gui.screens.monitor_session import SessionMonitor
+        from rbdm_gui.screens.monitor_view import MonitorPanel, place_monitor
 
         if self.monitor is None:
             panel = MonitorPanel()

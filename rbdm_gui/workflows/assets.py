@@ -7,7 +7,7 @@ from pathlib import Path
 __all__ = ["ASSETS", "DEFAULT_TRAINER", "DEFAULT_UNIT_MODEL"]
 
 #: The ``assets/`` folder next to the packages.
-ASSETS = Path(__file__).resolve().parents[1] / "assets"
+ASSETS = Path(__file__).resolve().parents[2] / "assets"
 
 #: The Trainer (``rbdm train-trainer --out assets/trainer_small_cnn.keras``; its JSON card has the command).
 DEFAULT_TRAINER = ASSETS / "trainer_small_cnn.keras"

@@ -49,9 +49,9 @@ from analysis.visualisation import (
     top_x_overlay,
     upscale,
 )
-from rbdm_gui.assets import DEFAULT_UNIT_MODEL
-from rbdm_gui.labeling_view import to_qimage
-from rbdm_gui.workers import ProgressCallback, Task, run_task
+from rbdm_gui.screens.labeling_view import to_qimage
+from rbdm_gui.screens.workers import ProgressCallback, Task, run_task
+from rbdm_gui.workflows.assets import DEFAULT_UNIT_MODEL
 
 __all__ = ["PrototypesView", "compute_synthetic"]
 
@@ -68,7 +68,7 @@ def compute_synthetic(
     """A worker function: synthetic AU sequences through the default model and the whole pipeline.
 
     The model is read from ``model_path`` when that file exists, else the default is trained first
-    (a minute or two). Runs on a worker thread (:func:`rbdm_gui.workers.run_task`).
+    (a minute or two). Runs on a worker thread (:func:`rbdm_gui.screens.workers.run_task`).
     """
 
     def compute(progress: ProgressCallback, cancelled: Callable[[], bool]) -> PrototypeResult:
@@ -367,7 +367,7 @@ class PrototypesView(QWidget):
         if self.strip is None:
             raise ValueError("no prototype strip on show; open or compute a result and pick a sequence.")
         out = Path(path)
-        if not _strip_with_legend(self.strip, self._colours).save(str(out), "PNG"):
+        if not _strip_with_legend(self.strip, self._colours).save(str(out), b"PNG"):
             raise OSError(f"cannot write {out}; choose a folder you can write to.")
         return out
 

@@ -18,8 +18,8 @@ from PySide6.QtGui import QCloseEvent, QColor, QFont, QKeyEvent, QPainter, QPain
 from PySide6.QtWidgets import QWidget
 
 from analysis.geometry import ScreenGeometry
-from rbdm_gui.labeling_view import BACKGROUND, FramePacer
-from rbdm_gui.workers import run_task
+from rbdm_gui.screens.labeling_view import BACKGROUND, FramePacer
+from rbdm_gui.screens.workers import run_task
 from tracking.clock import now_ms
 from tracking.drivers.base import CalibratingDriver, CalibrationResult, GazeDriver
 from tracking.recording import GazeRecorder

@@ -8,7 +8,7 @@
   measures, confidence intervals, paired tests against ``none`` and verdicts.
 - ``rbdm evaluate``: any model on any split: accuracy, macro-F1, per-class F1, confusion matrix, CSV.
 
-Each command is an ``add_<name>(parser)`` / ``cmd_<name>(args)`` pair registered in :mod:`rbdm_gui.cli`;
+Each command is an ``add_<name>(parser)`` / ``cmd_<name>(args)`` pair registered in :mod:`rbdm_gui.cli.main`;
 everything numeric happens in :mod:`analysis`. Study files are read here, at the edge, through
 :class:`tracking.store.SessionStore`.
 """
@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from analysis.files import atomic_write_text
-from rbdm_gui.assets import DEFAULT_TRAINER
+from rbdm_gui.workflows.assets import DEFAULT_TRAINER
 
 if TYPE_CHECKING:
     from analysis.datasets import SplitArrays

@@ -31,7 +31,7 @@ __all__ = ["add_compare", "cmd_compare"]
 def add_compare(parser: argparse.ArgumentParser) -> None:
     """Options of ``rbdm compare``."""
     from analysis.geometry import VISUAL_SPAN_DEG
-    from rbdm_gui.assets import DEFAULT_TRAINER
+    from rbdm_gui.workflows.assets import DEFAULT_TRAINER
 
     parser.add_argument("study", type=Path, help="study file (.sqlite) written by labeling sessions")
     parser.add_argument(
@@ -74,7 +74,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     """Compare; write ``table1.csv``, ``stimuli.csv`` and ``comparison.png``; print Table 1."""
     from analysis.files import atomic_write_text
     from analysis.study import stimulus_rows_csv
-    from rbdm_gui.figures import save_comparison_figure
+    from rbdm_gui.workflows.figures import save_comparison_figure
     from tracking.study import (
         StudyComparison,
         default_cache_dir,
@@ -137,7 +137,7 @@ def _nothing_comparable(tables: StudyTables) -> bool:
 
 
 def _model_path(args: argparse.Namespace) -> Path | None:
-    from rbdm_gui.assets import DEFAULT_TRAINER
+    from rbdm_gui.workflows.assets import DEFAULT_TRAINER
 
     if args.no_model:
         return None

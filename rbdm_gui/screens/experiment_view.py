@@ -8,7 +8,8 @@ each mask trains its Trainee throughout and/or for ``switch_epoch`` epochs befor
 the Trainee's architecture (MobileNetV2 with its width α, or the small CNN), epochs, seeds, the test
 images, kept models, and the engine (workers: 1 in the worker process, N on a local Ray instance;
 TensorFlow threads per cell); "Run" and "Cancel". The values ↔ run mapping and the progress text are
-Qt-free (:mod:`rbdm_gui.experiment_form`). Run with the settings of a cancelled run resumes its folder.
+Qt-free (:mod:`rbdm_gui.workflows.experiment_form`). Run with the settings of a cancelled run resumes its
+folder.
 Above it, the kept runs of the runs folder: pick one to reopen it, several to compare them.
 
 Centre, three pyqtgraph plots against the training step, as RBDM Figure 10: training loss, validation
@@ -19,11 +20,13 @@ per training-set size (means with 95 % confidence intervals, paired differences,
 :mod:`analysis.experiment_report` on the worker thread that opens the run) and the confusion matrix of
 the Trainee chosen in the table (rows true class, columns predicted; RBDM Figures 11 and 12).
 
-The view is thin. A run executes in a worker process (:class:`rbdm_gui.experiment_runner.ExperimentRunner`
-running :mod:`rbdm_gui.experiment_worker`, i.e. :func:`analysis.grid_engine.run_grid`), so TensorFlow
+The view is thin. A run executes in a worker process
+(:class:`rbdm_gui.screens.experiment_runner.ExperimentRunner`
+running :mod:`rbdm_gui.workflows.experiment_worker`, i.e. :func:`analysis.grid_engine.run_grid`), so
+TensorFlow
 and Ray never hold up the event loop; its progress (cells done / running / failed, ETA) and curve points
 arrive as Qt signals and are shown as they come. Run folders are listed and read on worker threads
-(:func:`rbdm_gui.workers.run_task`). When several runs are compared, each variant's curve is its mean
+(:func:`rbdm_gui.screens.workers.run_task`). When several runs are compared, each variant's curve is its mean
 over the seeds (:func:`analysis.experiment.mean_curves`) and a marker shape tells the runs apart. The
 runs folder is ``experiments`` in the user's data folder unless given; the form is remembered in
 ``experiments.json`` in the user's config folder.
@@ -88,8 +91,10 @@ from analysis.experiment_report import VariantComparison, band_curves, compare_v
 from analysis.labels import LABELS
 from analysis.models import ARCHITECTURES
 from analysis.trainee import DEFAULT_TRAINEE_OPTIONS, CurvePoint
-from rbdm_gui._layout import sidebar_splitter
-from rbdm_gui.experiment_form import (
+from rbdm_gui.screens._layout import sidebar_splitter
+from rbdm_gui.screens.experiment_runner import ExperimentRunner
+from rbdm_gui.screens.workers import ProgressCallback, Task, run_task
+from rbdm_gui.workflows.experiment_form import (
     FORM_DEFAULTS,
     form_of_run,
     form_request,
@@ -99,10 +104,8 @@ from rbdm_gui.experiment_form import (
     sizes_text,
     trainer_card,
 )
-from rbdm_gui.experiment_runner import ExperimentRunner
-from rbdm_gui.experiment_worker import METHODS, LaunchRequest, partial_curves, run_state
-from rbdm_gui.settings import config_dir, data_dir
-from rbdm_gui.workers import ProgressCallback, Task, run_task
+from rbdm_gui.workflows.experiment_worker import METHODS, LaunchRequest, partial_curves, run_state
+from rbdm_gui.workflows.settings import config_dir, data_dir
 
 __all__ = [
     "COMPARISON_COLUMNS",
@@ -611,7 +614,8 @@ class ExperimentView(QWidget):
         }
 
     def form_request(self) -> LaunchRequest:
-        """The run the form describes (:func:`rbdm_gui.experiment_form.form_request`): in a fresh folder of
+        """The run the form describes (:func:`rbdm_gui.workflows.experiment_form.form_request`): in a fresh
+        folder of
         the runs folder, or in the unfinished run of the same settings there, which it resumes.
 
         Raises

@@ -26,7 +26,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from rbdm_gui.settings import StudySettings
+from rbdm_gui.workflows.settings import StudySettings
 from tracking.errors import StoreError
 from tracking.recording import ParticipantState, SessionPlan, participant_states, plan_session
 from tracking.store import SessionStore

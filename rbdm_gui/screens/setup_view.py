@@ -1,6 +1,6 @@
 """The study setup screen: study file, participant, stimuli, labels, tracker, speech, screen, seed.
 
-The view shows a :class:`~rbdm_gui.settings.StudySettings` and turns edits back into one; it
+The view shows a :class:`~rbdm_gui.workflows.settings.StudySettings` and turns edits back into one; it
 saves them (JSON in the user's config folder) when a session starts and when the app closes.
 Choices come from the registries (:data:`tracking.drivers.DRIVERS`, :data:`tracking.fixations.DETECTORS`,
 the speech recognisers), the tracker options from each driver's signature. A live level meter
@@ -38,11 +38,12 @@ from PySide6.QtWidgets import (
 
 from analysis.geometry import ScreenGeometry
 from analysis.labels import LABELS
-from rbdm_gui import _speech
-from rbdm_gui._layout import keys_text
-from rbdm_gui.labeling_view import SessionReport, session_outcome
-from rbdm_gui.participants_panel import ParticipantsPanel
-from rbdm_gui.settings import (
+from rbdm_gui.screens._layout import keys_text
+from rbdm_gui.screens.labeling_view import SessionReport, session_outcome
+from rbdm_gui.screens.participants_panel import ParticipantsPanel
+from rbdm_gui.screens.workers import Task, run_task
+from rbdm_gui.workflows import speech
+from rbdm_gui.workflows.settings import (
     KEYBOARD_ONLY,
     DriverOption,
     StudySettings,
@@ -52,7 +53,6 @@ from rbdm_gui.settings import (
     parse_option,
     save_settings,
 )
-from rbdm_gui.workers import Task, run_task
 from tracking.drivers import DRIVERS
 from tracking.errors import StoreError
 from tracking.fixations import DETECTORS
@@ -218,7 +218,7 @@ class SetupView(QWidget):
         self._start_problem = False
         self._study_path = ""
         self.review_dialog: SessionReport | None = None
-        self._microphone: _speech.AudioSource | None = None
+        self._microphone: speech.AudioSource | None = None
         self._microphone_problem = ""
         self._meter_bridge = _LevelBridge(self)
         self._meter_bridge.level.connect(self._show_level, Qt.ConnectionType.QueuedConnection)
@@ -358,7 +358,7 @@ class SetupView(QWidget):
         box = QGroupBox("Spoken labels")
         form = QFormLayout(box)
         self.recogniser_combo = QComboBox()
-        for name in _speech.recogniser_names():
+        for name in speech.recogniser_names():
             self.recogniser_combo.addItem(name, name)
         self.recogniser_combo.addItem("keyboard only (number keys)", KEYBOARD_ONLY)
         form.addRow("Recogniser", self.recogniser_combo)
@@ -774,7 +774,7 @@ class SetupView(QWidget):
     def _fill_microphones(self) -> None:
         self.microphone_combo.clear()
         self.microphone_combo.addItem("system default", "")
-        devices, self._microphone_problem = _speech.microphone_names()
+        devices, self._microphone_problem = speech.microphone_names()
         if self._microphone_problem:
             self.microphone_combo.setItemText(0, "none found")
         for name in devices:
@@ -808,8 +808,8 @@ class SetupView(QWidget):
         device = str(self.microphone_combo.currentData() or "")
         bridge = self._meter_bridge
         try:
-            self._microphone = _speech.open_level_meter(device, lambda level: bridge.level.emit(level))
-        except _speech.SpeechUnavailable as err:
+            self._microphone = speech.open_level_meter(device, lambda level: bridge.level.emit(level))
+        except speech.SpeechUnavailable as err:
             self.speech_notice.setText(keys_text(str(err), self._n_labels()))
 
     @Slot(float)

@@ -1,15 +1,15 @@
 """The live monitor without hardware: a recorded gaze file replayed into a real labeling session.
 
-``python -m rbdm_gui.monitor_demo`` writes a small study in a temporary folder (two annotators who
+``python -m rbdm_gui.screens.monitor_demo`` writes a small study in a temporary folder (two annotators who
 labelled four synthetic faces before), records a gaze file (fixations on the face, a blink every two
-seconds), and runs the app's own session (:class:`rbdm_gui.app.SessionRun`) with the replay driver
+seconds), and runs the app's own session (:class:`rbdm_gui.screens.app.SessionRun`) with the replay driver
 and the live monitor open; a hook speaks the labels (one utterance rejected first) and presses the
 key. ``--screenshot PATH`` saves the monitor during the last trial, once the running Table 1 with the
 Trainer is in, and quits; without it the session runs until its end and the windows stay open.
 
 Run under Xvfb on a machine without a display::
 
-    xvfb-run -s "-screen 0 1920x1080x24" .venv/bin/python -m rbdm_gui.monitor_demo --screenshot m.png
+    xvfb-run -s "-screen 0 1920x1080x24" .venv/bin/python -m rbdm_gui.screens.monitor_demo --screenshot m.png
 """
 
 from __future__ import annotations
@@ -107,10 +107,10 @@ def main(argv: list[str] | None = None) -> int:
     from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QApplication
 
-    from rbdm_gui.app import SessionRun
-    from rbdm_gui.monitor_session import SessionMonitor
-    from rbdm_gui.monitor_view import MonitorPanel
-    from rbdm_gui.settings import StudySettings
+    from rbdm_gui.screens.app import SessionRun
+    from rbdm_gui.screens.monitor_session import SessionMonitor
+    from rbdm_gui.screens.monitor_view import MonitorPanel
+    from rbdm_gui.workflows.settings import StudySettings
     from tracking.drivers import ReplayDriver
     from tracking.protocol import Phase, PhaseOnset
     from tracking.recording import load_stimuli

@@ -30,7 +30,7 @@ from PySide6.QtWidgets import (
 )
 
 from analysis.geometry import ScreenGeometry, StimulusRect
-from rbdm_gui.workers import run_task
+from rbdm_gui.screens.workers import run_task
 from tracking.clock import now_ms
 from tracking.drivers.base import DriverEvent
 from tracking.protocol import (
