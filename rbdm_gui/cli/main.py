@@ -201,9 +201,16 @@ def _write_prototype_outputs(result, args: argparse.Namespace) -> None:  # type:
     """statistics.csv, prototypes.csv, strips/*.png, clusters/*.png and result.npz under --out."""
     import csv
 
-    from analysis.action_units import save_result, stage_panels
+    from analysis.prototype_pipeline import save_result
     from analysis.prototypes import name_labels, temporal_prototype
-    from analysis.visualisation import bwr_heatmap, label_colours, prototype_strip, save_png, upscale
+    from analysis.visualisation import (
+        bwr_heatmap,
+        label_colours,
+        prototype_strip,
+        save_png,
+        stage_panels,
+        upscale,
+    )
 
     out = args.out
     out.mkdir(parents=True, exist_ok=True)
@@ -240,7 +247,7 @@ def cmd_prototypes(args: argparse.Namespace) -> int:
     """``rbdm prototypes``: temporal prototypes of an action unit model on sequences (TP §3.2-3.5)."""
     import numpy as np
 
-    from analysis.action_units import analyse_sequences
+    from analysis.prototype_pipeline import analyse_sequences
 
     if not 0.0 < args.x <= 100.0:
         raise ValueError(

@@ -1,6 +1,6 @@
 """The temporal-prototypes screen: browse sequences, their stages and the SpRAy clusters (TP §3.3-3.5).
 
-The view shows a :class:`~analysis.action_units.PrototypeResult`: the sequences with their temporal
+The view shows a :class:`~analysis.prototype_pipeline.PrototypeResult`: the sequences with their temporal
 prototypes, the prototype strip of the selected sequence (each stage's Top-X projection in the units'
 colours above its plain BWR heatmap, :func:`analysis.visualisation.prototype_strip`), the selected
 stage enlarged, the clusters of a unit (their mean maps and SpRAy's eigenvalue spectrum) and TP
@@ -40,12 +40,13 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from analysis.action_units import PrototypeResult, SequenceAnalysis, load_result, stage_panels
+from analysis.prototype_pipeline import PrototypeResult, SequenceAnalysis, load_result
 from analysis.visualisation import (
     bwr_heatmap,
     label_colours,
     name_colour,
     prototype_strip,
+    stage_panels,
     top_x_overlay,
     upscale,
 )
@@ -72,7 +73,8 @@ def compute_synthetic(
     """
 
     def compute(progress: ProgressCallback, cancelled: Callable[[], bool]) -> PrototypeResult:
-        from analysis.action_units import analyse_sequences, default_unit_model
+        from analysis.action_units import default_unit_model
+        from analysis.prototype_pipeline import analyse_sequences
         from analysis.sequences import make_sequences
 
         progress(0.0, "loading the action unit model")
@@ -97,7 +99,7 @@ def _pixmap(image: NDArray[np.uint8]) -> QPixmap:
 
 
 class PrototypesView(QWidget):
-    """Browse the temporal prototypes of a :class:`~analysis.action_units.PrototypeResult`.
+    """Browse the temporal prototypes of a :class:`~analysis.prototype_pipeline.PrototypeResult`.
 
     Parameters
     ----------

@@ -10,8 +10,8 @@ import pytest
 from numpy.typing import NDArray
 from PIL import Image
 
-from analysis.action_units import PrototypeResult, prototypes_from_relevance, save_result, stage_panels
-from analysis.visualisation import label_colours, prototype_strip
+from analysis.prototype_pipeline import PrototypeResult, prototypes_from_relevance, save_result
+from analysis.visualisation import label_colours, prototype_strip, stage_panels
 from rbdm_gui.screens.prototypes_view import PrototypesView
 
 pytestmark = pytest.mark.gui
