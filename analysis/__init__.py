@@ -19,9 +19,11 @@ Modules, by paper section (RBDM = Schiller et al. 2020, TP = Finzel et al. 2021)
 - ``learning_speed``, ``paired_statistics``, ``experiment_report`` — learning-speed measures of a curve;
   CIs, paired tests, Holm and verdicts over seeds; a run's report.md (RBDM §6)
 - ``evaluation`` — accuracy, macro-F1, per-class F1 and confusion matrix of any model on any images
-- ``datasets`` — FER2013 folders, FERPlus, CK+, AffectNet, synthetic faces (RBDM §4)
-- ``synthetic`` — synthetic faces with known discriminative regions
-- ``sequences`` — synthetic action-unit sequences with a planted schedule (stand-in for CK+, TP §3.1)
+- ``datasets`` — FER2013 folders, FERPlus, CK+, AffectNet, synthetic faces (RBDM §4); CK+ and synthetic
+  action-unit sequences (TP §3.1). The synthetic data are drawn there too: ``datasets.synthetic_faces``
+  (faces with known discriminative regions, a simulated annotator's gaze; loader ``datasets.synthetic``)
+  and ``datasets.synthetic_sequences`` (AU sequences with a planted schedule, beside
+  ``datasets.ck_sequences``)
 - ``action_units`` — the multi-label action unit model: build, train, save, load, predict (TP §3.1)
 - ``unit_relevance`` — LRP relevance map per frame and active unit (TP §3.2)
 - ``spray`` — spectral relevance analysis, and SpRAy per action unit over sequences (TP §3.3)
@@ -59,10 +61,8 @@ __all__ = [
     "prototype_pipeline",
     "prototypes",
     "saliency",
-    "sequences",
     "spray",
     "study",
-    "synthetic",
     "trainee",
     "training",
     "unit_relevance",

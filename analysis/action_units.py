@@ -4,8 +4,8 @@ TP explains a multi-label network that predicts facial action units (AUs) frame 
 model of Pahl et al.): one sigmoid output per unit, a unit active where its output exceeds 0.5. This
 module builds such a network (:func:`build_unit_model`), trains it with binary cross-entropy and keeps
 its best epoch (:func:`train_unit_model`), trains the embedded default on synthetic AU sequences
-(:func:`train_default_unit_model`, data from :mod:`analysis.sequences`), saves it like the Trainer
-(``.keras`` and a JSON model card, :func:`save_unit_model`) and reads it back
+(:func:`train_default_unit_model`, data from :mod:`analysis.datasets.synthetic_sequences`), saves it
+like the Trainer (``.keras`` and a JSON model card, :func:`save_unit_model`) and reads it back
 (:func:`load_unit_model`, :func:`default_unit_model`). :func:`predict_units` gives the sigmoid outputs
 per frame, :func:`unit_f1` scores them against the true active units.
 
@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from analysis.datasets.synthetic_sequences import UNIT_NAMES, make_sequences, sequence_frames
 from analysis.models import (
     BoundModel,
     as_model_input,
@@ -45,7 +46,6 @@ from analysis.models import (
     new_session,
     save_model_file,
 )
-from analysis.sequences import UNIT_NAMES, make_sequences, sequence_frames
 
 if TYPE_CHECKING:
     from analysis.training import ModelCard
@@ -88,7 +88,7 @@ def build_unit_model(
     input_shape : (int, int, int)
         ``(height_px, width_px, channels)``.
     units : sequence of str
-        Output names, at least two (default :data:`analysis.sequences.UNIT_NAMES`).
+        Output names, at least two (default :data:`analysis.datasets.synthetic_sequences.UNIT_NAMES`).
     architecture, options :
         As in :func:`analysis.models.build_model`.
 
@@ -258,7 +258,7 @@ def train_unit_model(
     x_train, x_val : array_like, shape (N, H, W) or (N, H, W, 3)
         Frames with intensities in [0, 1].
     y_train, y_val : array_like of bool, shape (N, U)
-        Active units per frame (e.g. :attr:`analysis.sequences.SyntheticSequence.active`).
+        Active units per frame (e.g. :attr:`analysis.datasets.synthetic_sequences.SyntheticSequence.active`).
     units : sequence of str
         Output names, one per column of the targets.
     architecture, options :
@@ -400,10 +400,11 @@ def train_default_unit_model(
 ) -> UnitTrainResult:
     """Train the embedded default: the small CNN on synthetic AU sequences (a minute or two on a CPU).
 
-    The training data are the class sequences of :func:`analysis.sequences.make_sequences` plus
-    ``mix_ratio`` times as many sequences of random unit combinations
-    (:func:`analysis.sequences.make_unit_mix_sequences`), drawn from a generator seeded
-    ``(seed, 0)``; validation data the same from ``(seed, 1)``. Without the mixed sequences AU12 occurs
+    The training data are the class sequences of
+    :func:`analysis.datasets.synthetic_sequences.make_sequences` plus ``mix_ratio`` times as many
+    sequences of random unit combinations
+    (:func:`analysis.datasets.synthetic_sequences.make_unit_mix_sequences`), drawn from a generator
+    seeded ``(seed, 0)``; validation data the same from ``(seed, 1)``. Without the mixed sequences AU12 occurs
     only with a neutral upper face, and depending on the seed and the CPU's floating-point kernels the
     network detects it partly from the eyes: the two planted AU12 strategies then look alike to
     SpRAy. The share of frames with a neutral upper face is 1.00 among AU12 frames against 0.29
@@ -418,7 +419,8 @@ def train_default_unit_model(
     seed : int
         Seeds data and training.
     n_per_class, n_val_per_class : int
-        Training and validation sequences per class of :data:`analysis.sequences.SEQUENCE_CLASSES`.
+        Training and validation sequences per class of
+        :data:`analysis.datasets.synthetic_sequences.SEQUENCE_CLASSES`.
     mix_ratio : float, default 3.0
         Mixed-unit sequences per class sequence (≥ 0; 0 trains on the class sequences alone).
     epochs : int
@@ -431,7 +433,7 @@ def train_default_unit_model(
     ----------
     .. [1] Finzel et al. (2021), §3.1, §3.3.
     """
-    from analysis.sequences import SEQUENCE_CLASSES, make_unit_mix_sequences
+    from analysis.datasets.synthetic_sequences import SEQUENCE_CLASSES, make_unit_mix_sequences
 
     if not (np.isfinite(mix_ratio) and mix_ratio >= 0):
         raise ValueError(f"mix_ratio must be a finite number >= 0; got {mix_ratio!r}.")

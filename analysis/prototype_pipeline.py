@@ -36,6 +36,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from analysis.action_units import _check_units, predict_units
+from analysis.datasets.synthetic_sequences import UNIT_NAMES
 from analysis.progress import ProgressCallback
 from analysis.prototypes import (
     PrototypeTable,
@@ -47,7 +48,6 @@ from analysis.prototypes import (
     name_clusters,
     prototype_statistics,
 )
-from analysis.sequences import UNIT_NAMES
 from analysis.spray import (
     DEFAULT_SPRAY_FACTOR,
     DEFAULT_SPRAY_INPUT,
@@ -383,7 +383,8 @@ def analyse_sequences(
     sequences : sequence of FrameSequence
         Frames at the model's input size.
     units : sequence of str, optional
-        Output names; default :data:`analysis.sequences.UNIT_NAMES` when the model has that many outputs.
+        Output names; default :data:`analysis.datasets.synthetic_sequences.UNIT_NAMES` when the model
+        has that many outputs.
     rng : numpy.random.Generator
         For SpRAy.
     threshold : float, default 0.5

@@ -26,8 +26,8 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from analysis.action_units import _check_units
+from analysis.datasets.synthetic_sequences import UNIT_NAMES
 from analysis.models import BoundModel, check_images
-from analysis.sequences import UNIT_NAMES
 
 if TYPE_CHECKING:
     from analysis.saliency import RelevanceExplainer

@@ -69,8 +69,8 @@ def _config(args: argparse.Namespace) -> Any:
 
 def _data(args: argparse.Namespace) -> Any:
     from analysis.datasets import SplitArrays
+    from analysis.datasets.synthetic_faces import make_faces
     from analysis.experiment import GridData, MaskedImages
-    from analysis.synthetic import make_faces
 
     rng = np.random.default_rng(0)
     splits = []

@@ -35,8 +35,8 @@ from typing import Any
 import numpy as np
 
 from analysis import models, saliency
+from analysis.datasets.synthetic_faces import make_faces
 from analysis.errors import AnalysisWarning
-from analysis.synthetic import make_faces
 from benchmarks._report import best_of, print_table
 
 BATCH = 64

@@ -31,8 +31,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from analysis.datasets.synthetic_faces import make_faces
 from analysis.models import as_model_input, build_model, new_session
-from analysis.synthetic import make_faces
 from analysis.trainee import train_trainee
 from analysis.training import class_weights, compile_model, determinism
 from benchmarks._report import print_table

@@ -190,9 +190,9 @@ def _comparison(folder: Path, save: Callable[..., None], wait_until: Callable[..
 
     import numpy as np
 
+    from analysis.datasets.synthetic_faces import make_face, simulate_fixations
     from analysis.geometry import ScreenGeometry
     from analysis.labels import LABELS
-    from analysis.synthetic import make_face, simulate_fixations
     from rbdm_gui.screens.app import session_settings
     from rbdm_gui.screens.comparison_view import ComparisonView
     from rbdm_gui.workflows.settings import KEYBOARD_ONLY, StudySettings

@@ -4,6 +4,11 @@ Every loader satisfies :class:`DatasetLoader`: it streams :class:`Sample` record
 per split, counts classes from its index without decoding, and lists unreadable images it skipped.
 :data:`LOADERS` maps loader names to classes; :func:`open_dataset` picks one from a spec string.
 
+The synthetic data are generated beside their loaders: :mod:`analysis.datasets.synthetic_faces` draws
+the faces that :class:`SyntheticLoader` streams, and :mod:`analysis.datasets.synthetic_sequences`
+draws action unit sequences, the embedded stand-in for the CK+ sequences of
+:class:`CKSequenceLoader` (TP §3.1).
+
 References
 ----------
 .. [1] Schiller et al. (2020), Relevance-Based Data Masking, §4 (AffectNet §4.1, FERPlus §4.2, CK+ §4.3).

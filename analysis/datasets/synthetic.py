@@ -1,4 +1,4 @@
-"""The embedded default dataset: synthetic faces drawn by :mod:`analysis.synthetic`, generated on demand.
+"""The embedded default dataset: synthetic faces from :mod:`analysis.datasets.synthetic_faces`, on demand.
 
 Nothing is stored: sample ``i`` of a split is drawn from its own generator seeded with
 ``(seed, crc32(split), i)``, so any item can be produced alone, in any order, and the same arguments
@@ -26,7 +26,7 @@ __all__ = ["SYNTHETIC_SPLITS", "SyntheticLoader"]
 #: Default split names of the synthetic dataset.
 SYNTHETIC_SPLITS: tuple[str, ...] = ("train", "validation", "test")
 
-#: Smallest face analysis.synthetic.make_face draws, in pixels.
+#: Smallest face analysis.datasets.synthetic_faces.make_face draws, in pixels.
 _MIN_SIZE_PX = 16
 
 
@@ -132,7 +132,7 @@ class SyntheticLoader:
         return self._generate(split, labels, chosen)
 
     def _generate(self, split: str, labels: Sequence[str], chosen: Sequence[int]) -> Iterator[Sample]:
-        from analysis.synthetic import make_face
+        from analysis.datasets.synthetic_faces import make_face
 
         split_key = zlib.crc32(split.encode("utf-8"))
         for position in chosen:

@@ -1,8 +1,8 @@
 """``rbdm demo``: the RBDM §5.3.2 comparison and §5.4 masks on synthetic faces, end to end, no hardware.
 
-Two simulated annotators (:func:`analysis.synthetic.simulate_fixations`) look at one synthetic face per
-label; their fixations become visual-span heatmaps, which are compared pair by pair with every metric
-and averaged into RBDM Table 1. With a trained model (``--model``, or the default model in
+Two simulated annotators (:func:`analysis.datasets.synthetic_faces.simulate_fixations`) look at one
+synthetic face per label; their fixations become visual-span heatmaps, which are compared pair by pair
+with every metric and averaged into RBDM Table 1. With a trained model (``--model``, or the default model in
 ``assets/`` once ``rbdm train-trainer`` has written it) the model's deep-Taylor saliency joins the
 comparison and drives the three masks; without one, the first annotator's gaze heatmap drives them
 (gaze masking, the paper's future work).
@@ -51,6 +51,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     """Simulate, compare, mask; write ``table1.csv``, ``stimuli.csv`` and ``comparison.png``."""
     import numpy as np
 
+    from analysis.datasets.synthetic_faces import make_face, simulate_fixations
     from analysis.geometry import ScreenGeometry
     from analysis.labels import LABELS
     from analysis.masking import MASKS
@@ -62,7 +63,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
         visual_span_in_image,
     )
     from analysis.study import stimulus_rows_csv
-    from analysis.synthetic import make_face, simulate_fixations
     from rbdm_gui.workflows.figures import save_comparison_figure
 
     if args.viewers < 1:

@@ -185,7 +185,7 @@ def _prototype_sequences(args: argparse.Namespace, input_shape: tuple[int, int, 
     import numpy as np
 
     if args.data == "synthetic":
-        from analysis.sequences import make_sequences
+        from analysis.datasets.synthetic_sequences import make_sequences
 
         return make_sequences(
             args.sequences, rng=np.random.default_rng(args.seed), size=input_shape[0], rgb=input_shape[2] == 3

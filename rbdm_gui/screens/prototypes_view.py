@@ -74,8 +74,8 @@ def compute_synthetic(
 
     def compute(progress: ProgressCallback, cancelled: Callable[[], bool]) -> PrototypeResult:
         from analysis.action_units import default_unit_model
+        from analysis.datasets.synthetic_sequences import make_sequences
         from analysis.prototype_pipeline import analyse_sequences
-        from analysis.sequences import make_sequences
 
         progress(0.0, "loading the action unit model")
         model, units = default_unit_model(

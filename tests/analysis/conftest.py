@@ -11,8 +11,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from analysis.datasets.synthetic_sequences import make_sequences
 from analysis.prototype_pipeline import prototypes_from_relevance
-from analysis.sequences import make_sequences
 from tests.analysis._toy_prototypes import toy_relevance
 
 

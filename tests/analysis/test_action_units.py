@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from analysis.action_units import unit_f1
-from analysis.sequences import UNIT_NAMES, make_sequences
+from analysis.datasets.synthetic_sequences import UNIT_NAMES, make_sequences
 
 # --------------------------------------------------------------------------------------------------
 # Pure parts (no TensorFlow)

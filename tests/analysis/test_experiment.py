@@ -70,7 +70,7 @@ TINY = {
 
 @functools.lru_cache(maxsize=1)
 def _trainer_file(folder: str) -> str:
-    from analysis.synthetic import make_faces
+    from analysis.datasets.synthetic_faces import make_faces
     from analysis.training import NO_AUGMENTATION, save_trained, train_trainer
 
     rng = np.random.default_rng(0)
@@ -377,7 +377,7 @@ _PLANTED_LABELS = ("happy", "sad", "surprise", "anger")
 def _planted_split(n: int, rng: np.random.Generator, *, clutter: bool, tag: str) -> SplitArrays:
     """Synthetic faces reduced to their ground-truth expression regions (the rest black); with ``clutter``
     every pixel outside the regions is uniform noise, independent of the label."""
-    from analysis.synthetic import make_faces
+    from analysis.datasets.synthetic_faces import make_faces
 
     x, y, regions = make_faces(n, size=24, rng=rng, labels=_PLANTED_LABELS)
     clean = (x * regions).astype(np.float32)

@@ -54,7 +54,7 @@ CONFIG = ExperimentConfig(
 
 
 def _split(n: int, rng: np.random.Generator, tag: str) -> SplitArrays:
-    from analysis.synthetic import make_faces
+    from analysis.datasets.synthetic_faces import make_faces
 
     x, y, regions = make_faces(n, size=24, rng=rng, labels=_LABELS)
     noise = rng.uniform(0, 1, size=x.shape).astype(np.float32)

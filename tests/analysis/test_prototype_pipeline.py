@@ -16,6 +16,12 @@ import pytest
 from numpy.typing import NDArray
 from sklearn.metrics import adjusted_rand_score
 
+from analysis.datasets.synthetic_sequences import (
+    TWO_STRATEGY_UNIT,
+    UNIT_NAMES,
+    SyntheticSequence,
+    schedule_agreement,
+)
 from analysis.prototype_pipeline import (
     NO_CLASS,
     PrototypeResult,
@@ -24,12 +30,6 @@ from analysis.prototype_pipeline import (
     save_result,
 )
 from analysis.prototypes import TemporalPrototype
-from analysis.sequences import (
-    TWO_STRATEGY_UNIT,
-    UNIT_NAMES,
-    SyntheticSequence,
-    schedule_agreement,
-)
 from tests.analysis._toy_prototypes import toy_relevance
 
 # --------------------------------------------------------------------------------------------------

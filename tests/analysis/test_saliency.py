@@ -18,8 +18,8 @@ from hypothesis.extra import numpy as hnp
 from numpy.typing import NDArray
 
 from analysis import models, saliency
+from analysis.datasets.synthetic_faces import make_faces
 from analysis.errors import AnalysisWarning, UnsupportedLayerError
-from analysis.synthetic import make_faces
 from analysis.training import TrainResult, determinism, save_trained
 from tests.analysis.test_training import trained_on_faces
 

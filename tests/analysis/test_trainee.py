@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from numpy.typing import NDArray
 
-from analysis.synthetic import make_faces
+from analysis.datasets.synthetic_faces import make_faces
 from analysis.trainee import (
     CURVE_FIELDS,
     DEFAULT_BATCH_NORM_MOMENTUM,

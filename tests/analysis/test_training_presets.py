@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from analysis import models, training
-from analysis.synthetic import make_faces
+from analysis.datasets.synthetic_faces import make_faces
 
 
 def _cosine_reference(step: int, total: int, peak: float, warmup_fraction: float) -> float:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from analysis.sequences import make_sequences
+from analysis.datasets.synthetic_sequences import make_sequences
 
 
 @pytest.mark.tf

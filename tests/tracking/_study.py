@@ -135,7 +135,7 @@ def _record(
 
 def train_tiny_trainer(path: Path) -> Path:
     """A small CNN trained for 2 epochs on 64 synthetic 48 px faces, saved with its card."""
-    from analysis.synthetic import make_faces
+    from analysis.datasets.synthetic_faces import make_faces
     from analysis.training import NO_AUGMENTATION, save_trained, train_trainer
 
     rng = np.random.default_rng(3)

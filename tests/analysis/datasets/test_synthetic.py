@@ -1,4 +1,4 @@
-"""Tests for analysis/datasets/synthetic.py (the loader around analysis.synthetic)."""
+"""Tests for analysis/datasets/synthetic.py (the loader around analysis.datasets.synthetic_faces)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from numpy.typing import NDArray
 
 from analysis.datasets.base import DatasetLoader
 from analysis.datasets.synthetic import SyntheticLoader
+from analysis.datasets.synthetic_faces import make_face
 from analysis.labels import LABELS
-from analysis.synthetic import make_face
 
 
 def test_counts_labels_and_protocol() -> None:

@@ -5,7 +5,8 @@ expression is carried by facial action units (FACS, Ekman & Friesen 1978; TP §3
 regions: brows, eyes, nose and mouth. Each label differs from the neutral face of the same identity
 *only* in the regions listed in :data:`EXPRESSIONS`, so every face comes with a ground-truth mask of the
 region(s) a classifier has to look at. This stands in for the corpora of RBDM §4 (no download needed)
-and lets saliency maps (RBDM §5.2) be checked against the truth.
+and lets saliency maps (RBDM §5.2) be checked against the truth. Its loader,
+:class:`analysis.datasets.synthetic.SyntheticLoader`, streams these faces like any other dataset.
 
 Identity nuisance (face shape, skin tone, hair, background, position, size, roll, noise) and the
 expression intensity are random, so that a classifier must look at the expression regions.
@@ -907,7 +908,8 @@ def draw_expression(
     """Draw ``identity`` showing any :class:`Expression`: the image only, without ground-truth masks.
 
     :func:`make_face` draws the expressions of :data:`EXPRESSIONS` by label; this draws a freely
-    composed one (e.g. the action units of a sequence frame, :mod:`analysis.sequences`) in the same way.
+    composed one (e.g. the action units of a sequence frame,
+    :mod:`analysis.datasets.synthetic_sequences`) in the same way.
 
     Parameters
     ----------

@@ -1,8 +1,9 @@
 """Synthetic facial action unit sequences with ground truth: the embedded default for temporal prototypes.
 
-CK+ (TP §3.1) shows posed expressions from a neutral onset to the apex, coded with facial action units
-(AUs, FACS). This module draws the same kind of data with :mod:`analysis.synthetic`'s schematic faces:
-each of :data:`UNITS` moves facial features by a known amount, a :class:`Schedule` switches units on
+CK+ (TP §3.1, read by :mod:`analysis.datasets.ck_sequences`) shows posed expressions from a neutral
+onset to the apex, coded with facial action units (AUs, FACS). This module draws the same kind of data
+with the schematic faces of :mod:`analysis.datasets.synthetic_faces`: each of :data:`UNITS` moves
+facial features by a known amount, a :class:`Schedule` switches units on
 and off over the frames of a sequence with linear onset and offset ramps, and
 :func:`make_sequence` renders the frames together with the per-frame intensity of every unit and the
 ground truth of which units are active. :data:`SEQUENCE_CLASSES` are emotion-like combinations, each
@@ -35,14 +36,14 @@ import numpy as np
 from numpy.typing import NDArray
 
 from analysis._validation import check_count, check_fraction
-from analysis.prototypes import Stage, build_stages
-from analysis.synthetic import (
+from analysis.datasets.synthetic_faces import (
     DEFAULT_NOISE_STD,
     Expression,
     FaceIdentity,
     draw_expression,
     sample_identity,
 )
+from analysis.prototypes import Stage, build_stages
 
 __all__ = [
     "ACTIVE_INTENSITY",
@@ -83,7 +84,7 @@ class ActionUnit:
     name : str
         FACS name, e.g. ``"inner brow raiser"``.
     expression : Expression
-        Feature displacements at full intensity (:class:`analysis.synthetic.Expression`).
+        Feature displacements at full intensity (:class:`analysis.datasets.synthetic_faces.Expression`).
     """
 
     code: str
@@ -136,7 +137,7 @@ def compose_expression(intensities: Mapping[str, float]) -> Expression:
     -------
     Expression
         The sum of ``UNITS[u].expression`` scaled by the intensity of u, clipped to the ranges
-        :class:`~analysis.synthetic.Expression` accepts.
+        :class:`~analysis.datasets.synthetic_faces.Expression` accepts.
 
     Raises
     ------
@@ -419,11 +420,11 @@ def make_sequence(
     n_frames : int
         Number of frames (≥ 1).
     size, rgb, noise_std :
-        As in :func:`analysis.synthetic.make_face`.
+        As in :func:`analysis.datasets.synthetic_faces.make_face`.
     rng : numpy.random.Generator
         Source of the identity (when not given) and the noise, in that order.
     identity : FaceIdentity, optional
-        The person; default a fresh :func:`~analysis.synthetic.sample_identity`.
+        The person; default a fresh :func:`~analysis.datasets.synthetic_faces.sample_identity`.
     mirrored : bool, default False
         Mirror every frame left-right (the planted second strategy of :data:`TWO_STRATEGY_UNIT`).
     class_name, id : str

@@ -1,4 +1,4 @@
-"""Tests for analysis/sequences.py: unit expressions, schedules, rendered sequences and their ground truth."""
+"""Tests for analysis/datasets/synthetic_sequences.py: unit expressions, schedules, sequences, their truth."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from analysis.prototypes import build_stages
-from analysis.sequences import (
+from analysis.datasets.synthetic_faces import Expression, draw_expression, sample_identity
+from analysis.datasets.synthetic_sequences import (
     ACTIVE_INTENSITY,
     SEQUENCE_CLASSES,
     TWO_STRATEGY_UNIT,
@@ -27,7 +27,7 @@ from analysis.sequences import (
     schedule_agreement,
     sequence_frames,
 )
-from analysis.synthetic import Expression, draw_expression, sample_identity
+from analysis.prototypes import build_stages
 
 
 def _slow_intensity(onset: int, offset: int | None, ramp: int, n_frames: int) -> list[float]:
@@ -105,7 +105,7 @@ def test_one_sided_au12_changes_only_its_own_side(seed: int) -> None:
 
 
 def test_draw_expression_matches_make_face(rng: np.random.Generator) -> None:
-    from analysis.synthetic import EXPRESSIONS, make_face
+    from analysis.datasets.synthetic_faces import EXPRESSIONS, make_face
 
     identity = sample_identity(rng)
     face = make_face("surprise", identity=identity, intensity=1.0, rng=rng, noise_std=0.0)

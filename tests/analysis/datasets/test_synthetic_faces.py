@@ -12,8 +12,7 @@ from numpy.typing import NDArray
 from scipy import ndimage
 from sklearn.linear_model import RidgeClassifier
 
-from analysis.labels import LABELS
-from analysis.synthetic import (
+from analysis.datasets.synthetic_faces import (
     EXPRESSIONS,
     REGIONS,
     Expression,
@@ -27,6 +26,7 @@ from analysis.synthetic import (
     simulate_fixation_durations,
     simulate_fixations,
 )
+from analysis.labels import LABELS
 
 EXPRESSIVE = [label for label in LABELS if label != "neutral"]
 
