@@ -1,16 +1,16 @@
 """The study's participants and their sessions, on the setup screen (RBDM §5.3.1: one session each).
 
 The panel lists every participant of the study file with their state on the chosen stimulus set
-(no session / unfinished k of n / finished, the session's date and tracker, from
-:func:`tracking.recording.participant_states`) and says what "Start" will do for the participant in
-the form (:func:`tracking.recording.plan_session`): resume an unfinished session, or begin a new one,
-with a warning when the new session would repeat a stored stimulus order. The study is opened
-read-only; nothing is written here.
+(no session / unfinished k of n / finished, the session's date and tracker) and says what "Start" will
+do for the participant in the form: resume an unfinished session, or begin a new one, with a warning
+when the new session would repeat a stored stimulus order. The study is read by the setup screen's
+model (:meth:`rbdm_gui.workflows.study_setup.StudySetup.read_participants`); nothing is read or written
+here.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
+from collections.abc import Sequence
 
 from PySide6.QtCore import Signal
 from PySide6.QtGui import QColor
@@ -26,10 +26,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from rbdm_gui.workflows.settings import StudySettings
-from tracking.errors import StoreError
-from tracking.recording import ParticipantState, SessionPlan, participant_states, plan_session
-from tracking.store import SessionStore
+from tracking.recording import ParticipantState
 
 __all__ = ["ParticipantsPanel"]
 
@@ -54,7 +51,6 @@ class ParticipantsPanel(QGroupBox):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__("Participants", parent)
         self.states: list[ParticipantState] = []
-        self.plan: SessionPlan | None = None
         layout = QVBoxLayout(self)
         self.table = QTableWidget(0, len(_COLUMNS))
         self.table.setHorizontalHeaderLabels(list(_COLUMNS))
@@ -83,37 +79,18 @@ class ParticipantsPanel(QGroupBox):
         self.warning_label.setStyleSheet("color: #8a4b00; font-weight: bold;")
         layout.addWidget(self.warning_label)
 
-    def show_study(self, settings: StudySettings, *, new_session: bool = False) -> None:
-        """Read the study file of ``settings`` and show its participants and the plan for Start."""
-        path = settings.resolved_study_path()
-        self.states, self.plan = [], None
-        problem = ""
-        if path.is_file():
-            try:
-                self.states, self.plan = _read(path, settings, new_session=new_session)
-            except (StoreError, ValueError) as err:
-                problem = str(err)
+    def show_participants(self, states: Sequence[ParticipantState], *, plan_text: str, warning: str) -> None:
+        """Show the participants read from the study, what Start does (or why not), and a warning."""
+        self.states = list(states)
         self._fill_table()
         self._update_review()
-        if problem:
-            self.plan_label.setText(problem)
-            self.warning_label.setText("")
-            return
-        if self.plan is None:
-            self.plan = SessionPlan(settings.participant, None, 0, (), settings.order_design)
-        self.plan_label.setText(
-            self.plan.text if settings.participant else "Type a pseudonym, or click a participant above."
-        )
-        self.warning_label.setText(self.plan.warning)
+        self.plan_label.setText(plan_text)
+        self.warning_label.setText(warning)
 
     def _update_review(self) -> None:
         row = self.table.currentRow()
         ok = 0 <= row < len(self.states) and self.states[row].session_id is not None
         self.review_button.setEnabled(ok)
-
-    def state_of(self, pseudonym: str) -> ParticipantState | None:
-        """The shown state of ``pseudonym`` (None when not in the study)."""
-        return next((s for s in self.states if s.pseudonym == pseudonym), None)
 
     def _fill_table(self) -> None:
         self.table.setRowCount(len(self.states))
@@ -141,22 +118,3 @@ class ParticipantsPanel(QGroupBox):
         row = self.table.currentRow()
         if 0 <= row < len(self.states) and self.states[row].session_id is not None:
             self.review_requested.emit(int(self.states[row].session_id))  # type: ignore[arg-type]
-
-
-def _read(
-    path: Path, settings: StudySettings, *, new_session: bool
-) -> tuple[list[ParticipantState], SessionPlan | None]:
-    with SessionStore.open_read_only(path) as store:
-        key = settings.stimulus_set_key()
-        states = participant_states(store, stimulus_set=key)
-        plan = None
-        if settings.participant:
-            plan = plan_session(
-                store,
-                settings.participant,
-                stimulus_set=key,
-                design=settings.order_design,
-                seed=settings.seed,
-                new=new_session,
-            )
-    return states, plan
