@@ -1,0 +1,179 @@
+"""The Experiments screen's learning curves: three pyqtgraph plots against the training step (RBDM Figure 10).
+
+Training loss, validation loss and validation macro-F1; colour tells the masking method, dashed lines the
+``+switch`` Trainees, a dotted vertical line the switch. A reopened run draws one line per Trainee and
+shades each variant's 95 % interval over its seeds (:func:`analysis.experiment_report.band_curves`);
+compared runs draw each variant's mean over the seeds (:func:`analysis.experiment.mean_curves`) with a
+marker shape per run; the running run grows point by point. What is shown comes from
+:class:`~rbdm_gui.workflows.experiment_screen.ExperimentScreen`.
+
+References
+----------
+.. [1] Schiller et al. (2020), Relevance-Based Data Masking, §5.5 and Figure 10.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Final
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QColor
+from PySide6.QtWidgets import QWidget
+
+from analysis.experiment import ExperimentRun, mean_curves
+from analysis.experiment_report import band_curves
+from analysis.trainee import CurvePoint
+from rbdm_gui.workflows.experiment_screen import CurveKey, ExperimentScreen, short_run_name
+
+__all__ = ["METHOD_COLOURS", "PANELS", "ExperimentCurvesPanel"]
+
+#: Line colour per masking method, as in :func:`analysis.experiment.plot_learning_curves`.
+METHOD_COLOURS: Final = {
+    "none": "#000000",
+    "negative": "#1f77b4",
+    "mean": "#ff7f0e",
+    "perceptive": "#2ca02c",
+    "gaze": "#d62728",
+    "fusion": "#9467bd",
+    "regions": "#8c564b",
+}
+#: The plots: curve field and title (RBDM Figure 10).
+PANELS: Final = (
+    ("train_loss", "training loss"),
+    ("val_loss", "validation loss"),
+    ("val_macro_f1", "validation macro-F1"),
+)
+#: Marker per compared run (the first run has none).
+_RUN_SYMBOLS: Final = (None, "o", "t", "s", "d", "+", "x", "star")
+_SWITCH = "+switch"
+
+
+class ExperimentCurvesPanel(pg.GraphicsLayoutWidget):  # type: ignore[misc]
+    """The three learning-curve plots of the runs the model shows."""
+
+    def __init__(self, model: ExperimentScreen, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.model = model
+        self.setBackground("w")
+        self.plot_title = self.addLabel("", row=0, col=0, colspan=len(PANELS), color="#222")
+        self.plots: dict[str, pg.PlotItem] = {}
+        for k, (name, title) in enumerate(PANELS):
+            plot = self.addPlot(row=1, col=k)
+            plot.setTitle(title, color="#222", size="10pt")
+            plot.setLabel("bottom", "training step", color="#222")
+            plot.showGrid(x=True, y=True, alpha=0.25)
+            for axis in ("left", "bottom"):
+                plot.getAxis(axis).setPen(pg.mkPen("#444"))
+                plot.getAxis(axis).setTextPen(pg.mkPen("#222"))
+            if k:
+                plot.setXLink(self.plots[PANELS[0][0]])
+            self.plots[name] = plot
+        self.legend = self.plots["val_macro_f1"].addLegend(  # top left: F1 starts low
+            offset=(4, 4), labelTextColor="#222", brush=pg.mkBrush(255, 255, 255, 215), labelTextSize="8pt"
+        )
+        self.bands: list[pg.FillBetweenItem] = []  # the confidence bands drawn for the shown run
+        self._items: dict[CurveKey, list[pg.PlotDataItem]] = {}
+        self._switch_steps: set[int] = set()
+        model.shown_changed.subscribe(lambda _: self._show())
+        model.point_added.subscribe(self._draw_live)
+
+    def _show(self) -> None:
+        model = self.model
+        if model.live_shown:
+            self._clear(model.plot_title)
+            for key in model.live_curves:
+                self._draw_live(key)
+        elif len(model.shown) == 1:
+            self._draw_curves(model.shown[0].curves, title=model.plot_title)
+        elif model.shown:
+            self._draw_comparison(model.shown, title=model.plot_title)
+
+    def _clear(self, title: str) -> None:
+        for plot in self.plots.values():
+            plot.clear()
+            plot.enableAutoRange()  # the next run's range, not the last one's (or the user's zoom)
+        self.legend.clear()
+        self._items = {}
+        self._switch_steps = set()
+        self.bands = []
+        self.plot_title.setText(title, color="#222")
+
+    def _draw_live(self, key: CurveKey) -> None:
+        items = self._items.get(key)
+        if items is None:
+            items = self._items[key] = self._add_curve(key[0], legend=not self._has_variant(key[0]))
+        self._set_points(items, key[0], self.model.live_curves[key])
+
+    def _set_points(
+        self, items: Sequence[pg.PlotDataItem], variant: str, points: Sequence[CurvePoint]
+    ) -> None:
+        steps = np.array([p.step for p in points], dtype=np.float64)
+        for item, (name, _) in zip(items, PANELS, strict=True):
+            item.setData(steps, np.array([getattr(p, name) for p in points], dtype=np.float64))
+        if variant.endswith(_SWITCH):
+            self._mark_switch([p.step for p in points if p.phase == "unmasked"][:1])
+
+    def _has_variant(self, variant: str) -> bool:
+        return any(v == variant for v, _ in self._items)
+
+    def _draw_curves(self, curves: Mapping[CurveKey, Sequence[CurvePoint]], *, title: str) -> None:
+        self._clear(title)
+        for (variant, seed), points in curves.items():
+            items = self._add_curve(variant, legend=not self._has_variant(variant))
+            self._items[(variant, seed)] = items
+            self._set_points(items, variant, points)
+        self._draw_bands(curves)
+
+    def _draw_bands(self, curves: Mapping[CurveKey, Sequence[CurvePoint]]) -> None:
+        """Shade each variant's 95 % interval over its seeds on the validation macro-F1 panel."""
+        for variant, table in band_curves(curves).items():
+            if len({s for v, s in curves if v == variant}) < 2 or len(table["step"]) < 2:
+                continue
+            colour = QColor(METHOD_COLOURS.get(variant.removesuffix(_SWITCH), METHOD_COLOURS["gaze"]))
+            colour.setAlpha(40)
+            low = pg.PlotCurveItem(table["step"], table["low"])
+            high = pg.PlotCurveItem(table["step"], table["high"])
+            band = pg.FillBetweenItem(low, high, brush=pg.mkBrush(colour))
+            band.setToolTip(f"{variant}: 95 % confidence interval over the seeds")
+            self.plots["val_macro_f1"].addItem(band)
+            self.bands.append(band)
+
+    def _draw_comparison(self, runs: Sequence[ExperimentRun], *, title: str) -> None:
+        self._clear(title)
+        for k, run in enumerate(runs):
+            symbol = _RUN_SYMBOLS[k % len(_RUN_SYMBOLS)]
+            for variant, table in mean_curves(run.curves).items():
+                items = self._add_curve(variant, legend=False, symbol=symbol)
+                for item, (name, _) in zip(items, PANELS, strict=True):
+                    item.setData(table["step"], table[name])
+                self.legend.addItem(items[-1], f"{short_run_name(run)} · {variant}")
+                self._mark_switch([int(s) for s in table["switch_step"]])
+
+    def _add_curve(self, variant: str, *, legend: bool, symbol: str | None = None) -> list[pg.PlotDataItem]:
+        method = variant.removesuffix(_SWITCH)
+        colour = METHOD_COLOURS.get(method, METHOD_COLOURS["gaze"])
+        style = Qt.PenStyle.DashLine if variant.endswith(_SWITCH) else Qt.PenStyle.SolidLine
+        pen = pg.mkPen(colour, width=2, style=style)
+        items = []
+        for name, _ in PANELS:
+            item = pg.PlotDataItem(pen=pen, symbol=symbol, symbolSize=6, symbolBrush=colour, symbolPen=colour)
+            self.plots[name].addItem(item)
+            items.append(item)
+        if legend:
+            self.legend.addItem(items[-1], variant)
+        return items
+
+    def _mark_switch(self, steps: Sequence[int]) -> None:
+        for step in steps:
+            if step in self._switch_steps:
+                continue
+            self._switch_steps.add(step)
+            for plot in self.plots.values():
+                line = pg.InfiniteLine(
+                    pos=step, angle=90, pen=pg.mkPen("#888", width=1, style=Qt.PenStyle.DotLine)
+                )
+                line.setToolTip("switch to the original images")
+                plot.addItem(line)
