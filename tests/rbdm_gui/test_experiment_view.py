@@ -7,7 +7,6 @@ measures the GUI event loop's latency meanwhile with a 10 ms timer; see its docs
 from __future__ import annotations
 
 import csv
-import dataclasses
 import json
 import re
 from pathlib import Path
@@ -19,16 +18,12 @@ from PySide6.QtWidgets import QTableWidget, QTableWidgetItem
 from pytestqt.qtbot import QtBot
 
 from analysis.experiment import (
-    RESULT_FIELDS,
     VARIANTS,
-    ExperimentConfig,
     ExperimentProgress,
-    VariantResult,
     load_run,
     read_confusion,
 )
 from analysis.experiment_report import VariantComparison
-from analysis.labels import LABELS
 from analysis.trainee import CURVE_FIELDS, CurvePoint
 from rbdm_gui.screens.experiment_view import (
     COMPARISON_COLUMNS,
@@ -37,68 +32,10 @@ from rbdm_gui.screens.experiment_view import (
     default_runs_dir,
 )
 from rbdm_gui.workflows.assets import DEFAULT_TRAINER
+from tests.rbdm_gui._experiment_runs import points as _points
+from tests.rbdm_gui._experiment_runs import write_run as _write_run
 
 pytestmark = pytest.mark.gui
-
-
-# --- run folders as analysis.experiment writes them ------------------------------------------------------
-
-
-def _points(seed: int, *, switch: bool) -> list[CurvePoint]:
-    return [
-        CurvePoint(
-            step=step,
-            epoch=(step + 1) // 2,
-            phase="unmasked" if (not switch or step > 2) else "masked",
-            images_seen=32 * step,
-            train_loss=2.0 - 0.1 * step,
-            val_loss=2.1 - 0.1 * step + 0.01 * seed,
-            val_accuracy=0.1 * step,
-            val_macro_f1=0.05 * step + 0.01 * seed,
-        )
-        for step in (1, 2, 3, 4)
-    ]
-
-
-def _write_run(folder: Path, *, started_utc: str, variants: tuple[str, ...], seeds: tuple[int, ...]) -> Path:
-    """A finished run: run.json, results.csv, curves.csv and each Trainee's confusion.csv."""
-    config = ExperimentConfig(
-        dataset="synthetic:n=50", trainer=str(DEFAULT_TRAINER), variants=variants, seeds=seeds
-    )
-    folder.mkdir(parents=True)
-    record = {
-        "config": config.to_dict(),
-        "status": "finished",
-        "started_utc": started_utc,
-        "finished_utc": started_utc,
-        "error": "",
-    }
-    (folder / "run.json").write_text(json.dumps(record), encoding="utf-8")
-    results, curves = [], []
-    for k, variant in enumerate(variants):
-        for seed in seeds:
-            points = _points(seed, switch=variant.endswith("+switch"))
-            best = points[-1].val_macro_f1 - 0.01 * k
-            results.append(
-                VariantResult(variant, seed, "finished", best, 4, 2, best, 0.4, 1.7, best / 2, 4, 1.5)
-            )
-            curves += [{"variant": variant, "seed": seed, **p.as_row()} for p in points]
-            trainee = folder / "trainees" / f"{variant}-seed{seed}"
-            trainee.mkdir(parents=True)
-            matrix = np.full((8, 8), 1) + np.eye(8, dtype=int) * (k + 3)
-            with (trainee / "confusion.csv").open("w", newline="", encoding="utf-8") as handle:
-                table = csv.writer(handle)
-                table.writerow(["true \\ predicted", *LABELS])
-                table.writerows([label, *row] for label, row in zip(LABELS, matrix.tolist(), strict=True))
-    with (folder / "results.csv").open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=RESULT_FIELDS)
-        writer.writeheader()
-        writer.writerows(dataclasses.asdict(r) for r in results)
-    with (folder / "curves.csv").open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=("variant", "seed", *CURVE_FIELDS))
-        writer.writeheader()
-        writer.writerows(curves)
-    return folder
 
 
 def _view(qtbot: QtBot, runs: Path) -> ExperimentView:
