@@ -1,21 +1,13 @@
-"""The desktop app: the main window, and one labeling session from setup to report (RBDM §5.3.1).
+"""The desktop app: the main window, and the Qt shell of one labeling session (RBDM §5.3.1).
 
 ``rbdm gui`` (or :func:`main`) opens the main window on the study setup screen, filled with the
 saved settings (the embedded default on first start: synthetic faces, the mouse as tracker,
-pocketsphinx, a study file in the user's data folder). "Start session" runs a
-:class:`SessionRun`:
-
-1. the stimuli are decoded on a worker thread (with progress; cancellable);
-2. the study file is opened and the session is planned: the participant's unfinished session on the
-   same stimulus set is resumed, or a new one gets the participant's counterbalanced order
-   (:func:`tracking.recording.plan_session`; a notice when it repeats a stored order);
-3. the tracker connects and the speech recogniser loads on a worker thread (no recogniser or no
-   microphone: a notice, and the keyboard path);
-4. only now is the session row written (:func:`tracking.recording.begin_session`), naming the tracker
-   and recogniser really in use; the tracker streams into the store for the whole session; the
-   optional 9-point calibration/validation runs, then the full-screen labeling screen;
-5. at the end (or on "Quit session") every finished trial is committed, the devices are closed,
-   and the session report shows intended vs. measured phase durations and dropped frames.
+pocketsphinx, a study file in the user's data folder). "Start session" runs a :class:`SessionRun`,
+the Qt shell of :class:`rbdm_gui.workflows.session.SessionLifecycle`, which holds the steps and
+their order (load → open/resume → connect → record → calibrate → label → commit → report). The shell
+adds what needs Qt: the stimuli are decoded and the devices connected on worker threads (with a
+cancellable progress dialog), the calibration and labeling screens are shown full screen, and the
+report dialog opens at the end.
 """
 
 from __future__ import annotations
@@ -23,7 +15,6 @@ from __future__ import annotations
 import importlib
 import sys
 from collections.abc import Callable, Sequence
-from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -32,53 +23,27 @@ from PySide6.QtGui import QCursor, QGuiApplication, QImage, QScreen
 from PySide6.QtWidgets import QApplication, QProgressDialog, QWidget
 
 from analysis.geometry import ScreenGeometry
-from rbdm_gui.screens._layout import keys_text
 from rbdm_gui.screens.calibration_view import CalibrationView
-from rbdm_gui.screens.labeling_view import (
-    LabelingView,
-    SessionOutcome,
-    SessionReport,
-    screen_refresh,
-    session_outcome,
-    to_qimage,
-)
+from rbdm_gui.screens.labeling_view import LabelingView, SessionReport, screen_refresh, to_qimage
 from rbdm_gui.screens.main_window import MainWindow, Page
 from rbdm_gui.screens.setup_view import SetupView
 from rbdm_gui.screens.workers import ProgressCallback, Task, run_task
 from rbdm_gui.workflows import speech
 from rbdm_gui.workflows.logs import third_party_warnings_to
-from rbdm_gui.workflows.monitor_model import FixationTap
-from rbdm_gui.workflows.settings import (
-    KEYBOARD_ONLY,
-    StudySettings,
-    build_driver,
-    data_dir,
-    load_settings,
-    settings_path,
+from rbdm_gui.workflows.session import (
+    Connection,
+    DriverFactory,
+    SessionLifecycle,
+    SessionOutcome,
+    SessionStep,
 )
-from tracking import records
+from rbdm_gui.workflows.settings import StudySettings, build_driver, data_dir, load_settings, settings_path
 from tracking.drivers.base import DriverEvent, GazeDriver
-from tracking.fixations import DETECTORS
-from tracking.protocol import LabelingProtocol, Phase, PhaseOnset, ProtocolTiming
-from tracking.recording import (
-    Cancelled,
-    GazeRecorder,
-    LabelingSession,
-    SessionPlan,
-    SpeechGate,
-    SpokenLabel,
-    StimulusSet,
-    begin_session,
-    gaze_recording,
-    load_stimuli,
-    plan_session,
-)
-from tracking.store import SessionStore
+from tracking.protocol import ProtocolTiming
+from tracking.recording import Cancelled, SpokenLabel, StimulusSet
 from tracking.validation import ValidationProcedure
 
 __all__ = ["CursorProbe", "SessionOutcome", "SessionRun", "StudioApp", "default_pages", "main"]
-
-DriverFactory = Callable[[StudySettings, ScreenGeometry], GazeDriver]
 
 
 class CursorProbe(QObject):
@@ -120,44 +85,18 @@ class CursorProbe(QObject):
         self._timer.stop()
 
 
-def session_settings(
-    settings: StudySettings,
-    stimuli: StimulusSet,
-    *,
-    timing: ProtocolTiming,
-    refresh_hz: float,
-    frame_counted: bool,
-) -> dict[str, Any]:
-    """What a new session stores about itself: stimulus set, timings, frames, where the image is drawn."""
-    geometry = settings.geometry()
-    rect = geometry.stimulus_rect()
-    return {
-        records.SETTING_STIMULUS_SET: settings.stimulus_set_key(),
-        records.SETTING_STIMULI: stimuli.spec,
-        records.SETTING_SPLIT: stimuli.split,
-        "seed": settings.seed,
-        "order_design": settings.order_design,
-        "calibrate": settings.calibrate,
-        "labels": list(settings.labels),
-        "timing": timing.as_dict(),
-        "refresh_hz": refresh_hz,
-        "frame_counted": frame_counted,
-        records.SETTING_STIMULUS_SIZE_PX: 1200.0,
-        records.SETTING_STIMULUS_RECT: {
-            "x_px": rect.x_px,
-            "y_px": rect.y_px,
-            "width_px": rect.width_px,
-            "height_px": rect.height_px,
-        },
-        "stimulus_scale": rect.width_px / 1200.0,
-        "detector": settings.detector,
-        "driver_options": dict(settings.driver_options.get(settings.driver, {})),
-        "microphone": settings.microphone,
-    }
+class _FromLifecycle:
+    """A read-only attribute of :class:`SessionRun` that is its lifecycle's attribute of the same name."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self._name = name
+
+    def __get__(self, run: SessionRun | None, owner: type | None = None) -> Any:
+        return self if run is None else getattr(run.lifecycle, self._name)
 
 
 class SessionRun(QObject):
-    """One labeling session, step by step, from the setup's settings to the report.
+    """The Qt shell of one labeling session: worker threads, windows and signals over its lifecycle.
 
     Parameters
     ----------
@@ -192,12 +131,36 @@ class SessionRun(QObject):
         Something the experimenter should know (speech unavailable: keyboard only).
     recording_started
         The tracker streams into the store and the labeling screen exists: the live monitor can attach.
+
+    Attributes
+    ----------
+    lifecycle : SessionLifecycle
+        The steps and the state; ``settings``, ``store``, ``session_id``, ``driver``, ``recorder``,
+        ``session``, ``gate``... read through to it (the live monitor reads them).
     """
 
     ended = Signal(object)
     failed = Signal(str)
     notice = Signal(str)
     recording_started = Signal()
+
+    settings = _FromLifecycle()
+    geometry = _FromLifecycle()
+    timing = _FromLifecycle()
+    refresh_hz = _FromLifecycle()
+    frame_counted = _FromLifecycle()
+    plan = _FromLifecycle()
+    store = _FromLifecycle()
+    session_id = _FromLifecycle()
+    start_position = _FromLifecycle()
+    driver = _FromLifecycle()
+    recorder = _FromLifecycle()
+    session = _FromLifecycle()
+    gate = _FromLifecycle()
+    speech_notice = _FromLifecycle()
+    fixation_tap = _FromLifecycle()
+    driver_events = _FromLifecycle()
+    recalibration_pending = _FromLifecycle()
 
     def __init__(
         self,
@@ -213,66 +176,66 @@ class SessionRun(QObject):
         new_session: bool = False,
     ) -> None:
         super().__init__(parent_window)
-        self.settings = settings
-        self._new_session = new_session
-        self.plan: SessionPlan | None = None
-        self._stored_settings: dict[str, Any] = {}
-        self.geometry = settings.geometry()
         self._screen = screen or QGuiApplication.primaryScreen()
-        self._make_driver = make_driver
+        refresh_hz, frame_counted = screen_refresh(self._screen)
+        self.lifecycle = lifecycle = SessionLifecycle(
+            settings,
+            make_driver=make_driver or self._cursor_driver,
+            timing=timing,
+            refresh_hz=refresh_hz,
+            frame_counted=frame_counted,
+            open_audio=open_audio,
+            new_session=new_session,
+            call_soon=lambda callback: QTimer.singleShot(0, callback),
+        )
         self._make_procedure = make_procedure
-        self.timing = timing or ProtocolTiming()
-        self._open_audio = open_audio or speech.open_microphone
         self._parent_window = parent_window
         self._show_report = show_report
-        self.refresh_hz, self.frame_counted = screen_refresh(self._screen)
-        self._stack = ExitStack()
         self._task: Task | None = None
         self._progress: QProgressDialog | None = None
         self.images: dict[str, QImage] = {}
-        self.store: SessionStore | None = None
-        self.session_id = -1
-        self.start_position = 0
-        self.driver: GazeDriver | None = None
-        self.recorder: GazeRecorder | None = None
-        self.session: LabelingSession | None = None
-        self.gate: SpeechGate | None = None
-        self.speech_notice = ""
         self.probe: CursorProbe | None = None
         self.calibration_view: CalibrationView | None = None
         self.labeling_view: LabelingView | None = None
         self.report_dialog: SessionReport | None = None
         self.outcome: SessionOutcome | None = None
-        self.driver_events: list[DriverEvent] = []  # appended on the driver's thread (list.append is atomic)
-        self.fixation_tap: FixationTap | None = None
-        self.recalibration_pending = False
-        self._closed = False
+        lifecycle.step_changed.subscribe(self._on_step)
+        lifecycle.notice.subscribe(self.notice.emit)
+        lifecycle.ended.subscribe(self._ended)
+        lifecycle.failed.subscribe(self._failed)
+        lifecycle.spoken.subscribe(self._deliver_spoken)
+        lifecycle.speech_problem.subscribe(self._speech_problem)
+        lifecycle.driver_event.subscribe(self._deliver_driver_event)
 
-    # --- 1. stimuli ------------------------------------------------------------------------------
+    def _cursor_driver(self, settings: StudySettings, geometry: ScreenGeometry) -> GazeDriver:
+        """The settings' driver; the mouse simulator reads the cursor through a :class:`CursorProbe`."""
+        probe = None
+        if settings.driver == "mouse" and self._screen is not None:
+            probe = self.probe = CursorProbe(self._screen, parent=self)
+        return build_driver(
+            settings.driver,
+            settings.driver_options.get(settings.driver, {}),
+            geometry=geometry,
+            position_source=probe.position if probe is not None else None,
+            button_source=probe.button_held if probe is not None else None,
+        )
+
+    # --- stimuli, study, devices: worker threads -----------------------------------------------------
 
     def start(self) -> None:
         """Begin: decode the stimuli (the other steps follow by themselves)."""
-        settings = self.settings
+        read = self.lifecycle.read_stimuli
 
         def load(
             progress: ProgressCallback, cancelled: Callable[[], bool]
         ) -> tuple[StimulusSet, dict[str, QImage]]:
-            stimuli = load_stimuli(
-                settings.stimuli,
-                split=settings.split or None,
-                max_stimuli=settings.max_stimuli,
-                seed=settings.seed,
-                progress=progress,
-                cancelled=cancelled,
-            )
+            stimuli = read(progress, cancelled)
             return stimuli, {key: to_qimage(image) for key, image in stimuli.images.items()}
 
         self._progress = QProgressDialog("Preparing the stimuli…", "Cancel", 0, 1000, self._parent_window)
         self._progress.setWindowModality(Qt.WindowModality.WindowModal)
         self._progress.setMinimumDuration(400)
-        self._task = run_task(
-            load, on_result=self._loaded, on_error=self._fail, on_progress=self._on_progress
-        )
+        self._task = run_task(load, on_result=self._loaded, on_error=self.fail, on_progress=self._on_progress)
         self._progress.canceled.connect(self._cancel_loading)
 
     def _on_progress(self, fraction: float, text: str) -> None:
@@ -284,7 +247,7 @@ class SessionRun(QObject):
     def _cancel_loading(self) -> None:
         if self._task is not None and not self._task.done:
             self._task.cancel()
-            self._fail(Cancelled("Loading the stimuli was cancelled."))
+            self.fail(Cancelled("Loading the stimuli was cancelled."))
 
     def _close_progress(self) -> None:
         if self._progress is not None:
@@ -292,170 +255,43 @@ class SessionRun(QObject):
             self._progress.close()
             self._progress = None
 
-    # --- 2. the session in the store -------------------------------------------------------------
-
     def _loaded(self, loaded: tuple[StimulusSet, dict[str, QImage]]) -> None:
         self._close_progress()
+        if self.lifecycle.closed:
+            return
         stimuli, self.images = loaded
         try:
-            self._open_session(stimuli)
-            self.driver = self._build_driver()
+            self.lifecycle.open(stimuli)
         except Exception as err:  # any failure to start: show it, release what was opened
-            self._fail(err)
+            self.fail(err)
             return
-        self._connect()
-
-    def _open_session(self, stimuli: StimulusSet) -> None:
-        """Open the study and plan the session; nothing is written until recording starts."""
-        settings = self.settings
-        path = settings.resolved_study_path()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.store = self._stack.enter_context(SessionStore(path))
-        self._stored_settings = session_settings(
-            settings,
-            stimuli,
-            timing=self.timing,
-            refresh_hz=self.refresh_hz,
-            frame_counted=self.frame_counted,
-        )
-        plan = self.plan = plan_session(
-            self.store,
-            settings.participant,
-            stimulus_set=settings.stimulus_set_key(),
-            stimulus_ids=stimuli.ids,
-            design=settings.order_design,
-            seed=settings.seed,
-            new=self._new_session,
-        )
-        self.start_position = plan.start_position
-        missing = [s for s in plan.stimulus_order if s not in self.images]
-        if missing:
-            raise ValueError(
-                f"the session to resume shows {len(missing)} stimuli that are not in the stimulus set now "
-                f"(e.g. {missing[0]!r}). Choose the stimulus set it was started with."
-            )
-        if plan.warning:
-            self.notice.emit(plan.warning)
-
-    def _build_driver(self) -> GazeDriver:
-        if self._make_driver is not None:
-            return self._make_driver(self.settings, self.geometry)
-        probe = None
-        if self.settings.driver == "mouse" and self._screen is not None:
-            probe = self.probe = CursorProbe(self._screen, parent=self)
-        return build_driver(
-            self.settings.driver,
-            self.settings.driver_options.get(self.settings.driver, {}),
-            geometry=self.geometry,
-            position_source=probe.position if probe is not None else None,
-            button_source=probe.button_held if probe is not None else None,
+        connect = self.lifecycle.connect_devices
+        self._task = run_task(
+            lambda progress, cancelled: connect(), on_result=self._connected, on_error=self.fail
         )
 
-    # --- 3. tracker and recogniser ---------------------------------------------------------------
-
-    def _connect(self) -> None:
-        driver, settings = self.driver, self.settings
-        assert driver is not None
-
-        def connect(progress: ProgressCallback, cancelled: Callable[[], bool]) -> tuple[Any, str]:
-            driver.connect()
-            if settings.recogniser == KEYBOARD_ONLY:
-                return None, ""
-            try:
-                recogniser = speech.build_recogniser(
-                    settings.recogniser, labels=settings.labels, model_dir=settings.vosk_model_dir
-                )
-            except speech.SpeechUnavailable as err:
-                return None, keys_text(str(err), len(settings.labels))
-            return recogniser, ""
-
-        self._task = run_task(connect, on_result=self._connected, on_error=self._fail)
-
-    def _connected(self, result: tuple[Any, str]) -> None:
-        recogniser, self.speech_notice = result
+    def _connected(self, connection: Connection) -> None:
+        lifecycle = self.lifecycle
+        if lifecycle.closed:
+            return
         try:
-            self._start_recording(recogniser)
+            session = lifecycle.record(connection)
+            view = self.labeling_view = LabelingView(
+                session,
+                self.images,
+                geometry=lifecycle.geometry,
+                refresh_hz=lifecycle.refresh_hz,
+                speech_notice=lifecycle.speech_notice,
+            )
         except Exception as err:  # the driver could not stream, the microphone failed badly...
-            self._fail(err)
+            self.fail(err)
             return
-        for text in (self.speech_notice, self._tracker_notice()):
-            if text:
-                self.notice.emit(text)
+        view.finished.connect(self.finish)
+        view.quit_requested.connect(self.finish)
         self.recording_started.emit()
-        if self.settings.calibrate:
-            self._calibrate()
-        else:
-            self._label()
+        lifecycle.start_trials(view)
 
-    def _tracker_notice(self) -> str:
-        """What the connected tracker reports: its sampling rate, and a missing calibration."""
-        driver = self.driver
-        assert driver is not None
-        text = f"{self.settings.driver} tracker connected at {driver.nominal_rate_hz:g} Hz."
-        if getattr(driver, "calibrated", None) is False:
-            text += (
-                " It reports no calibration: its samples are invalid until it is calibrated. Calibrate it "
-                "with the tracker's own software before the first trial."
-            )
-        return text
-
-    # --- 4. recording, calibration, labeling ---------------------------------------------------------
-
-    def _start_recording(self, recogniser: Any) -> None:
-        assert self.store is not None and self.driver is not None and self.plan is not None
-        used_recogniser = KEYBOARD_ONLY
-        if recogniser is not None and self._start_speech(recogniser):
-            used_recogniser = self.settings.recogniser
-        self.session_id, self.start_position = begin_session(
-            self.store,
-            self.plan,
-            settings={**self._stored_settings, "rate_hz": self.driver.nominal_rate_hz},
-            geometry=self.geometry,
-            tracker=self.settings.driver,
-            recogniser=used_recogniser,
-        )
-        detector = self.fixation_tap = FixationTap(DETECTORS[self.settings.detector](self.geometry))
-        self._stack.callback(self.driver.close)
-        self.recorder = self._stack.enter_context(
-            gaze_recording(self.store, self.session_id, self.driver, detector)
-        )
-        protocol = LabelingProtocol(
-            self.store.session(self.session_id).stimulus_order,
-            start_position=self.start_position,
-            timing=self.timing,
-            refresh_hz=self.refresh_hz,
-            frame_counted=self.frame_counted,
-            labels=self.settings.labels,
-        )
-        self.session = LabelingSession(self.store, self.session_id, protocol, self.recorder)
-        self.labeling_view = LabelingView(
-            self.session,
-            self.images,
-            geometry=self.geometry,
-            refresh_hz=self.refresh_hz,
-            speech_notice=self.speech_notice,
-        )
-        self.labeling_view.finished.connect(self.finish)
-        self.labeling_view.quit_requested.connect(self.finish)
-        self._stack.callback(self.driver.add_event_listener(self.labeling_view.driver_events.posted.emit))
-        self._stack.callback(self.driver.add_event_listener(self.driver_events.append))
-        if self.gate is not None:
-            self.gate.attach(protocol)
-        protocol.phase_started.subscribe(self._recalibrate_if_asked)
-
-    def _start_speech(self, recogniser: Any) -> bool:
-        """Open the microphone into a speech gate; False (and a notice) when there is none."""
-        gate = SpeechGate(recogniser, self._deliver_spoken, on_error=self._speech_problem)
-        try:
-            microphone = self._open_audio(self.settings.microphone, gate.feed)
-        except speech.SpeechUnavailable as err:
-            gate.stop()
-            self.speech_notice = keys_text(str(err), len(self.settings.labels))
-            return False
-        self.gate = gate
-        self._stack.callback(gate.stop)  # after the microphone has closed (the stack unwinds backwards)
-        self._stack.callback(microphone.close)
-        return True
+    # --- threads of the devices: posted to the labeling view ---------------------------------------
 
     def _deliver_spoken(self, spoken: SpokenLabel) -> None:
         """Speech-gate thread: hand a recognition to the labeling view (which exists once it listens)."""
@@ -468,6 +304,19 @@ class SessionRun(QObject):
         if view is not None:
             view.speech_problems.posted.emit(message)
 
+    def _deliver_driver_event(self, event: DriverEvent) -> None:
+        view = self.labeling_view
+        if view is not None:
+            view.driver_events.posted.emit(event)
+
+    # --- windows -------------------------------------------------------------------------------------
+
+    def _on_step(self, step: SessionStep) -> None:
+        if step is SessionStep.CALIBRATING:
+            self._calibrate()
+        elif step is SessionStep.LABELING and self.labeling_view is not None:
+            self._show_full_screen(self.labeling_view)  # the lifecycle then starts or resumes it
+
     def _show_full_screen(self, widget: QWidget) -> None:
         if self._screen is not None:
             widget.setScreen(self._screen)
@@ -477,14 +326,15 @@ class SessionRun(QObject):
         widget.activateWindow()
 
     def _calibrate(self) -> None:
-        assert self.recorder is not None and self.store is not None
+        lifecycle = self.lifecycle
+        assert lifecycle.recorder is not None and lifecycle.store is not None
         view = self.calibration_view = CalibrationView(
-            self.recorder,
-            self.store,
-            self.session_id,
-            geometry=self.geometry,
-            refresh_hz=self.refresh_hz,
-            driver=self.driver,
+            lifecycle.recorder,
+            lifecycle.store,
+            lifecycle.session_id,
+            geometry=lifecycle.geometry,
+            refresh_hz=lifecycle.refresh_hz,
+            driver=lifecycle.driver,
             make_procedure=self._make_procedure,
         )
         view.finished.connect(self._calibrated)
@@ -495,54 +345,35 @@ class SessionRun(QObject):
         if self.calibration_view is not None:
             self.calibration_view.close()
             self.calibration_view.deleteLater()
-        self._label()
+        self.lifecycle.calibration_done()
 
     def recalibrate_before_next_trial(self) -> None:
         """Calibrate and validate again when the next trial begins (the live monitor's control)."""
-        self.recalibration_pending = True
+        if not self.lifecycle.closed:
+            self.lifecycle.recalibrate_before_next_trial()
 
-    def _recalibrate_if_asked(self, onset: PhaseOnset) -> None:
-        if self.recalibration_pending and onset.phase is Phase.BLANK and not self._closed:
-            QTimer.singleShot(0, self._recalibrate_now)  # after this frame, not inside it
-
-    def _recalibrate_now(self) -> None:
-        view = self.labeling_view
-        if not self.recalibration_pending or view is None or self._closed:
-            return
-        self.recalibration_pending = False
-        view.pause()  # the trial just begun is shown again, from its first blank, after the calibration
-        self._calibrate()
-
-    def _label(self) -> None:
-        assert self.labeling_view is not None and self.driver is not None
-        self._show_full_screen(self.labeling_view)
-        if self.labeling_view.protocol.phase is not Phase.IDLE:  # back from a re-calibration
-            self.labeling_view.resume()
-            return
-        uncalibrated = getattr(self.driver, "calibrated", None) is False
-        self.labeling_view.start(hold=self._tracker_notice() if uncalibrated else "")
-
-    # --- 5. the end ------------------------------------------------------------------------------
+    # --- the end -------------------------------------------------------------------------------------
 
     def finish(self) -> None:
         """Commit what is finished, close the devices and the store, show the report (idempotent)."""
-        if self._closed:
+        if self.lifecycle.closed:
             return
-        self._closed = True
-        view = self.labeling_view
-        if view is not None:
-            view.stop()
         if self.probe is not None:
             self.probe.stop()
-        try:
-            outcome = self._close_session()
-        except Exception as err:  # the store failed while closing: say so
-            self.failed.emit(f"The session could not be closed cleanly: {err}")
-            return
-        finally:
-            if view is not None:
-                view.close()
-                view.deleteLater()
+        self.lifecycle.finish()  # ends in _ended, or in _failed when the store fails while closing
+
+    def fail(self, error: BaseException) -> None:
+        """Stop after ``error``: the finished trials stay stored; ``failed`` tells the text."""
+        self._close_progress()
+        if self.probe is not None:
+            self.probe.stop()
+        self.lifecycle.fail(error)
+
+    def _ended(self, outcome: SessionOutcome | None) -> None:
+        view = self.labeling_view
+        if view is not None:
+            view.close()
+            view.deleteLater()
         self.outcome = outcome
         if outcome is not None and self._show_report:
             self.report_dialog = SessionReport(
@@ -552,49 +383,11 @@ class SessionRun(QObject):
             self.report_dialog.show()
         self.ended.emit(outcome)
 
-    def _close_session(self) -> SessionOutcome | None:
-        try:
-            if self.gate is not None:
-                self.gate.close()
-            if self.session is not None:
-                self.driver_stop()
-                self.session.close()
-            outcome = self._outcome() if self.store is not None and self.session_id >= 0 else None
-        finally:
-            self._stack.close()
-        return outcome
-
-    def driver_stop(self) -> None:
-        """Stop streaming before the last commits, so no sample is still on its way."""
-        if self.driver is not None:
-            self.driver.stop()
-
-    def _outcome(self) -> SessionOutcome:
-        assert self.store is not None
-        return session_outcome(
-            self.store,
-            self.session_id,
-            participant=self.settings.participant,
-            timing=self.timing,
-            refresh_hz=self.refresh_hz,
-            events=self.driver_events,
-        )
-
-    def _fail(self, error: BaseException) -> None:
-        self._close_progress()
-        if self._closed:
-            return
-        self._closed = True
+    def _failed(self, message: str) -> None:
         for view in (self.calibration_view, self.labeling_view):
             if view is not None:
                 view.close()
-        try:
-            if self.session is not None:
-                self.driver_stop()
-                self.session.close()
-        finally:
-            self._stack.close()
-        self.failed.emit(str(error))
+        self.failed.emit(message)
 
 
 def default_pages(app: StudioApp) -> list[Page]:

@@ -10,7 +10,6 @@ keys become model calls: 1–n label (n labels in the set), Space/Enter/→ go o
 from __future__ import annotations
 
 import math
-from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
@@ -31,19 +30,16 @@ from PySide6.QtWidgets import (
 
 from analysis.geometry import ScreenGeometry, StimulusRect
 from rbdm_gui.screens.workers import run_task
+from rbdm_gui.workflows.session import SessionOutcome, session_outcome  # their home; read here by setup_view
 from tracking.clock import now_ms
-from tracking.drivers.base import DriverEvent
 from tracking.protocol import (
     LabelChoice,
     Listeners,
     Phase,
     PhaseOnset,
-    ProtocolTiming,
     TimingReport,
-    timing_report,
 )
-from tracking.recording import LabelingSession, SpokenLabel, TrialQuality, give_spoken_label, trial_quality
-from tracking.store import SessionStore
+from tracking.recording import LabelingSession, SpokenLabel, TrialQuality, give_spoken_label
 
 __all__ = [
     "BACKGROUND",
@@ -517,56 +513,6 @@ def _range(low_ms: float, high_ms: float) -> str:
 
 def _ms(value: float) -> str:
     return "–" if not math.isfinite(value) else f"{value:.1f}"
-
-
-class SessionOutcome:
-    """How a session ended: the report's numbers, each trial's gaze quality and a one-line summary."""
-
-    def __init__(
-        self,
-        session_id: int,
-        report: TimingReport,
-        summary: str,
-        finished: bool,
-        quality: Sequence[TrialQuality] = (),
-    ) -> None:
-        self.session_id = session_id
-        self.report = report
-        self.summary = summary
-        self.finished = finished
-        self.quality = tuple(quality)
-
-
-def session_outcome(
-    store: SessionStore,
-    session_id: int,
-    *,
-    participant: str,
-    timing: ProtocolTiming | None = None,
-    refresh_hz: float | None = None,
-    events: Sequence[DriverEvent] = (),
-) -> SessionOutcome:
-    """The report of a stored session: phase timing, each trial's gaze, and a summary line.
-
-    ``timing`` and ``refresh_hz`` default to what the session stored (its ``timing`` and ``refresh_hz``
-    settings), so a finished session can be reviewed later from Study setup.
-    """
-    session = store.session(session_id)
-    trials = store.trials(session_id)
-    frames = list(store.trial_frames(session_id).values())
-    stored_timing = session.settings.get("timing")
-    if timing is None:
-        timing = ProtocolTiming(**stored_timing) if isinstance(stored_timing, dict) else ProtocolTiming()
-    refresh = float(refresh_hz if refresh_hz is not None else session.settings.get("refresh_hz", 60.0))
-    report = timing_report(trials, timing=timing, refresh_hz=refresh, frames=frames)
-    total = len(session.stimulus_order)
-    sources = Counter(t.label_source for t in trials)
-    summary = (
-        f"Participant {participant}, session {session_id}: {len(trials)} of {total} stimuli labelled "
-        f"({sources['speech']} spoken, {sources['keyboard']} by key)."
-    )
-    quality = trial_quality(store, session_id, events=events)
-    return SessionOutcome(session_id, report, summary, len(trials) == total, quality)
 
 
 class SessionReport(QDialog):

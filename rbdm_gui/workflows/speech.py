@@ -12,6 +12,7 @@ References
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
@@ -36,6 +37,7 @@ __all__ = [
     "OpenAudio",
     "SpeechUnavailable",
     "build_recogniser",
+    "keys_text",
     "microphone_names",
     "open_level_meter",
     "open_microphone",
@@ -47,6 +49,14 @@ SAMPLE_RATE_HZ = 16_000
 BLOCK_MS = 30.0
 
 BlockCallback = Callable[[NDArray[np.int16]], None]
+
+_KEYS = re.compile(r"\b(keys?) 1[–-]\d\b")
+
+
+def keys_text(text: str, n_labels: int) -> str:
+    """``text`` with "keys 1–8" (the lower layers' wording for the full label set) as "keys 1–n"."""
+    last = max(1, n_labels)
+    return _KEYS.sub(lambda m: f"{m.group(1)} 1–{last}" if last > 1 else f"{m.group(1)} 1", text)
 
 
 class SpeechUnavailable(Exception):

@@ -12,8 +12,9 @@ from pytestqt.qtbot import QtBot
 
 from analysis.geometry import ScreenGeometry
 from analysis.labels import LABELS
-from rbdm_gui.screens.app import SessionOutcome, SessionRun, session_settings
+from rbdm_gui.screens.app import SessionRun
 from rbdm_gui.screens.labeling_view import SessionReport
+from rbdm_gui.workflows.session import SessionOutcome, session_settings
 from rbdm_gui.workflows.settings import StudySettings
 from tracking.drivers import MouseSimulator
 from tracking.protocol import Phase, ProtocolTiming, phase_durations
