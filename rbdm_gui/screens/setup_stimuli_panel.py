@@ -112,7 +112,7 @@ class StimuliPanel(SetupPanel):
         for label, box in self.label_boxes.items():
             box.setChecked(label in settings.labels)
 
-    def _on_source(self) -> None:
+    def _on_source(self, _index: int) -> None:
         self.model.set_stimuli(synthetic=self.source_combo.currentText() == _SYNTHETIC)
         self.refresh_splits()
 

@@ -176,3 +176,77 @@ def test_testing_the_tracker_shows_the_rate_it_reports_and_errors_go_with_the_tr
     view.test_tracker()
     qtbot.waitUntil(lambda: "mouse: connected" in view.tracker_info.text(), timeout=10_000)
     assert "120 Hz reported" in view.tracker_info.text()
+
+
+def test_edits_reach_the_model_and_what_is_typed_is_never_rewritten(qtbot: QtBot) -> None:
+    from PySide6.QtWidgets import QLineEdit
+
+    view = SetupView(StudySettings(recogniser=KEYBOARD_ONLY))
+    qtbot.addWidget(view)
+    rate = view.option_editors["mouse"]._editors["rate_hz"][1]
+    assert isinstance(rate, QLineEdit)
+    rate.clear()
+    qtbot.keyClicks(rate, "90.")
+    assert rate.text() == "90." and view.model.settings.driver_options["mouse"]["rate_hz"] == 90.0
+    view.participant_edit.clear()
+    qtbot.keyClicks(view.participant_edit, "P09 ")
+    assert view.participant_edit.text() == "P09 " and view.model.settings.participant == "P09"
+    view.model.update(seed=5, calibrate=False)  # the model's changes are shown
+    assert view.seed_spin.value() == 5 and not view.calibrate_check.isChecked()
+    view.source_combo.setCurrentIndex(1)
+    assert view.stimuli_panel.source_stack.currentIndex() == 1 and not view.model.stimuli.synthetic
+
+
+def test_every_widget_writes_its_setting(qtbot: QtBot, tmp_path: Path) -> None:
+    from PySide6.QtWidgets import QCheckBox, QComboBox, QLineEdit
+
+    view = SetupView(StudySettings(recogniser=KEYBOARD_ONLY))
+    qtbot.addWidget(view)
+    view.study_edit.setText(str(tmp_path / "s.sqlite"))
+    view.faces_spin.setValue(3)
+    view.face_size_spin.setValue(128)
+    view.max_spin.setValue(7)
+    view.split_combo.setCurrentText("train")
+    view.design_combo.setCurrentIndex(view.design_combo.findData("same-for-all"))
+    view.width_spin.setValue(1920)
+    view.height_spin.setValue(1200)
+    view.diagonal_spin.setValue(22.5)
+    view.distance_spin.setValue(60.0)
+    view.driver_combo.setCurrentText("eyetribe")
+    view.detector_combo.setCurrentText("idt")
+    view.calibrate_check.setChecked(False)
+    for option, editor in view.option_editors["eyetribe"]._editors.values():
+        if isinstance(editor, QCheckBox):
+            editor.setChecked(not editor.isChecked())
+        elif isinstance(editor, QComboBox):
+            editor.setCurrentIndex(editor.count() - 1)
+        elif isinstance(editor, QLineEdit) and option.kind in ("int", "float"):
+            editor.setText("7")
+    view.recogniser_combo.setCurrentIndex(view.recogniser_combo.findData("vosk"))
+    view.vosk_edit.setText("/models/vosk")
+    shown = view.settings()
+    assert (shown.study_path, shown.stimuli, shown.max_stimuli) == (
+        str(tmp_path / "s.sqlite"),
+        "synthetic:n=3,size=128",
+        7,
+    )
+    assert (shown.split, shown.order_design, shown.driver, shown.detector) == (
+        "train",
+        "same-for-all",
+        "eyetribe",
+        "idt",
+    )
+    assert (shown.screen_width_px, shown.screen_height_px, shown.diagonal_in, shown.distance_cm) == (
+        1920,
+        1200,
+        22.5,
+        60.0,
+    )
+    assert not shown.calibrate and shown.driver_options["eyetribe"]["port"] == 7
+    assert (shown.recogniser, shown.vosk_model_dir) == ("vosk", "/models/vosk")
+    folder = tmp_path / "faces"
+    view.source_combo.setCurrentIndex(1)
+    view.folder_edit.setText(str(folder))
+    view.folder_edit.editingFinished.emit()
+    assert view.settings().stimuli == str(folder)
+    qtbot.waitUntil(lambda: "dataset not found" in view.problem_label.text(), timeout=5000)  # read aside
