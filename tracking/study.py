@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections import Counter
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -212,6 +213,9 @@ class Study:
     flagged_left_out : tuple of FlaggedTrial
         The trials marked bad that are not in :attr:`viewings` (none when read with
         ``include_flagged=True``), in session and position order.
+    flagged_included : tuple of FlaggedTrial
+        The trials marked bad that are in :attr:`viewings` because the study was read with
+        ``include_flagged=True`` (none otherwise), in session and position order.
     """
 
     path: Path
@@ -226,6 +230,7 @@ class Study:
     stimulus_sets: tuple[str, ...]
     notes: tuple[str, ...] = ()
     flagged_left_out: tuple[FlaggedTrial, ...] = ()
+    flagged_included: tuple[FlaggedTrial, ...] = ()
 
 
 def read_study(path: str | Path, *, stimulus_set: str | None = None, include_flagged: bool = False) -> Study:
@@ -271,7 +276,7 @@ def read_study(path: str | Path, *, stimulus_set: str | None = None, include_fla
                 "Record sessions with RBDM Studio's labeling screen."
             )
         key = _choose_set(groups, stimulus_set, store)
-        viewings, flagged = _read_viewings(
+        viewings, flagged, included = _read_viewings(
             store, groups[key], participants, notes, include_flagged=include_flagged
         )
     if not viewings and flagged:
@@ -298,6 +303,7 @@ def read_study(path: str | Path, *, stimulus_set: str | None = None, include_fla
         stimulus_sets=tuple(groups),
         notes=tuple(notes),
         flagged_left_out=tuple(flagged),
+        flagged_included=tuple(included),
     )
 
 
@@ -362,15 +368,16 @@ def _read_viewings(
     notes: list[str],
     *,
     include_flagged: bool,
-) -> tuple[dict[str, dict[str, Viewing]], list[FlaggedTrial]]:
-    """Each annotator's first trial per stimulus, and the trials marked bad left out (unless included)."""
+) -> tuple[dict[str, dict[str, Viewing]], list[FlaggedTrial], list[FlaggedTrial]]:
+    """Each annotator's first trial per stimulus, and the trials marked bad left out and included."""
     viewings: dict[str, dict[str, Viewing]] = {}
     left_out: list[FlaggedTrial] = []
+    included: list[FlaggedTrial] = []
     for session in sessions:
         annotator = participants[session.participant_id]
-        flagged = [] if include_flagged else _flagged(store, session, annotator)
-        left_out.extend(flagged)
-        positions = {f.position for f in flagged}
+        flagged = _flagged(store, session, annotator)
+        (included if include_flagged else left_out).extend(flagged)
+        positions = set() if include_flagged else {f.position for f in flagged}
         for viewing in _session_viewings(store, session, annotator, left_out=positions):
             by_annotator = viewings.setdefault(viewing.stimulus_id, {})
             if viewing.annotator in by_annotator:
@@ -381,7 +388,7 @@ def _read_viewings(
                 )
                 continue
             by_annotator[viewing.annotator] = viewing
-    return viewings, left_out
+    return viewings, left_out, included
 
 
 def _flagged(store: SessionStore, session: Session, annotator: str) -> list[FlaggedTrial]:
@@ -805,6 +812,12 @@ class StudyTables:
     stimuli: Mapping[str, ComparisonTable]
     study: ComparisonTable
     n_points: int
+
+    @property
+    def pair_counts(self) -> dict[tuple[str, str], int]:
+        """How many stimuli each pair ``(id_1, id_2)`` was compared on (a value that is not NaN)."""
+        compared = (row for table in self.stimuli.values() for row in table.rows)
+        return dict(Counter((row.id_1, row.id_2) for row in compared if not np.isnan(row.values).all()))
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,8 +14,9 @@ from PySide6.QtWidgets import QTableWidget, QTableWidgetItem
 from pytestqt.qtbot import QtBot
 
 from analysis.metrics import ComparisonTable
-from rbdm_gui.screens.app import StudioApp, session_settings
+from rbdm_gui.screens.app import StudioApp
 from rbdm_gui.screens.comparison_view import METRIC_TITLES, ComparisonView, comparison_config_path
+from rbdm_gui.workflows.session import session_settings
 from rbdm_gui.workflows.settings import KEYBOARD_ONLY, StudySettings
 from tests.tracking import _study
 from tests.tracking._study import GEOMETRY, SPEC, STIMULI, write_study
@@ -144,6 +145,41 @@ def test_table_one_leaves_out_the_trials_marked_bad_and_says_how_many(qtbot: QtB
     caption = view.study_caption.text()
     assert "2 stimuli" in caption and "1 trial marked bad in the live monitor left out" in caption
     assert f"P01 on {session.stimulus_order[1]}: participant looked away" in view.study_caption.toolTip()
+
+
+def test_a_visible_toggle_includes_the_trials_marked_bad_and_counts_them(
+    qtbot: QtBot, tmp_path: Path
+) -> None:
+    """Issue 21: the Compare screen offers what 'rbdm compare --include-flagged' does, with the count."""
+    from tracking.store import SessionStore
+
+    path = _study_file(tmp_path)
+    with SessionStore(path) as store:
+        session = store.sessions()[0]
+        store.flag_trial(session.session_id, 1, reason="participant looked away")
+    view = ComparisonView(study_path=path, model_path=tmp_path / "no-model.keras")
+    qtbot.addWidget(view)
+    view.resize(1280, 800)
+    view.show()
+    _ready(qtbot, view)
+    box = view.flagged_box
+    assert box.isVisible() and box.isEnabled() and not box.isChecked()
+    assert box.text() == "Include trials marked bad (1)"
+    assert f"P01 on {session.stimulus_order[1]}" in box.toolTip()
+    qtbot.mouseClick(box, Qt.MouseButton.LeftButton)
+    assert box.isChecked() and view.busy  # the study is read again, with the trial
+    _ready(qtbot, view)
+    assert [row[:3] for row in _cells(view.study_table)] == [["P01", "P02", "3"]]
+    assert "1 trial marked bad in the live monitor included" in view.study_caption.text()
+    assert box.text() == "Include trials marked bad (1)"
+    assert json.loads(comparison_config_path().read_text())["include_flagged"] is True
+    again = ComparisonView()  # remembered
+    qtbot.addWidget(again)
+    _ready(qtbot, again)
+    assert again.flagged_box.isChecked() and [r[2] for r in _cells(again.study_table)] == ["3"]
+    again.flagged_box.setChecked(False)
+    _ready(qtbot, again)
+    assert [r[2] for r in _cells(again.study_table)] == ["2"]
 
 
 def test_colours_stay_with_their_annotator_and_the_model(view: ComparisonView) -> None:
