@@ -28,12 +28,8 @@ from PySide6.QtWidgets import (
 
 from analysis.labels import LABELS
 from rbdm_gui.screens.experiment_results_panel import table_cell
-from rbdm_gui.workflows.experiment_screen import (
-    ExperimentScreen,
-    TraineeKey,
-    confusion_caption,
-    confusion_labels,
-)
+from rbdm_gui.workflows.experiment_display import TraineeKey, confusion_caption, confusion_labels
+from rbdm_gui.workflows.experiment_screen import ExperimentScreen
 
 __all__ = ["ExperimentConfusionPanel"]
 

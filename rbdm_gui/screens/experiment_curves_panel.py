@@ -26,7 +26,8 @@ from PySide6.QtWidgets import QWidget
 from analysis.experiment import ExperimentRun, mean_curves
 from analysis.experiment_report import band_curves
 from analysis.trainee import CurvePoint
-from rbdm_gui.workflows.experiment_screen import CurveKey, ExperimentScreen, short_run_name
+from rbdm_gui.workflows.experiment_display import CurveKey, short_run_name
+from rbdm_gui.workflows.experiment_screen import ExperimentScreen
 
 __all__ = ["METHOD_COLOURS", "PANELS", "ExperimentCurvesPanel"]
 

@@ -32,7 +32,8 @@ from PySide6.QtWidgets import (
 )
 
 from analysis.models import ARCHITECTURES
-from rbdm_gui.workflows.experiment_screen import ExperimentScreen, trainer_text
+from rbdm_gui.workflows.experiment_display import trainer_text
+from rbdm_gui.workflows.experiment_screen import ExperimentScreen
 from rbdm_gui.workflows.experiment_settings import ExperimentSettings
 from rbdm_gui.workflows.experiment_worker import METHODS
 

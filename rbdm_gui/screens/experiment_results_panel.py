@@ -24,7 +24,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from rbdm_gui.workflows.experiment_screen import ExperimentScreen, TextTable, TraineeKey
+from rbdm_gui.workflows.experiment_display import TextTable, TraineeKey
+from rbdm_gui.workflows.experiment_screen import ExperimentScreen
 
 __all__ = ["ExperimentResultsPanel", "table_cell", "table_widget"]
 

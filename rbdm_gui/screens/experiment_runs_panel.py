@@ -21,7 +21,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from rbdm_gui.workflows.experiment_screen import ExperimentScreen, run_list_text, run_tooltip
+from rbdm_gui.workflows.experiment_display import run_list_text, run_tooltip
+from rbdm_gui.workflows.experiment_screen import ExperimentScreen
 
 __all__ = ["ExperimentRunsPanel"]
 

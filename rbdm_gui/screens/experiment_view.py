@@ -48,14 +48,9 @@ from rbdm_gui.screens.experiment_results_panel import ExperimentResultsPanel
 from rbdm_gui.screens.experiment_runner import ExperimentRunner
 from rbdm_gui.screens.experiment_runs_panel import ExperimentRunsPanel
 from rbdm_gui.screens.workers import Task, run_task
+from rbdm_gui.workflows.experiment_display import COMPARISON_COLUMNS, comparison_cells
 from rbdm_gui.workflows.experiment_form import parse_sizes
-from rbdm_gui.workflows.experiment_screen import (
-    COMPARISON_COLUMNS,
-    ExperimentScreen,
-    comparison_cells,
-    default_runs_dir,
-    run_comparisons,
-)
+from rbdm_gui.workflows.experiment_screen import ExperimentScreen, default_runs_dir, run_comparisons
 from rbdm_gui.workflows.experiment_settings import experiments_config_path
 from rbdm_gui.workflows.experiment_worker import LaunchRequest
 

@@ -14,13 +14,15 @@ import pytest
 
 from analysis.experiment import ExperimentProgress, read_confusion
 from analysis.trainee import CurvePoint
-from rbdm_gui.workflows.experiment_form import FORM_DEFAULTS
-from rbdm_gui.workflows.experiment_screen import (
-    ExperimentScreen,
-    ProgressBar,
+from rbdm_gui.workflows.experiment_display import (
     confusion_caption,
+    run_list_text,
+    run_tooltip,
     short_run_name,
+    trainer_text,
 )
+from rbdm_gui.workflows.experiment_form import FORM_DEFAULTS
+from rbdm_gui.workflows.experiment_screen import ExperimentScreen, ProgressBar
 from rbdm_gui.workflows.experiment_settings import (
     ExperimentSettings,
     experiments_config_path,
@@ -287,3 +289,17 @@ def test_the_study_chosen_in_setup_goes_into_the_form(tmp_path: Path) -> None:
     assert screen.form.trainer == str(tmp_path / "trainer.keras")
     screen.follow_study(tmp_path / "study.sqlite")
     assert screen.form.study == str(tmp_path / "study.sqlite") and len(heard["form_changed"]) == 1
+
+
+def test_a_kept_run_is_described_in_the_list_and_its_tooltip(tmp_path: Path) -> None:
+    run_dir = write_run(
+        tmp_path / "runs" / "r", started_utc="2025-01-01", variants=("none", "mean"), seeds=(0, 1)
+    )
+    screen, _, _ = _screen(tmp_path / "runs")
+    screen.refresh_runs()
+    run = screen.runs[run_dir]
+    assert run_list_text(run) == "r\n   finished · 2 variants × 2 seeds · MobileNetV2, 6 epochs"
+    tip = run_tooltip(run).split("\n")
+    assert tip[0] == str(run_dir) and tip[1].startswith("dataset synthetic:n=50 (train: 800")
+    assert tip[2] == "started 2025-01-01, ended 2025-01-01"
+    assert "No model card" in trainer_text(tmp_path / "none.keras")
