@@ -17,7 +17,6 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from rbdm_gui.screens._layout import keys_text
 from rbdm_gui.screens.setup_form import AMBER, SetupPanel, row, set_text
 from rbdm_gui.workflows import speech
 from rbdm_gui.workflows.settings import KEYBOARD_ONLY
@@ -90,15 +89,10 @@ class SpeechPanel(SetupPanel):
         self.microphone_combo.setCurrentIndex(max(self.microphone_combo.findData(settings.microphone), 0))
         if (settings.recogniser, settings.microphone) != self._metered:
             self._restart_meter()
-        keyboard = settings.recogniser == KEYBOARD_ONLY
         self.vosk_row.setEnabled(settings.recogniser == "vosk")
-        self.microphone_combo.setEnabled(not keyboard and not model.microphone_problem)
-        self.level_bar.setEnabled(not keyboard and not model.microphone_problem)
-        if keyboard:
-            notice = f"Labels by keys 1–{model.n_labels} only; nothing is recorded from the microphone."
-        else:  # the speech package's own text: what is missing, and that the keys still work
-            notice = keys_text(model.microphone_problem or self._meter_problem, model.n_labels)
-        self.speech_notice.setText(notice)
+        self.microphone_combo.setEnabled(model.speaks)
+        self.level_bar.setEnabled(model.speaks)
+        self.speech_notice.setText(model.speech_notice(self._meter_problem))
 
     # --- live level meter ---------------------------------------------------------------------------
 
@@ -121,7 +115,7 @@ class SpeechPanel(SetupPanel):
         self.stop_meter()
         self._meter_problem = ""
         settings = self.model.settings
-        if not self.isVisible() or settings.recogniser == KEYBOARD_ONLY or self.model.microphone_problem:
+        if not self.isVisible() or not self.model.speaks:
             return
         self._metered = (settings.recogniser, settings.microphone)
         bridge = self._meter_bridge
@@ -131,7 +125,7 @@ class SpeechPanel(SetupPanel):
             )
         except speech.SpeechUnavailable as err:
             self._meter_problem = str(err)
-            self.speech_notice.setText(keys_text(self._meter_problem, self.model.n_labels))
+            self.speech_notice.setText(self.model.speech_notice(self._meter_problem))
 
     @Slot(float)
     def _show_level(self, level_dbfs: float) -> None:

@@ -20,7 +20,7 @@ from PySide6.QtCore import Qt, QTimer, Signal, Slot
 from PySide6.QtGui import QScreen
 from PySide6.QtWidgets import QHBoxLayout, QScrollArea, QVBoxLayout, QWidget
 
-from rbdm_gui.screens.labeling_view import SessionReport, session_outcome
+from rbdm_gui.screens.labeling_view import SessionReport
 from rbdm_gui.screens.setup_screen_panel import ScreenPanel, screen_geometry
 from rbdm_gui.screens.setup_session_panel import SessionPanel
 from rbdm_gui.screens.setup_speech_panel import SpeechPanel
@@ -30,7 +30,6 @@ from rbdm_gui.screens.setup_tracker_panel import TrackerPanel
 from rbdm_gui.workflows.settings import StudySettings
 from rbdm_gui.workflows.study_setup import StartRequest, StudySetup
 from tracking.errors import StoreError
-from tracking.store import SessionStore
 
 __all__ = ["SetupView", "screen_geometry"]
 
@@ -205,10 +204,8 @@ class SetupView(QWidget):
     @Slot(int)
     def review_session(self, session_id: int) -> SessionReport | None:
         """Open the report of a stored session (phase timing, gaze per trial); None when it cannot be read."""
-        path = self.model.settings.resolved_study_path()
         try:
-            with SessionStore.open_read_only(path) as store:
-                outcome = session_outcome(store, session_id, participant=self.model.pseudonym_of(session_id))
+            outcome = self.model.session_report(session_id)
         except (StoreError, ValueError) as err:
             self.model.set_problem(str(err))
             return None

@@ -27,6 +27,7 @@ from typing import Any
 from analysis.geometry import ScreenGeometry
 from analysis.labels import LABELS
 from rbdm_gui.workflows import speech
+from rbdm_gui.workflows.session import SessionOutcome, session_outcome
 from rbdm_gui.workflows.settings import (
     KEYBOARD_ONLY,
     DriverOption,
@@ -58,6 +59,7 @@ __all__ = [
     "StimulusChoice",
     "StudySetup",
     "TrackerNote",
+    "TrackerOptions",
     "TrackerProbe",
     "pseudonym_problem",
     "read_splits",
@@ -225,22 +227,62 @@ def _option_value(option: DriverOption, value: Any, previous: Any) -> Any:
     return parse_option(option, "" if value is None else str(value))
 
 
-_Problems = dict[str, dict[str, tuple[str, str]]]  # driver → option → (why it cannot be read, the text)
+@dataclass(frozen=True, slots=True)
+class TrackerOptions:
+    """Every tracker's options as the screen edits them (:func:`~rbdm_gui.workflows.settings.driver_options`).
 
+    Parameters
+    ----------
+    values : mapping
+        Per driver name, the options that can be read, by name (``StudySettings.driver_options``).
+    unread : mapping
+        Per driver name, the options that cannot be read: why (the message names the option), and the
+        text as typed. They are left out of ``values``.
+    """
 
-def _default_options() -> tuple[dict[str, dict[str, Any]], _Problems]:
-    """Every driver's options at their defaults, and those that cannot be read (a required option)."""
-    options: dict[str, dict[str, Any]] = {}
-    problems: _Problems = {}
-    for driver in DRIVERS:
-        options[driver], problems[driver] = {}, {}
-        for option in driver_options(driver):
-            first = option.choices[0] if option.choices else None
-            try:
-                options[driver][option.name] = _option_value(option, option.default, first)
-            except ValueError as err:
-                problems[driver][option.name] = (str(err), "")
-    return options, problems
+    values: Mapping[str, Mapping[str, Any]]
+    unread: Mapping[str, Mapping[str, tuple[str, str]]]
+
+    @classmethod
+    def defaults(cls) -> TrackerOptions:
+        """Every driver's options at their defaults (a required option cannot be read yet)."""
+        options = cls({driver: {} for driver in DRIVERS}, {driver: {} for driver in DRIVERS})
+        for driver in DRIVERS:
+            for option in driver_options(driver):
+                first = option.choices[0] if option.choices else None
+                options = options._written(driver, option, option.default, first)
+        return options
+
+    def merged(self, given: Mapping[str, Mapping[str, Any]]) -> TrackerOptions:
+        """These options with ``given`` written over them (unknown drivers and names are ignored)."""
+        options = self
+        for driver, values in given.items():
+            known = {o.name: o for o in driver_options(driver)} if driver in DRIVERS else {}
+            for name, value in values.items():
+                if name in known:
+                    options = options._written(driver, known[name], value, options.values[driver].get(name))
+        return options
+
+    def written(self, driver: str, name: str, value: Any) -> TrackerOptions:
+        """These options after an edit: text for numbers, paths and text; a bool or a choice as is."""
+        option = next(o for o in driver_options(driver) if o.name == name)
+        return self._written(driver, option, value, self.values[driver].get(name))
+
+    def _written(self, driver: str, option: DriverOption, value: Any, previous: Any) -> TrackerOptions:
+        values, unread = dict(self.values[driver]), dict(self.unread[driver])
+        try:
+            values[option.name] = _option_value(option, value, previous)
+            unread.pop(option.name, None)
+        except ValueError as err:
+            values.pop(option.name, None)
+            unread[option.name] = (str(err), "" if value is None else str(value))
+        return TrackerOptions({**self.values, driver: values}, {**self.unread, driver: unread})
+
+    def check(self, driver: str) -> None:
+        """Raise ``ValueError`` (naming the option) when an option of ``driver`` cannot be read."""
+        problems = self.unread.get(driver, {})
+        if problems:
+            raise ValueError(next(iter(problems.values()))[0])
 
 
 class StudySetup:
@@ -293,9 +335,9 @@ class StudySetup:
         self._start_problem = False
         self._study_path = ""
         self._stimuli = StimulusChoice()
-        options, self._option_problems = _default_options()
+        self._options = TrackerOptions.defaults()
         self._settings = StudySettings(  # the first of each choice, as a new combo box shows it
-            driver=next(iter(DRIVERS)), driver_options=options, detector=next(iter(DETECTORS))
+            driver=next(iter(DRIVERS)), driver_options=self._options.values, detector=next(iter(DETECTORS))
         )
         self.set_settings(settings)
 
@@ -319,21 +361,18 @@ class StudySetup:
         ValueError
             For an option of the chosen tracker that cannot be read (the message names it).
         """
-        problems = self._option_problems.get(self._settings.driver, {})
-        if problems:
-            raise ValueError(next(iter(problems.values()))[0])
+        self._options.check(self._settings.driver)
         return self._settings
 
     def set_settings(self, settings: StudySettings) -> None:
         """Show ``settings``: names the screen does not offer keep the current choice, numbers are clamped."""
         self._stimuli = self._stimuli.with_spec(settings.stimuli)
-        options, problems = self._merged_options(settings.driver_options)
-        self._option_problems = problems
+        self._options = self._options.merged(settings.driver_options)
         self._start_problem_off()
         self._note_tracker(TrackerNote())
         if self._stimuli.synthetic:
             self.set_splits(SYNTHETIC_SPLITS)
-        self._store(replace(self._normalised(settings), driver_options=options))
+        self._store(replace(self._normalised(settings), driver_options=self._options.values))
 
     def update(self, **changes: Any) -> None:
         """Change settings by field name (as :func:`dataclasses.replace`); values normalised as shown.
@@ -368,24 +407,15 @@ class StudySetup:
 
     def set_driver_option(self, driver: str, name: str, value: Any) -> None:
         """An edit of one tracker option: text for numbers, paths and text; a bool or a choice as is."""
-        option = next(o for o in driver_options(driver) if o.name == name)
-        options = {k: dict(v) for k, v in self._settings.driver_options.items()}
-        values = options.setdefault(driver, {})
-        problems = self._option_problems.setdefault(driver, {})
-        try:
-            values[name] = _option_value(option, value, values.get(name))
-            problems.pop(name, None)
-        except ValueError as err:
-            values.pop(name, None)
-            problems[name] = (str(err), "" if value is None else str(value))
-        self._store(replace(self._settings, driver_options=options))
+        self._options = self._options.written(driver, name, value)
+        self._store(replace(self._settings, driver_options=self._options.values))
 
     def option_problem(self, driver: str, name: str) -> tuple[str, str]:
         """Why the value of a tracker option cannot be read, and the text as typed; ("", "") when it can.
 
         The option is then left out of ``settings.driver_options``.
         """
-        return self._option_problems.get(driver, {}).get(name, ("", ""))
+        return self._options.unread.get(driver, {}).get(name, ("", ""))
 
     def _normalised(self, settings: StudySettings) -> StudySettings:
         now = self._settings
@@ -410,27 +440,6 @@ class StudySetup:
             values[name] = round(min(max(float(getattr(settings, name)), low), high), FLOAT_DECIMALS)
         return replace(settings, **values)
 
-    def _merged_options(
-        self, given: Mapping[str, Mapping[str, Any]]
-    ) -> tuple[dict[str, dict[str, Any]], _Problems]:
-        """The current options with ``given`` written over them (unknown drivers and names ignored)."""
-        options = {k: dict(v) for k, v in self._settings.driver_options.items()}
-        problems = {k: dict(v) for k, v in self._option_problems.items()}
-        for driver, values in given.items():
-            if driver not in DRIVERS:
-                continue
-            known = {o.name: o for o in driver_options(driver)}
-            for name, value in values.items():
-                if name not in known:
-                    continue
-                try:
-                    options[driver][name] = _option_value(known[name], value, options[driver].get(name))
-                    problems[driver].pop(name, None)
-                except ValueError as err:
-                    options[driver].pop(name, None)
-                    problems[driver][name] = (str(err), "" if value is None else str(value))
-        return options, problems
-
     def _store(self, settings: StudySettings) -> None:
         before, self._settings = self._settings, settings
         self.changed.emit("settings")
@@ -452,6 +461,21 @@ class StudySetup:
     def n_labels(self) -> int:
         """Labels in the label set (keys 1–n choose them)."""
         return len(self._settings.labels)
+
+    @property
+    def speaks(self) -> bool:
+        """Whether labels can be spoken: a recogniser is chosen and there is a microphone."""
+        return self._settings.recogniser != KEYBOARD_ONLY and not self.microphone_problem
+
+    def speech_notice(self, meter_problem: str = "") -> str:
+        """What the screen says about spoken labels: keys only, or what is missing (keys 1–n still label).
+
+        ``meter_problem`` is why the level meter could not open the microphone, when it could not.
+        """
+        n_labels = self.n_labels
+        if self._settings.recogniser == KEYBOARD_ONLY:
+            return f"Labels by keys 1–{n_labels} only; nothing is recorded from the microphone."
+        return speech.keys_text(self.microphone_problem or meter_problem, n_labels)
 
     def geometry_text(self) -> str:
         """The drawn image's width, its scale to the 1200 px of RBDM §5.3.1 and 1° of visual angle in px."""
@@ -516,6 +540,17 @@ class StudySetup:
     def pseudonym_of(self, session_id: int) -> str:
         """The participant of a listed session ("?" when it is not listed)."""
         return next((s.pseudonym for s in self.states if s.session_id == session_id), "?")
+
+    def session_report(self, session_id: int) -> SessionOutcome:
+        """The report of a listed session of the study (phase timing, gaze per trial).
+
+        Raises
+        ------
+        StoreError, ValueError
+            When the study or the session cannot be read.
+        """
+        with SessionStore.open_read_only(self._settings.resolved_study_path()) as store:
+            return session_outcome(store, session_id, participant=self.pseudonym_of(session_id))
 
     @property
     def resumes(self) -> bool:

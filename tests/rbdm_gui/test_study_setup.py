@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import fields
+from dataclasses import fields, replace
 from pathlib import Path
 
 import pytest
@@ -24,6 +24,7 @@ from rbdm_gui.workflows.study_setup import (
     StudySetup,
     pseudonym_problem,
 )
+from tracking.errors import StoreError
 from tracking.recording import begin_session, plan_session
 from tracking.records import PhaseOnsets, Trial
 from tracking.store import SessionStore
@@ -229,3 +230,27 @@ def test_the_tracker_test_reports_the_chosen_tracker_only() -> None:
     with pytest.raises(ValueError, match="needs a number"):
         model.tracker_probe()
     assert "needs a number" in model.tracker_note.text
+
+
+def test_the_speech_notice_follows_the_label_set_and_the_microphone() -> None:
+    model, _ = _setup(StudySettings(recogniser=KEYBOARD_ONLY, labels=("neutral", "happy", "sad")))
+    assert "keys 1–3 only" in model.speech_notice() and not model.speaks
+    model.update(recogniser="pocketsphinx")
+    assert model.speech_notice() == "No audio input device found; label with keys 1–3." and not model.speaks
+    with_microphone = StudySetup(StudySettings(microphone="USB"), microphones=(("USB",), ""))
+    assert with_microphone.speaks and with_microphone.settings.microphone == "USB"
+    assert with_microphone.speech_notice() == ""
+    assert "keys 1–8" in with_microphone.speech_notice("The microphone is busy; label with keys 1–8.")
+
+
+def test_a_listed_session_is_reported(tmp_path: Path) -> None:
+    path = tmp_path / "study.sqlite"
+    _study(path)
+    model, _ = _setup(replace(SET_SETTINGS, study_path=str(path)))
+    model.read_participants()
+    finished = model.states[0].session_id
+    assert finished is not None
+    outcome = model.session_report(finished)
+    assert "Participant P01" in outcome.summary and "3 of 3" in outcome.summary
+    with pytest.raises((StoreError, ValueError)):
+        model.session_report(999)
