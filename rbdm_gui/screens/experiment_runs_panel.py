@@ -1,8 +1,8 @@
 """The Experiments screen's kept runs: the runs folder's runs, newest first; pick one or several.
 
-The list shows :attr:`ExperimentScreen.listed <rbdm_gui.workflows.experiment_screen.ExperimentScreen>`
-and writes the pick back (:meth:`~rbdm_gui.workflows.experiment_screen.ExperimentScreen.select`): one run
-is reopened, several are compared. "Use its settings" copies the picked run's settings into the form.
+The list shows the model's ``listed`` runs (:class:`~rbdm_gui.workflows.experiment_screen.ExperimentScreen`)
+and writes the pick back (its ``select``): one run is reopened, several are compared. "Use its settings"
+copies the picked run's settings into the form.
 """
 
 from __future__ import annotations
