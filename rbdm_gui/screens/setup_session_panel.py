@@ -84,8 +84,9 @@ class SessionPanel(SetupPanel):
         if aspect == "problem":
             self.problem_label.setText(model.problem)
         elif aspect == "participants":
-            self.start_button.setText("Resume session" if model.resumes else "Start session")
-            self.new_button.setVisible(model.resumes)
+            resumes = model.participants.resumes
+            self.start_button.setText("Resume session" if resumes else "Start session")
+            self.new_button.setVisible(resumes)
             self.hint_label.setText(model.start_hint())
         else:
             settings = model.settings

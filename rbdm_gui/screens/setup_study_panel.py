@@ -48,9 +48,9 @@ class StudyPanel(SetupPanel):
 
     def show_model(self, aspect: str) -> None:
         if aspect == "participants":
-            model = self.model
+            read = self.model.participants
             self.participants.show_participants(
-                model.states, plan_text=model.plan_text(), warning=model.plan_warning()
+                read.states, plan_text=read.plan_text(), warning=read.warning()
             )
             return
         settings = self.model.settings

@@ -57,6 +57,7 @@ __all__ = [
     "SYNTHETIC_SPLITS",
     "StartRequest",
     "StimulusChoice",
+    "StudyParticipants",
     "StudySetup",
     "TrackerNote",
     "TrackerOptions",
@@ -285,6 +286,76 @@ class TrackerOptions:
             raise ValueError(next(iter(problems.values()))[0])
 
 
+@dataclass(frozen=True, slots=True)
+class StudyParticipants:
+    """The study's participants on a stimulus set, and what Start does for the one in the form.
+
+    Parameters
+    ----------
+    pseudonym : str
+        The participant in the form ("" when none is typed).
+    states : tuple of ParticipantState
+        Every participant of the study and their state on the stimulus set, in the order they joined.
+    plan : SessionPlan, optional
+        What Start does for ``pseudonym``: resume a session, or begin one (None when the study cannot
+        be read).
+    problem : str
+        Why the study cannot be read; "" when it can (or does not exist yet).
+
+    References
+    ----------
+    .. [1] Schiller et al. (2020), Relevance-Based Data Masking, §5.3.1 (one session per participant).
+    """
+
+    pseudonym: str = ""
+    states: tuple[ParticipantState, ...] = ()
+    plan: SessionPlan | None = None
+    problem: str = ""
+
+    @classmethod
+    def read(cls, settings: StudySettings) -> StudyParticipants:
+        """Read the study file of ``settings`` (read-only; a missing file has no participants)."""
+        path, pseudonym = settings.resolved_study_path(), settings.participant
+        new = SessionPlan(pseudonym, None, 0, (), settings.order_design)
+        if not path.is_file():
+            return cls(pseudonym, (), new)
+        key = settings.stimulus_set_key()
+        try:
+            with SessionStore.open_read_only(path) as store:
+                states = tuple(participant_states(store, stimulus_set=key))
+                if pseudonym:
+                    design, seed = settings.order_design, settings.seed
+                    new = plan_session(store, pseudonym, stimulus_set=key, design=design, seed=seed)
+        except (StoreError, ValueError) as err:
+            return cls(pseudonym, problem=str(err))
+        return cls(pseudonym, states, new)
+
+    @property
+    def resumes(self) -> bool:
+        """Whether Start resumes an unfinished session (then "New session" begins another)."""
+        return self.plan is not None and not self.plan.new
+
+    def state_of(self, pseudonym: str) -> ParticipantState | None:
+        """The state of ``pseudonym`` (None when not in the study)."""
+        return next((s for s in self.states if s.pseudonym == pseudonym), None)
+
+    def pseudonym_of(self, session_id: int) -> str:
+        """The participant of a listed session ("?" when it is not listed)."""
+        return next((s.pseudonym for s in self.states if s.session_id == session_id), "?")
+
+    def plan_text(self) -> str:
+        """What Start does for the participant, or why the study cannot be read."""
+        if self.problem:
+            return self.problem
+        if not self.pseudonym or self.plan is None:
+            return "Type a pseudonym, or click a participant above."
+        return self.plan.text
+
+    def warning(self) -> str:
+        """Why the new session's order may confound comparisons; "" when it repeats no stored order."""
+        return "" if self.plan is None else self.plan.warning
+
+
 class StudySetup:
     """The study setup screen without widgets: settings, participants, what Start does (RBDM §5.3.1).
 
@@ -302,7 +373,8 @@ class StudySetup:
     -----
     ``changed`` (:class:`~tracking.protocol.Listeners` of str) is emitted with the aspect that changed:
     ``"settings"`` (any setting), ``"start"`` (a setting Start depends on: read the participants again
-    with :meth:`read_participants`), ``"participants"``, ``"splits"``, ``"problem"`` and ``"tracker"``.
+    with :meth:`read_participants`), ``"participants"`` (:attr:`participants`, a
+    :class:`StudyParticipants`, was read), ``"splits"``, ``"problem"`` and ``"tracker"``.
     ``start_requested`` carries a :class:`StartRequest`; ``study_path_changed`` the resolved study file
     whenever :meth:`read_participants` finds another one. Call everything on one thread.
 
@@ -327,9 +399,7 @@ class StudySetup:
         self.start_requested: Listeners[StartRequest] = Listeners()
         self.study_path_changed: Listeners[str] = Listeners()
         self.splits: tuple[str, ...] = ("",)
-        self.states: list[ParticipantState] = []
-        self.plan: SessionPlan | None = None
-        self.participants_problem = ""
+        self.participants = StudyParticipants()
         self.problem = ""
         self.tracker_note = TrackerNote()
         self._start_problem = False
@@ -377,8 +447,12 @@ class StudySetup:
     def update(self, **changes: Any) -> None:
         """Change settings by field name (as :func:`dataclasses.replace`); values normalised as shown.
 
-        ``stimuli`` is read into :attr:`stimuli`; tracker options change through :meth:`set_driver_option`.
+        ``stimuli`` is read into :attr:`stimuli`; ``driver_options`` are written over the current ones
+        (as :meth:`set_driver_option` writes one).
         """
+        if "driver_options" in changes:
+            self._options = self._options.merged(changes.pop("driver_options"))
+            changes["driver_options"] = self._options.values
         if "stimuli" in changes:
             self._stimuli = self._stimuli.with_spec(str(changes["stimuli"]))
         if "driver" in changes and changes["driver"] != self._settings.driver:
@@ -517,29 +591,13 @@ class StudySetup:
     # --- participants and Start ----------------------------------------------------------------------
 
     def read_participants(self) -> None:
-        """Read the study's participants and the plan for Start (read-only; a missing file has none)."""
-        settings = self._settings
-        path = settings.resolved_study_path()
-        self.states, self.plan, self.participants_problem = [], None, ""
-        if path.is_file():
-            try:
-                self.states, self.plan = _read(path, settings)
-            except (StoreError, ValueError) as err:
-                self.participants_problem = str(err)
-        if self.plan is None and not self.participants_problem:
-            self.plan = SessionPlan(settings.participant, None, 0, (), settings.order_design)
+        """Read the study's participants and the plan for Start into :attr:`participants`."""
+        self.participants = StudyParticipants.read(self._settings)
         self.changed.emit("participants")
-        if str(path) != self._study_path:
-            self._study_path = str(path)
-            self.study_path_changed.emit(self._study_path)
-
-    def state_of(self, pseudonym: str) -> ParticipantState | None:
-        """The state read of ``pseudonym`` (None when not in the study)."""
-        return next((s for s in self.states if s.pseudonym == pseudonym), None)
-
-    def pseudonym_of(self, session_id: int) -> str:
-        """The participant of a listed session ("?" when it is not listed)."""
-        return next((s.pseudonym for s in self.states if s.session_id == session_id), "?")
+        path = str(self._settings.resolved_study_path())
+        if path != self._study_path:
+            self._study_path = path
+            self.study_path_changed.emit(path)
 
     def session_report(self, session_id: int) -> SessionOutcome:
         """The report of a listed session of the study (phase timing, gaze per trial).
@@ -549,32 +607,16 @@ class StudySetup:
         StoreError, ValueError
             When the study or the session cannot be read.
         """
+        participant = self.participants.pseudonym_of(session_id)
         with SessionStore.open_read_only(self._settings.resolved_study_path()) as store:
-            return session_outcome(store, session_id, participant=self.pseudonym_of(session_id))
-
-    @property
-    def resumes(self) -> bool:
-        """Whether Start resumes an unfinished session (then "New session" begins another)."""
-        return self.plan is not None and not self.plan.new
-
-    def plan_text(self) -> str:
-        """What Start does for the participant, or why the study cannot be read."""
-        if self.participants_problem:
-            return self.participants_problem
-        if not self._settings.participant or self.plan is None:
-            return "Type a pseudonym, or click a participant above."
-        return self.plan.text
-
-    def plan_warning(self) -> str:
-        """Why the new session's order may confound comparisons; "" when it repeats no stored order."""
-        return "" if self.participants_problem or self.plan is None else self.plan.warning
+            return session_outcome(store, session_id, participant=participant)
 
     def start_hint(self) -> str:
         """The keys of the session, and what Start does with finished and unfinished sessions."""
         n_keys = self.n_labels
         if not n_keys:
             return "Choose at least one label."
-        state = self.state_of(self._settings.participant)
+        state = self.participants.state_of(self._settings.participant)
         after = (
             "An unfinished session is resumed where it stopped; finished sessions are never changed."
             if state is None or state.state != "finished"
@@ -622,19 +664,3 @@ class StudySetup:
     def _note_tracker(self, note: TrackerNote) -> None:
         self.tracker_note = note
         self.changed.emit("tracker")
-
-
-def _read(path: Path, settings: StudySettings) -> tuple[list[ParticipantState], SessionPlan | None]:
-    with SessionStore.open_read_only(path) as store:
-        key = settings.stimulus_set_key()
-        states = participant_states(store, stimulus_set=key)
-        plan = None
-        if settings.participant:
-            plan = plan_session(
-                store,
-                settings.participant,
-                stimulus_set=key,
-                design=settings.order_design,
-                seed=settings.seed,
-            )
-    return states, plan

@@ -106,6 +106,11 @@ def test_an_unreadable_option_stops_only_its_own_tracker() -> None:
         model.entered_settings()
     model.set_driver_option("eyetribe", "port", " 6556 ")
     assert model.entered_settings().driver_options["eyetribe"]["port"] == 6556
+    model.update(driver_options={"eyetribe": {"port": "x"}})  # as the settings file may hold it
+    assert (
+        model.option_problem("eyetribe", "port")[1] == "x"
+        and "port" not in model.settings.driver_options["eyetribe"]
+    )
     model.set_driver_option("eyetribe", "gaze", "no-such-choice")  # a choice keeps its value
     assert model.settings.driver_options["eyetribe"]["gaze"] != "no-such-choice"
 
@@ -179,33 +184,41 @@ def test_the_participants_and_what_start_does(tmp_path: Path) -> None:
     model.update(study_path=str(path), participant="P01")
     model.read_participants()
     assert files == [str(path)] and aspects[-1] == "participants"
-    assert [(s.pseudonym, s.text) for s in model.states] == [
+    assert [(s.pseudonym, s.text) for s in model.participants.states] == [
         ("P01", "finished, 3 of 3"),
         ("P02", "unfinished, 1 of 3"),
     ]
-    assert not model.resumes and "P01 has finished a session" in model.start_hint()
-    assert "Keys 1–8 label" in model.start_hint() and model.plan_warning() == ""
+    assert not model.participants.resumes and "P01 has finished a session" in model.start_hint()
+    assert "Keys 1–8 label" in model.start_hint() and model.participants.warning() == ""
     model.update(participant="P02")
     model.read_participants()
-    assert model.resumes and "stimulus 2 of 3" in model.plan_text()
-    assert model.pseudonym_of(model.states[1].session_id or -1) == "P02" and model.pseudonym_of(999) == "?"
+    assert model.participants.resumes and "stimulus 2 of 3" in model.participants.plan_text()
+    assert (
+        model.participants.pseudonym_of(model.participants.states[1].session_id or -1) == "P02"
+        and model.participants.pseudonym_of(999) == "?"
+    )
     model.read_participants()
     assert files == [str(path)]  # the same study: said once
     model.update(participant="")
     model.read_participants()
-    assert model.plan_text() == "Type a pseudonym, or click a participant above." and not model.resumes
+    assert (
+        model.participants.plan_text() == "Type a pseudonym, or click a participant above."
+        and not model.participants.resumes
+    )
 
 
 def test_a_missing_study_has_no_participants_and_a_damaged_one_says_why(tmp_path: Path) -> None:
     model, _ = _setup(StudySettings(study_path=str(tmp_path / "new.sqlite"), recogniser=KEYBOARD_ONLY))
     model.read_participants()
-    assert model.states == [] and model.plan_text().startswith("Start begins a new session for P01")
+    assert model.participants.states == () and model.participants.plan_text().startswith(
+        "Start begins a new session for P01"
+    )
     damaged = tmp_path / "damaged.sqlite"
     damaged.write_text("not a database")
     model.update(study_path=str(damaged))
     model.read_participants()
-    assert model.participants_problem and model.plan_text() == model.participants_problem
-    assert model.plan_warning() == "" and not model.resumes
+    assert model.participants.problem and model.participants.plan_text() == model.participants.problem
+    assert model.participants.warning() == "" and not model.participants.resumes
     model.update(labels=())
     assert model.start_hint() == "Choose at least one label."
 
@@ -248,7 +261,7 @@ def test_a_listed_session_is_reported(tmp_path: Path) -> None:
     _study(path)
     model, _ = _setup(replace(SET_SETTINGS, study_path=str(path)))
     model.read_participants()
-    finished = model.states[0].session_id
+    finished = model.participants.states[0].session_id
     assert finished is not None
     outcome = model.session_report(finished)
     assert "Participant P01" in outcome.summary and "3 of 3" in outcome.summary
