@@ -76,12 +76,11 @@ from analysis.masking import apply_mask
 from analysis.saliency import DEFAULT_ANALYZER, compute_relevance_maps
 from analysis.trainee import (
     CURVE_FIELDS,
-    DEFAULT_BATCH_NORM_MOMENTUM,
-    DEFAULT_TRAINEE,
-    DEFAULT_TRAINEE_OPTIONS,
+    TRAINING_FIELDS,
     CurveLog,
     CurvePoint,
     TraineeResult,
+    TrainingOptions,
     train_trainee,
 )
 
@@ -89,6 +88,7 @@ __all__ = [
     "ALL_VARIANTS",
     "DEFAULT_SEEDS",
     "DEFAULT_TEST_FRACTION",
+    "DEFAULT_TRAINING",
     "MASK_SOURCES",
     "RESULT_FIELDS",
     "RUN_STATUSES",
@@ -154,6 +154,10 @@ ALL_VARIANTS: Final = ("none", *MASK_SOURCES, *(f"{m}+switch" for m in MASK_SOUR
 DEFAULT_SEEDS: Final = (0, 1, 2, 3, 4)
 #: Share of the validation split held apart, stratified by class, as the test split when none is named.
 DEFAULT_TEST_FRACTION: Final = 0.2
+#: How a run's Trainees train unless told otherwise: :class:`~analysis.trainee.TrainingOptions`' defaults
+#: (MobileNetV2 of width 0.35, 6 epochs, batches of 32, Adam 0.001, a point every 25 steps), with the
+#: ``+switch`` variants switching to the original images after epoch 3 (``rbdm experiment``'s defaults).
+DEFAULT_TRAINING: Final = TrainingOptions(switch_epoch=3)
 #: What ``run.json`` can say about a run.
 RUN_STATUSES: Final = ("running", "finished", "cancelled", "failed")
 
@@ -213,29 +217,18 @@ class ExperimentConfig:
         One Trainee per variant, seed and size; a seed gives every variant the same initial weights and
         batch order, so variants are compared with ``none`` in pairs. One seed by default (a quick look,
         no statistics); a study uses :data:`DEFAULT_SEEDS`, the default of ``rbdm experiment``.
-    architecture : str
-        Trainee architecture (RBDM §5.5: MobileNetV2).
-    options : mapping
-        Its builder options (MobileNetV2: width ``alpha`` 0.35).
-    epochs, switch_epoch : int
-        Epochs per Trainee; the last masked epoch of the ``+switch`` variants (1 ≤ switch_epoch < epochs).
-    batch_size : int
-        Images per step (paper: 32).
-    learning_rate : float
-        Adam's learning rate (paper: 0.001).
-    eval_every_steps : int
-        Steps between curve points.
-    batch_norm_momentum : float or None
-        Batch-normalisation momentum of the Trainees (:data:`analysis.trainee.DEFAULT_BATCH_NORM_MOMENTUM`);
-        None keeps the architecture's.
+    training : TrainingOptions
+        How every Trainee of the run trains (:data:`DEFAULT_TRAINING`): architecture, builder options,
+        epochs, batch size, learning rate, K, batch-normalisation momentum, determinism (RBDM §5.5, §5.6),
+        and ``switch_epoch``, the last masked epoch of the ``+switch`` variants (1 ≤ switch_epoch < epochs
+        when the run has one). Its fields read through as ``config.epochs`` etc. and are stored flat in
+        ``run.json`` (:meth:`to_dict`).
     negative_fraction : float
         Share of pixels negative masking zeroes (paper: 0.10).
     n_points : int
         Fixations per image for perceptive masking (:data:`analysis.masked_dataset.DEFAULT_N_POINTS`).
     angle_deg : float
         Visual angle of the perceptive mask's span (RBDM §5.3.2: 5°), on the paper's screen.
-    deterministic : bool
-        Reproducible Trainees (RBDM §5.6).
     cache_dir : str or None
         Relevance map cache; None: ``relevance_cache`` beside the run folder.
     tensorboard : bool
@@ -272,18 +265,10 @@ class ExperimentConfig:
     analyzer: str = DEFAULT_ANALYZER
     variants: tuple[str, ...] = VARIANTS
     seeds: tuple[int, ...] = (0,)
-    architecture: str = DEFAULT_TRAINEE
-    options: Mapping[str, Any] = field(default_factory=lambda: dict(DEFAULT_TRAINEE_OPTIONS))
-    epochs: int = 6
-    switch_epoch: int = 3
-    batch_size: int = 32
-    learning_rate: float = 1e-3
-    eval_every_steps: int = 25
-    batch_norm_momentum: float | None = DEFAULT_BATCH_NORM_MOMENTUM
+    training: TrainingOptions = field(default_factory=lambda: dataclasses.replace(DEFAULT_TRAINING))
     negative_fraction: float = 0.10
     n_points: int = DEFAULT_N_POINTS
     angle_deg: float = VISUAL_SPAN_DEG
-    deterministic: bool = True
     cache_dir: str | None = None
     tensorboard: bool = True
     auc_steps: int | None = None
@@ -307,12 +292,10 @@ class ExperimentConfig:
             raise ValueError(f"threshold_share must lie in (0, 1]; got {self.threshold_share!r}.")
         if self.auc_steps is not None and (isinstance(self.auc_steps, bool) or self.auc_steps < 1):
             raise ValueError(f"auc_steps must be an integer ≥ 1 or None; got {self.auc_steps!r}.")
-        switching = any(variant_parts(v)[1] for v in self.variants)
-        if switching and not 1 <= self.switch_epoch < self.epochs:
-            raise ValueError(
-                f"switch_epoch must satisfy 1 ≤ switch_epoch < epochs ({self.epochs}); got "
-                f"{self.switch_epoch!r}. Raise epochs or lower switch_epoch."
-            )
+        if not isinstance(self.training, TrainingOptions):
+            raise TypeError(f"training must be a TrainingOptions; got {type(self.training).__name__}.")
+        if any(variant_parts(v)[1] for v in self.variants):
+            self.training.check_switch()
 
     def _check_sizes(self) -> None:
         sizes = [s for s in self.train_sizes if s is not None]
@@ -329,25 +312,82 @@ class ExperimentConfig:
         sizes = self.train_sizes or (self.n_train,)
         return tuple(sorted(sizes, key=lambda s: (s is None, s or 0)))
 
+    # The Trainees' training, read through (the names run.json, reports and screens use).
+
+    @property
+    def architecture(self) -> str:
+        """``training.architecture``."""
+        return self.training.architecture
+
+    @property
+    def options(self) -> Mapping[str, Any]:
+        """``training.options``."""
+        return self.training.options or {}
+
+    @property
+    def epochs(self) -> int:
+        """``training.epochs``."""
+        return self.training.epochs
+
+    @property
+    def switch_epoch(self) -> int | None:
+        """``training.switch_epoch``."""
+        return self.training.switch_epoch
+
+    @property
+    def batch_size(self) -> int:
+        """``training.batch_size``."""
+        return self.training.batch_size
+
+    @property
+    def learning_rate(self) -> float:
+        """``training.learning_rate``."""
+        return self.training.learning_rate
+
+    @property
+    def eval_every_steps(self) -> int:
+        """``training.eval_every_steps``."""
+        return self.training.eval_every_steps
+
+    @property
+    def batch_norm_momentum(self) -> float | None:
+        """``training.batch_norm_momentum``."""
+        return self.training.batch_norm_momentum
+
+    @property
+    def deterministic(self) -> bool:
+        """``training.deterministic``."""
+        return self.training.deterministic
+
     def to_dict(self) -> dict[str, Any]:
-        """The config as JSON-compatible values."""
-        raw = dataclasses.asdict(self)
-        raw["options"] = dict(self.options)
+        """The config as JSON-compatible values: ``run.json``'s ``"config"``, read by :meth:`from_dict`.
+
+        One flat object: the fields, with ``training`` replaced by its fields
+        (:meth:`~analysis.trainee.TrainingOptions.to_dict`: the keys ``run.json`` has always had).
+        """
+        raw: dict[str, Any] = {
+            f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "training"
+        }
+        raw.update(self.training.to_dict())
         parsed: dict[str, Any] = json.loads(json.dumps(raw))
         return parsed
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any]) -> ExperimentConfig:
-        """Parse :meth:`to_dict`'s output (unknown keys are refused)."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(raw) - names)
+        """Parse :meth:`to_dict`'s output, of this version or an earlier one: keys an older ``run.json``
+        lacks take their default (:data:`DEFAULT_TRAINING` for the training keys); unknown keys are
+        refused."""
+        names = {f.name for f in dataclasses.fields(cls)} - {"training"}
+        unknown = sorted(set(raw) - names - set(TRAINING_FIELDS))
         if unknown:
-            raise ValueError(f"unknown experiment settings {unknown!r}; known are {sorted(names)!r}.")
-        values = dict(raw)
+            known = sorted(names | set(TRAINING_FIELDS))
+            raise ValueError(f"unknown experiment settings {unknown!r}; known are {known!r}.")
+        values = {key: value for key, value in raw.items() if key in names}
         for key in ("variants", "seeds", "train_sizes"):
             if key in values:
                 values[key] = tuple(values[key])
-        return cls(**values)
+        training = {key: value for key, value in raw.items() if key in TRAINING_FIELDS}
+        return cls(**values, training=dataclasses.replace(DEFAULT_TRAINING, **training))
 
 
 @dataclass(frozen=True, slots=True)
@@ -1323,20 +1363,15 @@ def train_into_run(
             text = f"{variant}, seed {seed}: step {point.step}, val. macro-F1 {point.val_macro_f1:.3f}"
             report(ExperimentProgress("training", done, total, text, variant, seed, point, train_size))
 
+        switching = switch and masked is not None
         result = train_trainee(
             masked,
             (train.images, train.label_indices) if switch else None,
             (validation.images, validation.label_indices),
-            architecture=config.architecture,
-            options=config.options,
-            epochs=config.epochs,
-            switch_epoch=config.switch_epoch if switch and masked is not None else None,
-            batch_size=config.batch_size,
-            learning_rate=config.learning_rate,
-            eval_every_steps=config.eval_every_steps,
-            batch_norm_momentum=config.batch_norm_momentum,
+            training=config.training
+            if switching
+            else dataclasses.replace(config.training, switch_epoch=None),
             seed=seed,
-            deterministic=config.deterministic,
             on_curve=on_curve,
             cancel=cancel,
         )

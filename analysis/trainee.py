@@ -61,9 +61,11 @@ __all__ = [
     "DEFAULT_TRAINEE",
     "DEFAULT_TRAINEE_OPTIONS",
     "PHASES",
+    "TRAINING_FIELDS",
     "CurveLog",
     "CurvePoint",
     "TraineeResult",
+    "TrainingOptions",
     "train_trainee",
 ]
 
@@ -82,6 +84,110 @@ PHASES: Final = ("masked", "unmasked")
 
 #: An (images, labels) pair.
 Split = tuple[ArrayLike, ArrayLike]
+
+
+@dataclass(frozen=True, slots=True)
+class TrainingOptions:
+    """How a Trainee is trained (RBDM §5.5): the one home of these settings and their defaults.
+
+    :func:`train_trainee` takes one; :class:`analysis.experiment.ExperimentConfig` holds the one every
+    Trainee of a run shares; ``rbdm train-trainee`` and ``rbdm experiment`` read their option defaults
+    from it and the Experiments form maps its fields to and from it. Which Trainee (its ``seed``) and what
+    it sees (masked images, the switch) are the caller's.
+
+    Parameters
+    ----------
+    architecture : str
+        See :func:`analysis.models.build_model` (the paper's Trainee: :data:`DEFAULT_TRAINEE`).
+    options : mapping or None
+        Builder options; None: the architecture's defaults (:data:`DEFAULT_TRAINEE_OPTIONS` for the default
+        Trainee, none for any other), resolved at construction, so that ``options`` is then a dict.
+    epochs : int
+        Passes over the training images, ≥ 1.
+    switch_epoch : int or None
+        Last epoch on the masked images before the switch to the originals, ≥ 1 (the paper switched after
+        nine); None: no switch. ``switch_epoch < epochs`` is checked where a switch happens
+        (:meth:`check_switch`), so one set of options serves Trainees with and without the switch.
+    batch_size : int
+        Images per step, ≥ 1 (paper: 32).
+    learning_rate : float
+        Adam's learning rate, finite and > 0 (paper: 0.001).
+    eval_every_steps : int
+        Steps between curve points (K), ≥ 1.
+    batch_norm_momentum : float or None
+        Momentum of the architecture's batch-normalisation layers in [0, 1)
+        (:data:`DEFAULT_BATCH_NORM_MOMENTUM`); None keeps the architecture's own.
+    deterministic : bool
+        Train inside :func:`analysis.training.determinism` (RBDM §5.6): the same seed gives the same
+        curves.
+
+    Raises
+    ------
+    ValueError
+        For a value outside the ranges above.
+
+    References
+    ----------
+    .. [1] Schiller et al. (2020), Relevance-Based Data Masking, §5.5 (Trainee, Adam 0.001, batches of 32,
+       the switch) and §5.6 (determinism).
+    """
+
+    architecture: str = DEFAULT_TRAINEE
+    options: Mapping[str, Any] | None = None
+    epochs: int = 6
+    switch_epoch: int | None = None
+    batch_size: int = 32
+    learning_rate: float = 1e-3
+    eval_every_steps: int = 25
+    batch_norm_momentum: float | None = DEFAULT_BATCH_NORM_MOMENTUM
+    deterministic: bool = True
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.architecture, str) or not self.architecture:
+            raise ValueError(f"architecture must name a model builder; got {self.architecture!r}.")
+        if self.options is None:
+            options = DEFAULT_TRAINEE_OPTIONS if self.architecture == DEFAULT_TRAINEE else {}
+        elif isinstance(self.options, Mapping):
+            options = self.options
+        else:
+            raise ValueError(f"options must be a mapping of builder options or None; got {self.options!r}.")
+        object.__setattr__(self, "options", dict(options))
+        _check_options(epochs=self.epochs, batch_size=self.batch_size, eval_every_steps=self.eval_every_steps)
+        switch = self.switch_epoch
+        if switch is not None and (isinstance(switch, bool) or not isinstance(switch, int) or switch < 1):
+            raise ValueError(f"switch_epoch must be an integer ≥ 1; got {switch!r}.")
+        if not (np.isfinite(self.learning_rate) and self.learning_rate > 0):
+            raise ValueError(f"learning_rate must be a finite number > 0; got {self.learning_rate!r}.")
+        momentum = self.batch_norm_momentum
+        if momentum is not None and not 0 <= momentum < 1:
+            raise ValueError(f"batch_norm_momentum must lie in [0, 1) or be None; got {momentum!r}.")
+
+    def check_switch(self) -> None:
+        """Raise unless a switch can happen: ``1 ≤ switch_epoch < epochs`` (the ``+switch`` Trainees)."""
+        if self.switch_epoch is None or not self.switch_epoch < self.epochs:
+            raise ValueError(
+                f"switch_epoch must satisfy 1 ≤ switch_epoch < epochs ({self.epochs}); got "
+                f"{self.switch_epoch!r}. Raise epochs or lower switch_epoch."
+            )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The options as JSON-compatible values, one key per field (read by :meth:`from_dict`)."""
+        raw = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        raw["options"] = dict(self.options or {})
+        parsed: dict[str, Any] = json.loads(json.dumps(raw))
+        return parsed
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> TrainingOptions:
+        """Parse :meth:`to_dict`'s output; keys missing take their default, unknown keys are refused."""
+        unknown = sorted(set(raw) - set(TRAINING_FIELDS))
+        if unknown:
+            raise ValueError(f"unknown training options {unknown!r}; known are {list(TRAINING_FIELDS)!r}.")
+        return cls(**raw)
+
+
+#: The field names of :class:`TrainingOptions`, in order.
+TRAINING_FIELDS: Final = tuple(f.name for f in dataclasses.fields(TrainingOptions))
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,18 +305,10 @@ def train_trainee(
     unmasked: Split | None,
     validation: Split,
     *,
-    architecture: str = DEFAULT_TRAINEE,
-    options: Mapping[str, Any] | None = None,
-    epochs: int = 10,
-    switch_epoch: int | None = None,
-    batch_size: int = 32,
-    learning_rate: float = 1e-3,
-    eval_every_steps: int = 50,
-    batch_norm_momentum: float | None = DEFAULT_BATCH_NORM_MOMENTUM,
+    training: TrainingOptions | None = None,
+    seed: int = 0,
     n_classes: int = len(LABELS),
     augmentation: Augmentation = NO_AUGMENTATION,
-    seed: int = 0,
-    deterministic: bool = True,
     on_curve: Callable[[CurvePoint], None] | None = None,
     cancel: Callable[[], bool] | None = None,
 ) -> TraineeResult:
@@ -218,8 +316,8 @@ def train_trainee(
 
     Which images train epoch ``e`` (1-based):
 
-    - ``masked`` only (``switch_epoch=None``): the masked images in every epoch;
-    - ``masked`` and ``unmasked`` with ``switch_epoch=k``: masked for ``e ≤ k``, unmasked after;
+    - ``masked`` only (``training.switch_epoch`` None): the masked images in every epoch;
+    - ``masked`` and ``unmasked`` with ``training.switch_epoch=k``: masked for ``e ≤ k``, unmasked after;
     - ``unmasked`` only: the original images throughout (the paper's "no mask" baseline).
 
     Parameters
@@ -231,23 +329,10 @@ def train_trainee(
         only some images).
     validation : (images, labels)
         Unmasked validation images and labels; never masked (RBDM §3).
-    architecture : str
-        See :func:`analysis.models.build_model` (the paper's Trainee: MobileNetV2).
-    options : mapping, optional
-        Builder options; :data:`DEFAULT_TRAINEE_OPTIONS` for the default architecture.
-    epochs : int
-        Passes over the training images.
-    switch_epoch : int, optional
-        Last epoch on the masked images, ``1 ≤ switch_epoch < epochs`` (the paper switched after nine).
-    batch_size : int
-        Images per step (paper: 32).
-    learning_rate : float
-        Adam's learning rate (paper: 0.001).
-    eval_every_steps : int
-        Steps between curve points (K).
-    batch_norm_momentum : float or None
-        Momentum of the architecture's batch-normalisation layers (:data:`DEFAULT_BATCH_NORM_MOMENTUM`);
-        None keeps the architecture's own. Architectures without such layers are unaffected.
+    training : TrainingOptions, optional
+        Architecture, epochs, switch epoch, batch size, learning rate, K, batch-normalisation momentum and
+        determinism (:class:`TrainingOptions`' defaults when omitted). Its ``switch_epoch`` must satisfy
+        ``switch_epoch < epochs`` and is given exactly when both ``masked`` and ``unmasked`` are.
     n_classes : int
         Number of model outputs.
     augmentation : Augmentation
@@ -255,10 +340,8 @@ def train_trainee(
         and augmenting masked images would move the masks off the faces' features).
     seed : int
         Seeds weight initialisation (always: one seed, one set of initial weights, whatever the images),
-        batch order (a permutation of the image count) and augmentation.
-    deterministic : bool
-        Also train inside :func:`analysis.training.determinism` (RBDM §5.6): the same seed gives the
-        same curves.
+        batch order (a permutation of the image count) and augmentation; with ``training.deterministic``
+        the same seed gives the same curves.
     on_curve : callable, optional
         Called with each :class:`CurvePoint` as soon as it is scored (e.g. :meth:`CurveLog.add`).
     cancel : callable, optional
@@ -280,17 +363,13 @@ def train_trainee(
        (Trainee, switch to the unmasked images), §5.6 (determinism), §6 (learning curves, confusion
        matrices).
     """
+    training = TrainingOptions() if training is None else training
+    switch_epoch, epochs = training.switch_epoch, training.epochs
     phases, x_va, y_va = _check_data(masked, unmasked, validation, switch_epoch, epochs, n_classes)
-    _check_options(epochs=epochs, batch_size=batch_size, eval_every_steps=eval_every_steps)
-    if not (np.isfinite(learning_rate) and learning_rate > 0):
-        raise ValueError(f"learning_rate must be a finite number > 0; got {learning_rate!r}.")
-    if batch_norm_momentum is not None and not 0 <= batch_norm_momentum < 1:
-        raise ValueError(f"batch_norm_momentum must lie in [0, 1) or be None; got {batch_norm_momentum!r}.")
     first = phases[0].x
     input_shape = (first.shape[1], first.shape[2], 1 if first.ndim == 3 else first.shape[3])
-    if options is None and architecture == DEFAULT_TRAINEE:
-        options = DEFAULT_TRAINEE_OPTIONS
-    settings = _settings(locals(), phases, input_shape, len(y_va))
+    settings = _settings(training, seed, augmentation, phases, input_shape, len(y_va))
+    deterministic, momentum = training.deterministic, training.batch_norm_momentum
     start = time.perf_counter()
     graph, session = new_session()
     with graph.as_default(), session.as_default():
@@ -298,10 +377,13 @@ def train_trainee(
             # seeded even without deterministic kernels: one seed, one set of initial weights
             with contextlib.nullcontext() if deterministic else determinism(seed):
                 keras_model = build_model(
-                    architecture, input_shape=input_shape, n_classes=n_classes, options=options
+                    training.architecture,
+                    input_shape=input_shape,
+                    n_classes=n_classes,
+                    options=training.options,
                 )
-                if batch_norm_momentum is not None:
-                    keras_model = _with_batch_norm_momentum(keras_model, batch_norm_momentum)
+                if momentum is not None:
+                    keras_model = _with_batch_norm_momentum(keras_model, momentum)
             bound = BoundModel(model=keras_model, graph=graph, session=session)
             initial = _weights_sha256(keras_model.get_weights())
             recorder = _Recorder(bound, x_va, y_va, every=settings["eval_every_steps"], on_curve=on_curve)
@@ -404,27 +486,19 @@ def _check_options(**values: int) -> None:
 
 
 def _settings(
-    arguments: Mapping[str, Any], phases: list[_Phase], input_shape: tuple[int, int, int], n_val: int
+    training: TrainingOptions,
+    seed: int,
+    augmentation: Augmentation,
+    phases: list[_Phase],
+    input_shape: tuple[int, int, int],
+    n_val: int,
 ) -> dict[str, Any]:
     """The training arguments as JSON-compatible values (for cards, run files and tests)."""
-    settings = {
-        key: arguments[key]
-        for key in (
-            "architecture",
-            "epochs",
-            "switch_epoch",
-            "batch_size",
-            "learning_rate",
-            "eval_every_steps",
-            "batch_norm_momentum",
-            "seed",
-            "deterministic",
-        )
-    }
+    settings = training.to_dict()
     settings.update(
-        options=dict(arguments["options"] or {}),
+        seed=seed,
         input_shape=list(input_shape),
-        augmentation=dataclasses.asdict(arguments["augmentation"]),
+        augmentation=dataclasses.asdict(augmentation),
         optimizer="Adam",
         loss="class-weighted categorical cross-entropy",
         phases={p.name: {"n_train": len(p.y), "class_weights": p.weights.tolist()} for p in phases},

@@ -49,6 +49,7 @@ _MODES = {
 
 def _config(args: argparse.Namespace) -> Any:
     from analysis.experiment import ExperimentConfig
+    from analysis.trainee import TrainingOptions
 
     return ExperimentConfig(
         dataset="planted",
@@ -57,12 +58,14 @@ def _config(args: argparse.Namespace) -> Any:
         n_train=None,
         variants=("none", "regions"),
         seeds=tuple(range(args.seeds)),
-        architecture="small_cnn",
-        options={},
-        epochs=args.epochs,
-        switch_epoch=1,
-        batch_size=16,
-        eval_every_steps=4,
+        training=TrainingOptions(
+            architecture="small_cnn",
+            options={},
+            epochs=args.epochs,
+            switch_epoch=1,
+            batch_size=16,
+            eval_every_steps=4,
+        ),
         tensorboard=False,
     )
 

@@ -99,6 +99,7 @@ def latency_summary(lateness_ms: NDArray[np.float64]) -> dict[str, float]:
 
 def _request(runs_dir: Path, args: argparse.Namespace) -> object:
     from analysis.experiment import ExperimentConfig, new_run_dir
+    from analysis.trainee import TrainingOptions
     from rbdm_gui.cli.commands_models import DEFAULT_TRAINER
     from rbdm_gui.workflows.experiment_worker import LaunchRequest
 
@@ -108,12 +109,14 @@ def _request(runs_dir: Path, args: argparse.Namespace) -> object:
         n_train=args.n_train,
         n_val=args.n_val,
         variants=("none", "mean+switch"),
-        architecture="small_cnn",
-        options={},
-        epochs=args.epochs,
-        switch_epoch=1,
-        batch_size=16,
-        eval_every_steps=2,
+        training=TrainingOptions(
+            architecture="small_cnn",
+            options={},
+            epochs=args.epochs,
+            switch_epoch=1,
+            batch_size=16,
+            eval_every_steps=2,
+        ),
         tensorboard=False,
         cache_dir=tempfile.mkdtemp(prefix="rbdm-latency-cache-"),  # each scenario computes relevance
     )

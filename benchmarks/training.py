@@ -33,7 +33,7 @@ from numpy.typing import NDArray
 
 from analysis.datasets.synthetic_faces import make_faces
 from analysis.models import as_model_input, build_model, new_session
-from analysis.trainee import train_trainee
+from analysis.trainee import TrainingOptions, train_trainee
 from analysis.training import class_weights, compile_model, determinism
 from benchmarks._report import print_table
 
@@ -50,10 +50,8 @@ def _pipeline(
         stamps.append(time.perf_counter())
         return False
 
-    result = train_trainee(
-        None, train, validation, architecture=architecture, options=options, epochs=3, eval_every_steps=every,
-        cancel=tick,
-    )  # fmt: skip
+    training = TrainingOptions(architecture=architecture, options=options, epochs=3, eval_every_steps=every)
+    result = train_trainee(None, train, validation, training=training, cancel=tick)
     result.model.close()
     steps_per_epoch = math.ceil(len(train[1]) / 32)
     return 2 * len(train[1]) / (stamps[-1] - stamps[steps_per_epoch - 1])

@@ -27,15 +27,18 @@ from rbdm_gui.workflows.assets import DEFAULT_TRAINER
 
 if TYPE_CHECKING:
     from analysis.datasets import SplitArrays
-    from analysis.experiment import ExperimentProgress
+    from analysis.experiment import ExperimentConfig, ExperimentProgress
+    from analysis.trainee import TrainingOptions
 
 __all__ = [
     "add_evaluate",
     "add_experiment",
     "add_mask",
+    "add_mask_options",
     "add_saliency",
     "add_train_trainee",
     "add_train_trainer",
+    "add_training_options",
     "cmd_evaluate",
     "cmd_experiment",
     "cmd_mask",
@@ -43,7 +46,9 @@ __all__ = [
     "cmd_train_trainee",
     "cmd_train_trainer",
     "command_line",
+    "experiment_config",
     "study_fixation_counts",
+    "training_options",
 ]
 
 
@@ -94,25 +99,103 @@ def _add_data(parser: argparse.ArgumentParser, *, default: str, splits: bool = T
         group.add_argument("--max-val", type=int, default=None, help="at most this many validation images")
 
 
-def _add_training(parser: argparse.ArgumentParser, *, architecture: str, epochs: int) -> None:
-    group = parser.add_argument_group("training (RBDM §5.1: Adam 0.001, batches of 32)")
+def add_training_options(parser: argparse.ArgumentParser, trainee: TrainingOptions | None = None) -> None:
+    """The training options: ``--architecture --options --epochs --batch-size --learning-rate --seed
+    --deterministic``, and with ``trainee`` (a Trainee's, RBDM §5.5) ``--switch-epoch --eval-every
+    --batch-norm-momentum`` too, every default read from ``trainee`` (:func:`training_options` reads them
+    back). Without it (the Trainer's), architecture, epochs, batch size and learning rate default to None:
+    ``--preset`` fills them.
+    """
+    from analysis.trainee import TrainingOptions
+
+    defaults = trainee or TrainingOptions()
+    group = parser.add_argument_group("training (RBDM §5.1, §5.5: Adam 0.001, batches of 32)")
+
+    def shown(value: object) -> str:
+        return "default: the preset's" if trainee is None else f"default: {value}"
+
     group.add_argument(
         "--architecture",
-        default=architecture,
-        help=f"'small_cnn' or a tf.keras.applications name such as MobileNetV2 (default: {architecture})",
+        default=defaults.architecture,
+        help="'small_cnn' or a tf.keras.applications name such as MobileNetV2 "
+        f"({shown(defaults.architecture)})",
     )
     group.add_argument(
-        "--options", type=_json_object, default=None, help="builder options as JSON, e.g. '{\"alpha\": 0.35}'"
+        "--options",
+        type=_json_object,
+        default=None,
+        help="builder options as JSON, e.g. '{\"alpha\": 0.35}' (default: the architecture's)",
     )
-    group.add_argument("--epochs", type=int, default=epochs, help=f"epochs (default: {epochs})")
-    group.add_argument("--batch-size", type=int, default=32, help="images per step (default: 32)")
-    group.add_argument("--learning-rate", type=float, default=1e-3, help="Adam's rate (default: 0.001)")
+    group.add_argument(
+        "--epochs", type=int, default=defaults.epochs, help=f"epochs ({shown(defaults.epochs)})"
+    )
+    group.add_argument(
+        "--batch-size",
+        type=int,
+        default=defaults.batch_size,
+        help=f"images per step ({shown(defaults.batch_size)})",
+    )
+    group.add_argument(
+        "--learning-rate",
+        type=float,
+        default=defaults.learning_rate,
+        help=f"Adam's rate ({shown(defaults.learning_rate)})",
+    )
     group.add_argument("--seed", type=int, default=0, help="seed of weights and batch order (default: 0)")
     group.add_argument(
         "--deterministic",
         action=argparse.BooleanOptionalAction,
-        default=True,
-        help="reproducible runs: seeded weights, deterministic kernels (RBDM §5.6; default: on)",
+        default=defaults.deterministic,
+        help="reproducible runs: seeded weights, deterministic kernels (RBDM §5.6; default: "
+        f"{'on' if defaults.deterministic else 'off'})",
+    )
+    if trainee is None:
+        parser.set_defaults(architecture=None, epochs=None, batch_size=None, learning_rate=None)
+        return
+    switch = trainee.switch_epoch
+    group.add_argument(
+        "--switch-epoch",
+        type=int,
+        default=switch,
+        help="last epoch on the masked images, then the originals (RBDM §5.5; default: "
+        f"{'no switch' if switch is None else switch})",
+    )
+    group.add_argument(
+        "--eval-every",
+        type=int,
+        default=trainee.eval_every_steps,
+        help=f"steps between curve points (default: {trainee.eval_every_steps})",
+    )
+    momentum = "keep" if trainee.batch_norm_momentum is None else str(trainee.batch_norm_momentum)
+    group.add_argument(
+        "--batch-norm-momentum",
+        default=momentum,
+        help="momentum of the Trainee's batch-normalisation layers, or 'keep' for the architecture's "
+        f"(default: {momentum}; MobileNetV2's own 0.999 lags ~1,000 steps behind)",
+    )
+
+
+def training_options(args: argparse.Namespace) -> TrainingOptions:
+    """The Trainee's :class:`~analysis.trainee.TrainingOptions` of :func:`add_training_options`' flags.
+
+    Raises
+    ------
+    ValueError
+        With the option's name, for a value out of range or a ``--batch-norm-momentum`` that is neither a
+        number nor 'keep'.
+    """
+    from analysis.trainee import TrainingOptions
+
+    return TrainingOptions(
+        architecture=args.architecture,
+        options=args.options,
+        epochs=args.epochs,
+        switch_epoch=args.switch_epoch,
+        batch_size=args.batch_size,
+        learning_rate=args.learning_rate,
+        eval_every_steps=args.eval_every,
+        batch_norm_momentum=_batch_norm(args),
+        deterministic=args.deterministic,
     )
 
 
@@ -183,7 +266,7 @@ def add_train_trainer(parser: argparse.ArgumentParser) -> None:
     from analysis.training import AUGMENTATIONS, SCHEDULES, TRAINER_PRESETS
 
     _add_data(parser, default="synthetic:n=100")
-    _add_training(parser, architecture="small_cnn", epochs=10)
+    add_training_options(parser)
     presets = "; ".join(f"{name}: {preset.summary}" for name, preset in TRAINER_PRESETS.items())
     parser.add_argument(
         "--preset",
@@ -220,7 +303,6 @@ def add_train_trainer(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="exponent of the class weights: 1 the paper's, 0.5 milder, 0 none (default: the preset's)",
     )
-    parser.set_defaults(architecture=None, epochs=None, batch_size=None, learning_rate=None)
     parser.add_argument(
         "--out", type=Path, default=Path("out/trainer.keras"), help="model file (default: out/trainer.keras)"
     )
@@ -382,9 +464,49 @@ def cmd_saliency(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------------------------------------
 
 
+def add_mask_options(
+    parser: argparse.ArgumentParser, *, n_points: int | None, n_points_help: str, study_help: str
+) -> None:
+    """The mask options of ``rbdm mask`` and ``rbdm experiment`` (RBDM §5.3.2, §5.4): ``--fraction``
+    (negative masking), ``--n-points`` and ``--angle-deg`` (perceptive masking), ``--study`` (recorded
+    fixations); defaults read from :class:`analysis.experiment.ExperimentConfig`.
+
+    Parameters
+    ----------
+    n_points : int or None
+        ``--n-points``' default (None: the command decides, e.g. from the study).
+    n_points_help, study_help : str
+        What that default is, and what the command reads the study for.
+    """
+    from analysis.experiment import ExperimentConfig
+
+    defaults = _field_defaults(ExperimentConfig)
+    fraction, angle_deg = defaults["negative_fraction"], defaults["angle_deg"]
+    group = parser.add_argument_group("masks (RBDM §5.4)")
+    group.add_argument(
+        "--fraction", type=float, default=fraction, help=f"negative: share zeroed (default: {fraction:g})"
+    )
+    group.add_argument(
+        "--n-points",
+        type=int,
+        default=n_points,
+        help=f"perceptive: fixations per image (default: {n_points_help})",
+    )
+    group.add_argument(
+        "--angle-deg", type=float, default=angle_deg, help=f"visual span angle (default: {angle_deg:g})"
+    )
+    group.add_argument("--study", type=Path, default=None, help=study_help)
+
+
+def _field_defaults(cls: Any) -> dict[str, Any]:
+    """A config dataclass's field defaults by name (fields without a plain default left out)."""
+    import dataclasses
+
+    return {f.name: f.default for f in dataclasses.fields(cls) if f.default is not dataclasses.MISSING}
+
+
 def add_mask(parser: argparse.ArgumentParser) -> None:
     """Options of ``rbdm mask``."""
-    from analysis.geometry import VISUAL_SPAN_DEG
     from analysis.masked_dataset import DEFAULT_N_POINTS, MASK_METHODS
 
     parser.add_argument("--method", required=True, choices=MASK_METHODS, help="masking method (RBDM §5.4)")
@@ -392,25 +514,11 @@ def add_mask(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--splits", default="train", help="comma-separated splits to mask (default: train)")
     parser.add_argument("--max-count", type=int, default=None, help="at most this many images per split")
     _add_relevance(parser)
-    group = parser.add_argument_group("masks")
-    group.add_argument("--fraction", type=float, default=0.10, help="negative: share zeroed (default: 0.1)")
-    group.add_argument(
-        "--n-points",
-        type=int,
-        default=None,
-        help=f"perceptive: fixations per image (default: the --study's mean, else {DEFAULT_N_POINTS})",
-    )
-    group.add_argument(
-        "--angle-deg",
-        type=float,
-        default=VISUAL_SPAN_DEG,
-        help=f"visual span angle (default: {VISUAL_SPAN_DEG:g})",
-    )
-    group.add_argument(
-        "--study",
-        type=Path,
-        default=None,
-        help="study file (SQLite) with recorded fixations (gaze, perceptive)",
+    add_mask_options(
+        parser,
+        n_points=None,
+        n_points_help=f"the --study's mean, else {DEFAULT_N_POINTS}",
+        study_help="study file (SQLite) with recorded fixations (gaze, perceptive)",
     )
     parser.add_argument(
         "--out",
@@ -529,17 +637,6 @@ def study_fixation_counts(study: str | Path) -> list[int]:
 _COUNTING_SHAPE = (64, 64)
 
 
-def _add_batch_norm(parser: argparse.ArgumentParser) -> None:
-    from analysis.trainee import DEFAULT_BATCH_NORM_MOMENTUM
-
-    parser.add_argument(
-        "--batch-norm-momentum",
-        default=str(DEFAULT_BATCH_NORM_MOMENTUM),
-        help="momentum of the Trainee's batch-normalisation layers, or 'keep' for the architecture's "
-        f"(default: {DEFAULT_BATCH_NORM_MOMENTUM}; MobileNetV2's own 0.999 lags ~1,000 steps behind)",
-    )
-
-
 def _batch_norm(args: argparse.Namespace) -> float | None:
     text = str(args.batch_norm_momentum).strip().lower()
     if text == "keep":
@@ -556,7 +653,10 @@ def _batch_norm(args: argparse.Namespace) -> float | None:
 
 
 def add_train_trainee(parser: argparse.ArgumentParser) -> None:
-    """Options of ``rbdm train-trainee``."""
+    """Options of ``rbdm train-trainee``: the training options default to
+    :class:`~analysis.trainee.TrainingOptions`' (no switch unless ``--switch-epoch`` is given)."""
+    from analysis.trainee import TrainingOptions
+
     _add_data(parser, default="synthetic:n=25")
     parser.add_argument(
         "--masked",
@@ -564,15 +664,7 @@ def add_train_trainee(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="masked dataset folder from 'rbdm mask' (<out>/<method>); without it: the unmasked baseline",
     )
-    parser.add_argument(
-        "--switch-epoch",
-        type=int,
-        default=None,
-        help="train on the masked images for this many epochs, then on the originals (RBDM §5.5)",
-    )
-    _add_training(parser, architecture="MobileNetV2", epochs=6)
-    parser.add_argument("--eval-every", type=int, default=25, help="steps between curve points (default: 25)")
-    _add_batch_norm(parser)
+    add_training_options(parser, TrainingOptions())
     parser.add_argument("--no-tensorboard", action="store_true", help="write the CSV curves only")
     parser.add_argument(
         "--out", type=Path, default=Path("out/trainee"), help="output folder (default: out/trainee)"
@@ -589,6 +681,7 @@ def cmd_train_trainee(args: argparse.Namespace) -> int:
 
     if args.switch_epoch is not None and args.masked is None:
         raise ValueError("--switch-epoch needs --masked: the masked images to start with.")
+    training = training_options(args)
     train = _load_split(args, args.train_split, args.max_train)
     validation = _load_split(args, args.val_split, args.max_val)
     original = (train.images, train.label_indices)
@@ -604,16 +697,8 @@ def cmd_train_trainee(args: argparse.Namespace) -> int:
             masked,
             original if masked is None or args.switch_epoch is not None else None,
             (validation.images, validation.label_indices),
-            architecture=args.architecture,
-            options=args.options,
-            epochs=args.epochs,
-            switch_epoch=args.switch_epoch,
-            batch_size=args.batch_size,
-            learning_rate=args.learning_rate,
-            eval_every_steps=args.eval_every,
-            batch_norm_momentum=_batch_norm(args),
+            training=training,
             seed=args.seed,
-            deterministic=args.deterministic,
             on_curve=_printing(log.add),
         )
     _write_trainee_outputs(out, result, args, variant)
@@ -694,15 +779,15 @@ def _sizes(text: str) -> tuple[int | None, ...]:
 
 
 def add_experiment(parser: argparse.ArgumentParser) -> None:
-    """Options of ``rbdm experiment``."""
-    from analysis.experiment import ALL_VARIANTS, DEFAULT_SEEDS, DEFAULT_TEST_FRACTION, VARIANTS
-    from analysis.geometry import VISUAL_SPAN_DEG
+    """Options of ``rbdm experiment``: defaults read from :class:`analysis.experiment.ExperimentConfig` and
+    its :data:`~analysis.experiment.DEFAULT_TRAINING`, seeds from :data:`~analysis.experiment.DEFAULT_SEEDS`
+    (a study's five)."""
+    from analysis.experiment import ALL_VARIANTS, DEFAULT_SEEDS, DEFAULT_TRAINING, VARIANTS, ExperimentConfig
     from analysis.grid_engine import DEFAULT_CPUS_PER_CELL
-    from analysis.learning_speed import DEFAULT_THRESHOLD_SHARE
-    from analysis.masked_dataset import DEFAULT_N_POINTS
 
+    defaults = _field_defaults(ExperimentConfig)
     _add_data(parser, default="synthetic:n=50")
-    parser.set_defaults(max_train=800, max_val=400)
+    parser.set_defaults(max_train=defaults["n_train"], max_val=defaults["n_val"])
     parser.add_argument(
         "--train-sizes",
         default=None,
@@ -716,9 +801,9 @@ def add_experiment(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--test-fraction",
         type=float,
-        default=DEFAULT_TEST_FRACTION,
+        default=defaults["test_fraction"],
         help=f"share of the validation images held apart as test images without --test-split "
-        f"(default: {DEFAULT_TEST_FRACTION})",
+        f"(default: {defaults['test_fraction']})",
     )
     parser.add_argument(
         "--trainer",
@@ -726,17 +811,15 @@ def add_experiment(parser: argparse.ArgumentParser) -> None:
         default=None,
         help=f"Trainer .keras file (default: assets/{DEFAULT_TRAINER.name})",
     )
-    parser.add_argument("--analyzer", default="deep_taylor", help="relevance analyzer (default: deep_taylor)")
+    parser.add_argument(
+        "--analyzer",
+        default=defaults["analyzer"],
+        help=f"relevance analyzer (default: {defaults['analyzer']})",
+    )
     parser.add_argument(
         "--variants",
         default=",".join(VARIANTS),
         help=f"comma-separated variants of {', '.join(ALL_VARIANTS)} (default: the paper's seven)",
-    )
-    parser.add_argument(
-        "--study",
-        type=Path,
-        default=None,
-        help="study file whose fixations make the 'gaze' and 'fusion' masks (RBDM §6, §7)",
     )
     seeds = ",".join(str(s) for s in DEFAULT_SEEDS)
     parser.add_argument(
@@ -748,30 +831,18 @@ def add_experiment(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--threshold-share",
         type=float,
-        default=DEFAULT_THRESHOLD_SHARE,
-        help=f"steps to this share of none's best val. macro-F1 (default: {DEFAULT_THRESHOLD_SHARE})",
+        default=defaults["threshold_share"],
+        help=f"steps to this share of none's best val. macro-F1 (default: {defaults['threshold_share']})",
     )
     parser.add_argument(
         "--keep-models", action="store_true", help="save each Trainee's best.keras and final.keras"
     )
-    _add_training(parser, architecture="MobileNetV2", epochs=6)
-    parser.add_argument(
-        "--switch-epoch", type=int, default=3, help="last masked epoch of +switch (default: 3)"
-    )
-    parser.add_argument("--eval-every", type=int, default=25, help="steps between curve points (default: 25)")
-    _add_batch_norm(parser)
-    parser.add_argument("--fraction", type=float, default=0.10, help="negative masking share (default: 0.1)")
-    parser.add_argument(
-        "--n-points",
-        type=int,
-        default=DEFAULT_N_POINTS,
-        help=f"perceptive fixations (default: {DEFAULT_N_POINTS})",
-    )
-    parser.add_argument(
-        "--angle-deg",
-        type=float,
-        default=VISUAL_SPAN_DEG,
-        help=f"visual span angle (default: {VISUAL_SPAN_DEG:g})",
+    add_training_options(parser, DEFAULT_TRAINING)
+    add_mask_options(
+        parser,
+        n_points=defaults["n_points"],
+        n_points_help=str(defaults["n_points"]),
+        study_help="study file whose fixations make the 'gaze' and 'fusion' masks (RBDM §6, §7)",
     )
     parser.add_argument(
         "--cache-dir", type=Path, default=None, help="relevance cache (default: <out>/relevance_cache)"
@@ -804,18 +875,12 @@ def add_experiment(parser: argparse.ArgumentParser) -> None:
     _finish(parser, "experiment")
 
 
-def cmd_experiment(args: argparse.Namespace) -> int:
-    """Run the grid (in this process or on Ray; resuming an unfinished run of the same settings in --out);
-    print the results table and any failed cell; write the run folder."""
-    from analysis.experiment import ExperimentConfig, new_run_dir
-    from analysis.grid_engine import Engine, limit_tensorflow_threads, resumable_run, run_grid
-    from analysis.trainee import DEFAULT_TRAINEE, DEFAULT_TRAINEE_OPTIONS
+def experiment_config(args: argparse.Namespace) -> ExperimentConfig:
+    """The :class:`~analysis.experiment.ExperimentConfig` of ``rbdm experiment``'s options (equal for equal
+    options, which is how a re-run finds the unfinished run to resume)."""
+    from analysis.experiment import ExperimentConfig
 
-    seeds = tuple(int(s) for s in _csv_list(args.seeds))
-    options = args.options
-    if options is None:
-        options = dict(DEFAULT_TRAINEE_OPTIONS) if args.architecture == DEFAULT_TRAINEE else {}
-    config = ExperimentConfig(
+    return ExperimentConfig(
         dataset=str(args.dataset),
         trainer=str(_trainer_path(args.trainer)),
         size_px=args.size,
@@ -827,19 +892,11 @@ def cmd_experiment(args: argparse.Namespace) -> int:
         subset_seed=args.subset_seed,
         analyzer=args.analyzer,
         variants=_csv_list(args.variants),
-        seeds=seeds,
-        architecture=args.architecture,
-        options=options,
-        epochs=args.epochs,
-        switch_epoch=args.switch_epoch,
-        batch_size=args.batch_size,
-        learning_rate=args.learning_rate,
-        eval_every_steps=args.eval_every,
-        batch_norm_momentum=_batch_norm(args),
+        seeds=tuple(int(s) for s in _csv_list(args.seeds)),
+        training=training_options(args),
         negative_fraction=args.fraction,
         n_points=args.n_points,
         angle_deg=args.angle_deg,
-        deterministic=args.deterministic,
         cache_dir=None if args.cache_dir is None else str(args.cache_dir),
         tensorboard=not args.no_tensorboard,
         train_sizes=_sizes(args.train_sizes or ""),
@@ -850,6 +907,15 @@ def cmd_experiment(args: argparse.Namespace) -> int:
         keep_models=bool(args.keep_models),
         gaze_study=None if args.study is None else str(args.study),
     )
+
+
+def cmd_experiment(args: argparse.Namespace) -> int:
+    """Run the grid (in this process or on Ray; resuming an unfinished run of the same settings in --out);
+    print the results table and any failed cell; write the run folder."""
+    from analysis.experiment import new_run_dir
+    from analysis.grid_engine import Engine, limit_tensorflow_threads, resumable_run, run_grid
+
+    config = experiment_config(args)
     engine = Engine(workers=args.workers, address=args.ray_address, cpus_per_cell=args.cpus_per_cell)
     if not engine.on_ray:  # this process trains: as many threads as a Ray task would get
         limit_tensorflow_threads(engine.cpus_per_cell)

@@ -29,18 +29,28 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-from analysis.experiment import ExperimentConfig, ExperimentProgress, ExperimentRun, grid_status, new_run_dir
+from analysis.experiment import (
+    DEFAULT_TRAINING,
+    ExperimentConfig,
+    ExperimentProgress,
+    ExperimentRun,
+    grid_status,
+    new_run_dir,
+)
 from analysis.grid_engine import DEFAULT_CPUS_PER_CELL, resumable_run
-from analysis.trainee import DEFAULT_TRAINEE, DEFAULT_TRAINEE_OPTIONS
+from analysis.trainee import TrainingOptions
 from analysis.training import ModelCard, card_path
 from rbdm_gui.workflows.assets import DEFAULT_TRAINER
 from rbdm_gui.workflows.experiment_worker import LaunchRequest, variant_names
 
 __all__ = [
     "FORM_DEFAULTS",
+    "FORM_TRAINING_FIELDS",
     "ProgressDisplay",
     "form_of_run",
+    "form_of_training",
     "form_request",
+    "form_training",
     "parse_seeds",
     "parse_sizes",
     "progress_display",
@@ -52,6 +62,31 @@ __all__ = [
 
 _CONFIG: Final[dict[str, Any]] = {f.name: f.default for f in dataclasses.fields(ExperimentConfig)}
 _SWITCH = "+switch"
+
+#: The fields of :class:`~analysis.trainee.TrainingOptions` the form shows, under the same keys; the others
+#: (batch size, learning rate, batch-normalisation momentum, determinism) keep
+#: :data:`~analysis.experiment.DEFAULT_TRAINING`'s values, as ``rbdm experiment`` without those flags.
+FORM_TRAINING_FIELDS: Final = ("architecture", "options", "epochs", "switch_epoch", "eval_every_steps")
+
+
+def form_of_training(training: TrainingOptions) -> dict[str, Any]:
+    """The form's values of ``training`` (the keys of :data:`FORM_TRAINING_FIELDS`)."""
+    values = training.to_dict()
+    return {key: values[key] for key in FORM_TRAINING_FIELDS}
+
+
+def form_training(values: Mapping[str, Any]) -> TrainingOptions:
+    """The :class:`~analysis.trainee.TrainingOptions` of the form's ``values``: its fields from the form
+    (missing ones, and those the form does not show, from :data:`~analysis.experiment.DEFAULT_TRAINING`).
+
+    Raises
+    ------
+    ValueError
+        With :class:`~analysis.trainee.TrainingOptions`' message for a value out of range.
+    """
+    shown = {key: values[key] for key in FORM_TRAINING_FIELDS if key in values}
+    return dataclasses.replace(DEFAULT_TRAINING, **shown)
+
 
 #: The form of a first session: every key of the form's values and its default (the config's own
 #: defaults where the form shows a config field).
@@ -66,12 +101,8 @@ FORM_DEFAULTS: Final[Mapping[str, Any]] = {
     "study": "",
     "masked": True,
     "switch": True,
-    "architecture": DEFAULT_TRAINEE,
-    "options": dict(DEFAULT_TRAINEE_OPTIONS),
-    "epochs": _CONFIG["epochs"],
-    "switch_epoch": _CONFIG["switch_epoch"],
+    **form_of_training(DEFAULT_TRAINING),
     "seeds": ", ".join(str(s) for s in _CONFIG["seeds"]),
-    "eval_every_steps": _CONFIG["eval_every_steps"],
     "train_sizes": "",
     "test_split": "",
     "test_fraction": _CONFIG["test_fraction"],
@@ -216,11 +247,7 @@ def _config(
         test_fraction=float(values["test_fraction"]),
         keep_models=bool(values["keep_models"]),
         gaze_study=study if any(v.removesuffix(_SWITCH) == "fusion" for v in grid) else None,
-        architecture=values["architecture"],
-        options=values["options"],
-        epochs=values["epochs"],
-        switch_epoch=values["switch_epoch"],
-        eval_every_steps=values["eval_every_steps"],
+        training=form_training(values),
     )
 
 
@@ -248,6 +275,7 @@ def form_of_run(run: ExperimentRun) -> dict[str, Any]:
     variants = [*(v for v in config.variants if v not in gaze_variants), *gaze_variants]
     methods = {v.removesuffix(_SWITCH) for v in variants}
     values = {key: value for key, value in config.to_dict().items() if key in FORM_DEFAULTS}
+    values.update(form_of_training(config.training))
     values.update(
         methods=sorted(methods),
         study=gaze.get("study", "") or config.gaze_study or "",

@@ -101,9 +101,9 @@ __all__ = [
     "LaunchRequest",
     "SplitUse",
     "annotate_run",
+    "end_run",
     "execute",
     "limit_threads",
-    "end_run",
     "main",
     "mark_run",
     "parse_event",
@@ -239,12 +239,8 @@ class LaunchRequest:
                 "gaze masks need a study file with recorded fixations on the training images; choose one, "
                 "or leave 'gaze' and 'fusion' out."
             )
-        config = self.config
-        if "gaze+switch" in self.gaze_variants and not 1 <= config.switch_epoch < config.epochs:
-            raise ValueError(
-                f"switch_epoch must satisfy 1 ≤ switch_epoch < epochs ({config.epochs}); got "
-                f"{config.switch_epoch!r}. Raise epochs or lower switch_epoch."
-            )
+        if "gaze+switch" in self.gaze_variants:
+            self.config.training.check_switch()
         if isinstance(self.nice, bool) or not isinstance(self.nice, int) or not 0 <= self.nice <= 19:
             raise ValueError(f"nice must be an integer from 0 to 19; got {self.nice!r}.")
         self.engine  # noqa: B018 -- refuses a bad workers or cpus_per_cell with Engine's message

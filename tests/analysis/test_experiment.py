@@ -46,7 +46,7 @@ from analysis.experiment import (
     write_run_json,
 )
 from analysis.experiment_report import compare_variants, seed_measures
-from analysis.trainee import CurvePoint
+from analysis.trainee import CurvePoint, TrainingOptions
 
 #: A tiny grid: small CNN Trainees, 48 faces, 2 epochs with the switch after the first, a point every 2
 #: steps. The "gradient" analyzer never gives an all-zero map, even for the barely trained Trainer here.
@@ -56,12 +56,9 @@ TINY = {
     "n_train": 48,
     "n_val": 24,
     "analyzer": "gradient",
-    "architecture": "small_cnn",
-    "options": {},
-    "epochs": 2,
-    "switch_epoch": 1,
-    "batch_size": 16,
-    "eval_every_steps": 2,
+    "training": TrainingOptions(
+        architecture="small_cnn", options={}, epochs=2, switch_epoch=1, batch_size=16, eval_every_steps=2
+    ),
     "n_points": 6,
     "tensorboard": True,
     "seeds": (0,),
@@ -135,8 +132,60 @@ def test_configs_round_trip_through_json_and_refuse_nonsense() -> None:
     with pytest.raises(ValueError, match="must not repeat"):
         ExperimentConfig(dataset="d", trainer="t", seeds=(1, 1))
     with pytest.raises(ValueError, match=r"1 ≤ switch_epoch < epochs \(3\)"):
-        ExperimentConfig(dataset="d", trainer="t", epochs=3, switch_epoch=3)
-    ExperimentConfig(dataset="d", trainer="t", epochs=3, switch_epoch=3, variants=("none", "mean"))
+        ExperimentConfig(dataset="d", trainer="t", training=TrainingOptions(epochs=3, switch_epoch=3))
+    ExperimentConfig(
+        dataset="d",
+        trainer="t",
+        training=TrainingOptions(epochs=3, switch_epoch=3),
+        variants=("none", "mean"),
+    )
+
+
+#: ``run.json`` of a run written before the training options had their own dataclass (one flat "config";
+#: this one from 2026-12-05, ``rbdm experiment`` on FER2013), and of one older still, from before
+#: ``batch_norm_momentum``, ``train_sizes`` and the test split existed.
+_FLAT_RUN_JSON = {
+    "config": {
+        "analyzer": "deep_taylor", "angle_deg": 5.0, "architecture": "small_cnn", "auc_steps": None,
+        "batch_norm_momentum": 0.9, "batch_size": 32, "cache_dir": "/tmp/relcache",
+        "dataset": "../shared/datasets/fer2013", "deterministic": True, "epochs": 10, "eval_every_steps": 25,
+        "gaze_study": None, "keep_models": False, "learning_rate": 0.001, "n_points": 10, "n_train": 800,
+        "n_val": 2000, "negative_fraction": 0.1, "options": {}, "rgb": False, "seeds": [0, 1, 2, 3, 4],
+        "size_px": 48, "subset_seed": 0, "switch_epoch": 3, "tensorboard": False, "test_fraction": 0.2,
+        "test_split": None, "threshold_share": 0.9, "train_sizes": [500, 2000, 8000], "train_split": "train",
+        "trainer": "/tmp/fer_vgg.keras", "val_split": "validation",
+        "variants": ["none", "negative", "mean", "perceptive", "negative+switch", "mean+switch",
+                     "perceptive+switch"],
+    },
+    "error": "", "finished_utc": "", "masked_images": {}, "started_utc": "2026-12-05T05:50:48+00:00",
+    "status": "running", "test_source": "",
+}  # fmt: skip
+_OLDER_CONFIG = {
+    "dataset": "synthetic:n=50", "trainer": "assets/trainer.keras", "architecture": "MobileNetV2",
+    "options": {"alpha": 0.35}, "epochs": 6, "switch_epoch": 3, "batch_size": 32, "learning_rate": 0.001,
+    "eval_every_steps": 25, "deterministic": True, "seeds": [0], "variants": ["none", "mean+switch"],
+}  # fmt: skip
+
+
+def test_run_folders_with_the_flat_config_of_earlier_versions_still_load(tmp_path: Path) -> None:
+    (tmp_path / "run.json").write_text(json.dumps(_FLAT_RUN_JSON), encoding="utf-8")
+    config = load_run(tmp_path).config
+    assert config.training == TrainingOptions(
+        architecture="small_cnn", options={}, epochs=10, switch_epoch=3, eval_every_steps=25
+    )
+    assert (config.architecture, config.epochs, config.switch_epoch, config.deterministic) == (
+        "small_cnn", 10, 3, True
+    )  # fmt: skip
+    assert config.train_sizes == (500, 2000, 8000) and config.seeds == (0, 1, 2, 3, 4)
+    assert config.to_dict() == _FLAT_RUN_JSON["config"]  # and is written back in the same format
+    write_run_json(ExperimentRun(tmp_path, config, "running", "2026-12-05T05:50:48+00:00"))
+    assert json.loads((tmp_path / "run.json").read_text(encoding="utf-8")) == _FLAT_RUN_JSON
+
+    older = ExperimentConfig.from_dict(_OLDER_CONFIG)  # missing keys take today's defaults
+    assert older.training == TrainingOptions(switch_epoch=3) and older.batch_norm_momentum == 0.9
+    assert older.train_sizes == () and older.test_fraction == 0.2
+    with pytest.raises(ValueError, match=r"learning_rate must be a finite number > 0; got 0"):
+        ExperimentConfig.from_dict({**_OLDER_CONFIG, "learning_rate": 0})
 
 
 def test_new_run_dirs_never_collide(tmp_path: Path) -> None:
@@ -399,12 +448,9 @@ def _planted_run(tmp_path: Path, *, clutter: bool) -> tuple[ExperimentRun, GridD
         size_px=24,
         n_train=None,
         variants=("none", "regions"),
-        architecture="small_cnn",
-        options={},
-        epochs=6,
-        switch_epoch=1,
-        batch_size=16,
-        eval_every_steps=4,
+        training=TrainingOptions(
+            architecture="small_cnn", options={}, epochs=6, switch_epoch=1, batch_size=16, eval_every_steps=4
+        ),
         seeds=DEFAULT_SEEDS,
         tensorboard=False,
     )

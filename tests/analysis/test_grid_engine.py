@@ -31,6 +31,7 @@ from analysis.experiment import (
     nested_subset,
 )
 from analysis.grid_engine import Engine, grid_status, limit_tensorflow_threads, resumable_run, run_grid
+from analysis.trainee import TrainingOptions
 
 _ROOT = Path(__file__).resolve().parents[2]
 _LABELS = ("happy", "sad", "surprise", "anger")
@@ -43,12 +44,9 @@ CONFIG = ExperimentConfig(
     n_train=None,
     variants=("none", "regions"),
     seeds=(0, 1),
-    architecture="small_cnn",
-    options={},
-    epochs=2,
-    switch_epoch=1,
-    batch_size=16,
-    eval_every_steps=2,
+    training=TrainingOptions(
+        architecture="small_cnn", options={}, epochs=2, switch_epoch=1, batch_size=16, eval_every_steps=2
+    ),
     tensorboard=False,
 )
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
+import json
 import math
 from pathlib import Path
 from typing import Any
@@ -16,9 +18,12 @@ from analysis.trainee import (
     CURVE_FIELDS,
     DEFAULT_BATCH_NORM_MOMENTUM,
     DEFAULT_TRAINEE,
+    DEFAULT_TRAINEE_OPTIONS,
+    TRAINING_FIELDS,
     CurveLog,
     CurvePoint,
     TraineeResult,
+    TrainingOptions,
     train_trainee,
 )
 
@@ -40,7 +45,12 @@ def data() -> tuple[Data, Data, Data]:
 
 
 def _train(masked: Data | None, unmasked: Data | None, validation: Data, **kwargs: Any) -> TraineeResult:
-    return train_trainee(masked, unmasked, validation, **{**FAST, **kwargs})
+    """:func:`train_trainee` with :data:`FAST`; keyword arguments that name a :class:`TrainingOptions` field
+    go into ``training``, the others (seed, callbacks) to the function."""
+    arguments = {**FAST, **kwargs}
+    training = TrainingOptions(**{k: v for k, v in arguments.items() if k in TRAINING_FIELDS})
+    others = {k: v for k, v in arguments.items() if k not in TRAINING_FIELDS}
+    return train_trainee(masked, unmasked, validation, training=training, **others)
 
 
 def _values(result: TraineeResult) -> list[tuple[Any, ...]]:
@@ -83,6 +93,41 @@ def test_inconsistent_phases_are_refused(
             switch_epoch=switch_epoch,
             epochs=epochs,
         )
+
+
+def test_training_options_hold_the_defaults_and_refuse_values_out_of_range() -> None:
+    default = TrainingOptions()
+    assert (default.architecture, default.options, default.switch_epoch) == (
+        "MobileNetV2",
+        {"alpha": 0.35},
+        None,
+    )
+    assert default.options == DEFAULT_TRAINEE_OPTIONS and default.options is not DEFAULT_TRAINEE_OPTIONS
+    assert (default.batch_size, default.learning_rate, default.batch_norm_momentum) == (32, 1e-3, 0.9)
+    assert TrainingOptions(architecture="small_cnn").options == {}  # another architecture: its own defaults
+    assert TrainingOptions(options={"alpha": 0.5}).options == {"alpha": 0.5}
+    assert TrainingOptions.from_dict(json.loads(json.dumps(default.to_dict()))) == default
+    assert tuple(default.to_dict()) == TRAINING_FIELDS == tuple(f.name for f in dataclasses.fields(default))
+    with pytest.raises(ValueError, match="unknown training options"):
+        TrainingOptions.from_dict({"epochs": 2, "colour": "red"})
+    for name, value, message in [
+        ("epochs", 0, "epochs must be an integer ≥ 1; got 0"),
+        ("batch_size", 2.5, "batch_size must be an integer ≥ 1; got 2.5"),
+        ("eval_every_steps", True, "eval_every_steps must be an integer ≥ 1; got True"),
+        ("switch_epoch", 0, "switch_epoch must be an integer ≥ 1; got 0"),
+        ("learning_rate", float("nan"), "learning_rate must be a finite number > 0; got nan"),
+        ("batch_norm_momentum", 1.0, r"batch_norm_momentum must lie in \[0, 1\) or be None; got 1.0"),
+        ("architecture", "", "architecture must name a model builder"),
+        ("options", [0.35], "options must be a mapping"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            TrainingOptions(**{name: value})
+    TrainingOptions(switch_epoch=6, epochs=6)  # fine until a switch happens:
+    with pytest.raises(ValueError, match=r"1 ≤ switch_epoch < epochs \(6\); got 6"):
+        TrainingOptions(switch_epoch=6, epochs=6).check_switch()
+    with pytest.raises(ValueError, match="got None"):
+        TrainingOptions().check_switch()
+    TrainingOptions(switch_epoch=5, epochs=6).check_switch()
 
 
 def test_bad_data_and_options_are_refused(data: tuple[Data, Data, Data]) -> None:
@@ -188,7 +233,9 @@ def test_cancelling_stops_after_the_current_step_and_scores_it(data: tuple[Data,
 def test_the_default_mobilenet_v2_trains_on_grey_48_px_faces() -> None:
     rng = np.random.default_rng(0)
     x, y, _ = make_faces(32, size=48, rng=rng)
-    result = train_trainee(None, (x, y), (x[:16], y[:16]), epochs=1, eval_every_steps=1)
+    result = train_trainee(
+        None, (x, y), (x[:16], y[:16]), training=TrainingOptions(epochs=1, eval_every_steps=1)
+    )
     assert result.settings["architecture"] == "MobileNetV2" and result.settings["options"] == {"alpha": 0.35}
     assert result.settings["batch_norm_momentum"] == DEFAULT_BATCH_NORM_MOMENTUM == 0.9
     assert result.model.input_shape == (48, 48, 1)

@@ -11,10 +11,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from analysis.experiment import DEFAULT_TRAINING, ExperimentConfig
 from analysis.geometry import ScreenGeometry
 from analysis.masked_dataset import HEADER_FILE, read_manifest
+from analysis.trainee import TrainingOptions
 from analysis.training import load_trained
-from rbdm_gui.cli.commands_models import DEFAULT_TRAINER, command_line, study_fixation_counts
+from rbdm_gui.cli.commands_models import (
+    DEFAULT_TRAINER,
+    command_line,
+    experiment_config,
+    study_fixation_counts,
+    training_options,
+)
 from rbdm_gui.cli.main import COMMANDS, build_parser, main
 from tracking.records import Fixation, PhaseOnsets, Trial
 from tracking.store import SessionStore
@@ -117,6 +125,51 @@ def test_the_recorded_command_line_parses_back_to_the_same_options(argv: list[st
     assert {k: v for k, v in vars(again).items() if k != "run"} == {
         k: v for k, v in vars(args).items() if k != "run"
     }
+
+
+def test_the_training_options_default_to_the_config_dataclasses() -> None:
+    parser = build_parser()
+    assert training_options(parser.parse_args(["train-trainee"])) == TrainingOptions()
+    experiment = parser.parse_args(["experiment"])
+    assert training_options(experiment) == DEFAULT_TRAINING
+    defaults = ExperimentConfig(dataset="d", trainer="t")
+    assert (experiment.max_train, experiment.max_val) == (defaults.n_train, defaults.n_val)
+    assert (experiment.fraction, experiment.n_points, experiment.angle_deg) == (
+        defaults.negative_fraction, defaults.n_points, defaults.angle_deg
+    )  # fmt: skip
+    assert (experiment.analyzer, experiment.threshold_share, experiment.test_fraction) == (
+        defaults.analyzer, defaults.threshold_share, defaults.test_fraction
+    )  # fmt: skip
+    mask = parser.parse_args(["mask", "--method", "negative"])
+    assert (mask.fraction, mask.n_points, mask.angle_deg) == (
+        defaults.negative_fraction,
+        None,
+        defaults.angle_deg,
+    )
+    trainer = parser.parse_args(["train-trainer"])  # the preset fills these
+    assert (trainer.architecture, trainer.epochs, trainer.batch_size, trainer.learning_rate) == (None,) * 4
+
+
+def test_the_training_flags_keep_their_names_and_meanings(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("rbdm_gui.cli.commands_models._trainer_path", lambda _: Path("t.keras"))
+    argv = "experiment --architecture small_cnn --options {} --epochs 10 --switch-epoch 3 --batch-size 16"
+    argv += " --learning-rate 0.01 --no-deterministic --eval-every 5 --batch-norm-momentum keep"
+    config = experiment_config(build_parser().parse_args(shlex.split(argv)))
+    assert config.training == TrainingOptions(
+        architecture="small_cnn",
+        options={},
+        epochs=10,
+        switch_epoch=3,
+        batch_size=16,
+        learning_rate=0.01,
+        eval_every_steps=5,
+        batch_norm_momentum=None,
+        deterministic=False,
+    )
+    mobile = experiment_config(build_parser().parse_args(["experiment", "--batch-norm-momentum", "0.5"]))
+    assert mobile.options == {"alpha": 0.35} and mobile.batch_norm_momentum == 0.5
+    with pytest.raises(ValueError, match="eval_every_steps must be an integer ≥ 1; got 0"):
+        experiment_config(build_parser().parse_args(["experiment", "--eval-every", "0"]))
 
 
 # --------------------------------------------------------------------------------------------------------

@@ -10,13 +10,16 @@ from pathlib import Path
 
 import pytest
 
-from analysis.experiment import ExperimentProgress, ExperimentRun, load_run, write_run_json
-from analysis.trainee import CurvePoint
+from analysis.experiment import DEFAULT_TRAINING, ExperimentProgress, ExperimentRun, load_run, write_run_json
+from analysis.trainee import CurvePoint, TrainingOptions
 from rbdm_gui.workflows.assets import DEFAULT_TRAINER
 from rbdm_gui.workflows.experiment_form import (
     FORM_DEFAULTS,
+    FORM_TRAINING_FIELDS,
     form_of_run,
+    form_of_training,
     form_request,
+    form_training,
     parse_seeds,
     parse_sizes,
     progress_display,
@@ -137,6 +140,26 @@ def test_a_kept_run_fills_the_form_again(tmp_path: Path) -> None:
     again = form_of_run(load_run(run.run_dir))
     assert set(again) <= set(FORM_DEFAULTS)
     assert form_request({**values, **again}, runs_dir=tmp_path / "other").run_config == request.run_config
+
+
+def test_the_form_maps_to_and_from_the_training_options(tmp_path: Path) -> None:
+    assert form_training(FORM_DEFAULTS) == DEFAULT_TRAINING  # the form's defaults are the experiment's
+    assert {key: FORM_DEFAULTS[key] for key in FORM_TRAINING_FIELDS} == form_of_training(DEFAULT_TRAINING)
+    shown = {
+        "architecture": "small_cnn",
+        "options": {},
+        "epochs": 4,
+        "switch_epoch": 2,
+        "eval_every_steps": 5,
+    }
+    training = form_training(_values(**shown))
+    assert training == TrainingOptions(architecture="small_cnn", options={}, epochs=4, switch_epoch=2,
+                                       eval_every_steps=5)  # fmt: skip
+    assert form_of_training(training) == shown
+    config = form_request(_values(methods=["none"], **shown), runs_dir=tmp_path).config
+    assert config.training == training
+    with pytest.raises(ValueError, match="epochs must be an integer ≥ 1; got 0"):
+        form_request(_values(epochs=0), runs_dir=tmp_path)
 
 
 def _point(step: int) -> CurvePoint:

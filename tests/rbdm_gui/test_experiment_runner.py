@@ -8,6 +8,7 @@ import pytest
 from pytestqt.qtbot import QtBot
 
 from analysis.experiment import ExperimentConfig, ExperimentProgress, load_run
+from analysis.trainee import TrainingOptions
 from rbdm_gui.cli.commands_models import DEFAULT_TRAINER
 from rbdm_gui.screens.experiment_runner import ExperimentRunner
 from rbdm_gui.workflows.experiment_worker import LaunchRequest
@@ -20,9 +21,7 @@ def _request(run_dir: Path, *, dataset: str = "synthetic:n=2") -> LaunchRequest:
         dataset=dataset,
         trainer=str(DEFAULT_TRAINER),
         variants=("none",),
-        architecture="small_cnn",
-        options={},
-        epochs=1,
+        training=TrainingOptions(architecture="small_cnn", options={}, epochs=1),
         tensorboard=False,
     )
     return LaunchRequest(config, str(run_dir))

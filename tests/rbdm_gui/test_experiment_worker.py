@@ -15,7 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from analysis.experiment import VARIANTS, ExperimentConfig, ExperimentProgress, load_run
-from analysis.trainee import CurvePoint
+from analysis.trainee import TRAINING_FIELDS, CurvePoint, TrainingOptions
 from rbdm_gui.workflows.assets import DEFAULT_TRAINER
 from rbdm_gui.workflows.experiment_worker import (
     GAZE_VARIANTS,
@@ -35,18 +35,17 @@ from tests.tracking._study import session_settings, write_study
 
 
 def _config(**changes: object) -> ExperimentConfig:
+    """A tiny config; ``changes`` that name a :class:`TrainingOptions` field go into its ``training``."""
     values: dict[str, object] = {
         "dataset": "synthetic:n=2",
         "trainer": str(DEFAULT_TRAINER),
         "variants": ("none",),
-        "architecture": "small_cnn",
-        "options": {},
-        "epochs": 2,
-        "switch_epoch": 1,
         "tensorboard": False,
     }
-    values.update(changes)
-    return ExperimentConfig(**values)  # type: ignore[arg-type]
+    training: dict[str, object] = {"architecture": "small_cnn", "options": {}, "epochs": 2, "switch_epoch": 1}
+    for key, value in changes.items():
+        (training if key in TRAINING_FIELDS else values)[key] = value
+    return ExperimentConfig(**values, training=TrainingOptions(**training))  # type: ignore[arg-type]
 
 
 # --- choosing variants --------------------------------------------------------------------------------
