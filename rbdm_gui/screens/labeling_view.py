@@ -31,15 +31,16 @@ from PySide6.QtWidgets import (
 from analysis.geometry import ScreenGeometry, StimulusRect
 from rbdm_gui.screens.workers import run_task
 from rbdm_gui.workflows.session import SessionOutcome, session_outcome  # their home; read here by setup_view
+from rbdm_gui.workflows.session_screen import STATUS_SEPARATOR, LabelingScreenModel
 from tracking.clock import now_ms
+from tracking.drivers.base import DriverEvent
 from tracking.protocol import (
-    LabelChoice,
     Listeners,
     Phase,
     PhaseOnset,
     TimingReport,
 )
-from tracking.recording import LabelingSession, SpokenLabel, TrialQuality, give_spoken_label
+from tracking.recording import LabelingSession, SpokenLabel, TrialQuality
 
 __all__ = [
     "BACKGROUND",
@@ -58,8 +59,15 @@ BACKGROUND = QColor(128, 128, 128)
 _TEXT = QColor(20, 20, 20)
 _LABEL = QColor(0, 0, 0)
 _NOTICE = QColor(40, 0, 0)
-_ADVANCE_KEYS = {Qt.Key.Key_Space, Qt.Key.Key_Return, Qt.Key.Key_Enter, Qt.Key.Key_Right}
-_DIGITS = {getattr(Qt.Key, f"Key_{k}"): k for k in range(1, 10)}
+#: Qt's keys by their names in :data:`rbdm_gui.workflows.session_screen.KEYS`.
+_KEY_NAMES: dict[int, str] = {
+    **{getattr(Qt.Key, f"Key_{k}").value: str(k) for k in range(1, 10)},
+    Qt.Key.Key_Space.value: "next",
+    Qt.Key.Key_Right.value: "next",
+    Qt.Key.Key_Return.value: "enter",
+    Qt.Key.Key_Enter.value: "enter",
+    Qt.Key.Key_Escape.value: "escape",
+}
 #: Plausible refresh rates; outside them the platform's answer is not trusted.
 _REFRESH_RANGE_HZ = (20.0, 500.0)
 
@@ -137,7 +145,7 @@ class LabelingView(QWidget):
     Parameters
     ----------
     session : LabelingSession
-        The model; its protocol must not have started yet.
+        The recorded session; its protocol must not have started yet.
     images : mapping of str to QImage
         The stimuli by id.
     geometry : ScreenGeometry
@@ -156,6 +164,8 @@ class LabelingView(QWidget):
 
     Attributes
     ----------
+    model : LabelingScreenModel
+        The texts it shows and what its keys do (Qt-free).
     frames : Listeners of float
         Called after each presented frame with its time (the live monitor draws in the gap that follows).
     """
@@ -176,15 +186,12 @@ class LabelingView(QWidget):
         super().__init__(parent)
         self.session = session
         self.protocol = session.protocol
+        self.model = LabelingScreenModel(session, speech_notice=speech_notice)
         self._images = images
         self._rect = geometry.stimulus_rect()
         self._cross_px = geometry.visual_span_px(1.0)
         self._refresh_hz = refresh_hz
         self._scaled: dict[str, QImage] = {}
-        self._choice = LabelChoice()
-        self._notice = ""
-        self._speech_notice = speech_notice
-        self._problem = ""
         self.pacer = FramePacer(self._frame, self)
         self.frames: Listeners[float] = Listeners()
         self.setWindowTitle("RBDM Studio: labeling")
@@ -199,9 +206,7 @@ class LabelingView(QWidget):
         self.driver_events = _Bridge(self)
         self.driver_events.posted.connect(self._on_driver_event, Qt.ConnectionType.QueuedConnection)
         self.protocol.phase_started.subscribe(self._on_phase)
-        self.protocol.label_changed.subscribe(self._on_label)
-        self.protocol.notice.subscribe(self._on_notice)
-        session.failed.subscribe(self._on_failure)
+        self.model.resumed.subscribe(self._hide_overlay)
 
     @property
     def stimulus_rect(self) -> StimulusRect:
@@ -211,11 +216,11 @@ class LabelingView(QWidget):
     @property
     def speech_notice(self) -> str:
         """Why speech is unavailable (empty when it works); shown while paused, "speech off" in the legend."""
-        return self._speech_notice
+        return self.model.speech_notice
 
     def set_speech_notice(self, text: str) -> None:
         """Why speech is unavailable (shown while paused); empty when it works."""
-        self._speech_notice = text
+        self.model.speech_notice = text
 
     # --- running --------------------------------------------------------------------------------
 
@@ -225,13 +230,10 @@ class LabelingView(QWidget):
         With ``hold`` (a tracker that is not calibrated, say) the session starts paused, showing the
         text, so that nobody labels before reading it; Resume begins the first trial.
         """
-        self.protocol.start()
         self.setCursor(Qt.CursorShape.BlankCursor)
         self.pacer.start(self._refresh_hz)
         self.setFocus()
-        if hold:
-            self._problem = hold
-            self.protocol.pause()
+        self.model.start(hold=hold)
 
     def stop(self) -> None:
         """Stop the frame timer (the session is closed by its owner)."""
@@ -255,7 +257,7 @@ class LabelingView(QWidget):
                 self._paint_cross(painter)
             elif phase is Phase.STIMULUS:
                 self._paint_stimulus(painter)
-                self._paint_status(painter)
+                _paint_status(painter, self, self._image_rect(), self.model)
             elif phase is Phase.FINISHED:
                 self._paint_message(painter, "All stimuli are labelled. Thank you!")
             elif phase is Phase.PAUSED:
@@ -265,6 +267,11 @@ class LabelingView(QWidget):
 
     def _dpr(self) -> float:
         return float(self.devicePixelRatioF())
+
+    def _image_rect(self) -> QRectF:
+        """The stimulus rectangle in the widget's logical coordinates."""
+        dpr, r = self._dpr(), self._rect
+        return QRectF(r.x_px / dpr, r.y_px / dpr, r.width_px / dpr, r.height_px / dpr)
 
     def _paint_cross(self, painter: QPainter) -> None:
         dpr = self._dpr()
@@ -284,43 +291,7 @@ class LabelingView(QWidget):
         if image is None:  # not prepared in time: scale now (may cost a frame)
             image = self._scaled_image(stimulus_id)
             self._scaled[stimulus_id] = image
-        dpr = self._dpr()
-        painter.drawImage(QPointF(self._rect.x_px / dpr, self._rect.y_px / dpr), image)
-
-    def _paint_status(self, painter: QPainter) -> None:
-        """The keys' legend and the label: small but legible, below or beside the image."""
-        font = QFont(self.font())
-        size = max(12, round(self.height() / 70))
-        font.setPixelSize(size)
-        painter.setFont(font)
-        dpr = self._dpr()
-        r = self._rect
-        image = QRectF(r.x_px / dpr, r.y_px / dpr, r.width_px / dpr, r.height_px / dpr)
-        labels = [f"{k}  {label}" for k, label in enumerate(self.protocol.labels, start=1)]
-        if self._speech_notice:
-            labels.append("(speech off: keys only)")
-        status = self._choice.describe()
-        if self._notice:
-            status = f"{status}   ·   {self._notice}" if status else self._notice
-        bottom = Qt.AlignmentFlag.AlignBottom
-        if self.height() - image.bottom() >= 2.4 * size:  # a band below the image
-            band = QRectF(size, self.height() - 2.2 * size, self.width() - 2 * size, 1.6 * size)
-            left, right, legend = band, band, "     ".join(labels)
-        elif image.left() >= 8 * size:  # bands beside the image
-            left = QRectF(size, 0, image.left() - 2 * size, self.height() - size)
-            right = QRectF(
-                image.right() + size, 0, self.width() - image.right() - 2 * size, self.height() - size
-            )
-            legend, status = "\n".join(labels), status.replace("   ·   ", "\n")
-        else:  # no room outside the image: its bottom edge, on a faint band
-            left = right = QRectF(0, self.height() - 1.8 * size, self.width(), 1.8 * size)
-            painter.fillRect(left, QColor(128, 128, 128, 200))
-            left, right = left.adjusted(size, 0, -size, 0), right.adjusted(size, 0, -size, 0)
-            legend = "   ".join(labels)
-        painter.setPen(_TEXT)
-        painter.drawText(left, Qt.AlignmentFlag.AlignLeft | bottom, legend)
-        painter.setPen(_NOTICE if self._notice and self._choice.label is None else _LABEL)
-        painter.drawText(right, Qt.AlignmentFlag.AlignRight | bottom | Qt.TextFlag.TextWordWrap, status)
+        painter.drawImage(self._image_rect().topLeft(), image)
 
     def _paint_message(self, painter: QPainter, text: str) -> None:
         font = QFont(self.font())
@@ -393,13 +364,7 @@ class LabelingView(QWidget):
         self._overlay.hide()
 
     def _show_overlay(self) -> None:
-        done = self.protocol.position
-        total = len(self.protocol.stimulus_ids)
-        lines = [
-            f"{done} of {total} stimuli are labelled and saved. Resume continues with stimulus {done + 1}.",
-        ]
-        lines += [text for text in (self._problem, self._speech_notice) if text]
-        self._overlay_text.setText("\n\n".join(lines))
+        self._overlay_text.setText(self.model.pause_text())
         self._overlay.setFixedWidth(min(640, max(320, self.width() - 40)))
         self._overlay.adjustSize()
         self._overlay.move(
@@ -409,36 +374,27 @@ class LabelingView(QWidget):
         self.setCursor(Qt.CursorShape.ArrowCursor)
         self.resume_button.setFocus()
 
+    def _hide_overlay(self, _: None = None) -> None:
+        self._overlay.hide()
+        self.setCursor(Qt.CursorShape.BlankCursor)
+        self.setFocus()
+
     def pause(self) -> None:
         """Pause (Esc): the trial on screen is shown again from its start after :meth:`resume`."""
-        self.protocol.pause()
+        self.model.pause()
 
     @Slot()
     def resume(self) -> None:
         """Hide the overlay and continue with the next stimulus without a trial."""
-        self._problem = ""
-        self._overlay.hide()
-        self.setCursor(Qt.CursorShape.BlankCursor)
-        self.protocol.resume()
-        self.setFocus()
+        self.model.resume()
 
     # --- input ----------------------------------------------------------------------------------
 
     def keyPressEvent(self, event: QKeyEvent) -> None:
-        key = event.key()
-        phase = self.protocol.phase
-        if phase is Phase.PAUSED:
-            if key in (Qt.Key.Key_Return, Qt.Key.Key_Enter):
-                self.resume()
-            return
-        if key == Qt.Key.Key_Escape:
-            self.pause()
-        elif key in _DIGITS:
-            self.protocol.key_label(_DIGITS[key])
-        elif key in _ADVANCE_KEYS:
-            self.protocol.advance()
-        else:
-            super().keyPressEvent(event)
+        key = _KEY_NAMES.get(event.key())
+        if key is None or not self.model.press(key):
+            if self.protocol.phase is not Phase.PAUSED:
+                super().keyPressEvent(event)
 
     def closeEvent(self, event: QCloseEvent) -> None:
         """Closing the window (window manager, Alt+F4) quits the session like "Quit session"."""
@@ -451,45 +407,52 @@ class LabelingView(QWidget):
 
     def _on_phase(self, onset: PhaseOnset) -> None:
         if onset.phase is Phase.BLANK and onset.stimulus_id is not None:
-            self._notice = ""
             self._prepare(onset.stimulus_id)
         elif onset.phase is Phase.PAUSED:
             self._show_overlay()
         elif onset.phase is Phase.FINISHED:
             self.finished.emit()
 
-    def _on_label(self, choice: LabelChoice) -> None:
-        self._choice = choice
-        if choice.label is not None:
-            self._notice = ""
-
-    def _on_notice(self, text: str) -> None:
-        self._notice = text
-
-    def _on_failure(self, message: str) -> None:
-        self._problem = message
-        self.protocol.pause()
-
     @Slot(object)
     def _on_recognition(self, spoken: object) -> None:
         if isinstance(spoken, SpokenLabel):
-            give_spoken_label(self.protocol, spoken)
+            self.model.spoken(spoken)
 
     @Slot(object)
     def _on_speech_problem(self, message: object) -> None:
-        self._notice = f"speech: {message}"
+        self.model.speech_problem(str(message))
 
     @Slot(object)
     def _on_driver_event(self, event: object) -> None:
-        message = str(getattr(event, "message", event))
-        state = getattr(getattr(event, "state", None), "value", "")
-        kind = getattr(getattr(event, "kind", None), "value", "")
-        if kind == "device_notice":  # e.g. the tracker lost its calibration
-            self._notice = f"tracker: {message}"
-        elif state in ("lost", "disconnected"):
-            self._problem = f"Tracker: {message}"
-            if self.protocol.phase is Phase.STIMULUS:
-                self._notice = "tracker lost"
+        if isinstance(event, DriverEvent):
+            self.model.driver_event(event)
+
+
+def _paint_status(painter: QPainter, view: QWidget, image: QRectF, model: LabelingScreenModel) -> None:
+    """The keys' legend and the label: small but legible, below or beside the image."""
+    font = QFont(view.font())
+    size = max(12, round(view.height() / 70))
+    font.setPixelSize(size)
+    painter.setFont(font)
+    width, height = view.width(), view.height()
+    labels, status = model.legend(), model.status()
+    bottom = Qt.AlignmentFlag.AlignBottom
+    if height - image.bottom() >= 2.4 * size:  # a band below the image
+        band = QRectF(size, height - 2.2 * size, width - 2 * size, 1.6 * size)
+        left, right, legend = band, band, "     ".join(labels)
+    elif image.left() >= 8 * size:  # bands beside the image
+        left = QRectF(size, 0, image.left() - 2 * size, height - size)
+        right = QRectF(image.right() + size, 0, width - image.right() - 2 * size, height - size)
+        legend, status = "\n".join(labels), status.replace(STATUS_SEPARATOR, "\n")
+    else:  # no room outside the image: its bottom edge, on a faint band
+        left = right = QRectF(0, height - 1.8 * size, width, 1.8 * size)
+        painter.fillRect(left, QColor(128, 128, 128, 200))
+        left, right = left.adjusted(size, 0, -size, 0), right.adjusted(size, 0, -size, 0)
+        legend = "   ".join(labels)
+    painter.setPen(_TEXT)
+    painter.drawText(left, Qt.AlignmentFlag.AlignLeft | bottom, legend)
+    painter.setPen(_NOTICE if model.warning else _LABEL)
+    painter.drawText(right, Qt.AlignmentFlag.AlignRight | bottom | Qt.TextFlag.TextWordWrap, status)
 
 
 _PHASE_NAMES = {
