@@ -168,7 +168,13 @@ def _run(args: argparse.Namespace, *, monitor: bool) -> _Result:
     from rbdm_gui.screens.labeling_view import LabelingView, screen_refresh, to_qimage
     from tracking.drivers import MouseSimulator
     from tracking.protocol import LabelingProtocol, Phase, PhaseOnset, ProtocolTiming
-    from tracking.recording import LabelingSession, gaze_recording, load_stimuli, open_labeling_session
+    from tracking.recording import (
+        LabelingSession,
+        gaze_recording,
+        load_stimuli,
+        open_labeling_session,
+        stimulus_settings,
+    )
     from tracking.store import SessionStore
 
     screen = QGuiApplication.primaryScreen()
@@ -179,18 +185,7 @@ def _run(args: argparse.Namespace, *, monitor: bool) -> _Result:
     stimuli = load_stimuli(_SPEC, split="test", max_stimuli=args.trials)
     images = {key: to_qimage(image) for key, image in stimuli.images.items()}
     ids = list(stimuli.ids)
-    rect = geometry.stimulus_rect()
-    settings = {
-        "stimulus_set": "benchmark",
-        "stimuli": _SPEC,
-        "split": "test",
-        "stimulus_rect": {
-            "x_px": rect.x_px,
-            "y_px": rect.y_px,
-            "width_px": rect.width_px,
-            "height_px": rect.height_px,
-        },
-    }
+    settings = stimulus_settings("benchmark", stimuli, geometry.stimulus_rect())
     timing = ProtocolTiming()
     result = _Result([], [], 0.0)
 

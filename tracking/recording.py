@@ -37,7 +37,7 @@ from numpy.typing import NDArray
 
 from analysis._validation import check_count
 from analysis.datasets import open_dataset
-from analysis.geometry import ScreenGeometry
+from analysis.geometry import ScreenGeometry, StimulusRect
 from tracking.drivers.base import DriverEvent, GazeDriver
 from tracking.fixations import FixationDetector
 from tracking.protocol import (
@@ -49,11 +49,20 @@ from tracking.protocol import (
     PhaseOnset,
     counterbalanced_order,
 )
-from tracking.records import SETTING_STIMULUS_SET, Fixation, GazeSample, Session
+from tracking.records import (
+    SETTING_SPLIT,
+    SETTING_STIMULI,
+    SETTING_STIMULUS_RECT,
+    SETTING_STIMULUS_SET,
+    Fixation,
+    GazeSample,
+    Session,
+)
 from tracking.speech.base import Recognition, SpeechRecogniser
 from tracking.store import SampleWriter, SessionStore
 
 __all__ = [
+    "LONG_GAP_MS",
     "SETTING_ORDER_DESIGN",
     "Cancelled",
     "GazeRecorder",
@@ -71,6 +80,7 @@ __all__ = [
     "open_labeling_session",
     "participant_states",
     "plan_session",
+    "stimulus_settings",
     "trial_quality",
 ]
 
@@ -688,12 +698,12 @@ def begin_session(
 #: Valid gaze on the image for at least this long without any fixation is reported, not stored silently.
 _SILENT_GAZE_MS = 100.0
 #: A stretch without valid gaze at least this long is pointed out (longer than a blink's 100-400 ms).
-_LONG_GAP_MS = 500.0
+LONG_GAP_MS = 500.0
 
 
 @dataclass(frozen=True, slots=True)
 class TrialQuality:
-    """The gaze behind one stored trial, for the session report (RBDM §5.3.1).
+    """The gaze behind one finished trial: for the session report and the live monitor (RBDM §5.3.1).
 
     Parameters
     ----------
@@ -713,7 +723,18 @@ class TrialQuality:
         The tracker's events during the trial (lost, reconnected, not calibrated...).
     note : str
         What deserves a look: valid gaze on the image but no fixation, no valid sample at all, or
-        no valid sample for 500 ms and more.
+        no valid sample for :data:`LONG_GAP_MS` and more.
+    label : str
+        The label given ("" where not known).
+    label_source : str
+        ``"speech"`` or ``"keyboard"`` ("" where not known).
+    confidence : float or None
+        The recogniser's confidence in a spoken label.
+    dropped_frames : int or None
+        Dropped display frames of the participant's screen during the trial; None where the store
+        holds no frame statistics for it.
+    flagged : str
+        Why the experimenter marked the trial bad (``SessionStore.flag_trial``); "" when not marked.
     """
 
     position: int
@@ -724,6 +745,11 @@ class TrialQuality:
     n_fixations: int
     events: tuple[str, ...] = ()
     note: str = ""
+    label: str = ""
+    label_source: str = ""
+    confidence: float | None = None
+    dropped_frames: int | None = None
+    flagged: str = ""
 
 
 def trial_quality(
@@ -744,9 +770,10 @@ def trial_quality(
     Returns
     -------
     list of TrialQuality
-        One per stored trial, in order; a trial whose image had at least 100 ms of valid gaze but no
-        fixation says so in its ``note``.
+        One per stored trial, in order, with its label, dropped frames and flag; a trial whose image
+        had at least 100 ms of valid gaze but no fixation says so in its ``note``.
     """
+    frames, flags = store.trial_frames(session_id), store.flagged_trials(session_id)
     out = []
     for trial in store.trials(session_id):
         phases = trial.phases
@@ -757,16 +784,7 @@ def trial_quality(
         on_image = valid_t[(valid_t >= onset) & (valid_t < stop)]
         n_fixations = len(store.fixations(session_id, trial.position))
         gap_ms = float(np.diff(edges).max())
-        note = ""
-        if len(samples) and not valid_t.size:
-            note = "no valid gaze sample"
-        elif not n_fixations and on_image.size > 1 and on_image[-1] - on_image[0] >= _SILENT_GAZE_MS:
-            note = (
-                f"valid gaze on the image for {on_image[-1] - on_image[0]:.0f} ms but no fixation; "
-                "check the fixation detector's parameters"
-            )
-        elif gap_ms >= _LONG_GAP_MS:
-            note = f"no valid gaze for {gap_ms:.0f} ms (a blink, lost tracking or a stalled tracker)"
+        trial_frames = frames.get(trial.position)
         out.append(
             TrialQuality(
                 position=trial.position,
@@ -776,10 +794,32 @@ def trial_quality(
                 longest_gap_ms=gap_ms,
                 n_fixations=n_fixations,
                 events=tuple(f"{e.kind.value}: {e.message}" for e in events if start <= e.t_ms <= stop),
-                note=note,
+                note=_quality_note(len(samples), valid_t.size, n_fixations, on_image, gap_ms),
+                label=trial.label,
+                label_source=trial.label_source,
+                confidence=trial.confidence,
+                dropped_frames=None if trial_frames is None else trial_frames.dropped_frames,
+                flagged=flags.get(trial.position, ""),
             )
         )
     return out
+
+
+def _quality_note(
+    n_samples: int, n_valid: int, n_fixations: int, on_image_t_ms: NDArray[np.float64], gap_ms: float
+) -> str:
+    """What deserves a look in a trial's gaze, or ""."""
+    if n_samples and not n_valid:
+        return "no valid gaze sample"
+    seen_ms = float(on_image_t_ms[-1] - on_image_t_ms[0]) if on_image_t_ms.size > 1 else 0.0
+    if not n_fixations and seen_ms >= _SILENT_GAZE_MS:
+        return (
+            f"valid gaze on the image for {seen_ms:.0f} ms but no fixation; "
+            "check the fixation detector's parameters"
+        )
+    if gap_ms >= LONG_GAP_MS:
+        return f"no valid gaze for {gap_ms:.0f} ms (a blink, lost tracking or a stalled tracker)"
+    return ""
 
 
 # --- stimuli ------------------------------------------------------------------------------------
@@ -797,6 +837,46 @@ class StimulusSet:
     def ids(self) -> tuple[str, ...]:
         """The stimulus ids in dataset order."""
         return tuple(self.images)
+
+
+def stimulus_settings(stimulus_set: str, stimuli: StimulusSet, stimulus_rect: StimulusRect) -> dict[str, Any]:
+    """The session settings that say which stimuli a session shows and where it draws them.
+
+    The part of ``Session.settings`` that resuming (:func:`plan_session`) and the study readers
+    (:func:`tracking.study.read_study`, :func:`tracking.study.session_stimulus_rect`) read back;
+    a new session stores it with its other settings.
+
+    Parameters
+    ----------
+    stimulus_set : str
+        The stimulus set's identity: a session is resumed only with the same one.
+    stimuli : StimulusSet
+        The images shown (their dataset spec and split are stored).
+    stimulus_rect : StimulusRect
+        Where the image is drawn on the participant's screen, in screen pixels.
+
+    Returns
+    -------
+    dict
+        ``stimulus_set``, ``stimuli``, ``split`` and ``stimulus_rect`` (``x_px``, ``y_px``,
+        ``width_px``, ``height_px``).
+
+    References
+    ----------
+    .. [1] Schiller et al. (2020), Relevance-Based Data Masking, §5.3.1 (the stimuli shown) and §5.3.2
+       (fixations mapped from the screen onto the image).
+    """
+    return {
+        SETTING_STIMULUS_SET: stimulus_set,
+        SETTING_STIMULI: stimuli.spec,
+        SETTING_SPLIT: stimuli.split,
+        SETTING_STIMULUS_RECT: {
+            "x_px": stimulus_rect.x_px,
+            "y_px": stimulus_rect.y_px,
+            "width_px": stimulus_rect.width_px,
+            "height_px": stimulus_rect.height_px,
+        },
+    }
 
 
 def load_stimuli(

@@ -20,10 +20,14 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from analysis.geometry import ScreenGeometry
+
+if TYPE_CHECKING:
+    from tracking.recording import StimulusSet
 
 __all__ = ["main", "record_demo_gaze"]
 
@@ -55,23 +59,15 @@ def record_demo_gaze(path: Path, *, seconds: float = 30.0, seed: int = 1) -> Pat
     return path
 
 
-def _write_others(study: Path, key: str, ids: tuple[str, ...]) -> None:
+def _write_others(study: Path, key: str, stimuli: StimulusSet) -> None:
     """Two annotators who labelled the faces before, looking near the eyes and the mouth."""
+    from tracking.recording import stimulus_settings
     from tracking.records import Fixation, PhaseOnsets, Trial
     from tracking.store import SessionStore
 
     rect = _GEOMETRY.stimulus_rect()
-    settings = {
-        "stimulus_set": key,
-        "stimuli": _SPEC,
-        "split": "test",
-        "stimulus_rect": {
-            "x_px": rect.x_px,
-            "y_px": rect.y_px,
-            "width_px": rect.width_px,
-            "height_px": rect.height_px,
-        },
-    }
+    settings = stimulus_settings(key, stimuli, rect)
+    ids = stimuli.ids
     rng = np.random.default_rng(5)
     with SessionStore(study) as store:
         for name in ("ANNA", "BEN"):
@@ -133,8 +129,8 @@ def main(argv: list[str] | None = None) -> int:
         distance_cm=_GEOMETRY.distance_cm,
         calibrate=False,
     )
-    ids = load_stimuli(_SPEC, split="test", max_stimuli=args.trials, seed=0).ids
-    _write_others(Path(settings.study_path), settings.stimulus_set_key(), ids)
+    stimuli = load_stimuli(_SPEC, split="test", max_stimuli=args.trials, seed=0)
+    _write_others(Path(settings.study_path), settings.stimulus_set_key(), stimuli)
     gaze = record_demo_gaze(folder / "gaze.tsv")
     run = SessionRun(settings, make_driver=lambda s, g: ReplayDriver(gaze, loop=True), show_report=False)
     panel = MonitorPanel()

@@ -9,12 +9,13 @@ rate.
 While the labeling screen runs, a redraw follows one of its presented frames (its ``frames``
 listeners), so that it falls into the idle time before the participant's next frame instead of
 delaying it; a timer takes over when no frame comes (calibration, the session's end).
-Each stored trial asks :class:`~rbdm_gui.workflows.monitor_model.TableRunner` for the running Table 1 in a
-worker process, which waits while the participant's screen shows the timed phases. The panel's
-controls become session calls: pause and resume the labeling screen,
-re-calibrate before the next trial, and flag a trial as bad in the study file (on a worker thread,
-so that the participant's screen never waits for the disk; a trial still on screen is flagged
-once it is stored).
+Each stored trial and each trial marked bad asks for the running Table 1 again
+(:class:`~rbdm_gui.workflows.monitor_table.RunningTable`), computed in a worker process
+(:class:`~rbdm_gui.workflows.monitor_table.TableRunner`) which waits while the participant's screen
+shows the timed phases. The panel's controls become session calls: pause and resume the labeling
+screen, re-calibrate before the next trial, and flag a trial as bad in the study file (on a worker
+thread, so that the participant's screen never waits for the disk; a trial still on screen is
+flagged once it is stored).
 """
 
 from __future__ import annotations
@@ -30,17 +31,11 @@ from PySide6.QtCore import QObject, QTimer
 from rbdm_gui.screens.monitor_view import MonitorPanel
 from rbdm_gui.screens.workers import run_task
 from rbdm_gui.workflows.assets import DEFAULT_TRAINER
-from rbdm_gui.workflows.monitor_model import (
-    MONITOR_RATE_HZ,
-    MonitorModel,
-    ParticipantTable,
-    TableRequest,
-    TableRunner,
-    TrialSummary,
-    attach_monitor,
-)
+from rbdm_gui.workflows.monitor_model import MONITOR_RATE_HZ, MonitorModel, attach_monitor
+from rbdm_gui.workflows.monitor_table import RunningTable, TableRequest, TableRunner
 from tracking.clock import now_ms
 from tracking.protocol import TIMED_PHASES, PhaseOnset
+from tracking.recording import TrialQuality
 from tracking.study import session_stimulus_rect
 
 __all__ = ["SessionMonitor"]
@@ -80,7 +75,7 @@ class SessionMonitor(QObject):
         self.model: MonitorModel | None = None
         self.run: Any = None
         self._runner = TableRunner(in_process=in_process)
-        self._request: TableRequest | None = None
+        self._table: RunningTable | None = None
         self._detach: Callable[[], None] | None = None
         self._pending_flags: set[int] = set()
         self._interval_s = 1.0 / rate_hz
@@ -111,7 +106,7 @@ class SessionMonitor(QObject):
             nominal_rate_hz=driver.nominal_rate_hz,
             driver_status=lambda: (driver.state, getattr(driver, "calibrated", None)),
         )
-        model.trial_added.append(self._on_trial)
+        model.trial_added.subscribe(self._on_trial)
         self._detach = attach_monitor(
             model,
             protocol=protocol,
@@ -138,16 +133,19 @@ class SessionMonitor(QObject):
         self.panel.show_session(
             geometry=session.geometry, stimulus_rect=session_stimulus_rect(session), images=run.images
         )
-        self._request = TableRequest(
+        request = TableRequest(
             study_path=str(run.store.path),
             participant=run.settings.participant,
             stimulus_set=run.settings.stimulus_set_key(),
             trainer_path=None if self.trainer_path is None else str(self.trainer_path),
             stimulus_ids=tuple(protocol.stimulus_ids),
         )
+        if self._table is not None:
+            self._table.close()
+        self._table = RunningTable(model, self._runner, request)
         self._runner.start()
         if run.start_position > 0:  # a resumed session: its stored trials count from the start
-            self._runner.request(self._request)
+            self._table.refresh()
         run.ended.connect(self._ended)
         run.failed.connect(self._ended)
         self.timer.start()
@@ -155,7 +153,8 @@ class SessionMonitor(QObject):
         return True
 
     def detach(self) -> None:
-        """Stop listening to the session (the panel keeps what it shows)."""
+        """Stop listening to the session (the panel keeps what it shows; marking a trial bad still
+        refreshes its Table 1)."""
         if self._detach is not None:
             self._detach()
             self._detach = None
@@ -196,25 +195,18 @@ class SessionMonitor(QObject):
         if model is None:
             return
         self._last_tick_s = time.perf_counter()
-        result = self._runner.poll()
-        if isinstance(result, ParticipantTable):
-            model.set_table(result, "computing…" if self._runner.busy else "")
-        elif isinstance(result, BaseException):
-            model.set_table(None, f"not computed: {result}")
+        if self._table is not None:
+            self._table.poll()
         run = self.run
         model.recalibration_pending = bool(getattr(run, "recalibration_pending", False))
         self.panel.show_snapshot(model.update(now_ms()))
         if self._detach is None and not self._runner.busy:
             self.timer.stop()
 
-    def _on_trial(self, summary: TrialSummary) -> None:
-        if self._request is not None:
-            self._runner.request(self._request)
-            if self.model is not None:
-                self.model.set_table(None, "computing…")
-        if summary.position in self._pending_flags:
-            self._pending_flags.discard(summary.position)
-            self._flag(summary.position)
+    def _on_trial(self, quality: TrialQuality) -> None:
+        if quality.position in self._pending_flags:
+            self._pending_flags.discard(quality.position)
+            self._flag(quality.position)
 
     # --- controls -----------------------------------------------------------------------------------
 
@@ -244,7 +236,7 @@ class SessionMonitor(QObject):
             self._flag(position)
         else:
             self._pending_flags.add(position)
-            model.set_flag(position, "to be flagged once stored")
+            model.set_flag(position, "to be flagged once stored", in_store=False)
 
     def _flag(self, position: int) -> None:
         store, session_id, model = self.run.store, self.run.session_id, self.model
@@ -255,10 +247,11 @@ class SessionMonitor(QObject):
 
         def done(flagged: int) -> None:
             if model is not None:
-                model.set_flag(flagged, _REASON)
+                model.set_flag(flagged, _REASON)  # Table 1 is computed again at once, without it
+                self.timer.start()  # to poll for that table, also after the session's end
 
         def failed(error: BaseException) -> None:
             if model is not None:
-                model.set_flag(position, f"not flagged: {error}")
+                model.set_flag(position, f"not flagged: {error}", in_store=False)
 
         run_task(write, on_result=done, on_error=failed)

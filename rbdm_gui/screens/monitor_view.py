@@ -19,12 +19,12 @@ puts it in a window on a second screen, or docks it in the main window when ther
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 
 import numpy as np
 from numpy.typing import NDArray
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QColor, QFont, QGuiApplication, QImage, QScreen
+from PySide6.QtGui import QFont, QGuiApplication, QImage, QScreen
 from PySide6.QtWidgets import (
     QDockWidget,
     QFormLayout,
@@ -35,16 +35,17 @@ from PySide6.QtWidgets import (
     QPushButton,
     QSplitter,
     QTableWidget,
-    QTableWidgetItem,
     QVBoxLayout,
     QWidget,
 )
 
 from analysis.geometry import ScreenGeometry, StimulusRect
 from rbdm_gui.screens.monitor_gaze import GazeView
+from rbdm_gui.screens.monitor_trials import TrialsTable
 from rbdm_gui.screens.table1_widget import fill_table1
-from rbdm_gui.workflows.monitor_model import MonitorSnapshot, TrialSummary
+from rbdm_gui.workflows.monitor_model import MonitorSnapshot
 from tracking.protocol import Phase
+from tracking.recording import TrialQuality
 
 __all__ = ["NUMBERS_RATE_HZ", "MonitorPanel", "MonitorWindow", "fixation_sizes_px", "place_monitor"]
 
@@ -62,9 +63,6 @@ _PHASE_COLOURS = {
     Phase.FINISHED: "#1f4e9c",
     Phase.IDLE: "#5f6b7a",
 }
-_TRIAL_COLUMNS = ("trial", "stimulus", "label", "valid %", "longest gap ms", "fixations", "dropped", "flag")
-_BAD = QColor(176, 0, 32)
-_WARN = QColor(150, 60, 0)
 
 
 def fixation_sizes_px(durations_ms: NDArray[np.float64]) -> NDArray[np.float64]:
@@ -112,8 +110,7 @@ class MonitorPanel(QWidget):
         self._sources: Mapping[str, QImage] = {}
         self._rect = StimulusRect(0.0, 0.0, 1.0, 1.0)
         self._shown_image: tuple[str | None, bool] = (None, False)
-        self._trials: tuple[TrialSummary, ...] | None = None
-        self._rows: list[TrialSummary] = []
+        self._trials: tuple[TrialQuality, ...] | None = None
         self._table: object = None
         self._phase = Phase.IDLE
         self._position = 0
@@ -138,12 +135,7 @@ class MonitorPanel(QWidget):
         top = QHBoxLayout()
         top.addLayout(left, 3)
         top.addWidget(self._numbers(), 2)
-        self.trials_table = QTableWidget(0, len(_TRIAL_COLUMNS))
-        self.trials_table.setHorizontalHeaderLabels(_TRIAL_COLUMNS)
-        self.trials_table.verticalHeader().hide()
-        self.trials_table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
-        self.trials_table.setSelectionBehavior(QTableWidget.SelectionBehavior.SelectRows)
-        self.trials_table.setSelectionMode(QTableWidget.SelectionMode.SingleSelection)
+        self.trials_table = TrialsTable()
         self.table1 = QTableWidget(0, 0)
         self.table1.verticalHeader().hide()
         self.table1.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
@@ -240,8 +232,7 @@ class MonitorPanel(QWidget):
         self.gaze_view.set_image(None)
         self.gaze_view.set_cross(False)
         self.table1.setRowCount(0)
-        self.trials_table.setRowCount(0)
-        self._rows = []
+        self.trials_table.clear_trials()
         for button in (self.pause_button, self.recalibrate_button, self.bad_button):
             button.setEnabled(True)
 
@@ -258,7 +249,7 @@ class MonitorPanel(QWidget):
             self._show_numbers(snapshot)
         if snapshot.trials is not self._trials and snapshot.trials != self._trials:
             self._trials = snapshot.trials
-            self._fill_trials(snapshot.trials)
+            self.trials_table.show_trials(snapshot.trials)
         if snapshot.table is not self._table:
             self._table = snapshot.table
             if snapshot.table is not None:
@@ -324,41 +315,6 @@ class MonitorPanel(QWidget):
         )
         self._set_text(self.events_label, "\n".join(tracker.events) or "none")
 
-    def _fill_trials(self, trials: Sequence[TrialSummary]) -> None:
-        """Fill the rows that are new or changed (a flag); columns sized once, on the first rows."""
-        table = self.trials_table
-        shown, self._rows = self._rows, list(trials)
-        table.setRowCount(len(trials))
-        right = Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
-        for row, s in enumerate(trials):
-            if row < len(shown) and shown[row] == s:
-                continue
-            label = s.label + (f" ({s.confidence:.2f})" if s.confidence is not None else "")
-            cells = (
-                str(s.position + 1),
-                s.stimulus_id,
-                label,
-                _percent(s.valid_share).replace(" %", ""),
-                f"{s.longest_gap_ms:.0f}",
-                str(s.n_fixations),
-                str(s.dropped_frames),
-                s.flagged,
-            )
-            for column, text in enumerate(cells):
-                item = QTableWidgetItem(text)
-                item.setData(Qt.ItemDataRole.UserRole, s.position)
-                if column in (0, 3, 4, 5, 6):
-                    item.setTextAlignment(right)
-                if s.flagged:
-                    item.setForeground(_BAD)
-                elif s.n_fixations == 0 or s.longest_gap_ms >= 500.0 or s.valid_share < 0.8:
-                    item.setForeground(_WARN)
-                table.setItem(row, column, item)
-        if not shown:
-            table.resizeColumnsToContents()
-        if len(trials) > len(shown):
-            table.scrollToBottom()
-
     @staticmethod
     def _table1_text(snapshot: MonitorSnapshot) -> str:
         result = snapshot.table
@@ -390,9 +346,8 @@ class MonitorPanel(QWidget):
         self.recalibrate_requested.emit()
 
     def _mark_bad(self) -> None:
-        chosen = self.trials_table.selectedItems()
-        position = chosen[0].data(Qt.ItemDataRole.UserRole) if chosen else self._position
-        self.mark_bad_requested.emit(int(position))
+        chosen = self.trials_table.chosen_position()
+        self.mark_bad_requested.emit(self._position if chosen is None else chosen)
 
 
 class MonitorWindow(QMainWindow):

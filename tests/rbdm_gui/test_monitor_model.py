@@ -1,4 +1,5 @@
-"""The live monitor's Qt-free model: a recorded session replayed into it, checked against the store."""
+"""The live monitor's Qt-free model, quality and running Table 1: a recorded session replayed into it,
+checked against the store."""
 
 from __future__ import annotations
 
@@ -11,15 +12,13 @@ import pytest
 
 from rbdm_gui.workflows.monitor_model import (
     FixationTap,
-    GazeQuality,
     LabelStatus,
     MonitorModel,
-    TableRequest,
-    TableRunner,
     attach_monitor,
-    participant_table,
     phase_text,
 )
+from rbdm_gui.workflows.monitor_quality import GazeQuality
+from rbdm_gui.workflows.monitor_table import RunningTable, TableRequest, TableRunner, participant_table
 from tests.tracking._study import GEOMETRY, RECT, STIMULI, session_settings, write_study
 from tracking.clock import now_ms
 from tracking.drivers import ReplayDriver
@@ -27,9 +26,17 @@ from tracking.drivers.base import DriverEvent, DriverEventKind, DriverState
 from tracking.drivers.replay import write_samples
 from tracking.errors import StoreError
 from tracking.fixations import DETECTORS
-from tracking.protocol import LabelChoice, LabelingProtocol, Phase, PhaseOnset, ProtocolTiming, stimulus_order
+from tracking.protocol import (
+    FinishedTrial,
+    LabelChoice,
+    LabelingProtocol,
+    Phase,
+    PhaseOnset,
+    ProtocolTiming,
+    stimulus_order,
+)
 from tracking.recording import LabelingSession, gaze_recording, open_labeling_session, trial_quality
-from tracking.records import Fixation, GazeSample
+from tracking.records import Fixation, GazeSample, PhaseOnsets, Trial, TrialFrames
 from tracking.store import SessionStore
 from tracking.study import StudyComparison, load_stimulus_images, read_study
 
@@ -140,6 +147,13 @@ def test_a_replayed_session_gives_the_stores_valid_share_gap_and_fixations(repla
         assert summary.valid_share == pytest.approx(quality.valid_share)
         assert summary.longest_gap_ms == pytest.approx(quality.longest_gap_ms)
         assert summary.n_fixations == quality.n_fixations
+        assert (summary.label, summary.label_source, summary.confidence) == (
+            quality.label,
+            quality.label_source,
+            quality.confidence,
+        )
+        assert summary.dropped_frames == quality.dropped_frames is not None
+        assert summary.flagged == quality.flagged == ""
     assert sum(s.n_fixations for s in seen) >= 3  # a new point every 400 ms while each image shows 600 ms
     blinked = [s for s in seen if s.valid_share < 1.0]
     assert blinked and max(s.longest_gap_ms for s in blinked) >= 290.0  # the 300 ms blink
@@ -174,6 +188,8 @@ def test_the_running_table_1_is_the_compare_screens_rows_of_the_participant(repl
         np.testing.assert_allclose(row.values, rows[(row.id_1, row.id_2)], rtol=1e-12, equal_nan=True)
     assert result.n_stimuli == 3 and result.others == ("P01", "P02") and result.model_id is None
     assert all(0 < n <= 3 for n in result.counts.values())
+    counts = StudyComparison(full, load_stimulus_images(full)).tables().pair_counts  # Compare's counts
+    assert result.counts == {pair: n for pair, n in counts.items() if "P03" in pair}
 
 
 def test_the_table_runner_returns_the_newest_request_and_errors_as_values(replayed) -> None:
@@ -297,15 +313,73 @@ def test_a_trial_marked_bad_is_kept_and_flagged_in_the_store(tmp_path: Path) -> 
 def test_the_table_worker_waits_while_held_and_never_cancels(monkeypatch: pytest.MonkeyPatch) -> None:
     import threading
 
-    from rbdm_gui.workflows import monitor_model
+    from rbdm_gui.workflows import monitor_table
 
     hold = threading.Event()
     hold.set()
-    monkeypatch.setattr(monitor_model, "_HOLD", hold)
+    monkeypatch.setattr(monitor_table, "_HOLD", hold)
     threading.Timer(0.15, hold.clear).start()  # the stimulus appears: the worker goes on
     started = time.monotonic()
-    assert monitor_model._wait_while_held() is False
+    assert monitor_table._wait_while_held() is False
     assert time.monotonic() - started >= 0.14
     runner = TableRunner(in_process=False)
     runner.hold(True)  # a thread worker is never held (nothing to share a hold with)
     assert not runner.busy
+
+
+def _finished(position: int, stimulus_id: str, phases: PhaseOnsets) -> FinishedTrial:
+    trial = Trial(position, stimulus_id, phases, "happy", "keyboard")
+    return FinishedTrial(trial, TrialFrames(60.0, True, 30, 12, 30, 90, 1, 20.0))
+
+
+def test_samples_after_a_trial_ends_are_not_counted_even_when_its_end_is_announced_late() -> None:
+    model = MonitorModel(["a", "b"])
+    model.on_phase(PhaseOnset(Phase.BLANK, 0, "a", 0.0))
+    model.on_phase(PhaseOnset(Phase.STIMULUS, 0, "a", 100.0))
+    for t in range(0, 301, 10):
+        model.add_sample(GazeSample(float(t), 500.0, 500.0))
+    model.update(305.0)  # samples up to 300 ms have arrived; the image went at 250 ms, not yet announced
+    model.on_phase(PhaseOnset(Phase.BLANK, 1, "b", 250.0))
+    model.update(320.0)
+    model.on_committed(_finished(0, "a", PhaseOnsets(0.0, 20.0, 40.0, 100.0, 250.0)))
+    snapshot = model.update(400.0)
+    (first,) = model.trials
+    assert first.n_samples == 26 and first.valid_share == 1.0  # 0, 10, ..., 250 ms: as the store counts
+    assert (first.dropped_frames, first.label) == (1, "happy")
+    assert snapshot.n_samples == 6  # 250, ..., 300 ms belong to the next trial
+
+
+def _poll_until_done(running: RunningTable, timeout_s: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not running.poll():
+        assert time.monotonic() < deadline, "the running Table 1 was not computed in time"
+        time.sleep(0.02)
+
+
+def test_marking_a_trial_bad_outdates_the_running_table_at_once(tmp_path: Path) -> None:
+    study = tmp_path / "study.sqlite"
+    write_study(study)  # P01 and P02 labelled three faces
+    model = MonitorModel(STIMULI)
+    outdated: list[str] = []
+    model.table_outdated.subscribe(outdated.append)
+    runner = TableRunner(in_process=False)
+    running = RunningTable(model, runner, TableRequest(str(study), "P02"))
+    try:
+        running.refresh()
+        _poll_until_done(running)
+        assert model.table is not None and model.table.n_stimuli == 3 and model.table_problem == ""
+        model.set_flag(0, "to be flagged once stored", in_store=False)  # a note only: nothing to recompute
+        assert outdated == [] and not runner.busy
+        with SessionStore(study) as store:
+            (p02,) = [p.participant_id for p in store.participants() if p.pseudonym == "P02"]
+            (session,) = [s for s in store.sessions() if s.participant_id == p02]
+            store.flag_trial(session.session_id, 0, reason="marked bad by the experimenter")
+        model.set_flag(0, "marked bad by the experimenter")  # no trial stored since
+        assert outdated == ["trial marked bad"] and runner.busy
+        assert model.update(now_ms()).table_problem == "computing…"
+        _poll_until_done(running)
+        assert model.table.n_stimuli == 2  # the flagged trial is left out at once
+        assert model.update(now_ms()).table is model.table and model.table_problem == ""
+    finally:
+        running.close()
+        runner.close()

@@ -13,7 +13,7 @@ from pytestqt.qtbot import QtBot
 from rbdm_gui.screens.app import SessionRun, StudioApp
 from rbdm_gui.screens.monitor_session import SessionMonitor
 from rbdm_gui.screens.monitor_view import MonitorPanel, fixation_sizes_px
-from rbdm_gui.workflows.monitor_model import TableRequest, participant_table
+from rbdm_gui.workflows.monitor_table import TableRequest, participant_table
 from rbdm_gui.workflows.settings import StudySettings
 from tests.rbdm_gui.test_monitor_model import FAST, recorded_gaze
 from tests.tracking import _study
@@ -154,6 +154,16 @@ def test_the_monitor_shows_a_replayed_session_and_its_controls_act_on_it(
     assert run.store is not None
     qtbot.waitUntil(lambda: 0 in run.store.flagged_trials(run.session_id), timeout=5000)
     qtbot.waitUntil(lambda: "marked bad" in panel.trials_table.item(0, 7).text(), timeout=2000)
+    qtbot.waitUntil(  # Table 1 leaves the flagged trial out at once, before another trial is stored
+        lambda: (
+            panel.snapshot is not None
+            and panel.snapshot.table is not None
+            and panel.snapshot.table.n_stimuli == 1
+        ),
+        timeout=30_000,
+    )
+    assert panel.trials_table.rowCount() == 2 and protocol.position == 2
+    assert "over 1 stimuli" in panel.table1_label.text()
 
     qtbot.mouseClick(panel.pause_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: panel.pause_button.text() == "Resume", timeout=3000)

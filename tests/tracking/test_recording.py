@@ -29,9 +29,18 @@ from tracking.recording import (
     open_labeling_session,
     participant_states,
     plan_session,
+    stimulus_settings,
     trial_quality,
 )
-from tracking.records import Fixation, GazeSample, PhaseOnsets, Trial
+from tracking.records import (
+    SETTING_SPLIT,
+    SETTING_STIMULI,
+    Fixation,
+    GazeSample,
+    PhaseOnsets,
+    Trial,
+    TrialFrames,
+)
 from tracking.store import SessionStore
 
 # --- the recorder -------------------------------------------------------------------------------
@@ -462,6 +471,52 @@ def test_the_quality_of_each_trial_says_when_valid_gaze_gave_no_fixation(tmp_pat
         store.record_trial(stalled_id, Trial(0, stalled_order[0], phases, "sad", "keyboard"), [])
         (stalled,) = trial_quality(store, stalled_id)
     assert stalled.valid_share == 1.0 and "no valid gaze for 710 ms" in stalled.note
+
+
+def test_the_quality_of_each_trial_carries_its_label_dropped_frames_and_flag(tmp_path: Path) -> None:
+    with SessionStore(tmp_path / "study.db") as store:
+        session_id, _ = _begin(store, "P01")
+        order = store.session(session_id).stimulus_order
+        frames = TrialFrames(60.0, True, 30, 12, 30, 120, 2, 40.0)
+        spoken = Trial(0, order[0], PhaseOnsets(0.0, 500, 700, 1200, 2000), "happy", "speech", "happy", 0.9)
+        store.record_trial(session_id, spoken, [], frames=frames)
+        keyed = Trial(1, order[1], PhaseOnsets(3000.0, 3500, 3700, 4200, 5000), "sad", "keyboard")
+        store.record_trial(session_id, keyed, [])
+        store.flag_trial(session_id, 1, reason="looked away")
+        first, second = trial_quality(store, session_id)
+    assert (first.label, first.label_source, first.confidence) == ("happy", "speech", 0.9)
+    assert (first.dropped_frames, first.flagged) == (2, "")
+    assert (second.label, second.confidence, second.dropped_frames, second.flagged) == (
+        "sad",
+        None,
+        None,  # no frame statistics stored
+        "looked away",
+    )
+
+
+def test_stimulus_settings_are_what_resuming_and_the_study_readers_read_back(tmp_path: Path) -> None:
+    from tracking.study import session_stimulus_rect
+
+    stimuli = load_stimuli("synthetic:n=1,size=64", split="test", max_stimuli=2)
+    geometry = ScreenGeometry(1920, 1080, 24.0, 70.0)
+    rect = geometry.stimulus_rect()
+    with SessionStore(tmp_path / "study.db") as store:
+        session_id = store.create_session(
+            store.create_participant("P01"),
+            settings=stimulus_settings(SET, stimuli, rect),
+            geometry=geometry,
+            tracker="mouse",
+            recogniser="keyboard",
+            stimulus_order=stimuli.ids,
+        )
+        session = store.session(session_id)
+        (state,) = participant_states(store, stimulus_set=SET)  # a session of this set, to resume
+    assert session_stimulus_rect(session) == rect
+    assert (session.settings[SETTING_STIMULI], session.settings[SETTING_SPLIT]) == (
+        "synthetic:n=1,size=64",
+        "test",
+    )
+    assert (state.pseudonym, state.state, state.session_id) == ("P01", "unfinished", session_id)
 
 
 def test_per_participant_orders_of_a_short_list_do_not_repeat_by_chance(tmp_path: Path) -> None:
