@@ -37,16 +37,14 @@ from rbdm_gui.screens.comparison_maps import ComparisonMaps, ShownStimulus, cont
 from rbdm_gui.screens.comparison_sidebar import ComparisonSidebar
 from rbdm_gui.screens.comparison_tables import ComparisonTables
 from rbdm_gui.screens.table1_widget import METRIC_TITLES
-from rbdm_gui.screens.workers import ProgressCallback, Task, run_task
+from rbdm_gui.screens.task_group import TaskGroup
+from rbdm_gui.screens.workers import ProgressCallback
 from rbdm_gui.workflows.assets import DEFAULT_TRAINER
 from rbdm_gui.workflows.comparison import (
     ComparisonSession,
-    ComparisonSettings,
     OpenedStudy,
     comparison_config_path,
     export_file_name,
-    load_comparison_settings,
-    open_comparison,
     setup_study_path,
     stimulus_caption,
     trainer_text,
@@ -57,8 +55,6 @@ from tracking.study import (
     StudyComparison,
     StudyTables,
     TrainerInfo,
-    default_cache_dir,
-    model_relevance,
 )
 
 __all__ = ["MAP_COLOURS", "METRIC_TITLES", "ComparisonView", "comparison_config_path"]
@@ -90,15 +86,11 @@ class ComparisonView(QWidget):
     ) -> None:
         super().__init__(parent)
         self.analyzer = analyzer
-        self._tasks: dict[str, Task] = {}
-        problem = ""
-        try:
-            settings = load_comparison_settings()
-        except ValueError as err:
-            settings, problem = ComparisonSettings(), str(err)
-        self.session = ComparisonSession(settings)
+        self.session = ComparisonSession()
+        settings = self.session.settings
         self.session.changed.subscribe(self._on_session_changed)
         self._build()
+        self._tasks = TaskGroup(self._update_progress)
         self.study_edit.setText(str(study_path or settings.study_path or setup_study_path()))
         self.model_edit.setText(str(model_path or settings.model_path or DEFAULT_TRAINER))
         self.sidebar.show_flagged(None, included=settings.include_flagged)
@@ -106,8 +98,8 @@ class ComparisonView(QWidget):
             self.open_study()
         else:
             self._say(f"No study file at {self.study_edit.text()}. Record sessions in 'Study setup' first.")
-        if problem:
-            self._say(problem)
+        if self.session.settings_problem:
+            self._say(self.session.settings_problem)
 
     def _build(self) -> None:
         self.sidebar = ComparisonSidebar()
@@ -185,21 +177,9 @@ class ComparisonView(QWidget):
         study_path = Path(self.study_edit.text()).expanduser()
         model_text = self.model_edit.text().strip()
         model_path = Path(model_text).expanduser() if model_text else None
-        self.session.remember(study_path=str(study_path), model_path=str(model_path or ""))
-        include = self.session.settings.include_flagged
+        work = self.session.opening(study_path, model_path, stimulus_set=stimulus_set)
         self.cancel_tasks()
         self._say(f"Opening {study_path.name}…")
-
-        def work(progress: ProgressCallback, cancelled: Callable[[], bool]) -> OpenedStudy:
-            return open_comparison(
-                study_path,
-                model_path,
-                stimulus_set=stimulus_set,
-                include_flagged=include,
-                progress=progress,
-                cancelled=cancelled,
-            )
-
         self._start("open", work, self._opened, progress=True)
 
     def follow_study(self, path: str | Path) -> None:
@@ -238,17 +218,11 @@ class ComparisonView(QWidget):
     # --- the Trainer's relevance ------------------------------------------------------------------
 
     def _compute_relevance(self, trainer: TrainerInfo) -> None:
-        model = self.model
-        assert model is not None
-        images, analyzer, cache = model.images, self.analyzer, default_cache_dir(model.study.path)
-
-        def work(progress: ProgressCallback, cancelled: Callable[[], bool]) -> ModelRelevance:
-            progress(0.0, "loading the model")
-            return model_relevance(images, trainer, analyzer=analyzer, cache_dir=cache, progress=progress)
-
         self.action_bar.cancel_button.show()
-        self._start("relevance", work, self._relevance_ready, progress=True)
-        self.model_label.setText(f"{trainer_text(trainer, analyzer)} Computing the saliency maps…")
+        self._start(
+            "relevance", self.session.relevance_work(self.analyzer), self._relevance_ready, progress=True
+        )
+        self.model_label.setText(f"{trainer_text(trainer, self.analyzer)} Computing the saliency maps…")
 
     def _relevance_ready(self, relevance: ModelRelevance) -> None:
         self.action_bar.cancel_button.hide()
@@ -262,9 +236,7 @@ class ComparisonView(QWidget):
 
     def cancel_relevance(self) -> None:
         """Stop computing the Trainer's saliency; the annotators stay compared."""
-        task = self._tasks.get("relevance")
-        if task is not None and not task.done:
-            task.cancel()
+        if self._tasks.cancel("relevance"):
             self.model_label.setText(
                 "Saliency cancelled: comparing the annotators only. Open the study again to retry."
             )
@@ -344,21 +316,10 @@ class ComparisonView(QWidget):
     def _start(
         self, name: str, work: Callable[..., Any], on_result: Callable[[Any], None], *, progress: bool = False
     ) -> None:
-        previous = self._tasks.get(name)
-        if previous is not None and not previous.done:
-            previous.cancel()
-
-        def finished(result: Any) -> None:
-            self._update_progress()
-            on_result(result)
-
-        def failed(error: BaseException) -> None:
-            self._update_progress()
-            self._failed(name, error)
-
         on_progress = self.action_bar.show_progress if progress else None
-        self._tasks[name] = run_task(work, on_result=finished, on_error=failed, on_progress=on_progress)
-        self._update_progress()
+        self._tasks.start(
+            name, work, on_result=on_result, on_error=lambda e: self._failed(name, e), on_progress=on_progress
+        )
 
     def _failed(self, name: str, error: BaseException) -> None:
         if name == "relevance":
@@ -368,21 +329,17 @@ class ComparisonView(QWidget):
         self._say(str(error))
 
     def _update_progress(self) -> None:
-        running = any(not t.done for n, t in self._tasks.items() if n != "stimulus")
-        self.action_bar.progress_bar.setVisible(running)
+        self.action_bar.progress_bar.setVisible(self._tasks.running_except("stimulus"))
 
     @property
     def busy(self) -> bool:
         """Whether a worker is still computing something for this view."""
-        return any(not task.done for task in self._tasks.values())
+        return self._tasks.running()
 
     def cancel_tasks(self) -> None:
         """Stop delivering every running computation (they end on their own)."""
-        for task in self._tasks.values():
-            if not task.done:
-                task.cancel()
+        self._tasks.cancel_all()
         self.action_bar.cancel_button.hide()
-        self._update_progress()
 
     # --- export -----------------------------------------------------------------------------------
 

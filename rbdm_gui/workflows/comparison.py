@@ -26,7 +26,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
@@ -39,20 +39,28 @@ from rbdm_gui.workflows.settings import StudySettings, config_dir, load_settings
 from tracking.protocol import Listeners
 from tracking.study import (
     FlaggedTrial,
+    ModelRelevance,
     StimulusComparison,
     Study,
     StudyComparison,
     StudyTables,
     TrainerInfo,
+    default_cache_dir,
     load_stimulus_images,
+    model_relevance,
     read_study,
     trainer_info,
 )
+
+_T = TypeVar("_T")
+#: Work for a worker thread: ``work(progress, cancelled)`` (:func:`rbdm_gui.screens.workers.run_task`).
+Work = Callable[[ProgressCallback, Callable[[], bool]], _T]
 
 __all__ = [
     "ComparisonSession",
     "ComparisonSettings",
     "OpenedStudy",
+    "Work",
     "comparison_config_path",
     "export_file_name",
     "flagged_text",
@@ -61,6 +69,7 @@ __all__ = [
     "save_comparison_settings",
     "setup_study_path",
     "stimulus_caption",
+    "trainer_relevance",
     "trainer_text",
 ]
 
@@ -215,6 +224,30 @@ def open_comparison(
     return OpenedStudy(study, images, trainer, "")
 
 
+def trainer_relevance(
+    comparison: StudyComparison, *, analyzer: str, progress: ProgressCallback | None = None
+) -> ModelRelevance:
+    """The Trainer's relevance map of every stimulus (RBDM §5.2), cached next to the study; on a worker.
+
+    Raises
+    ------
+    ValueError
+        When ``comparison`` has no Trainer.
+
+    References
+    ----------
+    .. [1] Schiller et al. (2020), Relevance-Based Data Masking, §5.2 (the Trainer's saliency).
+    """
+    if comparison.trainer is None:
+        raise ValueError("this comparison has no trainer; open the study with a .keras model.")
+    if progress is not None:
+        progress(0.0, "loading the model")
+    cache = default_cache_dir(comparison.study.path)
+    return model_relevance(
+        comparison.images, comparison.trainer, analyzer=analyzer, cache_dir=cache, progress=progress
+    )
+
+
 def trainer_text(trainer: TrainerInfo | None, analyzer: str) -> str:
     """One line about the Trainer: its name, input and the relevance analyzer (RBDM §5.2)."""
     if trainer is None:
@@ -254,7 +287,8 @@ class ComparisonSession:
     Parameters
     ----------
     settings : ComparisonSettings, optional
-        The remembered settings; by default read from ``settings_path``.
+        The remembered settings; by default read from ``settings_path`` (the defaults when that file
+        is damaged: :attr:`settings_problem` then says so and where the file was kept).
     settings_path : Path, optional
         Where the settings are remembered; by default :func:`comparison_config_path`.
 
@@ -271,7 +305,13 @@ class ComparisonSession:
         self, settings: ComparisonSettings | None = None, *, settings_path: Path | None = None
     ) -> None:
         self._path = settings_path
-        self.settings = settings if settings is not None else load_comparison_settings(settings_path)
+        self.settings_problem = ""
+        if settings is None:
+            try:
+                settings = load_comparison_settings(settings_path)
+            except ValueError as err:
+                settings, self.settings_problem = ComparisonSettings(), str(err)
+        self.settings = settings
         self.changed: Listeners[str] = Listeners()
         self.comparison: StudyComparison | None = None
         self.stimulus_id: str | None = None
@@ -298,6 +338,47 @@ class ComparisonSession:
         return True
 
     # --- what is open -----------------------------------------------------------------------------
+
+    def opening(
+        self, study_path: Path, model_path: Path | None, *, stimulus_set: str | None = None
+    ) -> Work[OpenedStudy]:
+        """Remember the files; the work of opening them, for a worker thread: ``work(progress, cancelled)``.
+
+        The trials marked bad are left out or included as :attr:`settings` say; hand the result to
+        :meth:`open`.
+        """
+        self.remember(study_path=str(study_path), model_path=str(model_path or ""))
+        include = self.settings.include_flagged
+
+        def work(progress: ProgressCallback, cancelled: Callable[[], bool]) -> OpenedStudy:
+            return open_comparison(
+                study_path,
+                model_path,
+                stimulus_set=stimulus_set,
+                include_flagged=include,
+                progress=progress,
+                cancelled=cancelled,
+            )
+
+        return work
+
+    def relevance_work(self, analyzer: str) -> Work[ModelRelevance]:
+        """The work of computing the Trainer's relevance (:func:`trainer_relevance`), for a worker thread;
+        hand the result to :meth:`StudyComparison.set_relevance`.
+
+        Raises
+        ------
+        ValueError
+            When no study with a Trainer is open.
+        """
+        comparison = self.comparison
+        if comparison is None or comparison.trainer is None:
+            raise ValueError("no study with a trainer is open; open one with a .keras model first.")
+
+        def work(progress: ProgressCallback, cancelled: Callable[[], bool]) -> ModelRelevance:
+            return trainer_relevance(comparison, analyzer=analyzer, progress=progress)
+
+        return work
 
     def open(self, opened: OpenedStudy) -> StudyComparison:
         """Compare ``opened`` (its first stimulus on show); what was computed before is dropped."""

@@ -191,3 +191,23 @@ def test_exports_write_the_figure_and_both_tables(study: Path, tmp_path: Path) -
     table1, stimuli = session.export_csv(tmp_path / "tables")
     assert session.tables is not None and ComparisonTable.from_csv(table1.read_text()) == session.tables.study
     assert [row[0] for row in list(csv.reader(stimuli.open()))[1:]] == list(STIMULI)
+
+
+def test_opening_remembers_the_files_and_reads_as_the_settings_say(study: Path, tmp_path: Path) -> None:
+    _flag(study)
+    path = tmp_path / "comparison.json"
+    session = ComparisonSession(ComparisonSettings(include_flagged=True), settings_path=path)
+    work = session.opening(study, None)
+    assert load_comparison_settings(path) == ComparisonSettings(str(study), "", include_flagged=True)
+    opened = work(lambda fraction, text: None, lambda: False)
+    assert len(opened.study.flagged_included) == 1 and opened.study.flagged_left_out == ()
+    session.open(opened)
+    with pytest.raises(ValueError, match="no study with a trainer"):
+        session.relevance_work("deep_taylor")  # no Trainer: the annotators are compared alone
+
+
+def test_a_damaged_settings_file_leaves_the_session_on_the_defaults(tmp_path: Path) -> None:
+    path = tmp_path / "comparison.json"
+    path.write_text("[1, 2]")
+    session = ComparisonSession(settings_path=path)
+    assert session.settings == ComparisonSettings() and "damaged" in session.settings_problem
