@@ -8,12 +8,12 @@ Table 1. A result comes from a ``.npz`` file written by ``rbdm prototypes`` (Ope
 worker thread (Compute: synthetic AU sequences and the default action unit model). The strip on show
 is exported as PNG.
 
-The view is thin: every number and picture comes from :mod:`analysis`; the view only lays them out.
+The view is thin: every number and picture comes from :mod:`analysis`, turned into what the panels show
+by :mod:`rbdm_gui.workflows.prototypes` (Qt-free, as is the Compute work); the view only lays them out.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,7 @@ import numpy as np
 import pyqtgraph as pg
 from numpy.typing import NDArray
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QColor, QImage, QPainter, QPixmap
+from PySide6.QtGui import QColor, QImage, QImageWriter, QPainter, QPixmap
 from PySide6.QtWidgets import (
     QComboBox,
     QDoubleSpinBox,
@@ -41,57 +41,24 @@ from PySide6.QtWidgets import (
 )
 
 from analysis.prototype_pipeline import PrototypeResult, SequenceAnalysis, load_result
-from analysis.visualisation import (
-    bwr_heatmap,
-    label_colours,
-    name_colour,
-    prototype_strip,
-    stage_panels,
-    top_x_overlay,
-    upscale,
-)
+from analysis.visualisation import label_colours, prototype_strip, stage_panels
 from rbdm_gui.screens.labeling_view import to_qimage
-from rbdm_gui.screens.workers import ProgressCallback, Task, run_task
-from rbdm_gui.workflows.assets import DEFAULT_UNIT_MODEL
+from rbdm_gui.screens.workers import Task, run_task
+from rbdm_gui.workflows.prototypes import (
+    STRIP_SCALE,
+    Compute,
+    cluster_row,
+    cluster_summary,
+    compute_synthetic,
+    export_name,
+    legend_html,
+    sequence_title,
+    stage_detail,
+    stage_titles,
+    table_cells,
+)
 
 __all__ = ["PrototypesView", "compute_synthetic"]
-
-
-Compute = Callable[[ProgressCallback, Callable[[], bool]], PrototypeResult]
-
-_STRIP_SCALE = 3
-_DETAIL_SCALE = 5
-
-
-def compute_synthetic(
-    *, model_path: Path | None = DEFAULT_UNIT_MODEL, n_per_class: int = 6, seed: int = 0
-) -> Compute:
-    """A worker function: synthetic AU sequences through the default model and the whole pipeline.
-
-    The model is read from ``model_path`` when that file exists, else the default is trained first
-    (a minute or two). Runs on a worker thread (:func:`rbdm_gui.screens.workers.run_task`).
-    """
-
-    def compute(progress: ProgressCallback, cancelled: Callable[[], bool]) -> PrototypeResult:
-        from analysis.action_units import default_unit_model
-        from analysis.datasets.synthetic_sequences import make_sequences
-        from analysis.prototype_pipeline import analyse_sequences
-
-        progress(0.0, "loading the action unit model")
-        model, units = default_unit_model(
-            model_path, seed=seed, on_epoch=lambda r: progress(0.05, f"training the model: epoch {r.epoch}")
-        )
-        progress(0.4, "drawing synthetic sequences")
-        sequences = make_sequences(n_per_class, rng=np.random.default_rng(seed))
-        return analyse_sequences(
-            model,
-            sequences,
-            units=units,
-            rng=np.random.default_rng(seed),
-            on_progress=lambda fraction, text: progress(0.4 + 0.6 * fraction, text),
-        )
-
-    return compute
 
 
 def _pixmap(image: NDArray[np.uint8]) -> QPixmap:
@@ -249,11 +216,10 @@ class PrototypesView(QWidget):
         """Show ``result``: its sequences, its units' clusters and its statistics."""
         self.result = result
         self._colours = label_colours(result.units)
-        self.legend_label.setText(_legend_html(self._colours))
+        self.legend_label.setText(legend_html(self._colours))
         self.sequence_list.blockSignals(True)
         self.sequence_list.clear()
-        for item in result.sequences:
-            self.sequence_list.addItem(f"{item.id}  [{item.class_name}]  {item.prototype.n_stages} stages")
+        self.sequence_list.addItems([sequence_title(item) for item in result.sequences])
         self.sequence_list.blockSignals(False)
         self.unit_box.blockSignals(True)
         self.unit_box.clear()
@@ -280,14 +246,12 @@ class PrototypesView(QWidget):
         self.stage_list.setCurrentRow(index)
 
     def _fill_table(self, result: PrototypeResult) -> None:
-        columns = result.table.columns
-        rows = result.table.to_rows()
+        columns, rows = table_cells(result)
         self.table.setColumnCount(len(columns))
         self.table.setRowCount(len(rows))
-        self.table.setHorizontalHeaderLabels(list(columns))
+        self.table.setHorizontalHeaderLabels(columns)
         for r, row in enumerate(rows):
-            for c, value in enumerate(row):
-                text = f"{value:.3f}" if isinstance(value, float) else str(value)
+            for c, text in enumerate(row):
                 self.table.setItem(r, c, QTableWidgetItem(text))
         self.table.resizeColumnsToContents()
 
@@ -296,9 +260,7 @@ class PrototypesView(QWidget):
         self.stage_list.blockSignals(True)
         self.stage_list.clear()
         if sequence is not None:
-            for stage in sequence.stages:
-                names = ", ".join(sorted(stage.names)) or "NONE"
-                self.stage_list.addItem(f"frames {stage.start_frame}–{stage.stop_frame - 1}: ({names})")
+            self.stage_list.addItems(stage_titles(sequence))
             self.prototype_label.setText(str(sequence.prototype))
         self.stage_list.blockSignals(False)
         self._redraw()
@@ -310,7 +272,7 @@ class PrototypesView(QWidget):
         if self.result is None or sequence is None:
             return
         panels = stage_panels(self.result, sequence.id, source=self.source_box.currentText())
-        self.strip = prototype_strip(panels, self._colours, x=self.top_x, scale=_STRIP_SCALE)
+        self.strip = prototype_strip(panels, self._colours, x=self.top_x, scale=STRIP_SCALE)
         self.strip_label.setPixmap(_pixmap(self.strip))
         self.strip_scroll.setMinimumHeight(min(self.strip.shape[0] + 24, 420))
         self._on_stage(self.stage_list.currentRow())
@@ -319,38 +281,24 @@ class PrototypesView(QWidget):
         sequence = self.current_sequence
         if self.result is None or sequence is None or not 0 <= row < len(sequence.stages):
             return
-        panel = stage_panels(self.result, sequence.id, source=self.source_box.currentText())[row]
-        overlay = top_x_overlay(panel.frame, panel.relevance_by_name, self._colours, x=self.top_x)
-        total = sum(
-            (np.asarray(m, dtype=np.float64) for m in panel.relevance_by_name.values()),
-            np.zeros(overlay.shape[:2]),
+        source = self.source_box.currentText()
+        overlay, heatmap = stage_detail(
+            self.result, sequence.id, row, self._colours, source=source, x=self.top_x
         )
-        self.detail_overlay.setPixmap(_pixmap(upscale(overlay, factor=_DETAIL_SCALE)))
-        self.detail_heatmap.setPixmap(_pixmap(upscale(bwr_heatmap(total), factor=_DETAIL_SCALE)))
+        self.detail_overlay.setPixmap(_pixmap(overlay))
+        self.detail_heatmap.setPixmap(_pixmap(heatmap))
 
     def _on_unit(self, unit: str) -> None:
         self.spectrum_plot.clear()
         if self.result is None or unit not in self.result.spray:
             self.cluster_label.clear()
             return
-        outcome = self.result.spray[unit]
-        eigenvalues = np.asarray(outcome.eigenvalues)
+        eigenvalues = np.asarray(self.result.spray[unit].eigenvalues)
         self.spectrum_plot.plot(np.arange(1, len(eigenvalues) + 1), eigenvalues, pen=None, symbol="o")
-        maps = [
-            self.result.mean_maps[(unit, c)]
-            for c in range(outcome.n_clusters)
-            if (unit, c) in self.result.mean_maps
-        ]
-        tiles = [upscale(bwr_heatmap(m), factor=2) for m in maps]
-        if tiles:
-            gap = np.full((tiles[0].shape[0], 4, 3), 255, dtype=np.uint8)
-            row = np.concatenate([piece for tile in tiles for piece in (tile, gap)][:-1], axis=1)
+        row = cluster_row(self.result, unit)
+        if row is not None:
             self.cluster_label.setPixmap(_pixmap(row))
-        counts = np.bincount(outcome.labels, minlength=outcome.n_clusters)
-        colour = name_colour(unit, self._colours)
-        self.cluster_label.setToolTip(
-            f"{unit}: {outcome.n_clusters} clusters of {counts.tolist()} maps (colour {colour})"
-        )
+        self.cluster_label.setToolTip(cluster_summary(self.result, unit, self._colours))
 
     # ------------------------------------------------------------------------------------------
     # Actions
@@ -369,8 +317,9 @@ class PrototypesView(QWidget):
         if self.strip is None:
             raise ValueError("no prototype strip on show; open or compute a result and pick a sequence.")
         out = Path(path)
-        if not _strip_with_legend(self.strip, self._colours).save(str(out), b"PNG"):
-            raise OSError(f"cannot write {out}; choose a folder you can write to.")
+        writer = QImageWriter(str(out), b"PNG")  # QImage.save(name, b"PNG") is refused by PySide6 6.11
+        if not writer.write(_strip_with_legend(self.strip, self._colours)):
+            raise OSError(f"cannot write {out} ({writer.errorString()}); choose a folder you can write to.")
         return out
 
     def start_compute(self) -> Task:
@@ -402,8 +351,7 @@ class PrototypesView(QWidget):
                 self.status.setText(f"cannot open {path}: {err}")
 
     def _ask_export(self) -> None:
-        sequence = self.current_sequence
-        default = f"{sequence.id.replace('/', '_')}.png" if sequence is not None else "prototype.png"
+        default = export_name(self.current_sequence)
         path, _ = QFileDialog.getSaveFileName(self, "Export prototype strip", default, "PNG (*.png)")
         if path:
             try:
@@ -432,11 +380,3 @@ def _strip_with_legend(strip: NDArray[np.uint8], colours: dict[str, tuple[int, i
         x += size_px + 12 + painter.fontMetrics().horizontalAdvance(unit)
     painter.end()
     return out
-
-
-def _legend_html(colours: dict[str, tuple[int, int, int]]) -> str:
-    """One coloured square and name per unit, in the colours of the Top-X projections."""
-    return "&nbsp;&nbsp;".join(
-        f'<span style="color:#{r:02x}{g:02x}{b:02x}">&#9632;</span>&nbsp;{unit}'
-        for unit, (r, g, b) in colours.items()
-    )
