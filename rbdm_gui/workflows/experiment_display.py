@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import Final, NamedTuple
 
 import numpy as np
 from numpy.typing import NDArray
@@ -48,8 +48,21 @@ __all__ = [
     "trainer_text",
 ]
 
-#: A Trainee of a run: (run folder, variant, seed).
-TraineeKey = tuple[Path, str, int]
+class TraineeKey(NamedTuple):
+    """A Trainee of a run: its folder, variant, seed and training-set size (a run may train several sizes
+    with the same variants and seeds, each Trainee with its own confusion matrix)."""
+
+    run_dir: Path
+    variant: str
+    seed: int
+    train_size: int = 0
+
+    @classmethod
+    def of(cls, run_dir: Path, result: VariantResult) -> TraineeKey:
+        """The key of ``result``, a Trainee of the run in ``run_dir``."""
+        return cls(run_dir, result.variant, result.seed, result.train_size)
+
+
 #: A curve of the followed run: (variant, seed).
 CurveKey = tuple[str, int]
 
@@ -65,6 +78,7 @@ TRAINEE_COLUMNS: Final = (
     "mean F1",
     "steps",
     "time (s)",
+    "training images",
 )
 SUMMARY_COLUMNS: Final = ("variant", "seeds", "best F1", "final F1", "mean F1")
 #: Columns of the comparison with ``none`` (analysis.experiment_report), per training-set size.
@@ -189,6 +203,7 @@ def trainee_cells(result: VariantResult) -> list[str]:
         f"{result.mean_val_macro_f1:.3f}",
         str(result.steps),
         f"{result.duration_s:.1f}",
+        str(result.train_size) if result.train_size else "",
     ]
 
 
@@ -226,10 +241,11 @@ def confusion_caption(key: TraineeKey | None, matrix: NDArray[np.int64] | None) 
     """The caption of a Trainee's confusion matrix (RBDM Figures 11 and 12), or what to do for one."""
     if key is None or matrix is None:
         return "Confusion matrix: pick a finished Trainee in the table."
-    run_dir, variant, seed = key
+    run_dir, variant, seed, train_size = key
     accuracy = float(np.trace(matrix)) / max(int(matrix.sum()), 1)
+    size = f", {train_size} training images" if train_size else ""
     return (
-        f"{variant}, seed {seed} ({run_dir.name}): rows true class, columns predicted, on the "
+        f"{variant}, seed {seed}{size} ({run_dir.name}): rows true class, columns predicted, on the "
         f"validation images after the last step; accuracy {accuracy:.3f}. Colour: share of the row."
     )
 

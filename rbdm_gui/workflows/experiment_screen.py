@@ -160,7 +160,7 @@ def open_runs(run_dirs: Sequence[Path]) -> OpenedRuns:
         for result in run.results:
             matrix = read_confusion(run.trainee_dir(result) / "confusion.csv")
             if matrix is not None:
-                confusions[(run.run_dir, result.variant, result.seed)] = matrix
+                confusions[TraineeKey.of(run.run_dir, result)] = matrix
     return OpenedRuns(runs, confusions, {run.run_dir: run_comparisons(run) for run in runs})
 
 
@@ -508,14 +508,14 @@ class ExperimentScreen:
         key = None
         if row is not None and 0 <= row < len(entries):
             run_dir, result = entries[row]
-            key = (run_dir, result.variant, result.seed)
+            key = TraineeKey.of(run_dir, result)
         self.trainee = key
         self.trainee_changed.emit(key)
 
     @property
     def trainee_row(self) -> int | None:
         """The row of the chosen Trainee in the results table."""
-        keys = [(d, r.variant, r.seed) for d, r in self.results]
+        keys = [TraineeKey.of(d, r) for d, r in self.results]
         return keys.index(self.trainee) if self.trainee in keys else None
 
     def confusion(self) -> NDArray[np.int64] | None:

@@ -164,14 +164,42 @@ def test_a_kept_run_reopens_with_its_tables_and_the_best_trainee_chosen(tmp_path
     ]
     assert screen.summary_table().rows[0][:3] == ("none", "2", "0.205 ± 0.007")
     assert [row[1] for row in screen.comparison_table().rows] == ["none", "mean+switch"]
-    assert screen.trainee == (new, "none", 1) and screen.trainee_row == 1  # the best validation F1
+    assert screen.trainee == (new, "none", 1, 0) and screen.trainee_row == 1  # the best validation F1
     expected = read_confusion(new / "trainees" / "none-seed1" / "confusion.csv")
     assert expected is not None and (screen.confusion() == expected).all()
     screen.choose_trainee(3)
-    assert heard["trainee_changed"][-1] == (new, "mean+switch", 1)
+    assert heard["trainee_changed"][-1] == (new, "mean+switch", 1, 0)
     assert "mean+switch, seed 1 (20250102-110000-x)" in confusion_caption(screen.trainee, screen.confusion())
     screen.choose_trainee(None)
     assert screen.confusion() is None and "pick a finished Trainee" in confusion_caption(None, None)
+
+
+def test_a_run_of_several_sizes_shows_each_trainees_own_confusion_matrix(tmp_path: Path) -> None:
+    """The screen keyed confusion matrices by (run, variant, seed): with --train-sizes 500,2000 the
+    2000-image Trainee's matrix replaced the 500-image one of the same variant and seed."""
+    run = write_run(
+        tmp_path / "runs" / "20250103-090000-sizes",
+        started_utc="2025-01-03T09:00:00+00:00",
+        variants=("none",),
+        seeds=(0,),
+        sizes=(500, 2000),
+    )
+    screen, _, _ = _screen(tmp_path / "runs")
+    screen.refresh_runs()
+    screen.select([run])
+    trainees = [(r.train_size, r.variant, r.seed) for _, r in screen.results]
+    assert trainees == [(500, "none", 0), (2000, "none", 0)]
+    shown = []
+    for row, size in enumerate((500, 2000)):
+        screen.choose_trainee(row)
+        assert screen.trainee == (run, "none", 0, size) and screen.trainee_row == row
+        expected = read_confusion(run / "trainees" / f"n{size}" / "none-seed0" / "confusion.csv")
+        matrix = screen.confusion()
+        assert expected is not None and matrix is not None and (matrix == expected).all()
+        assert f"{size} training images" in confusion_caption(screen.trainee, matrix)
+        shown.append(matrix)
+    assert not (shown[0] == shown[1]).all()
+    assert [row[-1] for row in screen.trainee_table().rows] == ["500", "2000"]
 
 
 def test_several_kept_runs_are_compared(tmp_path: Path) -> None:
