@@ -402,7 +402,12 @@ class ComparisonSession:
         if self.comparison is None:
             return ()
         study = self.comparison.study
-        return study.flagged_included if self.settings.include_flagged else study.flagged_left_out
+        return study.flagged_included or study.flagged_left_out
+
+    @property
+    def flagged_included(self) -> bool:
+        """Whether the open study was read with its trials marked bad (as the settings said then)."""
+        return self.comparison is not None and bool(self.comparison.study.flagged_included)
 
     def select_stimulus(self, stimulus_id: str) -> bool:
         """Show ``stimulus_id``; returns whether the choice changed.
@@ -450,7 +455,7 @@ class ComparisonSession:
         return (
             f"RBDM Table 1: per pair, the mean over the stimuli both have a map of (column 'stimuli'; "
             f"{len(tables.stimuli)} stimuli in all, n = {tables.n_points} points{frame})."
-            + flagged_text(self.flagged, included=self.settings.include_flagged)
+            + flagged_text(self.flagged, included=self.flagged_included)
         )
 
     def flagged_tooltip(self) -> str:

@@ -150,11 +150,13 @@ def test_trials_marked_bad_are_left_out_or_included_and_counted(study: Path, tmp
     assert left_out.tables is not None and left_out.tables.pair_counts == {("P01", "P02"): 2}
     assert "1 trial marked bad in the live monitor left out" in left_out.table_caption()
     assert left_out.flagged_tooltip() == f"P01 on {stimulus}: participant looked away"
+    left_out.remember(include_flagged=True)  # asked for, not yet read: the caption says what was read
+    assert "left out" in left_out.table_caption() and not left_out.flagged_included
 
     included = _session(study, tmp_path, include_flagged=True)
     assert [f.stimulus_id for f in included.flagged] == [stimulus]
     assert included.comparison is not None and "P01" in included.comparison.study.viewings[stimulus]
-    assert included.comparison.study.flagged_left_out == ()
+    assert included.comparison.study.flagged_left_out == () and included.flagged_included
     included.set_tables(included.comparison.tables())
     assert included.tables is not None and included.tables.pair_counts == {("P01", "P02"): 3}
     assert "1 trial marked bad in the live monitor included" in included.table_caption()
