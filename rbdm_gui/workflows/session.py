@@ -407,6 +407,7 @@ class SessionLifecycle:
                 f"(e.g. {missing[0]!r}). Choose the stimulus set it was started with."
             )
         self.driver = self._make_driver(settings, self.geometry)
+        self._stack.callback(self.driver.close)  # also when connecting fails
         self._go(SessionStep.OPENED)
         if plan.warning:
             self.notice.emit(plan.warning)
@@ -484,7 +485,6 @@ class SessionLifecycle:
     def _start_protocol(self) -> LabelingSession:
         assert self.store is not None and self.driver is not None
         detector = self.fixation_tap = FixationTap(DETECTORS[self.settings.detector](self.geometry))
-        self._stack.callback(self.driver.close)
         self.recorder = self._stack.enter_context(
             gaze_recording(self.store, self.session_id, self.driver, detector)
         )

@@ -27,6 +27,7 @@ from rbdm_gui.workflows.session import (
 from rbdm_gui.workflows.settings import StudySettings
 from tracking.clock import now_ms
 from tracking.drivers import MouseSimulator
+from tracking.drivers.base import DriverState
 from tracking.errors import DriverError
 from tracking.protocol import Phase, PhaseOnset, ProtocolTiming
 from tracking.recording import LabelingSession, SpokenLabel, give_spoken_label
@@ -385,6 +386,7 @@ def test_a_tracker_that_cannot_connect_writes_no_session(tmp_path: Path) -> None
         lifecycle.connect_devices()
     lifecycle.fail(raised.value)
     assert failures == [str(raised.value)] and lifecycle.step is SessionStep.FAILED
+    assert lifecycle.driver is not None and lifecycle.driver.state is DriverState.CLOSED  # released
     with SessionStore(tmp_path / "study.sqlite") as store:
         assert store.sessions() == [] and store.participants() == []
 
