@@ -389,6 +389,8 @@ def cmd_train_trainer(args: argparse.Namespace) -> int:
 
 
 def _add_relevance(parser: argparse.ArgumentParser) -> None:
+    from analysis.saliency import DEFAULT_ANALYZER
+
     group = parser.add_argument_group("relevance (RBDM §5.2)")
     group.add_argument(
         "--model",
@@ -396,7 +398,9 @@ def _add_relevance(parser: argparse.ArgumentParser) -> None:
         default=None,
         help=f"Trainer .keras file (default: assets/{DEFAULT_TRAINER.name})",
     )
-    group.add_argument("--analyzer", default="deep_taylor", help="relevance analyzer (default: deep_taylor)")
+    group.add_argument(
+        "--analyzer", default=DEFAULT_ANALYZER, help=f"relevance analyzer (default: {DEFAULT_ANALYZER})"
+    )
     group.add_argument(
         "--cache-dir",
         type=Path,
@@ -783,9 +787,9 @@ def add_experiment(parser: argparse.ArgumentParser) -> None:
     its :data:`~analysis.experiment.DEFAULT_TRAINING`, seeds from :data:`~analysis.experiment.DEFAULT_SEEDS`
     (a study's five)."""
     from analysis.experiment import ALL_VARIANTS, DEFAULT_SEEDS, DEFAULT_TRAINING, VARIANTS, ExperimentConfig
-    from analysis.grid_engine import DEFAULT_CPUS_PER_CELL
+    from analysis.grid_engine import Engine
 
-    defaults = _field_defaults(ExperimentConfig)
+    defaults, engine = _field_defaults(ExperimentConfig), Engine()
     _add_data(parser, default="synthetic:n=50")
     parser.set_defaults(max_train=defaults["n_train"], max_val=defaults["n_val"])
     parser.add_argument(
@@ -855,9 +859,9 @@ def add_experiment(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--workers",
         type=int,
-        default=1,
-        help="cells at a time as tasks on a local Ray instance with this many CPUs (default: 1, one after "
-        "the other in this process)",
+        default=engine.workers,
+        help="cells at a time as tasks on a local Ray instance with this many CPUs (1: one after the other "
+        f"in this process; default: {engine.workers})",
     )
     parser.add_argument(
         "--ray-address",
@@ -868,9 +872,9 @@ def add_experiment(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--cpus-per-cell",
         type=int,
-        default=DEFAULT_CPUS_PER_CELL,
+        default=engine.cpus_per_cell,
         help=f"CPUs and TensorFlow threads per cell, on every engine: curves are identical across engines "
-        f"at equal threads per cell (default: {DEFAULT_CPUS_PER_CELL})",
+        f"at equal threads per cell (default: {engine.cpus_per_cell})",
     )
     _finish(parser, "experiment")
 

@@ -37,7 +37,7 @@ from analysis.experiment import (
     grid_status,
     new_run_dir,
 )
-from analysis.grid_engine import DEFAULT_CPUS_PER_CELL, resumable_run
+from analysis.grid_engine import Engine, resumable_run
 from analysis.trainee import TrainingOptions
 from analysis.training import ModelCard, card_path
 from rbdm_gui.workflows.assets import DEFAULT_TRAINER
@@ -89,7 +89,8 @@ def form_training(values: Mapping[str, Any]) -> TrainingOptions:
 
 
 #: The form of a first session: every key of the form's values and its default (the config's own
-#: defaults where the form shows a config field).
+#: defaults where the form shows a config field, :data:`~analysis.experiment.DEFAULT_TRAINING`'s for the
+#: training, :class:`~analysis.grid_engine.Engine`'s for the engine).
 FORM_DEFAULTS: Final[Mapping[str, Any]] = {
     "trainer": str(DEFAULT_TRAINER),
     "dataset": "synthetic:n=50",
@@ -107,8 +108,8 @@ FORM_DEFAULTS: Final[Mapping[str, Any]] = {
     "test_split": "",
     "test_fraction": _CONFIG["test_fraction"],
     "keep_models": _CONFIG["keep_models"],
-    "workers": 1,
-    "cpus_per_cell": DEFAULT_CPUS_PER_CELL,
+    "workers": Engine().workers,
+    "cpus_per_cell": Engine().cpus_per_cell,
 }
 
 

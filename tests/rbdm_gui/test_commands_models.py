@@ -13,7 +13,9 @@ import pytest
 
 from analysis.experiment import DEFAULT_TRAINING, ExperimentConfig
 from analysis.geometry import ScreenGeometry
+from analysis.grid_engine import Engine
 from analysis.masked_dataset import HEADER_FILE, read_manifest
+from analysis.saliency import DEFAULT_ANALYZER
 from analysis.trainee import TrainingOptions
 from analysis.training import load_trained
 from rbdm_gui.cli.commands_models import (
@@ -140,7 +142,10 @@ def test_the_training_options_default_to_the_config_dataclasses() -> None:
     assert (experiment.analyzer, experiment.threshold_share, experiment.test_fraction) == (
         defaults.analyzer, defaults.threshold_share, defaults.test_fraction
     )  # fmt: skip
+    engine = Engine()
+    assert (experiment.workers, experiment.cpus_per_cell) == (engine.workers, engine.cpus_per_cell)
     mask = parser.parse_args(["mask", "--method", "negative"])
+    assert mask.analyzer == parser.parse_args(["saliency"]).analyzer == DEFAULT_ANALYZER
     assert (mask.fraction, mask.n_points, mask.angle_deg) == (
         defaults.negative_fraction,
         None,
