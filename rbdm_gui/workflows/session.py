@@ -64,6 +64,7 @@ from tracking.recording import (
     gaze_recording,
     load_stimuli,
     plan_session,
+    stimulus_settings,
     trial_quality,
 )
 from tracking.store import SessionStore
@@ -195,13 +196,14 @@ def session_settings(
     refresh_hz: float,
     frame_counted: bool,
 ) -> dict[str, Any]:
-    """What a new session stores about itself: stimulus set, timings, frames, where the image is drawn."""
-    geometry = settings.geometry()
-    rect = geometry.stimulus_rect()
+    """What a new session stores about itself: stimulus set, timings, frames, where the image is drawn.
+
+    The stimuli and their rectangle are :func:`tracking.recording.stimulus_settings`, the part that
+    resuming and the study readers read back.
+    """
+    rect = settings.geometry().stimulus_rect()
     return {
-        records.SETTING_STIMULUS_SET: settings.stimulus_set_key(),
-        records.SETTING_STIMULI: stimuli.spec,
-        records.SETTING_SPLIT: stimuli.split,
+        **stimulus_settings(settings.stimulus_set_key(), stimuli, rect),
         "seed": settings.seed,
         "order_design": settings.order_design,
         "calibrate": settings.calibrate,
@@ -210,12 +212,6 @@ def session_settings(
         "refresh_hz": refresh_hz,
         "frame_counted": frame_counted,
         records.SETTING_STIMULUS_SIZE_PX: 1200.0,
-        records.SETTING_STIMULUS_RECT: {
-            "x_px": rect.x_px,
-            "y_px": rect.y_px,
-            "width_px": rect.width_px,
-            "height_px": rect.height_px,
-        },
         "stimulus_scale": rect.width_px / 1200.0,
         "detector": settings.detector,
         "driver_options": dict(settings.driver_options.get(settings.driver, {})),
