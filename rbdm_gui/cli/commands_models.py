@@ -735,15 +735,9 @@ def _printing(add: Callable[[Any], None]) -> Callable[[Any], None]:
 
 
 def _write_trainee_outputs(out: Path, result: Any, args: argparse.Namespace, variant: str) -> None:
-    from analysis.labels import LABELS
+    from analysis.experiment import write_confusion
 
-    labels = LABELS[: len(result.confusion)]
-    rows = ["true \\ predicted," + ",".join(labels)]
-    rows += [
-        f"{label}," + ",".join(str(int(v)) for v in row)
-        for label, row in zip(labels, result.confusion, strict=True)
-    ]
-    atomic_write_text(out / "confusion.csv", "\n".join(rows) + "\n")
+    write_confusion(out / "confusion.csv", result.confusion)  # the format of a run's Trainees
     record = {
         "variant": variant,
         "command": command_line(args),

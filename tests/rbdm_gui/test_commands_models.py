@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from analysis.experiment import DEFAULT_TRAINING, ExperimentConfig
+from analysis.experiment import DEFAULT_TRAINING, ExperimentConfig, read_confusion
 from analysis.geometry import ScreenGeometry
 from analysis.grid_engine import Engine
 from analysis.masked_dataset import HEADER_FILE, read_manifest
@@ -349,6 +349,8 @@ def test_train_trainee_switches_from_a_masked_dataset_and_writes_its_outputs(
     record = json.loads((out / "trainee.json").read_text())
     assert record["variant"] == "mean+switch" and record["command"].startswith("rbdm train-trainee ")
     assert sum(int(v) for row in list(csv.reader((out / "confusion.csv").open()))[1:] for v in row[1:]) == 16
+    confusion = read_confusion(out / "confusion.csv")  # the format of a run's Trainees, one reader
+    assert confusion is not None and confusion.shape == (8, 8) and confusion.sum() == 16
     for name in ("trainee.keras", "learning_curves.png"):
         assert (out / name).is_file()
     assert list((out / "tensorboard").glob("events.out.tfevents.*"))
