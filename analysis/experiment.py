@@ -118,6 +118,7 @@ __all__ = [
     "plot_learning_curves",
     "prepare_grid_data",
     "read_confusion",
+    "record_interruption",
     "run_cell",
     "run_experiment",
     "run_title",
@@ -1086,7 +1087,7 @@ def run_experiment(
         write_run_json(run)
         run = _run(run, data, report, stopped)
     except BaseException as err:
-        write_run_json(dataclasses.replace(run, status="failed", finished_utc=utc_now(), error=str(err)))
+        record_interruption(run, err)
         raise
     report(
         ExperimentProgress(
@@ -1416,6 +1417,18 @@ def read_confusion(path: str | Path) -> NDArray[np.int64] | None:
 def utc_now() -> str:
     """Now in UTC as ISO 8601 seconds (the times of ``run.json``)."""
     return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def record_interruption(run: ExperimentRun, err: BaseException) -> None:
+    """Write ``run.json`` for a run stopped by an exception: ``cancelled`` when the user pressed Ctrl-C
+    (``KeyboardInterrupt``: nothing is wrong, re-running the command trains the missing cells), else
+    ``failed`` with the error's message (its type when it has none)."""
+    if isinstance(err, KeyboardInterrupt):
+        status = "cancelled"
+        error = "interrupted (Ctrl-C); run the same command again to train the missing cells"
+    else:
+        status, error = "failed", str(err) or type(err).__name__
+    write_run_json(dataclasses.replace(run, status=status, finished_utc=utc_now(), error=error))
 
 
 def write_run_json(run: ExperimentRun) -> None:

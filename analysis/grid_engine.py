@@ -57,6 +57,7 @@ from analysis.experiment import (
     load_run,
     nested_subset,
     prepare_grid_data,
+    record_interruption,
     run_cell,
     run_experiment,
     trainee_dir,
@@ -277,7 +278,7 @@ def run_grid(
         write_run_json(run)
         outcome = _train_missing(run, stored, data, engine, report, stopped)
     except BaseException as err:
-        write_run_json(dataclasses.replace(run, status="failed", finished_utc=utc_now(), error=str(err)))
+        record_interruption(run, err)
         raise
     cells = grid_cells(config)
     status = outcome.run.status

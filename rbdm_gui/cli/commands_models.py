@@ -910,7 +910,7 @@ def experiment_config(args: argparse.Namespace) -> ExperimentConfig:
 def cmd_experiment(args: argparse.Namespace) -> int:
     """Run the grid (in this process or on Ray; resuming an unfinished run of the same settings in --out);
     print the results table and any failed cell; write the run folder."""
-    from analysis.experiment import new_run_dir
+    from analysis.experiment import load_run, new_run_dir
     from analysis.grid_engine import Engine, limit_tensorflow_threads, resumable_run, run_grid
 
     config = experiment_config(args)
@@ -925,6 +925,14 @@ def cmd_experiment(args: argparse.Namespace) -> int:
     progress = _ProgressPrinter()
     try:
         outcome = run_grid(config, run_dir, engine=engine, viewings=viewings, on_progress=progress)
+    except KeyboardInterrupt:  # run.json says cancelled (analysis.experiment.record_interruption)
+        progress.close()
+        if not (Path(run_dir) / "run.json").is_file():
+            raise
+        atomic_write_text(Path(run_dir) / "command.txt", command_line(args) + "\n")
+        kept = len(load_run(run_dir).results)
+        print(f"interrupted: {kept} finished cells kept in {run_dir}; run the same command to train the rest")
+        return 130
     finally:
         progress.close()
     run = outcome.run

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from analysis.experiment import DEFAULT_TRAINING, ExperimentConfig, read_confusion
+from analysis.experiment import DEFAULT_TRAINING, ExperimentConfig, ExperimentProgress, read_confusion
 from analysis.geometry import ScreenGeometry
 from analysis.grid_engine import Engine
 from analysis.masked_dataset import HEADER_FILE, read_manifest
@@ -412,6 +412,41 @@ def test_experiment_runs_the_chosen_variants_and_prints_the_table(
         matrix = [[int(v) for v in row[1:]] for row in list(csv.reader(handle))[1:]]
     assert sum(map(sum, matrix)) == 16
     assert sum(matrix[k][k] for k in range(8)) / 16 == pytest.approx(scores["accuracy"])
+
+
+@pytest.mark.tf
+def test_experiment_interrupted_by_ctrl_c_is_recorded_as_cancelled_and_resumes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Seen on a FER2013 study: Ctrl-C left run.json "failed" with an empty error and a traceback. Now the
+    run says "cancelled" and how to go on, the command exits 130, and the same command trains the rest."""
+    from rbdm_gui.cli import commands_models
+
+    argv = ["experiment", "--dataset", TINY, "--max-train", "16", "--max-val", "16"]
+    argv += ["--variants", "none,mean", "--seeds", "0", "--architecture", "small_cnn", "--options", "{}"]
+    argv += ["--epochs", "1", "--eval-every", "1"]
+    argv += ["--no-tensorboard", "--out", str(tmp_path), "--name", "tiny", "--cache-dir", str(tmp_path / "c")]
+    show = commands_models._ProgressPrinter.__call__
+
+    def press_ctrl_c_after_one_cell(self: object, progress: ExperimentProgress) -> None:
+        show(self, progress)  # type: ignore[arg-type]
+        if progress.stage == "training" and progress.point is None and progress.done >= 1:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(commands_models._ProgressPrinter, "__call__", press_ctrl_c_after_one_cell)
+    assert main(argv) == 130
+    (run_dir,) = tmp_path.glob("*-tiny")
+    assert f"interrupted: 1 finished cells kept in {run_dir}" in _out(capsys)
+    stored = json.loads((run_dir / "run.json").read_text())
+    assert stored["status"] == "cancelled" and "run the same command again" in stored["error"]
+    assert (run_dir / "command.txt").read_text().startswith("rbdm experiment ")
+
+    monkeypatch.setattr(commands_models._ProgressPrinter, "__call__", show)
+    assert main(argv) == 0
+    assert f"{run_dir} (resuming its missing cells)" in _out(capsys)
+    assert json.loads((run_dir / "run.json").read_text())["status"] == "finished"
+    with (run_dir / "results.csv").open() as handle:
+        assert [row["variant"] for row in csv.DictReader(handle)] == ["none", "mean"]
 
 
 @pytest.mark.tf
