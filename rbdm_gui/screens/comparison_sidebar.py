@@ -18,10 +18,8 @@ from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
-    QFileDialog,
     QFormLayout,
     QGroupBox,
-    QHBoxLayout,
     QLabel,
     QLineEdit,
     QListWidget,
@@ -31,6 +29,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from rbdm_gui.screens._layout import KERAS_FILES, STUDY_FILES, pick_file, row
 from rbdm_gui.workflows.figures import map_colours
 from tracking.study import Study
 
@@ -94,7 +93,7 @@ class ComparisonSidebar(QWidget):
         self.study_edit = QLineEdit()
         choose = _small_button("…", "Choose a study file")
         choose.clicked.connect(self._choose_study)
-        form.addRow("File", _row(self.study_edit, choose))
+        form.addRow("File", row(self.study_edit, choose))
         self.set_combo = QComboBox()
         self.set_combo.setToolTip("Sessions on one stimulus set saw the same images.")
         self.set_combo.activated.connect(lambda index: self.set_chosen.emit(self.set_combo.itemText(index)))
@@ -117,7 +116,7 @@ class ComparisonSidebar(QWidget):
         self.model_edit = QLineEdit()
         choose = _small_button("…", "Choose a trained .keras model")
         choose.clicked.connect(self._choose_model)
-        form.addRow("File", _row(self.model_edit, choose))
+        form.addRow("File", row(self.model_edit, choose))
         self.model_label = QLabel()
         self.model_label.setWordWrap(True)
         form.addRow(self.model_label)
@@ -186,19 +185,11 @@ class ComparisonSidebar(QWidget):
         self.annotators_chosen.emit(checked)
 
     def _choose_study(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(
-            self, "Study file", self.study_edit.text(), "RBDM Studio study (*.sqlite *.db);;All files (*)"
-        )
-        if path:
-            self.study_edit.setText(path)
+        if pick_file(self.study_edit, "Study file", STUDY_FILES):
             self.open_requested.emit()
 
     def _choose_model(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(
-            self, "Trainer model", self.model_edit.text(), "Keras model (*.keras);;All files (*)"
-        )
-        if path:
-            self.model_edit.setText(path)
+        if pick_file(self.model_edit, "Trainer model", KERAS_FILES):
             self.open_requested.emit()
 
 
@@ -209,10 +200,3 @@ def _small_button(text: str, tip: str) -> QPushButton:
     return button
 
 
-def _row(*widgets: QWidget) -> QWidget:
-    holder = QWidget()
-    layout = QHBoxLayout(holder)
-    layout.setContentsMargins(0, 0, 0, 0)
-    for widget in widgets:
-        layout.addWidget(widget, 1 if isinstance(widget, QLineEdit) else 0)
-    return holder

@@ -32,6 +32,7 @@ from PySide6.QtWidgets import (
 )
 
 from analysis.models import ARCHITECTURES
+from rbdm_gui.screens._layout import KERAS_FILES, STUDY_FILES, pick_file
 from rbdm_gui.workflows.experiment_display import trainer_text
 from rbdm_gui.workflows.experiment_screen import ExperimentScreen
 from rbdm_gui.workflows.experiment_settings import ExperimentSettings
@@ -259,11 +260,7 @@ class ExperimentFormPanel(QGroupBox):
     # --- files ----------------------------------------------------------------------------------
 
     def _choose_trainer(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(
-            self, "Trainer model", self.trainer_edit.text(), "Keras model (*.keras);;All files (*)"
-        )
-        if path:
-            self.trainer_edit.setText(path)
+        if pick_file(self.trainer_edit, "Trainer model", KERAS_FILES):
             self._show_trainer()
 
     def _choose_dataset(self) -> None:
@@ -272,11 +269,7 @@ class ExperimentFormPanel(QGroupBox):
             self.dataset_edit.setText(folder)
 
     def _choose_study(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(
-            self, "Study file", self.study_edit.text(), "RBDM Studio study (*.sqlite *.db);;All files (*)"
-        )
-        if path:
-            self.study_edit.setText(path)
+        pick_file(self.study_edit, "Study file", STUDY_FILES)
 
 
 def _spin(low: int, high: int) -> QSpinBox:

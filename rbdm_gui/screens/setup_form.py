@@ -6,11 +6,11 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from PySide6.QtWidgets import QDoubleSpinBox, QGroupBox, QHBoxLayout, QLineEdit, QSpinBox, QWidget
+from PySide6.QtWidgets import QDoubleSpinBox, QGroupBox, QLineEdit, QSpinBox, QWidget
 
 from rbdm_gui.workflows.study_setup import FLOAT_DECIMALS, StudySetup
 
-__all__ = ["AMBER", "GREEN", "GREY", "RED", "SetupPanel", "double_spin", "row", "set_text", "spin"]
+__all__ = ["AMBER", "GREEN", "GREY", "RED", "SetupPanel", "double_spin", "set_text", "spin"]
 
 #: Text colours: plain, success, problem, caution.
 GREY, GREEN, RED, AMBER = "color: #333;", "color: #1b5e20;", "color: #b00020;", "color: #8a4b00;"
@@ -65,14 +65,6 @@ def set_text(edit: QLineEdit, value: str) -> None:
         edit.setText(value)
 
 
-def row(*widgets: QWidget) -> QWidget:
-    """The widgets side by side; line edits take the room."""
-    holder = QWidget()
-    layout = QHBoxLayout(holder)
-    layout.setContentsMargins(0, 0, 0, 0)
-    for widget in widgets:
-        layout.addWidget(widget, 1 if isinstance(widget, QLineEdit) else 0)
-    return holder
 
 
 def spin(limits: tuple[int, int], suffix: str = "") -> QSpinBox:

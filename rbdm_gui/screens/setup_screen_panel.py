@@ -8,7 +8,8 @@ from PySide6.QtGui import QGuiApplication, QScreen
 from PySide6.QtWidgets import QFormLayout, QLabel, QPushButton, QWidget
 
 from analysis.geometry import ScreenGeometry
-from rbdm_gui.screens.setup_form import SetupPanel, double_spin, row, spin
+from rbdm_gui.screens._layout import row
+from rbdm_gui.screens.setup_form import SetupPanel, double_spin, spin
 from rbdm_gui.workflows.study_setup import FLOAT_LIMITS, INT_LIMITS, StudySetup
 
 __all__ = ["ScreenPanel", "screen_geometry"]

@@ -5,7 +5,8 @@ from __future__ import annotations
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QComboBox, QFormLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
-from rbdm_gui.screens.setup_form import GREY, RED, SetupPanel, row, spin
+from rbdm_gui.screens._layout import row
+from rbdm_gui.screens.setup_form import GREY, RED, SetupPanel, spin
 from rbdm_gui.workflows.study_setup import INT_LIMITS, ORDER_DESIGN_TEXT, StudySetup
 from tracking.protocol import ORDER_DESIGNS
 

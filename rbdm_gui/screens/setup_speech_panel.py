@@ -17,7 +17,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from rbdm_gui.screens.setup_form import AMBER, SetupPanel, row, set_text
+from rbdm_gui.screens._layout import row
+from rbdm_gui.screens.setup_form import AMBER, SetupPanel, set_text
 from rbdm_gui.workflows import speech
 from rbdm_gui.workflows.settings import KEYBOARD_ONLY
 from rbdm_gui.workflows.study_setup import StudySetup

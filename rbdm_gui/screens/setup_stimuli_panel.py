@@ -16,7 +16,8 @@ from PySide6.QtWidgets import (
 )
 
 from analysis.labels import LABELS
-from rbdm_gui.screens.setup_form import SetupPanel, row, set_text, spin
+from rbdm_gui.screens._layout import row
+from rbdm_gui.screens.setup_form import SetupPanel, set_text, spin
 from rbdm_gui.screens.workers import Task, run_task
 from rbdm_gui.workflows.study_setup import INT_LIMITS, SYNTHETIC_LIMITS, StudySetup, read_splits
 

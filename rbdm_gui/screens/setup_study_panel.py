@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from PySide6.QtWidgets import QFileDialog, QFormLayout, QLabel, QLineEdit, QPushButton, QWidget
 
+from rbdm_gui.screens._layout import row
 from rbdm_gui.screens.participants_panel import ParticipantsPanel
-from rbdm_gui.screens.setup_form import GREY, RED, SetupPanel, row, set_text
+from rbdm_gui.screens.setup_form import GREY, RED, SetupPanel, set_text
 from rbdm_gui.workflows.study_setup import PSEUDONYM_HINT, PSEUDONYM_MAX_CHARS, StudySetup, pseudonym_problem
 
 __all__ = ["StudyPanel"]

@@ -16,13 +16,13 @@ from rbdm_gui.screens.app import SessionRun
 from rbdm_gui.screens.labeling_view import SessionReport
 from rbdm_gui.workflows.session import SessionOutcome, session_settings
 from rbdm_gui.workflows.settings import StudySettings
+from tests.rbdm_gui._sessions import SCREEN, settings_for
 from tracking.drivers import MouseSimulator
 from tracking.protocol import Phase, ProtocolTiming, phase_durations
 from tracking.store import SessionStore
 
 pytestmark = pytest.mark.gui
 
-SCREEN = 800  # the offscreen platform's screen is 800 × 800 px at 60 Hz
 FAST = ProtocolTiming(blank_ms=200.0, cross_ms=100.0, second_blank_ms=200.0)  # where timing is not the point
 
 
@@ -36,23 +36,6 @@ class Gaze:
         return self.xy
 
 
-def settings_for(tmp_path: Path, *, n: int, **changes: object) -> StudySettings:
-    values: dict[str, object] = {
-        "study_path": str(tmp_path / "study.sqlite"),
-        "participant": "P01",
-        "stimuli": "synthetic:n=1,size=64",
-        "max_stimuli": n,
-        "seed": 3,
-        "driver": "mouse",
-        "recogniser": "keyboard",
-        "screen_width_px": SCREEN,
-        "screen_height_px": SCREEN,
-        "diagonal_in": 15.0,
-        "distance_cm": 60.0,
-        "calibrate": False,
-    }
-    values.update(changes)
-    return StudySettings(**values)  # type: ignore[arg-type]
 
 
 def start_run(qtbot: QtBot, settings: StudySettings, gaze: Gaze, **options: object) -> SessionRun:

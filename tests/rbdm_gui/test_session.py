@@ -25,6 +25,7 @@ from rbdm_gui.workflows.session import (
     SessionStep,
 )
 from rbdm_gui.workflows.settings import StudySettings
+from tests.rbdm_gui._sessions import SCREEN, settings_for
 from tracking.clock import now_ms
 from tracking.drivers import MouseSimulator
 from tracking.drivers.base import DriverState
@@ -34,28 +35,10 @@ from tracking.recording import LabelingSession, SpokenLabel, give_spoken_label
 from tracking.speech.base import Recognition
 from tracking.store import SessionStore
 
-SCREEN = 800
 FAST = ProtocolTiming(blank_ms=200.0, cross_ms=100.0, second_blank_ms=200.0)
 CENTRE = (SCREEN / 2, SCREEN / 2)
 
 
-def settings_for(tmp_path: Path, *, n: int, **changes: object) -> StudySettings:
-    values: dict[str, object] = {
-        "study_path": str(tmp_path / "study.sqlite"),
-        "participant": "P01",
-        "stimuli": "synthetic:n=1,size=64",
-        "max_stimuli": n,
-        "seed": 3,
-        "driver": "mouse",
-        "recogniser": "keyboard",
-        "screen_width_px": SCREEN,
-        "screen_height_px": SCREEN,
-        "diagonal_in": 15.0,
-        "distance_cm": 60.0,
-        "calibrate": False,
-    }
-    values.update(changes)
-    return StudySettings(**values)  # type: ignore[arg-type]
 
 
 class Gaze:

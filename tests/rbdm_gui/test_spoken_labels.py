@@ -25,6 +25,7 @@ from rbdm_gui.screens.labeling_view import LabelingView
 from rbdm_gui.screens.setup_view import SetupView
 from rbdm_gui.workflows import speech
 from rbdm_gui.workflows.settings import StudySettings
+from tests.rbdm_gui._sessions import SCREEN, settings_for
 from tests.tracking.speech._espeak import NOISE_STD, needs_espeak, spoken, write_wav
 from tracking.drivers import MouseSimulator
 from tracking.protocol import Phase, ProtocolTiming
@@ -34,7 +35,6 @@ from tracking.store import SessionStore
 
 pytestmark = pytest.mark.gui
 
-SCREEN = 800
 FAST = ProtocolTiming(blank_ms=100.0, cross_ms=50.0, second_blank_ms=100.0)
 BLOCK_S = speech.BLOCK_MS / 1000.0
 
@@ -89,23 +89,9 @@ def words(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[NDArray[np
     }
 
 
-def settings_for(tmp_path: Path, **changes: object) -> StudySettings:
-    values: dict[str, object] = {
-        "study_path": str(tmp_path / "study.sqlite"),
-        "participant": "P01",
-        "stimuli": "synthetic:n=1,size=64",
-        "max_stimuli": 3,
-        "seed": 3,
-        "driver": "mouse",
-        "recogniser": "pocketsphinx",
-        "screen_width_px": SCREEN,
-        "screen_height_px": SCREEN,
-        "diagonal_in": 15.0,
-        "distance_cm": 60.0,
-        "calibrate": False,
-    }
-    values.update(changes)
-    return StudySettings(**values)  # type: ignore[arg-type]
+def spoken_settings(tmp_path: Path, **changes: object) -> StudySettings:
+    """Three faces labelled by voice through the bundled recogniser."""
+    return settings_for(tmp_path, n=3, **{"recogniser": "pocketsphinx", **changes})
 
 
 def start_run(qtbot: QtBot, settings: StudySettings, **options: object) -> SessionRun:
@@ -136,7 +122,7 @@ def test_spoken_labels_reach_the_store(
     qtbot: QtBot, tmp_path: Path, words: dict[str, list[NDArray[np.int16]]]
 ) -> None:
     speech = RecordedSpeech(words)
-    run = start_run(qtbot, settings_for(tmp_path, microphone="USB mic"), open_audio=speech.open)
+    run = start_run(qtbot, spoken_settings(tmp_path, microphone="USB mic"), open_audio=speech.open)
     view = run.labeling_view
     assert view is not None and run.gate is not None and speech.opened == ["USB mic"]
     protocol = view.protocol
@@ -180,7 +166,7 @@ def test_without_a_microphone_the_session_runs_by_keys(qtbot: QtBot, tmp_path: P
 
     notices: list[str] = []
     run = SessionRun(
-        settings_for(tmp_path, max_stimuli=1, labels=LABELS[:6]),
+        spoken_settings(tmp_path, max_stimuli=1, labels=LABELS[:6]),
         make_driver=lambda s, g: MouseSimulator(lambda: (SCREEN / 2, SCREEN / 2), rate_hz=60.0),
         timing=FAST,
         show_report=False,
