@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QDockWidget
+from PySide6.QtWidgets import QDockWidget, QMainWindow
 from pytestqt.qtbot import QtBot
 
 from rbdm_gui.screens.app import SessionRun, StudioApp
 from rbdm_gui.screens.monitor_session import SessionMonitor
-from rbdm_gui.screens.monitor_view import MonitorPanel, fixation_sizes_px
+from rbdm_gui.screens.monitor_view import MonitorPanel, fixation_sizes_px, place_monitor
 from rbdm_gui.workflows.monitor_table import TableRequest, participant_table
 from rbdm_gui.workflows.settings import StudySettings
 from tests.rbdm_gui.test_monitor_model import FAST, recorded_gaze
@@ -21,6 +25,8 @@ from tracking.drivers import ReplayDriver
 from tracking.protocol import Phase
 from tracking.recording import load_stimuli, trial_quality
 from tracking.store import SessionStore
+
+ROOT = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.gui
 
@@ -201,3 +207,49 @@ def test_the_monitor_docks_in_the_main_window_with_one_screen(qtbot: QtBot, tmp_
     assert not monitor.panel.pause_button.isEnabled()
     assert studio.open_monitor() is monitor  # opened once
     monitor.close()
+
+
+def test_with_one_screen_the_monitor_docks_in_the_main_window(qtbot: QtBot) -> None:
+    window = QMainWindow()
+    qtbot.addWidget(window)
+    holder = place_monitor(MonitorPanel(), window)
+    assert isinstance(holder, QDockWidget) and holder.parent() is window
+    assert window.dockWidgetArea(holder) == Qt.DockWidgetArea.RightDockWidgetArea
+
+
+_TWO_SCREENS = """
+import json, sys
+from PySide6.QtWidgets import QApplication, QMainWindow
+from rbdm_gui.screens.monitor_view import MonitorPanel, MonitorWindow, place_monitor
+app = QApplication([])
+participant = next(s for s in app.screens() if s.name() == "participant")
+main = QMainWindow()
+holder = place_monitor(MonitorPanel(), main, participant=participant)
+app.processEvents()
+print(json.dumps({
+    "window": isinstance(holder, MonitorWindow),
+    "screen": holder.screen().name(),
+    "geometry": holder.geometry().getRect(),
+    "available": holder.screen().availableGeometry().getRect(),
+}))
+"""
+
+
+def test_with_two_screens_the_monitor_opens_on_the_experimenters(tmp_path: Path) -> None:
+    """The lab's layout: the labeling window full screen on the participant's screen, the monitor on the
+    other one, whichever Qt lists first. Qt's offscreen platform given two screens plays both."""
+    screens = [
+        {"name": "experimenter", "x": 0, "y": 0, "width": 1280, "height": 800},
+        {"name": "participant", "x": 1280, "y": 0, "width": 1920, "height": 1080},
+    ]
+    config = tmp_path / "screens.json"
+    framed = [{**s, "logicalDpi": 96, "dpr": 1} for s in screens]
+    config.write_text(json.dumps({"screens": framed, "windowFrameMargins": False}))
+    env = {**os.environ, "QT_QPA_PLATFORM": f"offscreen:configfile={config}"}
+    done = subprocess.run(
+        [sys.executable, "-c", _TWO_SCREENS], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    shown = json.loads(done.stdout.strip().splitlines()[-1])
+    assert shown["window"] and shown["screen"] == "experimenter"
+    assert shown["geometry"] == shown["available"] == [0, 0, 1280, 800]
