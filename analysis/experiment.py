@@ -90,6 +90,7 @@ __all__ = [
     "DEFAULT_TEST_FRACTION",
     "DEFAULT_TRAINING",
     "MASK_SOURCES",
+    "MASK_SOURCE_COLOURS",
     "RESULT_FIELDS",
     "RUN_STATUSES",
     "VARIANTS",
@@ -1573,8 +1574,17 @@ def mean_curves(curves: SeedCurves) -> dict[str, dict[str, NDArray[np.float64]]]
     return out
 
 
-#: Line colour per masking method and line style per switch, as in RBDM Figure 10.
-_COLOURS: Final = {"none": "black", "negative": "tab:blue", "mean": "tab:orange", "perceptive": "tab:green"}
+#: Line colour per mask source in every learning-curve plot (the PNGs here and in the report, the
+#: Experiments screen): matplotlib's tab10 colours; ``+switch`` variants are drawn dashed (RBDM Figure 10).
+MASK_SOURCE_COLOURS: Final = {
+    "none": "#000000",
+    "negative": "#1f77b4",
+    "mean": "#ff7f0e",
+    "perceptive": "#2ca02c",
+    "gaze": "#d62728",
+    "fusion": "#9467bd",
+    "regions": "#8c564b",
+}
 
 
 def plot_learning_curves(curves: SeedCurves, path: str | Path, *, title: str = "") -> Path:
@@ -1611,7 +1621,7 @@ def plot_learning_curves(curves: SeedCurves, path: str | Path, *, title: str = "
         method = variant.removesuffix(_SWITCH_SUFFIX)
         dashed = variant.endswith(_SWITCH_SUFFIX)
         style = {
-            "color": _COLOURS.get(method, "tab:red"),
+            "color": MASK_SOURCE_COLOURS.get(method, MASK_SOURCE_COLOURS["gaze"]),
             "linestyle": "--" if dashed else "-",
             "linewidth": 1.6,
         }

@@ -309,16 +309,6 @@ def band_curves(curves: SeedCurves) -> dict[str, dict[str, NDArray[np.float64]]]
     return out
 
 
-#: Line colour per mask source (as in :func:`analysis.experiment.plot_learning_curves`).
-_COLOURS: Final = {
-    "none": "black",
-    "negative": "tab:blue",
-    "mean": "tab:orange",
-    "perceptive": "tab:green",
-    "gaze": "tab:red",
-    "fusion": "tab:purple",
-    "regions": "tab:brown",
-}
 
 
 def plot_curves_with_bands(curves: SeedCurves, path: str | Path, *, title: str = "") -> Path:
@@ -333,11 +323,13 @@ def plot_curves_with_bands(curves: SeedCurves, path: str | Path, *, title: str =
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
+    from analysis.experiment import MASK_SOURCE_COLOURS
+
     figure = Figure(figsize=(8, 4.8), layout="constrained")
     FigureCanvasAgg(figure)
     ax = figure.subplots()
     for variant, table in band_curves(curves).items():
-        colour = _COLOURS.get(variant.removesuffix("+switch"), "tab:gray")
+        colour = MASK_SOURCE_COLOURS.get(variant.removesuffix("+switch"), "#7f7f7f")
         dashed = variant.endswith("+switch")
         ax.plot(table["step"], table["mean"], color=colour, linestyle="--" if dashed else "-", label=variant)
         ax.fill_between(table["step"], table["low"], table["high"], color=colour, alpha=0.15, linewidth=0)

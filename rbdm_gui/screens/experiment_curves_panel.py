@@ -23,7 +23,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QWidget
 
-from analysis.experiment import ExperimentRun, mean_curves
+from analysis.experiment import MASK_SOURCE_COLOURS, ExperimentRun, mean_curves
 from analysis.experiment_report import band_curves
 from analysis.trainee import CurvePoint
 from rbdm_gui.workflows.experiment_display import CurveKey, short_run_name
@@ -31,16 +31,8 @@ from rbdm_gui.workflows.experiment_screen import ExperimentScreen
 
 __all__ = ["METHOD_COLOURS", "PANELS", "ExperimentCurvesPanel"]
 
-#: Line colour per masking method, as in :func:`analysis.experiment.plot_learning_curves`.
-METHOD_COLOURS: Final = {
-    "none": "#000000",
-    "negative": "#1f77b4",
-    "mean": "#ff7f0e",
-    "perceptive": "#2ca02c",
-    "gaze": "#d62728",
-    "fusion": "#9467bd",
-    "regions": "#8c564b",
-}
+#: Line colour per masking method: the PNGs' (:data:`analysis.experiment.MASK_SOURCE_COLOURS`).
+METHOD_COLOURS: Final = MASK_SOURCE_COLOURS
 #: The plots: curve field and title (RBDM Figure 10).
 PANELS: Final = (
     ("train_loss", "training loss"),
