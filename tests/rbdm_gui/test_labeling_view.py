@@ -111,7 +111,11 @@ def test_a_whole_session_is_stored_with_phases_labels_and_fixations(qtbot: QtBot
             else:
                 assert fixations, f"no fixation stored for trial {trial.position}"
                 longest = max(fixations, key=lambda f: f.duration_ms)
-                assert math.dist((longest.x_screen_px, longest.y_screen_px), target) < 1.0
+                # within 10 px (0.3° here): exact on a quiet machine; on a busy one the simulator's thread
+                # misses samples, the detector bridges gaps up to 75 ms by interpolation (as a tracker's
+                # dropouts), and a few bridged samples on the way from the screen's centre join the
+                # fixation (seen: 4.9-5.8 px). A wrong scale or offset would miss by far more.
+                assert math.dist((longest.x_screen_px, longest.y_screen_px), target) < 10.0
         assert len(store.samples(session.session_id)) > 100
         assert session.settings["stimulus_rect"] == {
             "x_px": 0.0,
