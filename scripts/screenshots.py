@@ -4,11 +4,16 @@ Run from the repository root::
 
     .venv/bin/python scripts/screenshots.py            # starts itself under xvfb-run when no X display is set
     xvfb-run -s "-screen 0 1920x1080x24" .venv/bin/python scripts/screenshots.py
+    .venv/bin/python scripts/screenshots.py experiments prototypes    # only these parts
+
+The parts are sessions (setup, labeling, report, calibration), comparison, experiments and prototypes.
 
 It writes comparison.png (two simulated annotators on eight faces against the default Trainer),
 setup.png, labeling_cross.png, labeling_stimulus.png (with a recognised label),
-labeling_paused.png, session_report.png, calibration_target.png, calibration_result.png and
-experiments.png (a small real run of the seven Trainees).
+labeling_unrecognised.png, labeling_paused.png, session_report.png, calibration_intro.png,
+calibration_target.png, calibration_result.png, comparison_table1.png, experiments.png (a small real
+run of the seven Trainees) and prototypes.png (synthetic action-unit sequences).
+The live monitor's monitor.png comes from ``python -m rbdm_gui.screens.monitor_demo --screenshot``.
 Settings and the study file go to a temporary folder; the gaze comes from the mouse simulator.
 """
 
@@ -22,10 +27,15 @@ import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from rbdm_gui.screens.app import StudioApp
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "docs" / "screenshots"
 SCREEN = "1920x1080x24"
+PARTS = ("sessions", "comparison", "experiments", "prototypes")  # what a run photographs, in this order
 
 
 def _under_xvfb() -> None:
@@ -36,38 +46,23 @@ def _under_xvfb() -> None:
     if xvfb_run is None:
         sys.exit("xvfb-run is missing: install the 'xvfb' package (scripts/install-system-deps.sh).")
     env = {**os.environ, "RBDM_SCREENSHOTS_CHILD": "1", "QT_QPA_PLATFORM": "xcb"}
-    command = [xvfb_run, "-a", "-s", f"-screen 0 {SCREEN}", sys.executable, __file__]
+    command = [xvfb_run, "-a", "-s", f"-screen 0 {SCREEN}", sys.executable, __file__, *sys.argv[1:]]
     sys.exit(subprocess.run(command, env=env, check=False).returncode)
 
 
 def main() -> None:
     _under_xvfb()
+    parts = _chosen_parts(sys.argv[1:])
     sys.path.insert(0, str(ROOT))
     folder = Path(tempfile.mkdtemp(prefix="rbdm-screens-"))
     os.environ["RBDM_STUDIO_CONFIG_DIR"] = str(folder / "config")
     os.environ["RBDM_STUDIO_DATA_DIR"] = str(folder / "data")
 
     from PySide6.QtCore import QCoreApplication, QElapsedTimer
-    from PySide6.QtGui import QGuiApplication
     from PySide6.QtWidgets import QApplication, QWidget
-
-    from analysis.geometry import ScreenGeometry
-    from rbdm_gui.screens.app import SessionRun, StudioApp
-    from rbdm_gui.screens.calibration_view import CalibrationView
-    from rbdm_gui.workflows.settings import KEYBOARD_ONLY, StudySettings
-    from tracking.drivers import MouseSimulator
-    from tracking.fixations import DETECTORS
-    from tracking.protocol import Phase
-    from tracking.recording import SpokenLabel, gaze_recording
-    from tracking.speech import Recognition
-    from tracking.store import SessionStore
-    from tracking.validation import ValidationProcedure
 
     app = QApplication.instance() or QApplication([sys.argv[0]])
     OUT.mkdir(parents=True, exist_ok=True)
-    screen = QGuiApplication.primaryScreen()
-    size = screen.size()
-    geometry = ScreenGeometry(size.width(), size.height(), 24.0, 70.0)
 
     def wait_until(condition: Callable[[], bool], timeout_ms: int = 20_000) -> None:
         clock = QElapsedTimer()
@@ -81,6 +76,50 @@ def main() -> None:
         QCoreApplication.processEvents()
         widget.grab().save(str(OUT / name))
         print(f"wrote {OUT / name}")
+
+    studio = _sessions(folder, save, wait_until) if "sessions" in parts else None
+    if "comparison" in parts:
+        _comparison(folder, save, wait_until)
+    if "experiments" in parts:
+        _experiments(save, wait_until)
+    if "prototypes" in parts:
+        _prototypes(save, wait_until)
+    if studio is not None:
+        studio.window.close()
+    del app
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def _chosen_parts(args: list[str]) -> set[str]:
+    """The parts named on the command line (all when none is named)."""
+    unknown = set(args) - set(PARTS)
+    if unknown:
+        sys.exit(f"unknown part(s) {sorted(unknown)!r}; choose from {list(PARTS)!r} (none: all).")
+    return set(args) or set(PARTS)
+
+
+def _sessions(folder: Path, save: Callable[..., None], wait_until: Callable[..., None]) -> StudioApp:
+    """Study setup, a labeling session with the mouse simulator, its report, and a validation.
+
+    Returns the app, whose window is closed at the end of the script.
+    """
+    from PySide6.QtGui import QGuiApplication
+
+    from analysis.geometry import ScreenGeometry
+    from rbdm_gui.screens.app import SessionRun, StudioApp
+    from rbdm_gui.screens.calibration_view import CalibrationView
+    from rbdm_gui.workflows.settings import KEYBOARD_ONLY, StudySettings
+    from tracking.drivers import MouseSimulator
+    from tracking.fixations import DETECTORS
+    from tracking.protocol import Phase
+    from tracking.recording import SpokenLabel, gaze_recording
+    from tracking.speech import Recognition
+    from tracking.store import SessionStore
+    from tracking.validation import ValidationProcedure
+
+    screen = QGuiApplication.primaryScreen()
+    size = screen.size()
+    geometry = ScreenGeometry(size.width(), size.height(), 24.0, 70.0)
 
     # --- setup ----------------------------------------------------------------------------------
     studio = StudioApp()
@@ -135,7 +174,8 @@ def main() -> None:
     setup.set_settings(dataclasses.replace(settings, participant="P02", recogniser="pocketsphinx"))
     setup.refresh_participants()
     studio.window.show()
-    studio.window.resize(1280, 800)
+    # 1280 x 800 below the menu bar (Session → Live monitor), so that the form is seen to its last row
+    studio.window.resize(1280, 800 + studio.window.menuBar().sizeHint().height())
     save(studio.window, "setup.png")
     studio.window.hide()
 
@@ -173,11 +213,7 @@ def main() -> None:
             save(calibration, "calibration_result.png")
             calibration.close()
         driver.close()
-    _comparison(folder, save, wait_until)
-    _experiments(save, wait_until)
-    studio.window.close()
-    del app
-    shutil.rmtree(folder, ignore_errors=True)
+    return studio
 
 
 def _comparison(folder: Path, save: Callable[..., None], wait_until: Callable[..., None]) -> None:
@@ -193,8 +229,8 @@ def _comparison(folder: Path, save: Callable[..., None], wait_until: Callable[..
     from analysis.datasets.synthetic_faces import make_face, simulate_fixations
     from analysis.geometry import ScreenGeometry
     from analysis.labels import LABELS
-    from rbdm_gui.screens.app import session_settings
     from rbdm_gui.screens.comparison_view import ComparisonView
+    from rbdm_gui.workflows.session import session_settings
     from rbdm_gui.workflows.settings import KEYBOARD_ONLY, StudySettings
     from tracking.protocol import ProtocolTiming, stimulus_order
     from tracking.recording import StimulusSet
@@ -272,6 +308,30 @@ def _experiments(save: Callable[..., None], wait_until: Callable[..., None]) -> 
     wait_until(lambda: not view.runner.running, timeout_ms=600_000)
     wait_until(lambda: not view.busy and len(view.shown) == 1)
     save(view, "experiments.png")
+    view.close()
+
+
+def _prototypes(save: Callable[..., None], wait_until: Callable[..., None]) -> None:
+    """The Temporal prototypes screen after Compute (synthetic): 24 AU sequences through the shipped
+    action unit model (TP §3.2–§3.5), a surprise sequence with its second stage enlarged."""
+    from PySide6.QtCore import QCoreApplication
+
+    from rbdm_gui.screens.prototypes_view import PrototypesView
+
+    view = PrototypesView()
+    view.resize(1600, 1160)
+    view.show()
+    view.start_compute()
+    wait_until(lambda: view.result is not None, timeout_ms=600_000)
+    assert view.result is not None
+    ids = [sequence.id for sequence in view.result.sequences]
+    view.select_sequence(ids.index("surprise/003") if "surprise/003" in ids else 0)
+    view.select_stage(1)
+    QCoreApplication.processEvents()
+    height = max(1160, view.minimumSizeHint().height())  # the strip of the sequence shown sets it
+    view.resize(1600, height)
+    wait_until(lambda: view.height() == height)
+    save(view, "prototypes.png")
     view.close()
 
 
