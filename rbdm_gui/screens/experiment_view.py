@@ -166,7 +166,7 @@ class ExperimentView(QWidget):
         self.confusion = ExperimentConfusionPanel(model)
         layout = QHBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
-        layout.addWidget(sidebar_splitter(self._sidebar(), self._centre(), side_px=360))
+        layout.addWidget(sidebar_splitter(self._sidebar(), self._centre(), side_px=400))
         self.runner.progress.connect(model.show_progress)
         self.runner.used.connect(model.show_used)
         self.runner.finished.connect(model.finish)

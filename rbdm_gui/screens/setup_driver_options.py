@@ -34,7 +34,7 @@ class DriverOptionsEditor(QWidget):
             form.addRow(option.label, editor)
         if not self._editors:
             form.addRow(QLabel("(no options)"))
-        self.show_values()
+        self.show_values(fill=True)
 
     def _editor(self, option: DriverOption) -> QWidget:
         if option.kind == "bool":
@@ -55,8 +55,11 @@ class DriverOptionsEditor(QWidget):
         if not self._showing:
             self.model.set_driver_option(self.driver, name, value)
 
-    def show_values(self) -> None:
-        """Show the model's option values (text the model could not read is left as typed)."""
+    def show_values(self, *, fill: bool = False) -> None:
+        """Show the model's option values (text the model could not read is left as typed).
+
+        Empty text reads as the default, so an empty field is left empty unless ``fill``: the editor
+        fills its fields once, when it is built, so that every field shows its value (a default included)."""
         values = self.model.settings.driver_options.get(self.driver, {})
         self._showing = True
         try:
@@ -71,8 +74,10 @@ class DriverOptionsEditor(QWidget):
                     editor.setChecked(bool(value))
                 elif isinstance(editor, QComboBox):
                     editor.setCurrentText(str(value))
-                elif isinstance(editor, QLineEdit) and not _shows(option, editor.text(), value):
-                    editor.setText("" if value is None else str(value))
+                elif isinstance(editor, QLineEdit):
+                    empty = fill and not editor.text() and value is not None
+                    if empty or not _shows(option, editor.text(), value):
+                        editor.setText("" if value is None else str(value))
         finally:
             self._showing = False
 

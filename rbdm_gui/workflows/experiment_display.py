@@ -78,7 +78,7 @@ TRAINEE_COLUMNS: Final = (
     "mean F1",
     "steps",
     "time (s)",
-    "training images",
+    "images",
 )
 SUMMARY_COLUMNS: Final = ("variant", "seeds", "best F1", "final F1", "mean F1")
 #: Columns of the comparison with ``none`` (analysis.experiment_report), per training-set size.

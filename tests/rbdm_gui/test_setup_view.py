@@ -178,6 +178,22 @@ def test_testing_the_tracker_shows_the_rate_it_reports_and_errors_go_with_the_tr
     assert "120 Hz reported" in view.tracker_info.text()
 
 
+def test_every_tracker_option_field_shows_its_value_defaults_included(qtbot: QtBot) -> None:
+    """Seen in the retaken screenshot: after the screen's split the tracker fields came up empty (empty
+    text reads as the default, so the editor never wrote the defaults in), unlike before."""
+    from PySide6.QtWidgets import QLineEdit
+
+    view = SetupView(StudySettings(recogniser=KEYBOARD_ONLY))
+    qtbot.addWidget(view)
+    shown = {}
+    for driver, editor in view.option_editors.items():
+        for name, (option, widget) in editor._editors.items():
+            if isinstance(widget, QLineEdit) and option.default is not None:
+                shown[(driver, name)] = widget.text()
+                assert widget.text() == str(option.default), (driver, name)
+    assert shown[("mouse", "rate_hz")] == "60.0" and len(shown) >= 4
+
+
 def test_edits_reach_the_model_and_what_is_typed_is_never_rewritten(qtbot: QtBot) -> None:
     from PySide6.QtWidgets import QLineEdit
 
