@@ -5,9 +5,7 @@ from __future__ import annotations
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QFileDialog, QHBoxLayout, QLineEdit, QSplitter, QWidget
 
-from rbdm_gui.workflows.speech import keys_text  # its home; the screens import it from here too
-
-__all__ = ["KERAS_FILES", "STUDY_FILES", "keys_text", "pick_file", "row", "sidebar_splitter"]
+__all__ = ["KERAS_FILES", "STUDY_FILES", "pick_file", "row", "sidebar_splitter"]
 
 #: File-dialog filters of the files the screens open.
 STUDY_FILES = "RBDM Studio study (*.sqlite *.db);;All files (*)"

@@ -43,7 +43,7 @@ from tracking.protocol import ProtocolTiming
 from tracking.recording import Cancelled, SpokenLabel, StimulusSet
 from tracking.validation import ValidationProcedure
 
-__all__ = ["CursorProbe", "SessionOutcome", "SessionRun", "StudioApp", "default_pages", "main"]
+__all__ = ["CursorProbe", "SessionRun", "StudioApp", "default_pages", "main"]
 
 
 class CursorProbe(QObject):

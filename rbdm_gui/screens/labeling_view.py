@@ -30,7 +30,6 @@ from PySide6.QtWidgets import (
 
 from analysis.geometry import ScreenGeometry, StimulusRect
 from rbdm_gui.screens.workers import run_task
-from rbdm_gui.workflows.session import SessionOutcome, session_outcome  # their home; read here by setup_view
 from rbdm_gui.workflows.session_screen import STATUS_SEPARATOR, LabelingScreenModel
 from tracking.clock import now_ms
 from tracking.drivers.base import DriverEvent
@@ -46,10 +45,8 @@ __all__ = [
     "BACKGROUND",
     "FramePacer",
     "LabelingView",
-    "SessionOutcome",
     "SessionReport",
     "screen_refresh",
-    "session_outcome",
     "to_qimage",
 ]
 
