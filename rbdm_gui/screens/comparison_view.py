@@ -36,20 +36,17 @@ from rbdm_gui.screens.comparison_actions import ComparisonActions
 from rbdm_gui.screens.comparison_maps import ComparisonMaps, ShownStimulus, contour_lines
 from rbdm_gui.screens.comparison_sidebar import ComparisonSidebar
 from rbdm_gui.screens.comparison_tables import ComparisonTables
-from rbdm_gui.screens.table1_widget import METRIC_TITLES
 from rbdm_gui.screens.task_group import TaskGroup
 from rbdm_gui.screens.workers import ProgressCallback
 from rbdm_gui.workflows.assets import DEFAULT_TRAINER
 from rbdm_gui.workflows.comparison import (
     ComparisonSession,
     OpenedStudy,
-    comparison_config_path,
     export_file_name,
     setup_study_path,
     stimulus_caption,
     trainer_text,
 )
-from rbdm_gui.workflows.figures import MAP_COLOURS
 from tracking.study import (
     ModelRelevance,
     StudyComparison,
@@ -57,7 +54,7 @@ from tracking.study import (
     TrainerInfo,
 )
 
-__all__ = ["MAP_COLOURS", "METRIC_TITLES", "ComparisonView", "comparison_config_path"]
+__all__ = ["ComparisonView"]
 
 
 class ComparisonView(QWidget):

@@ -58,7 +58,7 @@ from rbdm_gui.workflows.prototypes import (
     table_cells,
 )
 
-__all__ = ["PrototypesView", "compute_synthetic"]
+__all__ = ["PrototypesView"]
 
 
 def _pixmap(image: NDArray[np.uint8]) -> QPixmap:

@@ -21,7 +21,7 @@ from PySide6.QtGui import QScreen
 from PySide6.QtWidgets import QHBoxLayout, QScrollArea, QVBoxLayout, QWidget
 
 from rbdm_gui.screens.labeling_view import SessionReport
-from rbdm_gui.screens.setup_screen_panel import ScreenPanel, screen_geometry
+from rbdm_gui.screens.setup_screen_panel import ScreenPanel
 from rbdm_gui.screens.setup_session_panel import SessionPanel
 from rbdm_gui.screens.setup_speech_panel import SpeechPanel
 from rbdm_gui.screens.setup_stimuli_panel import StimuliPanel
@@ -31,7 +31,7 @@ from rbdm_gui.workflows.settings import StudySettings
 from rbdm_gui.workflows.study_setup import StartRequest, StudySetup
 from tracking.errors import StoreError
 
-__all__ = ["SetupView", "screen_geometry"]
+__all__ = ["SetupView"]
 
 
 class SetupView(QWidget):

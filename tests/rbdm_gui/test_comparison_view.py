@@ -15,7 +15,9 @@ from pytestqt.qtbot import QtBot
 
 from analysis.metrics import ComparisonTable
 from rbdm_gui.screens.app import StudioApp
-from rbdm_gui.screens.comparison_view import METRIC_TITLES, ComparisonView, comparison_config_path
+from rbdm_gui.screens.comparison_view import ComparisonView
+from rbdm_gui.screens.table1_widget import METRIC_TITLES
+from rbdm_gui.workflows.comparison import comparison_config_path
 from rbdm_gui.workflows.session import session_settings
 from rbdm_gui.workflows.settings import KEYBOARD_ONLY, StudySettings
 from tests.tracking import _study

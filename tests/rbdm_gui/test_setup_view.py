@@ -8,7 +8,8 @@ import pytest
 from PySide6.QtCore import Qt
 from pytestqt.qtbot import QtBot
 
-from rbdm_gui.screens.setup_view import SetupView, screen_geometry
+from rbdm_gui.screens.setup_screen_panel import screen_geometry
+from rbdm_gui.screens.setup_view import SetupView
 from rbdm_gui.workflows.settings import KEYBOARD_ONLY, StudySettings, load_settings, settings_path
 
 pytestmark = pytest.mark.gui
