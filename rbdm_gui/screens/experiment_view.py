@@ -41,30 +41,17 @@ from PySide6.QtWidgets import QHBoxLayout, QScrollArea, QSplitter, QVBoxLayout, 
 from analysis.experiment import ExperimentProgress
 from rbdm_gui.screens._layout import sidebar_splitter
 from rbdm_gui.screens.experiment_confusion_panel import ExperimentConfusionPanel
-from rbdm_gui.screens.experiment_curves_panel import METHOD_COLOURS, PANELS, ExperimentCurvesPanel
+from rbdm_gui.screens.experiment_curves_panel import ExperimentCurvesPanel
 from rbdm_gui.screens.experiment_form_panel import ExperimentFormPanel
 from rbdm_gui.screens.experiment_progress_panel import ExperimentProgressPanel
 from rbdm_gui.screens.experiment_results_panel import ExperimentResultsPanel
 from rbdm_gui.screens.experiment_runner import ExperimentRunner
 from rbdm_gui.screens.experiment_runs_panel import ExperimentRunsPanel
 from rbdm_gui.screens.workers import Task, run_task
-from rbdm_gui.workflows.experiment_display import COMPARISON_COLUMNS, comparison_cells
-from rbdm_gui.workflows.experiment_form import parse_sizes
-from rbdm_gui.workflows.experiment_screen import ExperimentScreen, default_runs_dir, run_comparisons
-from rbdm_gui.workflows.experiment_settings import experiments_config_path
+from rbdm_gui.workflows.experiment_screen import ExperimentScreen
 from rbdm_gui.workflows.experiment_worker import LaunchRequest
 
-__all__ = [
-    "COMPARISON_COLUMNS",
-    "METHOD_COLOURS",
-    "PANELS",
-    "ExperimentView",
-    "comparison_cells",
-    "default_runs_dir",
-    "experiments_config_path",
-    "parse_sizes",
-    "run_comparisons",
-]
+__all__ = ["ExperimentView"]
 
 
 class _Part:
@@ -88,7 +75,7 @@ class ExperimentView(QWidget):
     Parameters
     ----------
     runs_dir : Path, optional
-        Where runs are kept; :func:`default_runs_dir` by default.
+        Where runs are kept; :func:`~rbdm_gui.workflows.experiment_screen.default_runs_dir` by default.
     trainer_path : Path, optional
         The Trainer for new runs; by default the one last chosen here, else the shipped small CNN.
     runner : ExperimentRunner, optional

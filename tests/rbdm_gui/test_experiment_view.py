@@ -25,13 +25,10 @@ from analysis.experiment import (
 )
 from analysis.experiment_report import VariantComparison
 from analysis.trainee import CURVE_FIELDS, CurvePoint
-from rbdm_gui.screens.experiment_view import (
-    COMPARISON_COLUMNS,
-    ExperimentView,
-    comparison_cells,
-    default_runs_dir,
-)
+from rbdm_gui.screens.experiment_view import ExperimentView
 from rbdm_gui.workflows.assets import DEFAULT_TRAINER
+from rbdm_gui.workflows.experiment_display import COMPARISON_COLUMNS, comparison_cells
+from rbdm_gui.workflows.experiment_screen import default_runs_dir
 from tests.rbdm_gui._experiment_runs import points as _points
 from tests.rbdm_gui._experiment_runs import write_run as _write_run
 
