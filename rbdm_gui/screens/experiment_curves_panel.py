@@ -29,10 +29,8 @@ from analysis.trainee import CurvePoint
 from rbdm_gui.workflows.experiment_display import CurveKey, short_run_name
 from rbdm_gui.workflows.experiment_screen import ExperimentScreen
 
-__all__ = ["METHOD_COLOURS", "PANELS", "ExperimentCurvesPanel"]
+__all__ = ["PANELS", "ExperimentCurvesPanel"]
 
-#: Line colour per masking method: the PNGs' (:data:`analysis.experiment.MASK_SOURCE_COLOURS`).
-METHOD_COLOURS: Final = MASK_SOURCE_COLOURS
 #: The plots: curve field and title (RBDM Figure 10).
 PANELS: Final = (
     ("train_loss", "training loss"),
@@ -125,7 +123,8 @@ class ExperimentCurvesPanel(pg.GraphicsLayoutWidget):  # type: ignore[misc]
         for variant, table in band_curves(curves).items():
             if len({s for v, s in curves if v == variant}) < 2 or len(table["step"]) < 2:
                 continue
-            colour = QColor(METHOD_COLOURS.get(variant.removesuffix(_SWITCH), METHOD_COLOURS["gaze"]))
+            method = variant.removesuffix(_SWITCH)
+            colour = QColor(MASK_SOURCE_COLOURS.get(method, MASK_SOURCE_COLOURS["gaze"]))
             colour.setAlpha(40)
             low = pg.PlotCurveItem(table["step"], table["low"])
             high = pg.PlotCurveItem(table["step"], table["high"])
@@ -147,7 +146,7 @@ class ExperimentCurvesPanel(pg.GraphicsLayoutWidget):  # type: ignore[misc]
 
     def _add_curve(self, variant: str, *, legend: bool, symbol: str | None = None) -> list[pg.PlotDataItem]:
         method = variant.removesuffix(_SWITCH)
-        colour = METHOD_COLOURS.get(method, METHOD_COLOURS["gaze"])
+        colour = MASK_SOURCE_COLOURS.get(method, MASK_SOURCE_COLOURS["gaze"])
         style = Qt.PenStyle.DashLine if variant.endswith(_SWITCH) else Qt.PenStyle.SolidLine
         pen = pg.mkPen(colour, width=2, style=style)
         items = []
