@@ -213,7 +213,8 @@ def test_mean_mask_equals_the_previous_implementation_on_any_finite_map(relevanc
 
 def adversarial_stack(rng: np.random.Generator) -> Floats:
     """Maps (48 × 48) that need the exact check: pixels a few ulps around an exact mean, ties, constant,
-    tiny (subnormal), huge (> 2^500) and extreme-but-finite maps, between plain random ones."""
+    tiny (subnormal, or with squares that underflow), huge (> 2^500, or with squares that overflow) and
+    extreme-but-finite maps, between plain random ones."""
     shape = (48, 48)
     maps = [rng.normal(size=shape) for _ in range(300)]
     near = rng.choice([-1.0, 1.0], size=shape)
@@ -233,6 +234,8 @@ def adversarial_stack(rng: np.random.Generator) -> Floats:
         np.full(shape, 5e-324),
         rng.normal(size=shape) * 1e-310,
         rng.normal(size=shape) * 2.0**600,
+        rng.normal(size=shape) * 2.0**499,  # Σ R_i² overflows the masks' bound; R_i and Σ R_i do not
+        rng.normal(size=shape) * 2.0**-540,  # every R_i² underflows
         extreme,
     ]
     for position, special in zip(
