@@ -26,6 +26,7 @@ from analysis.geometry import ScreenGeometry
 from rbdm_gui.screens.calibration_view import CalibrationView
 from rbdm_gui.screens.labeling_view import LabelingView, SessionReport, screen_refresh, to_qimage
 from rbdm_gui.screens.main_window import MainWindow, Page
+from rbdm_gui.screens.painting import paint_on_gui_thread
 from rbdm_gui.screens.setup_view import SetupView
 from rbdm_gui.screens.workers import ProgressCallback, Task, run_task
 from rbdm_gui.workflows import speech
@@ -554,6 +555,7 @@ class StudioApp(QObject):
 
 def main(argv: Sequence[str] | None = None, *, settings_file: Path | None = None) -> int:
     """Open the main window and run the event loop; returns the exit status."""
+    paint_on_gui_thread()  # no repaint waits for Qt's helper threads on busy cores (issue 22)
     app = QApplication.instance() or QApplication(list(argv) if argv is not None else sys.argv[:1])
     app.setApplicationName("RBDM Studio")
     with third_party_warnings_to(data_dir() / "logs" / "third-party-warnings.log"):

@@ -7,6 +7,12 @@ compared runs draw each variant's mean over the seeds (:func:`analysis.experimen
 marker shape per run; the running run grows point by point. What is shown comes from
 :class:`~rbdm_gui.workflows.experiment_screen.ExperimentScreen`.
 
+The running run's points are drawn at most once per :attr:`ExperimentCurvesPanel.redraw_interval_ms`: a
+point arriving after a quiet spell is drawn at once, the points that follow within the interval together
+at its end (every point is drawn; only the redraws are fewer). A redraw of the three plots costs about
+10 ms of the GUI thread (axes, grid, curves); one per point held the event loop up for most of a 60 Hz
+frame each time (issue 22, ``python -m benchmarks.gui_latency``).
+
 References
 ----------
 .. [1] Schiller et al. (2020), Relevance-Based Data Masking, §5.5 and Figure 10.
@@ -19,7 +25,7 @@ from typing import Final
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QWidget
 
@@ -43,7 +49,16 @@ _SWITCH = "+switch"
 
 
 class ExperimentCurvesPanel(pg.GraphicsLayoutWidget):  # type: ignore[misc]
-    """The three learning-curve plots of the runs the model shows."""
+    """The three learning-curve plots of the runs the model shows.
+
+    Attributes
+    ----------
+    redraw_interval_ms : int
+        The shortest time between two redraws of the running run's curves (ms); points arriving
+        meanwhile wait for the next one.
+    """
+
+    redraw_interval_ms: int = 100
 
     def __init__(self, model: ExperimentScreen, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -68,10 +83,36 @@ class ExperimentCurvesPanel(pg.GraphicsLayoutWidget):  # type: ignore[misc]
         self.bands: list[pg.FillBetweenItem] = []  # the confidence bands drawn for the shown run
         self._items: dict[CurveKey, list[pg.PlotDataItem]] = {}
         self._switch_steps: set[int] = set()
+        self._pending: set[CurveKey] = set()  # live curves with points not drawn yet
+        self._redraw_timer = QTimer(self)
+        self._redraw_timer.setSingleShot(True)
+        self._redraw_timer.timeout.connect(self.flush)
         model.shown_changed.subscribe(lambda _: self._show())
-        model.point_added.subscribe(self._draw_live)
+        model.point_added.subscribe(self._point_added)
+
+    @property
+    def pending(self) -> frozenset[CurveKey]:
+        """The live curves whose newest points wait for the next redraw."""
+        return frozenset(self._pending)
+
+    def flush(self) -> None:
+        """Draw the live curves' waiting points now; the next redraw comes no sooner than the interval."""
+        pending, self._pending = self._pending, set()
+        live = self.model.live_curves
+        for key in sorted(pending):
+            if key in live:
+                self._draw_live(key)
+        if pending:
+            self._redraw_timer.start(self.redraw_interval_ms)
+
+    def _point_added(self, key: CurveKey) -> None:
+        self._pending.add(key)
+        if not self._redraw_timer.isActive():  # the first point after a quiet spell: at once
+            self.flush()
 
     def _show(self) -> None:
+        self._pending.clear()  # drawn below from the model, or no longer shown
+        self._redraw_timer.stop()  # the plots start afresh: their next point is drawn at once
         model = self.model
         if model.live_shown:
             self._clear(model.plot_title)

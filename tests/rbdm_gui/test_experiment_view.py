@@ -25,6 +25,7 @@ from analysis.experiment import (
 )
 from analysis.experiment_report import VariantComparison
 from analysis.trainee import CURVE_FIELDS, CurvePoint
+from rbdm_gui.screens.experiment_curves_panel import PANELS
 from rbdm_gui.screens.experiment_view import ExperimentView
 from rbdm_gui.workflows.assets import DEFAULT_TRAINER
 from rbdm_gui.workflows.experiment_display import COMPARISON_COLUMNS, comparison_cells
@@ -498,6 +499,51 @@ def test_comparison_cells_show_means_intervals_and_the_verdict() -> None:
         "+0.040 [0.020, 0.060], p = 0.01",
         "accelerates learning: AULC +0.040 [0.020, 0.060], p = 0.01",
     ]
+
+
+def _live_point(view: ExperimentView, step: int, variant: str = "none") -> None:
+    point = CurvePoint(step, 1, "unmasked", 16 * step, 1.0 / step, 1.1 / step, 0.3, 0.01 * step)
+    view.show_progress(ExperimentProgress("training", 0, 4, "training", variant, 0, point, 64))
+
+
+def test_live_points_faster_than_the_redraw_interval_are_drawn_together_and_all_shown(
+    qtbot: QtBot, tmp_path: Path
+) -> None:
+    """Old code: every point redrew the three plots at once (~10 ms of the GUI thread each, issue 22)."""
+    view = _view(qtbot, tmp_path / "runs")
+    view.curves.redraw_interval_ms = 200
+    view.follow(tmp_path / "runs" / "live")
+    _live_point(view, 2)  # the first point after a quiet spell: drawn at once
+    (item,) = _curves(view)
+    redraws: list[object] = []
+    item.sigPlotChanged.connect(redraws.append)
+    for step in (4, 6, 8):  # within the interval: they wait for its end
+        _live_point(view, step)
+    assert list(item.xData) == [2.0] and view.curves.pending == {("none", 0)}
+    qtbot.waitUntil(lambda: list(item.xData) == [2.0, 4.0, 6.0, 8.0], timeout=5_000)
+    assert len(redraws) == 1 and not view.curves.pending
+    np.testing.assert_allclose(item.yData, [0.02, 0.04, 0.06, 0.08])
+    for name, _ in PANELS:  # every panel got every point
+        assert [list(i.xData) for i in _curves(view, name)] == [[2.0, 4.0, 6.0, 8.0]]
+
+
+def test_live_points_waiting_for_a_redraw_are_not_drawn_over_a_reopened_run(
+    qtbot: QtBot, tmp_path: Path
+) -> None:
+    runs = tmp_path / "runs"
+    kept = _write_run(runs / "kept", started_utc="2025-01-01", variants=("none",), seeds=(0,))
+    view = _view(qtbot, runs)
+    view.curves.redraw_interval_ms = 600_000  # the redraw comes when the test says (flush)
+    view.follow(runs / "live")
+    _live_point(view, 2, "mean+switch")
+    _live_point(view, 4, "mean+switch")
+    assert view.curves.pending == {("mean+switch", 0)}
+    view.open_runs([kept])
+    qtbot.waitUntil(lambda: not view.busy and len(view.shown) == 1, timeout=10_000)
+    view.curves.flush()  # the interval's end
+    assert not view.curves.pending
+    assert [list(item.xData) for item in _curves(view)] == [[1.0, 2.0, 3.0, 4.0]]
+    assert "mean+switch" not in _legend(view)
 
 
 def test_live_curves_follow_the_training_set_size_being_trained(qtbot: QtBot, tmp_path: Path) -> None:
