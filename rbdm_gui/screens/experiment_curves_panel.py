@@ -9,9 +9,10 @@ marker shape per run; the running run grows point by point. What is shown comes 
 
 The running run's points are drawn at most once per :attr:`ExperimentCurvesPanel.redraw_interval_ms`: a
 point arriving after a quiet spell is drawn at once, the points that follow within the interval together
-at its end (every point is drawn; only the redraws are fewer). A redraw of the three plots costs about
-10 ms of the GUI thread (axes, grid, curves); one per point held the event loop up for most of a 60 Hz
-frame each time (issue 22, ``python -m benchmarks.gui_latency``).
+at its end (every point is drawn; only the redraws are fewer), with the axes already fitted to them, so
+that one paint shows them (pyqtgraph fits them while painting, which asks for a second paint). A paint of
+the three plots costs about 10 ms of the GUI thread (axes, grid, curves): one or two per point held the
+event loop up for a 60 Hz frame (issue 22, ``python -m benchmarks.gui_latency``).
 
 References
 ----------
@@ -103,7 +104,14 @@ class ExperimentCurvesPanel(pg.GraphicsLayoutWidget):  # type: ignore[misc]
             if key in live:
                 self._draw_live(key)
         if pending:
+            self._settle_ranges()
             self._redraw_timer.start(self.redraw_interval_ms)
+
+    def _settle_ranges(self) -> None:
+        """Fit the axes to the new points now: pyqtgraph would do it while painting, and the range it sets
+        then (three plots, linked along x) asks for a second paint of all three."""
+        for plot in self.plots.values():
+            plot.getViewBox().prepareForPaint()
 
     def _point_added(self, key: CurveKey) -> None:
         self._pending.add(key)

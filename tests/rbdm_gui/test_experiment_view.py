@@ -527,6 +527,21 @@ def test_live_points_faster_than_the_redraw_interval_are_drawn_together_and_all_
         assert [list(i.xData) for i in _curves(view, name)] == [[2.0, 4.0, 6.0, 8.0]]
 
 
+def test_a_live_redraw_fits_the_axes_before_the_paint(qtbot: QtBot, tmp_path: Path) -> None:
+    """Old code: pyqtgraph fitted them while painting, and the new range asked for a second paint of the
+    three plots. The view is not shown here, so nothing paints."""
+    view = _view(qtbot, tmp_path / "runs")
+    view.follow(tmp_path / "runs" / "live")
+    for step in (2, 4, 6, 8):
+        _live_point(view, step)
+    view.curves.flush()
+    for name, _ in PANELS:
+        (x_low, x_high), (y_low, y_high) = view.plots[name].viewRange()
+        assert x_low <= 2.0 and x_high >= 8.0, name
+    (y_low, y_high) = view.plots["val_macro_f1"].viewRange()[1]
+    assert y_low <= 0.02 and y_high >= 0.08
+
+
 def test_live_points_waiting_for_a_redraw_are_not_drawn_over_a_reopened_run(
     qtbot: QtBot, tmp_path: Path
 ) -> None:
