@@ -163,7 +163,8 @@ def _nonnegative_input_rule() -> Any:
 
         def apply(self, Xs: Any, _Ys: Any, Rs: Any, _reverse_state: Any) -> Any:
             Zs = backend.apply(self._positive, Xs)
-            scaled = [backend.safe_divide(r, z) for r, z in zip(Rs, Zs, strict=True)]
+            divide = _safe_divide_layer(keep_bias=self.keep_bias)
+            scaled = [divide([r, z]) for r, z in zip(Rs, Zs, strict=True)]
             grads = backend.gradients(Xs, Zs, scaled)
             return [tf.keras.layers.Multiply()([x, g]) for x, g in zip(Xs, grads, strict=True)]
 
@@ -171,6 +172,96 @@ def _nonnegative_input_rule() -> Any:
         keep_bias = False
 
     return NonnegativeInputAlpha1Beta0Rule, NonnegativeInputZPlusRule
+
+
+def _safe_divide_layer(*, keep_bias: bool) -> Any:
+    """iNNvestigate's ``safe_divide(a, b)`` of an α1β0 rule: ``a / (b + 1e-7·[b = 0])``.
+
+    Without biases (z+) ``b_j = Σ_i x⁺_i w⁺_ij + x⁻_i w⁻_ij`` is 0 only where every product is 0, and
+    then every input ``i`` that ``a_j / b_j`` reaches through a non-zero weight is multiplied by an
+    ``x_i = 0`` afterwards: whatever the quotient, the relevance is the same, so one ``divide_no_nan``
+    (0 where ``b = 0``) replaces iNNvestigate's five operations. With biases a sum can cancel its bias
+    exactly, so iNNvestigate's own form is kept.
+    """
+    tf = import_tensorflow("analysis.saliency")
+    backend = import_optional("innvestigate.backend", caller="analysis.saliency")
+
+    def divide(inputs: list[Any]) -> Any:
+        a, b = inputs
+        return backend.safe_divide(a, b) if keep_bias else tf.math.divide_no_nan(a, b)
+
+    return tf.keras.layers.Lambda(divide)
+
+
+def _signed_input_rule() -> Any:
+    """iNNvestigate's α1β0 reverse mappings (with biases, and ignoring them) in fewer operations.
+
+    The same two halves as iNNvestigate's ``AlphaBetaRule`` with β = 0, ``x⁺`` through the positive
+    and ``x⁻`` through the negative weights, with the same sums in the same order; its masks
+    ``x·[x > 0]`` and ``x·[x < 0]`` are one operation each here (``max(x, 0)``, ``min(x, 0)``) and its
+    stabilised division one without biases (:func:`_safe_divide_layer`). The maps are the same
+    (tested). For layers whose inputs can be negative (after mini-Xception's residual additions).
+    """
+    tf = import_tensorflow("analysis.saliency")
+    rules = import_optional(
+        "innvestigate.analyzer.relevance_based.relevance_rule", caller="analysis.saliency"
+    )
+    backend = import_optional("innvestigate.backend", caller="analysis.saliency")
+
+    def combine(inputs: list[Any]) -> Any:
+        positive, positive_grad, negative, negative_grad = inputs
+        return positive * positive_grad + negative * negative_grad
+
+    class SignedInputAlpha1Beta0Rule(rules.Alpha1Beta0Rule):  # type: ignore[misc, name-defined]
+        keep_bias = True
+
+        def apply(self, Xs: Any, _Ys: Any, Rs: Any, _reverse_state: Any) -> Any:
+            positive = [tf.keras.layers.Lambda(lambda x: tf.maximum(x, 0.0))(x) for x in Xs]
+            negative = [tf.keras.layers.Lambda(lambda x: tf.minimum(x, 0.0))(x) for x in Xs]
+            Z1 = backend.apply(self._layer_wo_act_positive, positive)
+            Z2 = backend.apply(self._layer_wo_act_negative, negative)
+            Zs = [tf.keras.layers.Add()([a, b]) for a, b in zip(Z1, Z2, strict=True)]
+            divide = _safe_divide_layer(keep_bias=self.keep_bias)
+            scaled = [divide([r, z]) for r, z in zip(Rs, Zs, strict=True)]
+            grads1 = backend.gradients(positive, Z1, scaled)
+            grads2 = backend.gradients(negative, Z2, scaled)
+            return [
+                tf.keras.layers.Lambda(combine)([p, g1, n, g2])
+                for p, g1, n, g2 in zip(positive, grads1, negative, grads2, strict=True)
+            ]
+
+    class SignedInputZPlusRule(SignedInputAlpha1Beta0Rule):
+        keep_bias = False
+
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            rules.AlphaBetaRule.__init__(self, *args, alpha=1, beta=0, bias=False, **kwargs)
+
+    return SignedInputAlpha1Beta0Rule, SignedInputZPlusRule
+
+
+def _one_image_flat_rule() -> Any:
+    """iNNvestigate's flat rule with its denominator computed for one image instead of every image.
+
+    The flat rule divides by ``z_j``, the number of inputs of neuron ``j`` (the layer with all weights
+    1 and no bias applied to ones); iNNvestigate applies it to ones shaped like the whole batch, a
+    convolution whose result is the same for every image. Here the ones have one image and the division
+    broadcasts: the same values (small integer sums, exact in float32).
+    """
+    tf = import_tensorflow("analysis.saliency")
+    rules = import_optional(
+        "innvestigate.analyzer.relevance_based.relevance_rule", caller="analysis.saliency"
+    )
+    backend = import_optional("innvestigate.backend", caller="analysis.saliency")
+
+    class OneImageFlatRule(rules.FlatRule):  # type: ignore[misc, name-defined]
+        def apply(self, Xs: Any, _Ys: Any, Rs: Any, _reverse_state: Any) -> Any:
+            Ys = backend.apply(self._layer_wo_act_b, Xs)  # the path back; its values are not computed
+            one_image = tf.keras.layers.Lambda(lambda x: tf.ones_like(x[:1]))
+            Zs = [self._layer_wo_act_b(one_image(x)) for x in Xs]
+            scaled = [backend.safe_divide(r, z) for r, z in zip(Rs, Zs, strict=True)]
+            return backend.gradients(Xs, Ys, scaled)
+
+    return OneImageFlatRule
 
 
 def _one_pass_layer_types(tf: Any) -> tuple[type, ...]:
@@ -193,6 +284,7 @@ def _deep_taylor(logit_model: Any, *, disable_model_checks: bool = False) -> Any
     tf = import_tensorflow("analysis.saliency")
     checks = import_optional("innvestigate.backend.checks", caller="analysis.saliency")
     _, zplus = _nonnegative_input_rule()
+    _, signed_zplus = _signed_input_rule()
     nonnegative = _nonnegative_input_layers(logit_model)
 
     def one_pass(layer: Any) -> bool:
@@ -211,6 +303,12 @@ def _deep_taylor(logit_model: Any, *, disable_model_checks: bool = False) -> Any
                 zplus,
                 name="deep_taylor_kernel_w_relu_nonnegative_input",
                 priority=1,  # before DeepTaylor's own mappings (priority -1)
+            )
+            self._add_conditional_reverse_mapping(
+                lambda layer: id(layer) not in nonnegative and one_pass(layer),
+                signed_zplus,
+                name="deep_taylor_kernel_w_relu_signed_input",
+                priority=1,
             )
             return super()._create_analysis(*args, **kwargs)
 
@@ -233,19 +331,33 @@ def _preset_a_flat(logit_model: Any, *, disable_model_checks: bool = False) -> A
     tf = import_tensorflow("analysis.saliency")
     checks = import_optional("innvestigate.backend.checks", caller="analysis.saliency")
     alpha1beta0, _ = _nonnegative_input_rule()
+    signed_alpha1beta0, _ = _signed_input_rule()
+    flat = _one_image_flat_rule()
     nonnegative = _nonnegative_input_layers(logit_model)
 
-    def fast(layer: Any) -> bool:
-        return (
-            id(layer) in nonnegative
-            and type(layer) in _one_pass_layer_types(tf)
-            and not checks.is_input_layer(layer)  # the first layer keeps the flat rule
-        )
+    def convolution(layer: Any) -> bool:
+        # the first layer keeps the flat rule
+        return type(layer) in _one_pass_layer_types(tf) and not checks.is_input_layer(layer)
 
     class PresetAFlat(innvestigate.analyzer.LRPSequentialPresetAFlat):  # type: ignore[misc, name-defined]
         def _create_analysis(self, *args: Any, **kwargs: Any) -> Any:
             self._add_conditional_reverse_mapping(
-                fast, alpha1beta0, name="lrp_conv_nonnegative_input", priority=1
+                lambda layer: convolution(layer) and id(layer) in nonnegative,
+                alpha1beta0,
+                name="lrp_conv_nonnegative_input",
+                priority=1,
+            )
+            self._add_conditional_reverse_mapping(
+                lambda layer: convolution(layer) and id(layer) not in nonnegative,
+                signed_alpha1beta0,
+                name="lrp_conv_signed_input",
+                priority=1,
+            )
+            self._add_conditional_reverse_mapping(
+                lambda layer: checks.is_input_layer(layer) and checks.contains_kernel(layer),
+                flat,
+                name="lrp_input_layer_flat_one_image",
+                priority=1,
             )
             return super()._create_analysis(*args, **kwargs)
 
