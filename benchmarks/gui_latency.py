@@ -15,10 +15,11 @@ Trainer, a small-CNN Trainee, the ``none`` and ``mean+switch`` variants):
   Python-side work and the GIL then compete with the event loop.
 
 Each row gives the lateness's median, 99th percentile and maximum, the ticks later than one 60 Hz frame
-(16 ms), and how much of those late gaps the GUI thread itself spent on a CPU (its thread CPU time over
-the gap's wall time): near 100 % the GUI thread was busy with its own work (a slot, a repaint: fixable
-here), near 0 % it waited, for a core or for another thread (the OS scheduler on busy cores). The load
-average is printed with the table.
+(16 ms), and what the GUI thread did in those late gaps (shares of their wall time): ``on CPU``, its own
+work (a slot, a repaint: fixable here; its thread CPU time), and ``waiting for a core``, runnable but not
+running because the cores were busy (the OS scheduler; its run-queue delay from Linux's
+``/proc/thread-self/schedstat``, "–" elsewhere). The rest it slept: blocked on a lock, another thread or
+the disk. The load average is printed with the table.
 
 The GUI paints as the app does, without Qt's GUI thread pool
 (:func:`rbdm_gui.screens.painting.paint_on_gui_thread`); ``--qt-thread-pool`` leaves the pool on, to
@@ -61,7 +62,7 @@ class _Relay(QObject):
 
 class LatencyProbe(QObject):
     """Records the lateness of a periodic precise timer on the GUI thread (event-loop latency), and the GUI
-    thread's CPU time in each gap between ticks.
+    thread's CPU time and run-queue delay (Linux) in each gap between ticks.
 
     Parameters
     ----------
@@ -77,13 +78,15 @@ class LatencyProbe(QObject):
         self._timer.timeout.connect(self._tick)
         self._last = 0.0
         self._last_cpu = 0.0
+        self._last_wait = 0.0
         self._lateness_ms: list[float] = []
         self._cpu_ms: list[float] = []
+        self._wait_ms: list[float] = []
 
     def start(self) -> None:
         """Forget earlier ticks and start measuring."""
-        self._lateness_ms, self._cpu_ms = [], []
-        self._last, self._last_cpu = time.perf_counter(), time.thread_time()
+        self._lateness_ms, self._cpu_ms, self._wait_ms = [], [], []
+        self._last, self._last_cpu, self._last_wait = time.perf_counter(), time.thread_time(), _run_delay_ms()
         self._timer.start(self.interval_ms)
 
     def stop(self) -> None:
@@ -100,36 +103,61 @@ class LatencyProbe(QObject):
         """The GUI thread's CPU time in the gap before every tick so far, in milliseconds."""
         return np.asarray(self._cpu_ms, dtype=np.float64)
 
+    @property
+    def wait_ms(self) -> NDArray[np.float64]:
+        """The GUI thread's time runnable but not running (waiting for a core) in the gap before every tick
+        so far, in milliseconds; NaN where Linux's ``/proc/thread-self/schedstat`` is missing."""
+        return np.asarray(self._wait_ms, dtype=np.float64)
+
     def _tick(self) -> None:
-        now, cpu = time.perf_counter(), time.thread_time()
+        now, cpu, wait = time.perf_counter(), time.thread_time(), _run_delay_ms()
         self._lateness_ms.append((now - self._last) * 1000.0 - self.interval_ms)
         self._cpu_ms.append((cpu - self._last_cpu) * 1000.0)
-        self._last, self._last_cpu = now, cpu
+        self._wait_ms.append(wait - self._last_wait)
+        self._last, self._last_cpu, self._last_wait = now, cpu, wait
+
+
+def _run_delay_ms() -> float:
+    """The calling thread's total time waiting on a run queue so far (ms; Linux), NaN elsewhere."""
+    try:
+        with open("/proc/thread-self/schedstat", "rb") as file:
+            return int(file.read().split()[1]) / 1e6
+    except (OSError, IndexError, ValueError):
+        return float("nan")
 
 
 def latency_summary(
-    lateness_ms: NDArray[np.float64], cpu_ms: NDArray[np.float64] | None = None, *, interval_ms: float = 10.0
+    lateness_ms: NDArray[np.float64],
+    *,
+    cpu_ms: NDArray[np.float64] | None = None,
+    wait_ms: NDArray[np.float64] | None = None,
+    interval_ms: float = 10.0,
 ) -> dict[str, float]:
     """Ticks, median, 99th percentile and maximum of the lateness (ms; never below 0), the ticks later than
-    :data:`FRAME_MS`, and the share of those late gaps (wall time: ``interval_ms`` + lateness) that the GUI
-    thread spent on a CPU (``cpu_ms``, its CPU time per gap; NaN without late ticks or without it)."""
+    :data:`FRAME_MS`, and the shares of those late gaps (wall time: ``interval_ms`` + lateness) that the GUI
+    thread spent on a CPU (``late_cpu``, from ``cpu_ms`` per gap) and waiting for one (``late_wait``, from
+    ``wait_ms``); NaN without late ticks or without the per-gap times."""
     raw = np.asarray(lateness_ms, dtype=np.float64)
     late = np.maximum(raw, 0.0)
+    nan = float("nan")
     if late.size == 0:
-        nan = float("nan")
-        return {"ticks": 0.0, "p50_ms": nan, "p99_ms": nan, "max_ms": nan, "late": 0.0, "late_cpu": nan}
+        return {"ticks": 0.0, "p50_ms": nan, "p99_ms": nan, "max_ms": nan, "late": 0.0}
     frame_late = raw > FRAME_MS
-    late_cpu = float("nan")
-    if cpu_ms is not None and frame_late.any():
-        gaps_ms = raw[frame_late] + interval_ms
-        late_cpu = float(np.asarray(cpu_ms, dtype=np.float64)[frame_late].sum() / gaps_ms.sum())
+    gaps_ms = float((raw[frame_late] + interval_ms).sum())
+
+    def share(per_gap_ms: NDArray[np.float64] | None) -> float:
+        if per_gap_ms is None or not frame_late.any():
+            return nan
+        return float(np.asarray(per_gap_ms, dtype=np.float64)[frame_late].sum() / gaps_ms)
+
     return {
         "ticks": float(late.size),
         "p50_ms": float(np.percentile(late, 50)),
         "p99_ms": float(np.percentile(late, 99)),
         "max_ms": float(late.max()),
         "late": float(frame_late.sum()),
-        "late_cpu": late_cpu,
+        "late_cpu": share(cpu_ms),
+        "late_wait": share(wait_ms),
     }
 
 
@@ -175,7 +203,9 @@ def _measure(start: Callable[[], Callable[[], bool]]) -> tuple[dict[str, float],
     loop.exec()
     check.stop()
     probe.stop()
-    summary = latency_summary(probe.lateness_ms, probe.cpu_ms, interval_ms=probe.interval_ms)
+    summary = latency_summary(
+        probe.lateness_ms, cpu_ms=probe.cpu_ms, wait_ms=probe.wait_ms, interval_ms=probe.interval_ms
+    )
     return summary, time.perf_counter() - began
 
 
@@ -268,7 +298,8 @@ def main(argv: list[str] | None = None) -> None:
             "p99 / idle",
             "max ms",
             "> 16 ms",
-            "GUI CPU of those",
+            "of those: on CPU",
+            "waiting for a core",
             "wall s",
         ],
         rows,
@@ -277,7 +308,6 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def _row(name: str, summary: dict[str, float], wall_s: float) -> list[object]:
-    share = summary["late_cpu"]
     return [
         name,
         int(summary["ticks"]),
@@ -285,9 +315,14 @@ def _row(name: str, summary: dict[str, float], wall_s: float) -> list[object]:
         summary["p99_ms"],
         summary["max_ms"],
         int(summary["late"]),
-        "–" if np.isnan(share) else f"{100 * share:.0f} %",
+        _percent(summary.get("late_cpu", float("nan"))),
+        _percent(summary.get("late_wait", float("nan"))),
         wall_s,
     ]
+
+
+def _percent(share: float) -> str:
+    return "–" if np.isnan(share) else f"{100 * share:.0f} %"
 
 
 if __name__ == "__main__":
