@@ -17,7 +17,8 @@ run's figures (``--repeat N`` alternates N runs of each: a shared machine varies
 Where Qt reports a second screen the monitor goes there, as in the lab; under Xvfb there is one, which
 the monitor's window shares with the full-screen labeling window (it paints all the same: the redraw
 count says so). ``--monitor-rate`` sets its redraws per second, ``--no-table`` leaves out its Table 1
-worker (a diagnostic)::
+worker (a diagnostic). It paints as the app does, without Qt's GUI thread pool
+(:func:`rbdm_gui.screens.painting.paint_on_gui_thread`); ``--qt-thread-pool`` keeps the pool::
 
     nice -n -10 xvfb-run -s "-screen 0 1920x1080x24" \\
         .venv/bin/python -m benchmarks.protocol_timing --monitor --repeat 2
@@ -417,9 +418,18 @@ def main(argv: list[str] | None = None) -> int:
         default=1,
         help="with --monitor: alternate the two runs this many times (pooled; a busy machine varies)",
     )
+    parser.add_argument(
+        "--qt-thread-pool",
+        action="store_true",
+        help="paint with Qt's GUI thread pool (the app switches it off: rbdm_gui.screens.painting)",
+    )
     args = parser.parse_args(argv)
     if not os.environ.get("DISPLAY"):
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    if not args.qt_thread_pool:
+        from rbdm_gui.screens.painting import paint_on_gui_thread
+
+        paint_on_gui_thread()  # as the app does, before the QApplication
 
     from PySide6.QtGui import QGuiApplication
     from PySide6.QtWidgets import QApplication
@@ -439,7 +449,8 @@ def main(argv: list[str] | None = None) -> int:
     del app
 
     repeats = f"; {len(runs[True])} runs of each, alternating" if args.monitor else ""
-    print(f"Qt platform {platform!r}, {screens} screen{'s' if screens != 1 else ''}{repeats}")
+    pool = "with Qt's GUI thread pool" if args.qt_thread_pool else "painting on the GUI thread (as the app)"
+    print(f"Qt platform {platform!r}, {screens} screen{'s' if screens != 1 else ''}{repeats}, {pool}")
     _report("without the monitor", without, args, refresh_hz, frame_counted)
     if with_monitor is not None:
         _report("with the live monitor", with_monitor, args, refresh_hz, frame_counted)
