@@ -5,7 +5,7 @@ InceptionV3). Two kinds of table, each with its baseline measured in the same ru
 
 1. Maps per second. For each model, every analyzer of :data:`analysis.saliency.ANALYZERS` explains the
    same batch of 64 synthetic faces for their predicted class; the baseline is the gradient analyzer on
-   that model and batch. Columns: the analyzer's build time, the best time per batch over 10 interleaved
+   that model and batch. Columns: the analyzer's build time, the best time per batch over 15 interleaved
    rounds (each round times every analyzer once), maps per second, and the cost relative to the
    gradient (issue 22's goal for every analyzer: ≤ 1.5 ×; the gradient is iNNvestigate's own). Each
    batch time includes the one forward pass that picks the predicted class; the warm-up call before the
@@ -48,7 +48,7 @@ from benchmarks._report import best_of, print_table
 BATCH = 64
 BASELINE = "gradient"
 #: Timed rounds; each round calls every analyzer once.
-ROUNDS = 10
+ROUNDS = 15
 #: Model name → (architecture, input shape, builder options, allow untested layers).
 MODELS: dict[str, tuple[str, tuple[int, int, int], dict[str, Any], bool]] = {
     "Small CNN, 48 × 48 grey": ("small_cnn", (48, 48, 1), {}, False),
