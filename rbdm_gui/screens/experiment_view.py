@@ -54,21 +54,6 @@ from rbdm_gui.workflows.experiment_worker import LaunchRequest
 __all__ = ["ExperimentView"]
 
 
-class _Part:
-    """``view.<name>`` reads ``view.<holder>.<name>``: a panel's widget or the model's state under the
-    name the screen gave it before it was split into panels (scripts and tests drive it by these)."""
-
-    def __init__(self, holder: str) -> None:
-        self.holder = holder
-        self.name = ""
-
-    def __set_name__(self, owner: type, name: str) -> None:
-        self.name = name
-
-    def __get__(self, view: Any, owner: type | None = None) -> Any:
-        return self if view is None else getattr(getattr(view, self.holder), self.name)
-
-
 class ExperimentView(QWidget):
     """The Experiments screen (RBDM §5.5, §6, Figures 10–12): the panels of an :class:`ExperimentScreen`.
 
@@ -81,55 +66,6 @@ class ExperimentView(QWidget):
     runner : ExperimentRunner, optional
         Runs the experiments (one in a worker process by default).
     """
-
-    trainer_edit = _Part("form")
-    dataset_edit = _Part("form")
-    train_split_edit = _Part("form")
-    val_split_edit = _Part("form")
-    n_train_spin = _Part("form")
-    n_val_spin = _Part("form")
-    sizes_edit = _Part("form")
-    used_label = _Part("form")
-    method_boxes = _Part("form")
-    study_edit = _Part("form")
-    study_row = _Part("form")
-    masked_box = _Part("form")
-    switch_box = _Part("form")
-    architecture_combo = _Part("form")
-    alpha_spin = _Part("form")
-    epochs_spin = _Part("form")
-    switch_spin = _Part("form")
-    seeds_edit = _Part("form")
-    eval_spin = _Part("form")
-    test_split_edit = _Part("form")
-    test_fraction_spin = _Part("form")
-    keep_models_box = _Part("form")
-    workers_spin = _Part("form")
-    cpus_spin = _Part("form")
-    runs_list = _Part("runs_panel")
-    reuse_button = _Part("runs_panel")
-    run_button = _Part("progress")
-    cancel_button = _Part("progress")
-    progress_bar = _Part("progress")
-    status_label = _Part("progress")
-    plots = _Part("curves")
-    legend = _Part("curves")
-    plot_title = _Part("curves")
-    bands = _Part("curves")
-    results_table = _Part("tables")
-    summary_table = _Part("tables")
-    comparison_table = _Part("tables")
-    confusion_table = _Part("confusion")
-    confusion_caption = _Part("confusion")
-    runs = _Part("model")
-    shown = _Part("model")
-    results = _Part("model")
-    confusions = _Part("model")
-    comparisons = _Part("model")
-    live_dir = _Part("model")
-    live_curves = _Part("model")
-    live_size = _Part("model")
-    runs_dir = _Part("model")
 
     def __init__(
         self,

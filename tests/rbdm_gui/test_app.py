@@ -216,7 +216,7 @@ def test_compare_and_experiments_follow_the_study_chosen_in_setup(qtbot: QtBot, 
     other = tmp_path / "other-study.sqlite"
     setup.study_edit.setText(str(other))
     qtbot.waitUntil(lambda: compare.study_edit.text() == str(other), timeout=3000)
-    assert experiments.study_edit.text() == str(other)
+    assert experiments.form.study_edit.text() == str(other)
     assert "No study file" in compare.status_label.text()
 
 

@@ -55,11 +55,11 @@ def _cells(table: QTableWidget) -> list[list[str]]:
 
 
 def _legend(view: ExperimentView) -> list[str]:
-    return [label.text for _, label in view.legend.items]
+    return [label.text for _, label in view.curves.legend.items]
 
 
 def _curves(view: ExperimentView, panel: str = "val_macro_f1") -> list[pg.PlotDataItem]:
-    return [item for item in view.plots[panel].listDataItems() if item.xData is not None]
+    return [item for item in view.curves.plots[panel].listDataItems() if item.xData is not None]
 
 
 # --- the form --------------------------------------------------------------------------------------------
@@ -74,26 +74,26 @@ def test_the_default_form_runs_the_papers_seven_trainees(qtbot: QtBot, tmp_path:
     assert config.trainer == str(DEFAULT_TRAINER)
     assert config.size_px == 48 and not config.rgb  # from the Trainer's model card
     assert Path(request.run_dir).parent == tmp_path / "runs"
-    assert not view.method_boxes["gaze"].isChecked() and not view.study_row.isEnabled()
-    assert "No runs yet" in view.status_label.text()
+    assert not view.form.method_boxes["gaze"].isChecked() and not view.form.study_row.isEnabled()
+    assert "No runs yet" in view.progress.status_label.text()
 
 
 def test_the_form_describes_the_chosen_run(qtbot: QtBot, tmp_path: Path) -> None:
     view = _view(qtbot, tmp_path / "runs")
     study = tmp_path / "study.sqlite"
     study.write_bytes(b"")
-    for method, box in view.method_boxes.items():
+    for method, box in view.form.method_boxes.items():
         box.setChecked(method in ("none", "mean", "gaze"))
-    assert view.study_row.isEnabled()
-    view.study_edit.setText(str(study))
-    view.masked_box.setChecked(False)
-    view.architecture_combo.setCurrentText("small_cnn")
-    assert not view.alpha_spin.isEnabled()
-    view.seeds_edit.setText("3, 1")
-    view.sizes_edit.setText("500, all, 2000")
-    view.n_val_spin.setValue(0)
-    view.epochs_spin.setValue(4)
-    view.switch_spin.setValue(2)
+    assert view.form.study_row.isEnabled()
+    view.form.study_edit.setText(str(study))
+    view.form.masked_box.setChecked(False)
+    view.form.architecture_combo.setCurrentText("small_cnn")
+    assert not view.form.alpha_spin.isEnabled()
+    view.form.seeds_edit.setText("3, 1")
+    view.form.sizes_edit.setText("500, all, 2000")
+    view.form.n_val_spin.setValue(0)
+    view.form.epochs_spin.setValue(4)
+    view.form.switch_spin.setValue(2)
     request = view.form_request()
     assert request.config.train_sizes == (500, None, 2000) and request.config.sizes == (500, 2000, None)
     assert request.config.variants == ("none", "mean+switch")
@@ -106,23 +106,23 @@ def test_the_form_describes_the_chosen_run(qtbot: QtBot, tmp_path: Path) -> None
     ("setup", "message"),
     [
         (
-            lambda v: [b.setChecked(False) for b in v.method_boxes.values()],
+            lambda v: [b.setChecked(False) for b in v.form.method_boxes.values()],
             "Choose at least one masking method",
         ),
         (
-            lambda v: [b.setChecked(m == "gaze") for m, b in v.method_boxes.items()],
+            lambda v: [b.setChecked(m == "gaze") for m, b in v.form.method_boxes.items()],
             "Choose 'no mask' or a relevance mask as well",
         ),
-        (lambda v: v.method_boxes["gaze"].setChecked(True), "No study file at ''"),
+        (lambda v: v.form.method_boxes["gaze"].setChecked(True), "No study file at ''"),
         (
-            lambda v: v.trainer_edit.setText("/nowhere/model.keras"),
+            lambda v: v.form.trainer_edit.setText("/nowhere/model.keras"),
             "No Trainer model at /nowhere/model.keras",
         ),
-        (lambda v: v.seeds_edit.setText("0, x"), "Seeds must be whole numbers"),
-        (lambda v: v.seeds_edit.setText("1, 1"), "different seeds"),
-        (lambda v: v.sizes_edit.setText("500, most"), "Training-set sizes are whole numbers or 'all'"),
-        (lambda v: v.sizes_edit.setText("0"), "Training-set sizes are whole numbers or 'all'"),
-        (lambda v: v.switch_spin.setValue(6), "switch_epoch must satisfy"),
+        (lambda v: v.form.seeds_edit.setText("0, x"), "Seeds must be whole numbers"),
+        (lambda v: v.form.seeds_edit.setText("1, 1"), "different seeds"),
+        (lambda v: v.form.sizes_edit.setText("500, most"), "Training-set sizes are whole numbers or 'all'"),
+        (lambda v: v.form.sizes_edit.setText("0"), "Training-set sizes are whole numbers or 'all'"),
+        (lambda v: v.form.switch_spin.setValue(6), "switch_epoch must satisfy"),
     ],
 )
 def test_an_incomplete_form_says_what_to_fix(
@@ -131,46 +131,50 @@ def test_an_incomplete_form_says_what_to_fix(
     view = _view(qtbot, tmp_path / "runs")
     setup(view)  # type: ignore[operator]
     assert not view.start_run()
-    assert message in view.status_label.text()
-    assert not view.runner.running and view.run_button.isEnabled()
+    assert message in view.progress.status_label.text()
+    assert not view.runner.running and view.progress.run_button.isEnabled()
 
 
 def test_the_form_is_remembered(qtbot: QtBot, tmp_path: Path) -> None:
     view = _view(qtbot, tmp_path / "runs")
-    view.dataset_edit.setText("synthetic:n=7")
-    view.seeds_edit.setText("4, 12")
-    view.sizes_edit.setText("40, all")
-    view.n_train_spin.setValue(0)
-    view.method_boxes["perceptive"].setChecked(False)
-    view.method_boxes["regions"].setChecked(True)
-    view.test_split_edit.setText("test")
-    view.keep_models_box.setChecked(True)
-    view.workers_spin.setValue(3)
-    view.cpus_spin.setValue(2)
+    view.form.dataset_edit.setText("synthetic:n=7")
+    view.form.seeds_edit.setText("4, 12")
+    view.form.sizes_edit.setText("40, all")
+    view.form.n_train_spin.setValue(0)
+    view.form.method_boxes["perceptive"].setChecked(False)
+    view.form.method_boxes["regions"].setChecked(True)
+    view.form.test_split_edit.setText("test")
+    view.form.keep_models_box.setChecked(True)
+    view.form.workers_spin.setValue(3)
+    view.form.cpus_spin.setValue(2)
     view.save_form()
     again = _view(qtbot, tmp_path / "runs")
     assert again.form_values() == view.form_values()
-    assert again.seeds_edit.text() == "4, 12" and again.n_train_spin.text() == "all"
-    assert (again.workers_spin.value(), again.cpus_spin.value(), again.test_split_edit.text()) == (
+    assert again.form.seeds_edit.text() == "4, 12" and again.form.n_train_spin.text() == "all"
+    assert (
+        again.form.workers_spin.value(),
+        again.form.cpus_spin.value(),
+        again.form.test_split_edit.text(),
+    ) == (
         3,
         2,
         "test",
     )
-    assert again.keep_models_box.isChecked() and again.method_boxes["regions"].isChecked()
-    assert not again.test_fraction_spin.isEnabled()  # a test split: nothing held apart
+    assert again.form.keep_models_box.isChecked() and again.form.method_boxes["regions"].isChecked()
+    assert not again.form.test_fraction_spin.isEnabled()  # a test split: nothing held apart
 
 
 def test_the_form_offers_the_engine_and_every_mask_source_of_the_cli(qtbot: QtBot, tmp_path: Path) -> None:
     view = _view(qtbot, tmp_path / "runs")
     study = tmp_path / "study.sqlite"
     study.write_bytes(b"")
-    assert set(view.method_boxes) >= {"gaze", "fusion", "regions"}
-    assert not view.study_row.isEnabled()
-    view.method_boxes["fusion"].setChecked(True)
-    assert view.study_row.isEnabled()  # fusion needs the study's fixations too
-    view.study_edit.setText(str(study))
-    view.workers_spin.setValue(2)
-    view.test_fraction_spin.setValue(0.25)
+    assert set(view.form.method_boxes) >= {"gaze", "fusion", "regions"}
+    assert not view.form.study_row.isEnabled()
+    view.form.method_boxes["fusion"].setChecked(True)
+    assert view.form.study_row.isEnabled()  # fusion needs the study's fixations too
+    view.form.study_edit.setText(str(study))
+    view.form.workers_spin.setValue(2)
+    view.form.test_fraction_spin.setValue(0.25)
     request = view.form_request()
     assert "fusion" in request.config.variants and request.config.gaze_study == str(study)
     assert request.workers == 2 and request.engine.on_ray and request.config.test_fraction == 0.25
@@ -190,11 +194,12 @@ def test_a_kept_run_reopens_with_curves_table_and_confusion_matrix(qtbot: QtBot,
         runs / "b", started_utc="2025-01-02T10:00:00+00:00", variants=("none", "mean+switch"), seeds=(0, 1)
     )
     view = _view(qtbot, runs)
-    assert [view.runs_list.item(k).text().split("\n")[0] for k in range(2)] == ["b", "a"]  # newest first
+    newest_first = [view.runs_panel.runs_list.item(k).text().split("\n")[0] for k in range(2)]
+    assert newest_first == ["b", "a"]
     view.open_runs([new])
-    qtbot.waitUntil(lambda: not view.busy and len(view.shown) == 1, timeout=10_000)
+    qtbot.waitUntil(lambda: not view.busy and len(view.model.shown) == 1, timeout=10_000)
 
-    rows = _cells(view.results_table)
+    rows = _cells(view.tables.results_table)
     assert [r[:3] for r in rows] == [
         ["none", "0", "finished"],
         ["none", "1", "finished"],
@@ -204,27 +209,27 @@ def test_a_kept_run_reopens_with_curves_table_and_confusion_matrix(qtbot: QtBot,
     assert len(_curves(view)) == 4  # one line per Trainee
     assert _legend(view) == ["none", "mean+switch"]  # one entry per variant
     assert _curves(view)[2].opts["pen"].style() != _curves(view)[0].opts["pen"].style()  # +switch dashed
-    summary = _cells(view.summary_table)
+    summary = _cells(view.tables.summary_table)
     assert [r[:2] for r in summary] == [["none", "2"], ["mean+switch", "2"]]
     assert summary[0][2] == "0.205 ± 0.007"  # best F1 0.20 and 0.21 over the seeds
 
     # the best Trainee is picked; its confusion matrix is shown, heat-coloured by the row's share
-    assert view.results_table.selectedIndexes()[0].row() == 1
+    assert view.tables.results_table.selectedIndexes()[0].row() == 1
     matrix = read_confusion(new / "trainees" / "none-seed1" / "confusion.csv")
     assert matrix is not None
-    shown = [[int(c) for c in row] for row in _cells(view.confusion_table)]
+    shown = [[int(c) for c in row] for row in _cells(view.confusion.confusion_table)]
     assert shown == matrix.tolist()
-    diagonal = _item(view.confusion_table, 0, 0).background().color()
-    off = _item(view.confusion_table, 0, 1).background().color()
+    diagonal = _item(view.confusion.confusion_table, 0, 0).background().color()
+    off = _item(view.confusion.confusion_table, 0, 1).background().color()
     assert diagonal.lightness() < off.lightness()
-    assert "none, seed 1 (b)" in view.confusion_caption.text()
-    view.results_table.selectRow(3)
-    assert "mean+switch, seed 1" in view.confusion_caption.text()
-    assert _cells(view.confusion_table)[0][0] == "5"
+    assert "none, seed 1 (b)" in view.confusion.confusion_caption.text()
+    view.tables.results_table.selectRow(3)
+    assert "mean+switch, seed 1" in view.confusion.confusion_caption.text()
+    assert _cells(view.confusion.confusion_table)[0][0] == "5"
 
     view.open_runs([old])
-    qtbot.waitUntil(lambda: not view.busy and view.shown[0].run_dir == old, timeout=10_000)
-    assert len(_cells(view.results_table)) == 1
+    qtbot.waitUntil(lambda: not view.busy and view.model.shown[0].run_dir == old, timeout=10_000)
+    assert len(_cells(view.tables.results_table)) == 1
 
 
 def test_several_kept_runs_are_compared(qtbot: QtBot, tmp_path: Path) -> None:
@@ -235,19 +240,19 @@ def test_several_kept_runs_are_compared(qtbot: QtBot, tmp_path: Path) -> None:
     b = _write_run(runs / "20250102-110000-x", started_utc="2025-01-02", variants=("none",), seeds=(0, 1))
     view = _view(qtbot, runs)
     view.open_runs([a, b])
-    qtbot.waitUntil(lambda: not view.busy and len(view.shown) == 2, timeout=10_000)
+    qtbot.waitUntil(lambda: not view.busy and len(view.model.shown) == 2, timeout=10_000)
     assert _legend(view) == ["110000 · none", "100000 · none", "100000 · mean"]  # seeds averaged
     symbols = [item.opts["symbol"] for item in _curves(view)]
     assert symbols[0] != symbols[1] == symbols[2]  # a marker shape per run
-    header = view.results_table.horizontalHeaderItem(0)
+    header = view.tables.results_table.horizontalHeaderItem(0)
     assert header is not None and header.text() == "run"
-    assert len(_cells(view.results_table)) == 4
-    assert [r[:3] for r in _cells(view.summary_table)] == [
+    assert len(_cells(view.tables.results_table)) == 4
+    assert [r[:3] for r in _cells(view.tables.summary_table)] == [
         ["20250102-110000-x", "none", "2"],
         ["20250101-100000-x", "none", "1"],
         ["20250101-100000-x", "mean", "1"],
     ]
-    assert "Comparing" in view.plot_title.text
+    assert "Comparing" in view.curves.plot_title.text
 
 
 def test_a_runs_settings_can_be_reused(qtbot: QtBot, tmp_path: Path) -> None:
@@ -256,12 +261,12 @@ def test_a_runs_settings_can_be_reused(qtbot: QtBot, tmp_path: Path) -> None:
     (run / "gaze.json").write_text(json.dumps({"study": "/s.sqlite", "variants": ["gaze+switch"]}), "utf-8")
     view = _view(qtbot, runs)
     view.open_runs([run])
-    view.reuse_button.click()
+    view.runs_panel.reuse_button.click()
     values = view.form_values()
     assert values["methods"] == ["none", "negative", "gaze"]
     assert (values["masked"], values["switch"]) == (False, True)
     assert values["seeds"] == "2, 5" and values["study"] == "/s.sqlite"
-    assert "copied into the form" in view.status_label.text()
+    assert "copied into the form" in view.progress.status_label.text()
 
 
 def test_a_run_whose_process_died_is_listed_as_interrupted_with_its_partial_curves(
@@ -279,10 +284,10 @@ def test_a_run_whose_process_died_is_listed_as_interrupted_with_its_partial_curv
         writer.writeheader()
         writer.writerows(p.as_row() for p in _points(0, switch=False)[:3])
     view = _view(qtbot, runs)
-    assert "interrupted" in view.runs_list.item(0).text()
+    assert "interrupted" in view.runs_panel.runs_list.item(0).text()
     view.open_runs([run])
-    qtbot.waitUntil(lambda: not view.busy and len(view.shown) == 1, timeout=10_000)
-    assert view.shown[0].status == "interrupted" and "interrupted" in view.status_label.text()
+    qtbot.waitUntil(lambda: not view.busy and len(view.model.shown) == 1, timeout=10_000)
+    assert view.model.shown[0].status == "interrupted" and "interrupted" in view.progress.status_label.text()
     assert [list(item.xData) for item in _curves(view)] == [[1.0, 2.0, 3.0]]
 
 
@@ -294,11 +299,13 @@ def test_opening_another_run_resets_the_plot_axes(qtbot: QtBot, tmp_path: Path) 
     view = _view(qtbot, runs)
     view.show()
     view.open_runs([a])
-    qtbot.waitUntil(lambda: not view.busy and view.shown and view.shown[0].run_dir == a, timeout=10_000)
-    plot = view.plots["val_macro_f1"]
+    qtbot.waitUntil(
+        lambda: not view.busy and view.model.shown and view.model.shown[0].run_dir == a, timeout=10_000
+    )
+    plot = view.curves.plots["val_macro_f1"]
     plot.setXRange(0, 5000, padding=0)  # a long run's axis, or the user's zoom
     view.open_runs([b])
-    qtbot.waitUntil(lambda: not view.busy and view.shown[0].run_dir == b, timeout=10_000)
+    qtbot.waitUntil(lambda: not view.busy and view.model.shown[0].run_dir == b, timeout=10_000)
     qtbot.wait(50)
     _low, high = plot.getViewBox().viewRange()[0]
     assert high < 10  # the curve's 4 steps fill the plot again
@@ -306,11 +313,11 @@ def test_opening_another_run_resets_the_plot_axes(qtbot: QtBot, tmp_path: Path) 
 
 def test_the_form_shows_the_images_a_run_really_uses(qtbot: QtBot, tmp_path: Path) -> None:
     view = _view(qtbot, tmp_path / "runs")
-    view.n_train_spin.setValue(800)
-    assert view.used_label.isHidden()
+    view.form.n_train_spin.setValue(800)
+    assert view.form.used_label.isHidden()
     view.runner.used.emit({"n_train": 400, "n_val": 400, "warnings": ["train: 400 images instead of 800"]})
-    assert view.n_train_spin.value() == 400 and not view.used_label.isHidden()
-    assert "400 images instead of 800" in view.used_label.text()
+    assert view.form.n_train_spin.value() == 400 and not view.form.used_label.isHidden()
+    assert "400 images instead of 800" in view.form.used_label.text()
 
 
 def test_closing_the_window_during_a_run_asks_first(
@@ -348,18 +355,18 @@ def test_closing_the_window_during_a_run_asks_first(
 
 def _tiny_form(view: ExperimentView) -> None:
     """64 training and 32 validation faces, the baseline and mean+switch, a small-CNN Trainee."""
-    view.dataset_edit.setText("synthetic:n=8")
-    view.n_train_spin.setValue(64)
-    view.n_val_spin.setValue(32)
-    for method, box in view.method_boxes.items():
+    view.form.dataset_edit.setText("synthetic:n=8")
+    view.form.n_train_spin.setValue(64)
+    view.form.n_val_spin.setValue(32)
+    for method, box in view.form.method_boxes.items():
         box.setChecked(method in ("none", "mean"))
-    view.masked_box.setChecked(False)
-    view.switch_box.setChecked(True)
-    view.architecture_combo.setCurrentText("small_cnn")
-    view.epochs_spin.setValue(2)
-    view.switch_spin.setValue(1)
-    view.seeds_edit.setText("0")
-    view.eval_spin.setValue(2)
+    view.form.masked_box.setChecked(False)
+    view.form.switch_box.setChecked(True)
+    view.form.architecture_combo.setCurrentText("small_cnn")
+    view.form.epochs_spin.setValue(2)
+    view.form.switch_spin.setValue(1)
+    view.form.seeds_edit.setText("0")
+    view.form.eval_spin.setValue(2)
 
 
 @pytest.mark.tf
@@ -374,20 +381,20 @@ def test_an_experiment_runs_in_the_worker_process_with_live_results(qtbot: QtBot
     view.show()
     _tiny_form(view)
     assert view.start_run()
-    assert not view.run_button.isEnabled() and view.cancel_button.isEnabled()
+    assert not view.progress.run_button.isEnabled() and view.progress.cancel_button.isEnabled()
     qtbot.waitUntil(lambda: not view.runner.running, timeout=120_000)
-    qtbot.waitUntil(lambda: not view.busy and len(view.shown) == 1, timeout=10_000)
-    run = view.shown[0]
+    qtbot.waitUntil(lambda: not view.busy and len(view.model.shown) == 1, timeout=10_000)
+    run = view.model.shown[0]
     assert run.status == "finished" and load_run(run.run_dir).status == "finished"
-    assert "Run finished" in view.status_label.text()
-    assert [r[0] for r in _cells(view.results_table)] == ["none", "mean+switch"]
+    assert "Run finished" in view.progress.status_label.text()
+    assert [r[0] for r in _cells(view.tables.results_table)] == ["none", "mean+switch"]
     assert len(_curves(view)) == 2 and all(len(item.xData) == 2 for item in _curves(view))  # steps 2 and 4
-    assert "seed 0" in view.confusion_caption.text()
+    assert "seed 0" in view.confusion.confusion_caption.text()
     assert (
-        sum(int(c) for row in _cells(view.confusion_table) for c in row) == 26
+        sum(int(c) for row in _cells(view.confusion.confusion_table) for c in row) == 26
     )  # 32 val. images, 6 held apart as test images
-    assert view.run_button.isEnabled() and not view.cancel_button.isEnabled()
-    assert view.runs_list.count() == 1 and view.selected_run_dirs == [run.run_dir]
+    assert view.progress.run_button.isEnabled() and not view.progress.cancel_button.isEnabled()
+    assert view.runs_panel.runs_list.count() == 1 and view.selected_run_dirs == [run.run_dir]
 
 
 @pytest.mark.tf
@@ -395,17 +402,17 @@ def test_an_experiment_runs_in_the_worker_process_with_live_results(qtbot: QtBot
 def test_cancelling_a_training_run_keeps_its_curves(qtbot: QtBot, tmp_path: Path) -> None:
     view = _view(qtbot, tmp_path / "runs")
     _tiny_form(view)
-    view.epochs_spin.setValue(50)
-    view.eval_spin.setValue(1)
+    view.form.epochs_spin.setValue(50)
+    view.form.eval_spin.setValue(1)
     assert view.start_run()
-    qtbot.waitUntil(lambda: sum(map(len, view.live_curves.values())) >= 2, timeout=120_000)
+    qtbot.waitUntil(lambda: sum(map(len, view.model.live_curves.values())) >= 2, timeout=120_000)
     assert len(_curves(view)) == 1  # drawn live
-    view.cancel_button.click()
-    assert not view.cancel_button.isEnabled()
+    view.progress.cancel_button.click()
+    assert not view.progress.cancel_button.isEnabled()
     qtbot.waitUntil(lambda: not view.runner.running, timeout=60_000)
-    qtbot.waitUntil(lambda: not view.busy and len(view.shown) == 1, timeout=10_000)
-    run = view.shown[0]
-    assert run.status == "cancelled" and "Run cancelled" in view.status_label.text()
+    qtbot.waitUntil(lambda: not view.busy and len(view.model.shown) == 1, timeout=10_000)
+    run = view.model.shown[0]
+    assert run.status == "cancelled" and "Run cancelled" in view.progress.status_label.text()
     assert [r.status for r in run.results] == ["cancelled"]  # the baseline stopped; mean+switch never began
     assert 2 <= run.results[0].steps < 50 * 4
 
@@ -422,21 +429,21 @@ def test_a_grid_on_local_ray_shows_its_progress_is_cancelled_and_resumes(
     pytest.importorskip("ray")
     view = _view(qtbot, tmp_path / "runs")
     _tiny_form(view)
-    for method, box in view.method_boxes.items():
+    for method, box in view.form.method_boxes.items():
         box.setChecked(method == "none")
-    view.seeds_edit.setText("0, 1, 2, 3")
-    view.epochs_spin.setValue(6)
-    view.workers_spin.setValue(2)
+    view.form.seeds_edit.setText("0, 1, 2, 3")
+    view.form.epochs_spin.setValue(6)
+    view.form.workers_spin.setValue(2)
     bars: list[str] = []
-    view.runner.progress.connect(lambda _: bars.append(view.progress_bar.format()))
+    view.runner.progress.connect(lambda _: bars.append(view.progress.progress_bar.format()))
     assert view.start_run()
-    assert "on local Ray, 2 at once" in view.status_label.text()
+    assert "on local Ray, 2 at once" in view.progress.status_label.text()
     qtbot.waitUntil(lambda: any(re.match(r"[1-3]/4 cells done", bar) for bar in bars), timeout=240_000)
-    view.cancel_button.click()
+    view.progress.cancel_button.click()
     qtbot.waitUntil(lambda: not view.runner.running, timeout=60_000)
-    qtbot.waitUntil(lambda: not view.busy and len(view.shown) == 1, timeout=10_000)
-    first = view.shown[0]
-    assert first.status == "cancelled" and "Run cancelled" in view.status_label.text()
+    qtbot.waitUntil(lambda: not view.busy and len(view.model.shown) == 1, timeout=10_000)
+    first = view.model.shown[0]
+    assert first.status == "cancelled" and "Run cancelled" in view.progress.status_label.text()
     assert any("2 running" in bar for bar in bars)  # two cells trained at once
     assert any("ETA" in bar for bar in bars if not bar.startswith("0/"))
     kept = {(r.variant, r.seed): r for r in first.results}
@@ -444,11 +451,11 @@ def test_a_grid_on_local_ray_shows_its_progress_is_cancelled_and_resumes(
 
     bars.clear()
     assert view.start_run()  # the same form: the cancelled run goes on
-    assert f"Resuming {first.run_dir.name}" in view.status_label.text()
+    assert f"Resuming {first.run_dir.name}" in view.progress.status_label.text()
     qtbot.waitUntil(lambda: not view.runner.running, timeout=240_000)
-    qtbot.waitUntil(lambda: not view.busy and len(view.shown) == 1, timeout=10_000)
+    qtbot.waitUntil(lambda: not view.busy and len(view.model.shown) == 1, timeout=10_000)
     run = load_run(first.run_dir)
-    assert run.status == "finished" and len(run.results) == 4 and view.runs_list.count() == 1
+    assert run.status == "finished" and len(run.results) == 4 and view.runs_panel.runs_list.count() == 1
     for result in run.results:  # the finished cells were kept, not trained again
         if (result.variant, result.seed) in kept:
             assert result == kept[(result.variant, result.seed)]
@@ -464,10 +471,10 @@ def test_a_kept_run_shows_its_comparison_with_none_with_intervals_and_verdicts(
     )
     view = _view(qtbot, tmp_path / "runs")
     view.open_runs([run])
-    qtbot.waitUntil(lambda: not view.busy and len(view.shown) == 1, timeout=10_000)
-    header = view.comparison_table.horizontalHeaderItem(len(COMPARISON_COLUMNS) - 1)
+    qtbot.waitUntil(lambda: not view.busy and len(view.model.shown) == 1, timeout=10_000)
+    header = view.tables.comparison_table.horizontalHeaderItem(len(COMPARISON_COLUMNS) - 1)
     assert header is not None and header.text() == "verdict"
-    rows = _cells(view.comparison_table)
+    rows = _cells(view.tables.comparison_table)
     assert [r[1:3] for r in rows] == [["none", "3"], ["mean+switch", "3"]]
     assert rows[0][-1] == "baseline" and rows[0][-2] == "–"
     assert rows[1][-1].startswith(("accelerates learning", "no detectable difference", "slower"))
@@ -536,9 +543,9 @@ def test_a_live_redraw_fits_the_axes_before_the_paint(qtbot: QtBot, tmp_path: Pa
         _live_point(view, step)
     view.curves.flush()
     for name, _ in PANELS:
-        (x_low, x_high), (y_low, y_high) = view.plots[name].viewRange()
+        (x_low, x_high), (y_low, y_high) = view.curves.plots[name].viewRange()
         assert x_low <= 2.0 and x_high >= 8.0, name
-    (y_low, y_high) = view.plots["val_macro_f1"].viewRange()[1]
+    (y_low, y_high) = view.curves.plots["val_macro_f1"].viewRange()[1]
     assert y_low <= 0.02 and y_high >= 0.08
 
 
@@ -554,7 +561,7 @@ def test_live_points_waiting_for_a_redraw_are_not_drawn_over_a_reopened_run(
     _live_point(view, 4, "mean+switch")
     assert view.curves.pending == {("mean+switch", 0)}
     view.open_runs([kept])
-    qtbot.waitUntil(lambda: not view.busy and len(view.shown) == 1, timeout=10_000)
+    qtbot.waitUntil(lambda: not view.busy and len(view.model.shown) == 1, timeout=10_000)
     view.curves.flush()  # the interval's end
     assert not view.curves.pending
     assert [list(item.xData) for item in _curves(view)] == [[1.0, 2.0, 3.0, 4.0]]
@@ -567,9 +574,11 @@ def test_live_curves_follow_the_training_set_size_being_trained(qtbot: QtBot, tm
     for size, step in ((8, 2), (8, 4), (16, 2)):
         point = CurvePoint(step, 1, "unmasked", 16 * step, 1.0, 1.1, 0.3, 0.2)
         view.show_progress(ExperimentProgress("training", 0, 4, "training", "none", 0, point, size))
-    assert view.live_size == 16
-    assert {key: [p.step for p in points] for key, points in view.live_curves.items()} == {("none", 0): [2]}
-    assert "16 training images" in view.plot_title.text
+    assert view.model.live_size == 16
+    assert {key: [p.step for p in points] for key, points in view.model.live_curves.items()} == {
+        ("none", 0): [2]
+    }
+    assert "16 training images" in view.curves.plot_title.text
     assert len(_curves(view)) == 1 and list(_curves(view)[0].xData) == [2]
     qtbot.waitUntil(lambda: not view.busy, timeout=10_000)
 
@@ -585,16 +594,16 @@ def test_a_kept_run_with_several_seeds_shades_each_variants_confidence_band(
     single = _write_run(tmp_path / "runs" / "s", started_utc="2025-01-02", variants=("none",), seeds=(0,))
     view = _view(qtbot, tmp_path / "runs")
     view.open_runs([run])
-    qtbot.waitUntil(lambda: not view.busy and len(view.shown) == 1, timeout=10_000)
-    assert len(view.bands) == 2 and all(
-        band.scene() is view.plots["val_macro_f1"].scene() for band in view.bands
+    qtbot.waitUntil(lambda: not view.busy and len(view.model.shown) == 1, timeout=10_000)
+    assert len(view.curves.bands) == 2 and all(
+        band.scene() is view.curves.plots["val_macro_f1"].scene() for band in view.curves.bands
     )
     assert len(_curves(view)) == 6  # the bands add no curve: one line per Trainee as before
-    expected = band_curves(view.shown[0].curves)["none"]
-    low, high = view.bands[0].curves
+    expected = band_curves(view.model.shown[0].curves)["none"]
+    low, high = view.curves.bands[0].curves
     np.testing.assert_allclose(low.getData()[1], expected["low"])
     np.testing.assert_allclose(high.getData()[1], expected["high"])
     assert np.all(expected["low"] <= expected["high"])
     view.open_runs([single])
-    qtbot.waitUntil(lambda: not view.busy and view.shown[0].run_dir == single, timeout=10_000)
-    assert view.bands == []  # one seed: no interval
+    qtbot.waitUntil(lambda: not view.busy and view.model.shown[0].run_dir == single, timeout=10_000)
+    assert view.curves.bands == []  # one seed: no interval
