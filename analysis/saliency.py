@@ -25,7 +25,9 @@ Speed: iNNvestigate evaluates its α1β0 rule (used by deep Taylor, on every lay
 preset A on convolutions) as a positive-input and a negative-input half. Where a layer's inputs are ≥ 0
 by construction (image intensities, ReLU outputs) the second half is zero, and the analyzers here use a
 one-pass form of the same rule for such layers, separable convolutions (mini-Xception) included. LRP-ε
-reads each layer's denominator from the forward pass instead of a second forward convolution. The
+reads each layer's denominator from the forward pass instead of a second forward convolution; deep
+Taylor passes relevance through batch norms as the product their gradient is, without TensorFlow's
+learning-phase branch and fused gradient kernel. The
 maps are identical to iNNvestigate's (tested); ``python -m benchmarks.saliency`` compares the cost with
 the plain gradient's. The rest of an LRP pass is mostly element-wise work (masks of the positive and
 negative parts, the stabilised divisions, the batch-norm rule), each operation one pass over a whole
@@ -264,6 +266,40 @@ def _one_image_flat_rule() -> Any:
     return OneImageFlatRule
 
 
+def _batch_norm_gradient_rule() -> Any:
+    """The gradient of an inference-mode batch norm as one element-wise product.
+
+    iNNvestigate's deep Taylor passes relevance through batch norms by their gradient (its ReLU
+    mapping matches every layer without kernel and activation). TensorFlow differentiates Keras' batch
+    norm through its learning-phase branch and a fused gradient kernel that also reduces the unused
+    scale and offset gradients over the batch; the gradient with respect to the input is
+    ``R · γ / √(σ² + ε)`` per channel, written here as such so that XLA fuses it with its neighbours.
+    """
+    tf = import_tensorflow("analysis.saliency")
+    graph = import_optional("innvestigate.backend.graph", caller="analysis.saliency")
+
+    class BatchNormGradientRule(graph.ReverseMappingBase):  # type: ignore[misc, name-defined]
+        def __init__(self, layer: Any, _state: Any) -> None:
+            self._layer = layer
+
+        def apply(self, _Xs: Any, _Ys: Any, Rs: Any, _reverse_state: Any) -> Any:
+            layer = self._layer
+            # A graph tensor read from the variables at every run (not a variable inside the Lambda)
+            slope = tf.math.rsqrt(layer.moving_variance + layer.epsilon)
+            if layer.scale:
+                slope = layer.gamma * slope
+            return [tf.keras.layers.Lambda(lambda r: r * slope)(r) for r in Rs]
+
+    return BatchNormGradientRule
+
+
+def _is_channels_last_batch_norm(layer: Any, tf: Any) -> bool:
+    if not isinstance(layer, tf.keras.layers.BatchNormalization):
+        return False
+    rank = len(layer.input_shape)
+    return [a % rank for a in np.atleast_1d(layer.axis).tolist()] == [rank - 1]
+
+
 def _one_pass_layer_types(tf: Any) -> tuple[type, ...]:
     """Convolutions whose weights are their kernels followed by an optional bias (the one-pass rule's
     assumption): plain, depthwise, and separable (depthwise then pointwise, as in mini-Xception)."""
@@ -285,6 +321,7 @@ def _deep_taylor(logit_model: Any, *, disable_model_checks: bool = False) -> Any
     checks = import_optional("innvestigate.backend.checks", caller="analysis.saliency")
     _, zplus = _nonnegative_input_rule()
     _, signed_zplus = _signed_input_rule()
+    batch_norm_gradient = _batch_norm_gradient_rule()
     nonnegative = _nonnegative_input_layers(logit_model)
 
     def one_pass(layer: Any) -> bool:
@@ -308,6 +345,12 @@ def _deep_taylor(logit_model: Any, *, disable_model_checks: bool = False) -> Any
                 lambda layer: id(layer) not in nonnegative and one_pass(layer),
                 signed_zplus,
                 name="deep_taylor_kernel_w_relu_signed_input",
+                priority=1,
+            )
+            self._add_conditional_reverse_mapping(
+                lambda layer: _is_channels_last_batch_norm(layer, tf),
+                batch_norm_gradient,
+                name="deep_taylor_batch_norm_gradient",
                 priority=1,
             )
             return super()._create_analysis(*args, **kwargs)
