@@ -176,6 +176,16 @@ def _nonnegative_input_rule() -> Any:
     return NonnegativeInputAlpha1Beta0Rule, NonnegativeInputZPlusRule
 
 
+def _rule_modules() -> tuple[Any, Any, Any]:
+    """TensorFlow, iNNvestigate's relevance rules and its backend: what a rule class here is built on,
+    imported when the first analyzer is built (this module loads without TensorFlow)."""
+    return (
+        import_tensorflow("analysis.saliency"),
+        import_optional("innvestigate.analyzer.relevance_based.relevance_rule", caller="analysis.saliency"),
+        import_optional("innvestigate.backend", caller="analysis.saliency"),
+    )
+
+
 def _safe_divide_layer(*, keep_bias: bool) -> Any:
     """iNNvestigate's ``safe_divide(a, b)`` of an α1β0 rule: ``a / (b + 1e-7·[b = 0])``.
 
@@ -204,11 +214,7 @@ def _signed_input_rule() -> Any:
     stabilised division one without biases (:func:`_safe_divide_layer`). The maps are the same
     (tested). For layers whose inputs can be negative (after mini-Xception's residual additions).
     """
-    tf = import_tensorflow("analysis.saliency")
-    rules = import_optional(
-        "innvestigate.analyzer.relevance_based.relevance_rule", caller="analysis.saliency"
-    )
-    backend = import_optional("innvestigate.backend", caller="analysis.saliency")
+    tf, rules, backend = _rule_modules()
 
     def combine(inputs: list[Any]) -> Any:
         positive, positive_grad, negative, negative_grad = inputs
@@ -249,11 +255,7 @@ def _one_image_flat_rule() -> Any:
     convolution whose result is the same for every image. Here the ones have one image and the division
     broadcasts: the same values (small integer sums, exact in float32).
     """
-    tf = import_tensorflow("analysis.saliency")
-    rules = import_optional(
-        "innvestigate.analyzer.relevance_based.relevance_rule", caller="analysis.saliency"
-    )
-    backend = import_optional("innvestigate.backend", caller="analysis.saliency")
+    tf, rules, backend = _rule_modules()
 
     class OneImageFlatRule(rules.FlatRule):  # type: ignore[misc, name-defined]
         def apply(self, Xs: Any, _Ys: Any, Rs: Any, _reverse_state: Any) -> Any:
@@ -422,11 +424,7 @@ def _forward_denominator_epsilon_rule() -> Any:
     is carried back by the gradient of the forward pass itself (through a ReLU, its gradient zeroes
     only values that are 0 already): the same maps (tested), one convolution fewer per layer.
     """
-    tf = import_tensorflow("analysis.saliency")
-    rules = import_optional(
-        "innvestigate.analyzer.relevance_based.relevance_rule", caller="analysis.saliency"
-    )
-    backend = import_optional("innvestigate.backend", caller="analysis.saliency")
+    tf, rules, backend = _rule_modules()
 
     class ForwardDenominatorEpsilonRule(rules.EpsilonRule):  # type: ignore[misc, name-defined]
         def apply(self, Xs: Any, Ys: Any, Rs: Any, _reverse_state: Any) -> Any:
