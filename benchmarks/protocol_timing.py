@@ -426,9 +426,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not os.environ.get("DISPLAY"):
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-    if not args.qt_thread_pool:
-        from rbdm_gui.screens.painting import paint_on_gui_thread
+    from rbdm_gui.screens.painting import GUI_THREADPOOL_VARIABLE, paint_on_gui_thread
 
+    if args.qt_thread_pool:
+        os.environ.pop(GUI_THREADPOOL_VARIABLE, None)  # on even where the shell switched it off
+    else:
         paint_on_gui_thread()  # as the app does, before the QApplication
 
     from PySide6.QtGui import QGuiApplication
